@@ -1,0 +1,27 @@
+# Every target creates or refreshes the local virtual environment .venv first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-slow bench clean
+
+$(BIN)/tcnet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	touch $@
+
+demo: $(BIN)/tcnet
+	$(BIN)/tcnet demo
+
+test: $(BIN)/tcnet
+	$(BIN)/python -m pytest -q
+
+test-slow: $(BIN)/tcnet
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(BIN)/tcnet
+	$(BIN)/python -m pytest tests/benchmarks -m benchmark --benchmark-enable --benchmark-columns=min,median,mean,rounds
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,25 @@
+"""tcnet: optimize dynamical network models with plugin losses, autograd gradients and HDF5 runs.
+
+The framework: `Dynamics` (a model and its traceable state), `Loss` terms combined into an
+`Objective`, `Optimizer`s reporting each step, pluggy `hookimpl` for plugins, `run` for one
+optimization. The science lives in plugins (the package `tcnet_plugins` and third parties).
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from tcnet.plugins import hookimpl, registry  # noqa: E402  (first: optim imports the marker)
+from tcnet.dynamics import Dynamics, State
+from tcnet.loss import Evaluation, Loss, NonFiniteError, Objective, Term
+from tcnet.optim import Optimizer, Result, Step, Trace
+from tcnet.run import History, RunResult, RunSpec, run
+from tcnet.validate import ConfigError
+
+try:
+    __version__ = version("tcnet")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError", "Dynamics", "Evaluation", "History", "Loss", "NonFiniteError", "Objective",
+    "Optimizer", "Result", "RunResult", "RunSpec", "State", "Step", "Term", "Trace", "hookimpl",
+    "registry", "run", "__version__",
+]

@@ -1,0 +1,102 @@
+"""The model a loss is evaluated on: named parameter arrays, a traceable state, simulation.
+
+A `Dynamics` owns its parameters as named numpy arrays; some of them are *trainable*. Optimizers
+see the trainable ones as one flat vector theta (`vector` / `params`), losses see a `State` built
+from theta. The state is where quantities shared by several loss terms (an eigendecomposition, a
+fixed point, a Gramian) are computed once per evaluation: subclasses compute them lazily with
+`functools.cached_property`, which autograd traces like any other Python code.
+
+Subclasses (plugins) define:
+- `name` (the plugin name) and `trainable` (names of the trainable arrays);
+- `create(seed, **config)`: a new random instance (its `config` must be JSON-serializable);
+- `check()`: validation of the arrays and config (raise `tcnet.validate.ConfigError`);
+- `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
+- `simulate(x0, t)`: trajectories from initial states.
+"""
+from abc import ABC, abstractmethod
+from typing import ClassVar, Mapping
+
+import autograd.numpy as anp
+import numpy as np
+
+from tcnet.validate import ConfigError
+
+
+class State:
+    """Quantities of one parameter setting that loss terms read; subclasses add cached properties."""
+
+    def __init__(self, dynamics: "Dynamics", params: Mapping):
+        self.dynamics = dynamics
+        self.params = params
+
+
+class Dynamics(ABC):
+    """A dynamical model with named parameters, some of which an optimizer may change."""
+
+    name: ClassVar[str] = ""
+    trainable: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None):
+        self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items()}
+        self.config = dict(config or {})
+        self.seed = seed
+        missing = [k for k in self.trainable if k not in self.arrays]
+        if missing:
+            raise ConfigError(f"{self.name}: missing parameter array(s) {', '.join(missing)}")
+        self.check()
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def create(cls, seed=0, **config) -> "Dynamics":
+        """A new instance with parameters drawn from `seed` and the given configuration."""
+
+    def check(self) -> None:
+        """Validate arrays and configuration; raise ConfigError naming the offending entry."""
+
+    # --- the flat parameter vector ------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of trainable scalars."""
+        return sum(self.arrays[k].size for k in self.trainable)
+
+    def vector(self) -> np.ndarray:
+        """The trainable arrays, flattened and concatenated in `trainable` order."""
+        if not self.trainable:
+            return np.zeros(0)
+        return np.concatenate([self.arrays[k].ravel() for k in self.trainable])
+
+    def params(self, theta) -> dict:
+        """All parameter arrays, with the trainable ones read from theta (traceable by autograd)."""
+        if np.shape(theta) != (self.size,):
+            raise ConfigError(f"{self.name}: theta must have shape ({self.size},), got {np.shape(theta)}")
+        out = dict(self.arrays)
+        start = 0
+        for k in self.trainable:
+            shape = self.arrays[k].shape
+            n = self.arrays[k].size
+            out[k] = anp.reshape(theta[start : start + n], shape)
+            start += n
+        return out
+
+    def with_vector(self, theta) -> "Dynamics":
+        """A copy of this network whose trainable arrays are taken from theta."""
+        arrays = {k: np.array(v) for k, v in self.params(np.asarray(theta, dtype=float)).items()}
+        return type(self)(arrays, self.config, self.seed)
+
+    # --- what losses and users read -----------------------------------------------------------
+    def state(self, theta=None) -> State:
+        """The state at theta (default: the current arrays)."""
+        return self.make_state(self.params(self.vector() if theta is None else theta))
+
+    @abstractmethod
+    def make_state(self, params: Mapping) -> State:
+        """The state of a full parameter dict."""
+
+    @abstractmethod
+    def simulate(self, x0, t) -> np.ndarray:
+        """Trajectories at times t from initial state(s) x0: shape (len(t),) + shape(x0)."""
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}{self.arrays[k].shape}" for k in self.arrays)
+        return f"<{type(self).__name__} {self.name!r} {shapes} config={self.config}>"

@@ -1,0 +1,325 @@
+"""Optimizers: the base class, the step trace every optimizer reports to, and the generic built-ins.
+
+An optimizer minimizes an `Objective` over the flat parameter vector. Whatever its algorithm, it
+reports every accepted iterate to a `Trace` (step number, stage, loss, per-term values, gradient
+norm, wall time, and a resumable snapshot of its own state), which forwards it to a callback (the
+run history, a progress bar). Step 0 is the starting point; step k is the point after k updates.
+
+Built-ins: `sgd`, `adam` (the Keras form used by the published preparatory-network code),
+`lbfgs` (scipy's L-BFGS-B) and `chain` (stages run one after another, e.g. Adam then L-BFGS).
+"""
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+import scipy.optimize
+
+from tcnet.loss import Evaluation, NonFiniteError, Objective
+from tcnet.plugins import hookimpl
+from tcnet.validate import ConfigError, integer, no_extra, positive, real
+
+
+@dataclass(frozen=True)
+class Step:
+    """One reported iterate. `state` is the optimizer's snapshot for resuming at this point;
+    `extra` holds optimizer-specific scalars (e.g. a Lagrange multiplier)."""
+
+    step: int
+    stage: int
+    loss: float
+    terms: dict
+    grad_norm: float
+    wall_time: float
+    x: np.ndarray
+    state: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a minimization ended: final point, status and counts.
+
+    status is one of "converged", "max_steps", "stopped" (the callback asked), "no_progress" (the
+    algorithm could not decrease the loss further, e.g. a failed line search) and "non-finite"
+    (the guard stopped it; x is the last finite iterate).
+    """
+
+    x: np.ndarray
+    status: str
+    message: str
+    steps: int
+    evaluations: int
+
+
+class Trace:
+    """Numbers steps across stages, counts evaluations, and passes each step to `callback`.
+
+    `callback(step) -> bool | None` returning True asks the optimizer to stop. `first_step` and
+    `elapsed` continue the numbering and the clock of a resumed run.
+    """
+
+    def __init__(self, callback: Callable[[Step], bool | None] | None = None, first_step=0, elapsed=0.0):
+        self.callback = callback
+        self.next_step = first_step
+        self.stage = 0
+        self.evaluations = 0
+        self.last: Step | None = None
+        self._t0 = time.perf_counter() - elapsed
+
+    def evaluate(self, objective: Objective, x) -> Evaluation:
+        self.evaluations += 1
+        return objective.evaluate(x)
+
+    def report(self, x, ev: Evaluation, *, state=None, extra=None, initial=False) -> bool:
+        """Record an iterate. `initial=True` marks the point an optimizer (or a chain stage, or a
+        resumed run) starts from: it is recorded only as step 0 of a fresh run, since otherwise it
+        was recorded already. Returns True if the callback asked to stop."""
+        if initial and (self.last is not None or self.next_step > 0):
+            return False
+        step = Step(
+            step=self.next_step,
+            stage=self.stage,
+            loss=ev.value,
+            terms=dict(ev.terms),
+            grad_norm=ev.grad_norm,
+            wall_time=time.perf_counter() - self._t0,
+            x=np.array(x, dtype=float),
+            state={"stage": self.stage, **(state or {})},
+            extra=dict(extra or {}),
+        )
+        self.next_step += 1
+        self.last = step
+        return bool(self.callback(step)) if self.callback else False
+
+
+class Optimizer(ABC):
+    """Minimizes an objective from x0, reporting each iterate to a trace.
+
+    Subclasses set `name` and `defaults` (every accepted setting with its default), validate in
+    `check`, and implement `iterate`. `resume` is the `state` of a reported step (see Step): an
+    optimizer continues from it exactly where its algorithm allows, and documents where not.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict] = {}
+
+    def __init__(self, **settings):
+        no_extra(self.name, settings, self.defaults)
+        self.settings = {**self.defaults, **settings}
+        self.check()
+
+    def check(self) -> None:
+        """Validate self.settings; raise ConfigError naming the setting."""
+
+    @classmethod
+    def from_config(cls, settings: dict, build: Callable[[dict], "Optimizer"]) -> "Optimizer":
+        """An instance from JSON settings; `build` makes nested optimizers from their configs."""
+        return cls(**settings)
+
+    @property
+    def config(self) -> dict:
+        """JSON-serializable description from which `from_config` rebuilds this optimizer."""
+        return {"name": self.name, **self.settings}
+
+    def minimize(self, objective: Objective, x0, trace: Trace | None = None, resume: dict | None = None) -> Result:
+        trace = trace if trace is not None else Trace()
+        x0 = np.array(x0, dtype=float)
+        try:
+            return self.iterate(objective, x0, trace, dict(resume or {}))
+        except NonFiniteError as err:
+            x = trace.last.x if trace.last is not None else x0
+            steps = trace.last.step if trace.last is not None else 0
+            return Result(x, "non-finite", str(err), steps, trace.evaluations)
+
+    @abstractmethod
+    def iterate(self, objective: Objective, x0: np.ndarray, trace: Trace, resume: dict) -> Result:
+        """Run the algorithm; let NonFiniteError from trace.evaluate propagate."""
+
+
+class FirstOrder(Optimizer):
+    """Fixed-step-count gradient methods: `steps` updates, or fewer once |grad| < gtol."""
+
+    defaults = {"steps": 100, "lr": 0.01, "gtol": 0.0}
+
+    def check(self):
+        integer(self.name, "steps", self.settings["steps"], low=0)
+        positive(self.name, "lr", self.settings["lr"])
+        real(self.name, "gtol", self.settings["gtol"], low=0)
+
+    def initial_state(self, x0) -> dict:
+        return {"t": 0}
+
+    @abstractmethod
+    def update(self, x, grad, state) -> tuple[np.ndarray, dict]:
+        """One step: the new point and the new state (state['t'] counts updates)."""
+
+    def iterate(self, objective, x0, trace, resume):
+        state = {k: v for k, v in resume.items() if k != "stage"} or self.initial_state(x0)
+        x, first = x0, True
+        steps = self.settings["steps"]
+        while True:
+            ev = trace.evaluate(objective, x)
+            if trace.report(x, ev, state=state, initial=first):
+                return Result(x, "stopped", "stopped by callback", state["t"], trace.evaluations)
+            if ev.grad_norm <= self.settings["gtol"]:
+                return Result(x, "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol", state["t"], trace.evaluations)
+            if state["t"] >= steps:
+                return Result(x, "max_steps", f"{steps} steps done", state["t"], trace.evaluations)
+            x, state = self.update(x, ev.grad, state)
+            first = False
+
+
+class SGD(FirstOrder):
+    """Gradient descent x <- x - lr g, with optional heavy-ball momentum."""
+
+    name = "sgd"
+    defaults = {**FirstOrder.defaults, "momentum": 0.0}
+
+    def check(self):
+        super().check()
+        real(self.name, "momentum", self.settings["momentum"], low=0, high=1, high_open=True)
+
+    def initial_state(self, x0):
+        return {"t": 0, "velocity": np.zeros_like(x0)}
+
+    def update(self, x, grad, state):
+        velocity = self.settings["momentum"] * state["velocity"] - self.settings["lr"] * grad
+        return x + velocity, {"t": state["t"] + 1, "velocity": velocity}
+
+
+class Adam(FirstOrder):
+    """Adam in the Keras/TensorFlow form (eps added to sqrt(v) before bias correction of lr):
+
+        m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2
+        x <- x - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)
+
+    with Keras' defaults b1 = 0.9, b2 = 0.999, eps = 1e-7, as in the published preparatory-network
+    optimization. Resuming from a reported state is exact (bitwise).
+    """
+
+    name = "adam"
+    defaults = {**FirstOrder.defaults, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+
+    def check(self):
+        super().check()
+        for key in ("beta1", "beta2"):
+            real(self.name, key, self.settings[key], low=0, high=1, high_open=True)
+        positive(self.name, "eps", self.settings["eps"])
+
+    def initial_state(self, x0):
+        return {"t": 0, "m": np.zeros_like(x0), "v": np.zeros_like(x0)}
+
+    def update(self, x, grad, state):
+        b1, b2, eps, lr = (self.settings[k] for k in ("beta1", "beta2", "eps", "lr"))
+        t = state["t"] + 1
+        m = b1 * state["m"] + (1 - b1) * grad
+        v = b2 * state["v"] + (1 - b2) * grad * grad
+        step = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        return x - step * m / (np.sqrt(v) + eps), {"t": t, "m": m, "v": v}
+
+
+class LBFGS(Optimizer):
+    """scipy's L-BFGS-B without bounds: up to `max_iter` iterations, stopping when the largest
+    gradient component is below `gtol` or the relative decrease is below `ftol`.
+
+    Resuming restarts L-BFGS at the checkpoint with the remaining iteration budget but an empty
+    curvature memory (scipy does not expose it), so a resumed L-BFGS stage is not bitwise equal to
+    an uninterrupted one; it converges to the same minimum to within the tolerances.
+    """
+
+    name = "lbfgs"
+    defaults = {"max_iter": 200, "gtol": 1e-5, "ftol": 2.220446049250313e-09, "memory": 10}
+
+    def check(self):
+        integer(self.name, "max_iter", self.settings["max_iter"], low=0)
+        real(self.name, "gtol", self.settings["gtol"], low=0)
+        real(self.name, "ftol", self.settings["ftol"], low=0)
+        integer(self.name, "memory", self.settings["memory"], low=1)
+
+    def iterate(self, objective, x0, trace, resume):
+        nit = resume.get("nit", 0)
+        budget = self.settings["max_iter"] - nit
+        ev = trace.evaluate(objective, x0)
+        if trace.report(x0, ev, state={"nit": nit}, initial=True):
+            return Result(x0, "stopped", "stopped by callback", 0, trace.evaluations)
+        if budget <= 0:
+            return Result(x0, "max_steps", "no iterations left", 0, trace.evaluations)
+        recent = {x0.tobytes(): ev}  # evaluations of the current line search, keyed by the point
+        stopped = False
+        taken = 0
+
+        def fun(x):
+            e = trace.evaluate(objective, x)
+            recent[x.tobytes()] = e
+            return e.value, e.grad
+
+        def callback(intermediate_result):
+            nonlocal stopped, taken
+            x = intermediate_result.x
+            e = recent.get(x.tobytes()) or trace.evaluate(objective, x)
+            recent.clear()
+            taken += 1
+            if trace.report(x, e, state={"nit": nit + taken}):
+                stopped = True
+                raise StopIteration
+
+        res = scipy.optimize.minimize(
+            fun, x0, jac=True, method="L-BFGS-B", callback=callback,
+            options={"maxiter": budget, "gtol": self.settings["gtol"], "ftol": self.settings["ftol"],
+                     "maxcor": self.settings["memory"]},
+        )
+        x = trace.last.x if trace.last is not None else res.x
+        if stopped:
+            status = "stopped"
+        elif res.success:
+            status = "converged"
+        elif taken >= budget:
+            status = "max_steps"
+        else:
+            status = "no_progress"
+        return Result(x, status, str(res.message), taken, trace.evaluations)
+
+
+class Chain(Optimizer):
+    """Stages run one after another, each starting where the previous one ended (e.g. Adam, then
+    L-BFGS). Steps are numbered continuously; each step records its stage index."""
+
+    name = "chain"
+    defaults = {"stages": []}
+
+    def __init__(self, *stages: Optimizer):
+        if not stages:
+            raise ConfigError("chain: stages must hold at least one optimizer")
+        for s in stages:
+            if not isinstance(s, Optimizer):
+                raise ConfigError(f"chain: stages must be optimizers, got {s!r}")
+        self.stages = stages
+        super().__init__(stages=[s.config for s in stages])
+
+    @classmethod
+    def from_config(cls, settings, build):
+        no_extra(cls.name, settings, cls.defaults)
+        return cls(*(build(s) for s in settings.get("stages", [])))
+
+    def iterate(self, objective, x0, trace, resume):
+        first = resume.get("stage", 0)
+        x, results = x0, []
+        for k in range(first, len(self.stages)):
+            trace.stage = k
+            inner = {key: v for key, v in resume.items() if key != "stage"} if k == first else {}
+            result = self.stages[k].iterate(objective, x, trace, inner)
+            results.append(result)
+            x = result.x
+            if result.status == "stopped":
+                break
+        last = results[-1]
+        message = "; ".join(f"stage {first + i} ({self.stages[first + i].name}): {r.status}, {r.message}"
+                            for i, r in enumerate(results))
+        return Result(x, last.status, message, sum(r.steps for r in results), trace.evaluations)
+
+
+@hookimpl
+def tcnet_optimizers():
+    return [SGD, Adam, LBFGS, Chain]

@@ -1,0 +1,179 @@
+"""Plugins: pluggy hook specifications, discovery and the registry of dynamics, losses, optimizers.
+
+A plugin is a module with hook implementations, e.g. a loss in one file::
+
+    from tcnet import Loss, hookimpl
+
+    class Energy(Loss):
+        name = "energy"
+        def __call__(self, state): ...
+
+    @hookimpl
+    def tcnet_losses():
+        return [Energy]
+
+Plugins come from the entry-point group ``tcnet`` of installed distributions (tcnet's own built-ins
+are registered there exactly like a third party's) and from single ``.py`` files. A plugin that
+fails to import, or whose hook raises, is recorded as a `PluginFailure` naming it and its error;
+the others load regardless. Two plugins registering the same name for the same kind is an error
+naming both sources.
+"""
+import importlib.util
+import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pluggy
+
+PROJECT = "tcnet"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+KINDS = {"dynamics": "tcnet_dynamics", "loss": "tcnet_losses", "optimizer": "tcnet_optimizers"}
+
+
+class HookSpecs:
+    """What a plugin may implement (any subset)."""
+
+    @hookspec
+    def tcnet_dynamics(self):
+        """Return a list of `tcnet.Dynamics` subclasses."""
+
+    @hookspec
+    def tcnet_losses(self):
+        """Return a list of `tcnet.Loss` subclasses."""
+
+    @hookspec
+    def tcnet_optimizers(self):
+        """Return a list of `tcnet.Optimizer` subclasses."""
+
+    @hookspec
+    def tcnet_commands(self, subparsers):
+        """Add subcommands to the `tcnet` command line (an argparse subparsers object). Each added
+        parser must set a handler with ``parser.set_defaults(handler=func)``; ``func(args)``
+        returns the exit code."""
+
+
+class PluginError(Exception):
+    """A plugin registry cannot be built (e.g. one name registered twice)."""
+
+
+class UnknownPluginError(KeyError):
+    """A dynamics, loss or optimizer name that no plugin registers."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered class with the plugin it came from."""
+
+    kind: str
+    name: str
+    cls: type
+    source: str
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    source: str
+    error: BaseException
+
+    def __str__(self):
+        return f"plugin {self.source} failed: {type(self.error).__name__}: {self.error}"
+
+
+class Registry:
+    """Everything the loaded plugins register, by kind and name, with sources and failures."""
+
+    def __init__(self, files=(), entry_point_group: str | None = PROJECT):
+        self.manager = pluggy.PluginManager(PROJECT)
+        self.manager.add_hookspecs(HookSpecs)
+        self.failures: list[PluginFailure] = []
+        if entry_point_group:
+            for ep in sorted(entry_points(group=entry_point_group), key=lambda e: e.name):
+                dist = f" [{ep.dist.name} {ep.dist.version}]" if ep.dist else ""
+                self._add(lambda ep=ep: ep.load(), f"entry point {ep.name} ({ep.value}){dist}")
+        for path in files:
+            self._add(lambda path=path: _import_file(path), f"file {path}")
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        for kind, hook in KINDS.items():
+            self._collect(kind, hook)
+
+    def _add(self, load, source):
+        try:
+            module = load()
+        except Exception as err:  # a broken plugin must not take the others down
+            self.failures.append(PluginFailure(source, err))
+            return
+        if not self.manager.is_registered(module):
+            self.manager.register(module, name=source)  # the plugin's name is where it came from
+
+    def _collect(self, kind, hook):
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
+            source = impl.plugin_name
+            try:
+                classes = list(impl.function())
+            except Exception as err:
+                self.failures.append(PluginFailure(source, err))
+                continue
+            for cls in classes:
+                name = getattr(cls, "name", "")
+                if not name:
+                    self.failures.append(PluginFailure(source, PluginError(f"{kind} class {cls!r} has no name")))
+                    continue
+                if name in self.entries[kind]:
+                    other = self.entries[kind][name].source
+                    raise PluginError(f"{kind} {name!r} is registered twice: by {other} and by {source}")
+                self.entries[kind][name] = Entry(kind, name, cls, source)
+
+    def get(self, kind: str, name: str) -> type:
+        """The class registered under `name` for `kind` ('dynamics', 'loss' or 'optimizer')."""
+        try:
+            return self.entries[kind][name].cls
+        except KeyError:
+            known = ", ".join(sorted(self.entries.get(kind, {}))) or "none"
+            raise UnknownPluginError(f"unknown {kind} {name!r}; registered: {known}") from None
+
+    def all(self) -> list[Entry]:
+        return [e for kind in KINDS for e in sorted(self.entries[kind].values(), key=lambda e: e.name)]
+
+    def add_commands(self, subparsers) -> None:
+        """Let every plugin add its subcommands; a raising hook is recorded as a failure."""
+        for impl in self.manager.hook.tcnet_commands.get_hookimpls():
+            try:
+                impl.function(subparsers=subparsers)
+            except Exception as err:
+                self.failures.append(PluginFailure(impl.plugin_name, err))
+
+
+def _import_file(path) -> object:
+    """Import a single .py file as a module (named after the file, under tcnet_file_plugins)."""
+    path = Path(path).resolve()
+    if path.suffix != ".py" or not path.is_file():
+        raise FileNotFoundError(f"no such plugin file (a .py file is expected): {path}")
+    module_name = f"tcnet_file_plugins.{path.stem}_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+_default: dict[tuple, Registry] = {}
+
+
+def registry(files=()) -> Registry:
+    """The registry of installed plugins plus the given plugin files (built once per file set)."""
+    key = tuple(str(Path(f).resolve()) for f in files)
+    if key not in _default:
+        _default[key] = Registry(files)
+    return _default[key]

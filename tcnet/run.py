@@ -1,0 +1,171 @@
+"""One optimization run: a JSON specification, the objects built from it, and the loop that feeds
+every step to a recorder (the HDF5 run writer, an in-memory `History`, a progress bar).
+
+A run specification is plain JSON, so that it can be saved with the run and rebuilt later::
+
+    {"dynamics":  {"name": "linear_decay", "seed": 2, "N": 100, "n_frac": 0.1},
+     "loss":      [{"name": "decay"}, {"name": "stability", "weight": 1e5}],
+     "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 30},
+                                               {"name": "lbfgs", "max_iter": 200}]}}
+
+In `dynamics`, every key but name and seed is the dynamics' configuration; in a loss, every key but
+name, weight and label is the loss's configuration; in `optimizer`, the optimizer's settings.
+"""
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tcnet.dynamics import Dynamics
+from tcnet.loss import Objective, Term
+from tcnet.optim import Optimizer, Result, Step, Trace
+from tcnet.plugins import Registry, registry as default_registry
+from tcnet.validate import ConfigError
+
+
+def _named(section, entry):
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"run spec: each {section} entry must be a table with a string 'name', got {entry!r}")
+    return entry
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run: dynamics, weighted loss terms and optimizer, as JSON-serializable dicts."""
+
+    dynamics: dict
+    loss: list
+    optimizer: dict
+
+    def __post_init__(self):
+        _named("dynamics", self.dynamics)
+        if not isinstance(self.loss, (list, tuple)) or not self.loss:
+            raise ConfigError(f"run spec: loss must be a non-empty list of terms, got {self.loss!r}")
+        for term in self.loss:
+            _named("loss", term)
+        _named("optimizer", self.optimizer)
+        try:
+            json.dumps(self.as_dict())
+        except TypeError as err:
+            raise ConfigError(f"run spec: must be JSON-serializable ({err})") from None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        missing = [k for k in ("dynamics", "loss", "optimizer") if k not in d]
+        if missing:
+            raise ConfigError(f"run spec: missing section(s) {', '.join(missing)}")
+        return cls(copy.deepcopy(d["dynamics"]), copy.deepcopy(list(d["loss"])), copy.deepcopy(d["optimizer"]))
+
+    def as_dict(self) -> dict:
+        return {"dynamics": self.dynamics, "loss": list(self.loss), "optimizer": self.optimizer}
+
+
+def build_dynamics(entry: dict, plugins: Registry) -> Dynamics:
+    cfg = {k: v for k, v in entry.items() if k not in ("name", "seed")}
+    return plugins.get("dynamics", entry["name"]).create(seed=entry.get("seed", 0), **cfg)
+
+
+def build_objective(dynamics: Dynamics, terms: list, plugins: Registry) -> Objective:
+    built = []
+    for entry in terms:
+        cfg = {k: v for k, v in entry.items() if k not in ("name", "weight", "label")}
+        loss = plugins.get("loss", entry["name"])(**cfg)
+        built.append(Term(loss, entry.get("weight", 1.0), entry.get("label", "")))
+    return Objective(dynamics, built)
+
+
+def build_optimizer(entry: dict, plugins: Registry) -> Optimizer:
+    settings = {k: v for k, v in entry.items() if k != "name"}
+    cls = plugins.get("optimizer", entry["name"])
+    return cls.from_config(settings, lambda e: build_optimizer(_named("optimizer", e), plugins))
+
+
+class Recorder(Protocol):
+    """Receives a run as it happens (the store's run writer implements this)."""
+
+    def start(self, spec: RunSpec, dynamics: Dynamics) -> None: ...
+    def step(self, step: Step) -> None: ...
+    def finish(self, result: Result, final: Dynamics) -> None: ...
+
+
+@dataclass
+class History:
+    """The steps of a run held in memory, as columns."""
+
+    steps: list = field(default_factory=list)
+
+    def start(self, spec, dynamics):
+        self.steps.clear()
+
+    def step(self, step: Step):
+        self.steps.append(step)
+
+    def finish(self, result, final):
+        pass
+
+    def column(self, key: str) -> np.ndarray:
+        """'step', 'stage', 'loss', 'grad_norm', 'wall_time', or 'terms/<label>'."""
+        if key.startswith("terms/"):
+            return np.array([s.terms[key[6:]] for s in self.steps])
+        return np.array([getattr(s, key) for s in self.steps])
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where to resume a run: the last recorded step, its point, optimizer state and clock."""
+
+    step: int
+    x: np.ndarray
+    state: dict
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    spec: RunSpec
+    initial: Dynamics
+    final: Dynamics
+    result: Result
+    history: History
+
+
+def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry | None = None,
+        dynamics: Dynamics | None = None, resume: Checkpoint | None = None) -> RunResult:
+    """Build and run `spec`; every step goes to an in-memory History and to each recorder.
+
+    `dynamics` replaces the one the spec would create (e.g. a network loaded from a file);
+    `resume` continues from a checkpoint of an interrupted run of the same spec.
+    """
+    spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
+    plugins = plugins or default_registry()
+    initial = dynamics if dynamics is not None else build_dynamics(spec.dynamics, plugins)
+    objective = build_objective(initial, spec.loss, plugins)
+    optimizer = build_optimizer(spec.optimizer, plugins)
+    history = History()
+    sinks = [history, *recorders]
+    for r in sinks:
+        r.start(spec, initial)
+    bar = tqdm(desc=f"{initial.name} run", unit="step", disable=not progress, leave=False)
+
+    def on_step(step: Step):
+        for r in sinks:
+            r.step(step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{step.loss:.6g}", stage=step.stage, refresh=False)
+
+    if resume is None:
+        trace, x0, state = Trace(on_step), initial.vector(), None
+    else:
+        trace = Trace(on_step, first_step=resume.step + 1, elapsed=resume.elapsed)
+        x0, state = resume.x, resume.state
+    try:
+        result = optimizer.minimize(objective, x0, trace, resume=state)
+    finally:
+        bar.close()
+    final = initial.with_vector(result.x)
+    for r in sinks:
+        r.finish(result, final)
+    return RunResult(spec, initial, final, result, history)

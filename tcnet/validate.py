@@ -1,0 +1,79 @@
+"""Checks of user input that fail with an error naming the parameter and what is allowed.
+
+Every configuration value that reaches tcnet from a user (Python keyword, CLI flag, study file)
+passes through one of these, so that bad input is reported where it enters, in one line.
+"""
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """A configuration value is outside what is allowed; the message names both."""
+
+
+def _fail(owner, name, allowed, value):
+    raise ConfigError(f"{owner}: {name} must be {allowed}, got {value!r}")
+
+
+def real(owner, name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number within [low, high] (or open ends where asked)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        _fail(owner, name, "a finite real number", value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        _fail(owner, name, f"in {left}{lo}, {hi}{right}", value)
+    return float(value)
+
+
+def positive(owner, name, value):
+    """A finite real number > 0."""
+    return real(owner, name, value, low=0, low_open=True)
+
+
+def integer(owner, name, value, *, low=None, high=None):
+    """An integer within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        _fail(owner, name, "an integer", value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        _fail(owner, name, f"an integer in [{lo}, {hi}]", value)
+    return int(value)
+
+
+def choice(owner, name, value, allowed):
+    """One of a fixed set of strings."""
+    if value not in allowed:
+        _fail(owner, name, "one of " + ", ".join(map(repr, allowed)), value)
+    return value
+
+
+def array(owner, name, value, shape=None):
+    """A finite float array, optionally of an exact shape (None in `shape` matches any length)."""
+    a = np.asarray(value)
+    if not np.issubdtype(a.dtype, np.number):
+        _fail(owner, name, "a numeric array", a.dtype)
+    if shape is not None and (
+        a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape))
+    ):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise ConfigError(f"{owner}: {name} must have shape {want}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"{owner}: {name} must be finite, found {np.count_nonzero(~np.isfinite(a))} non-finite entries")
+    return a
+
+
+def no_extra(owner, given, allowed):
+    """Reject unknown keyword settings, listing the accepted ones."""
+    extra = sorted(set(given) - set(allowed))
+    if extra:
+        raise ConfigError(
+            f"{owner}: unknown setting(s) {', '.join(extra)}; accepted: {', '.join(sorted(allowed)) or 'none'}"
+        )
