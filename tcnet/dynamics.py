@@ -11,7 +11,10 @@ Subclasses (plugins) define:
 - `create(seed, **config)`: a new random instance (its `config` must be JSON-serializable);
 - `check()`: validation of the arrays and config (raise `tcnet.validate.ConfigError`);
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
-- `simulate(x0, t)`: trajectories from initial states.
+- `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
+  initial states (models without time evolution leave both undefined);
+- optionally `summary()`: scalar facts about the network (decay times, spectral abscissa, ...)
+  that `tcnet show`, `simulate` and `compare` print.
 """
 from abc import ABC, abstractmethod
 from typing import ClassVar, Mapping
@@ -93,9 +96,17 @@ class Dynamics(ABC):
     def make_state(self, params: Mapping) -> State:
         """The state of a full parameter dict."""
 
-    @abstractmethod
     def simulate(self, x0, t) -> np.ndarray:
-        """Trajectories at times t from initial state(s) x0: shape (len(t),) + shape(x0)."""
+        """Trajectories at times t from initial states x0 of shape (..., dim): (len(t),) + x0.shape."""
+        raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
+
+    def sample_initial(self, n: int, seed=0) -> np.ndarray:
+        """n random initial states, shape (n, dim), drawn from the model's reference distribution."""
+        raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
+
+    def summary(self) -> dict:
+        """Scalar facts about this network (name -> float) for listings and comparisons."""
+        return {}
 
     def __repr__(self):
         shapes = ", ".join(f"{k}{self.arrays[k].shape}" for k in self.arrays)
