@@ -1,0 +1,251 @@
+"""tcnet.linalg.eig: forward values, and the VJP against central finite differences of
+gauge-invariant real scalar functions, autograd's own eig gradient and a Lyapunov solve.
+
+Complex convention (pinned by `test_autograd_complex_convention`): for a real f of a complex
+matrix Z = X + iY, autograd's grad(f)(Z) = df/dX - i df/dY, so the directional derivative of f
+along E is Re(sum(grad * E)).
+"""
+import warnings
+
+import autograd.numpy as np
+import numpy as onp
+import pytest
+from autograd import grad
+from autograd.numpy import linalg as ag_linalg
+from scipy.linalg import solve_continuous_lyapunov
+
+from tcnet.linalg import EigGradientWarning, _reciprocal_gaps, eig
+
+TOL = 1e-6  # relative error of the gradient against finite differences
+STEP = 1e-3  # 4th-order central stencil: truncation ~STEP^4, roundoff ~1e-16 / STEP
+TAU = 0.01  # time constant of the preparatory-network model
+
+
+# Gauge-invariant real scalar functions of a matrix, built from eig.
+
+
+def eigenvalue_loss(A):
+    """Uses grad_lam only."""
+    lam, _ = eig(A)
+    return np.sum(np.real(lam) ** 2) + np.sum(np.abs(lam) ** 2)
+
+
+def propagator_loss(W):
+    """Re tr(W^T V diag(exp(lam / N)) V^-1) = Re tr(W^T expm(A / N)); uses grad_V."""
+
+    def loss(A):
+        lam, V = eig(A)
+        return np.real(np.trace(W.T @ (V * np.exp(lam / len(lam))) @ np.linalg.inv(V)))
+
+    return loss
+
+
+def l1_loss(J):
+    """L1 = Re tr(R (M o F) R^H) / (N tau): gamma = (lam - 1) / tau, M = (R^H R)^-1,
+    F_ij = -1 / (gamma_i + conj(gamma_j)); the trace of the Lyapunov solution P, over N tau."""
+    lam, R = eig(J)
+    gamma = (lam - 1) / TAU
+    RH = np.conj(R).T
+    M = np.linalg.inv(RH @ R)
+    F = -1 / (gamma[:, None] + np.conj(gamma)[None, :])
+    return np.real(np.trace(R @ (M * F) @ RH)) / (len(lam) * TAU)
+
+
+def phase_loss(A):
+    """sum |V_ij|^4: ignores the phase of each unit-norm eigenvector but not its scale."""
+    _, V = eig(A)
+    return np.sum(np.abs(V) ** 4)
+
+
+# Matrices and finite differences.
+
+
+def random_matrix(n, kind, seed=None):
+    """'real' (the seeds give complex-conjugate pairs), 'complex', or 'real-spectrum'
+    (real eigenvalues 1..n and real eigenvectors)."""
+    rng = onp.random.default_rng(1000 + n if seed is None else seed)
+    A = rng.standard_normal((n, n))
+    if kind == "complex":
+        return (A + 1j * rng.standard_normal((n, n))) / onp.sqrt(2)
+    if kind == "real-spectrum":
+        return A @ onp.diag(onp.arange(1.0, n + 1)) @ onp.linalg.inv(A)
+    return A
+
+
+def stable(A):
+    """J = 0.5 A / sqrt(N): spectral radius about 0.5, so all Re(lam) < 1."""
+    J = 0.5 * A / onp.sqrt(len(A))
+    assert onp.max(onp.linalg.eigvals(J).real) < 1
+    return J
+
+
+def has_conjugate_pair(A):
+    return onp.any(onp.abs(onp.linalg.eigvals(A).imag) > 1e-3)
+
+
+def derivative(f, A, E):
+    """d/dt f(A + t E) at t = 0, 4th-order central differences."""
+    return (8 * (f(A + STEP * E) - f(A - STEP * E)) - (f(A + 2 * STEP * E) - f(A - 2 * STEP * E))) / (
+        12 * STEP
+    )
+
+
+def fd_gradient(f, A):
+    """Entry by entry, in autograd's convention df/dX - i df/dY for complex A."""
+    g = onp.zeros(A.shape, A.dtype)
+    for idx in onp.ndindex(A.shape):
+        E = onp.zeros(A.shape, A.dtype)
+        E[idx] = 1
+        g[idx] = derivative(f, A, E)
+        if onp.iscomplexobj(A):
+            g[idx] -= 1j * derivative(f, A, 1j * E)
+    return g
+
+
+def relative_error(a, b):
+    return onp.linalg.norm(a - b) / onp.linalg.norm(b)
+
+
+def case(name, n, kind):
+    """(f, A) for a named function on a matrix of size n and kind."""
+    A = random_matrix(n, kind)
+    if name == "eigenvalues":
+        return eigenvalue_loss, A
+    if name == "propagator":
+        return propagator_loss(onp.random.default_rng(n).standard_normal((n, n))), A
+    return l1_loss, stable(A)
+
+
+FUNCTIONS = ["eigenvalues", "propagator", "l1"]
+
+
+# Tests.
+
+
+@pytest.mark.parametrize("kind", ["real", "complex", "real-spectrum"])
+def test_forward_equals_numpy(kind):
+    A = random_matrix(5, kind)
+    w, V = eig(A)
+    w_np, V_np = onp.linalg.eig(A)
+    assert w.dtype == V.dtype == complex
+    onp.testing.assert_array_equal(w, w_np)
+    onp.testing.assert_array_equal(V, V_np)
+
+
+def test_rejects_non_square_stack():
+    with pytest.raises(ValueError):
+        eig(onp.zeros((2, 3, 3)))
+
+
+def test_real_test_matrices_have_conjugate_pairs():
+    for n in [2, 3, 5, 10, 30, 60]:
+        assert has_conjugate_pair(random_matrix(n, "real"))
+        assert has_conjugate_pair(stable(random_matrix(n, "real")))
+
+
+def test_autograd_complex_convention():
+    # f(x + iy) = x^2 + 3y: autograd gives df/dx - i df/dy = 2x - 3i.
+    assert grad(lambda z: np.real(z) ** 2 + 3 * np.imag(z))(1.0 + 2.0j) == 2.0 - 3.0j
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_gradient_matches_full_finite_differences(name, n, kind):
+    f, A = case(name, n, kind)
+    g = grad(f)(A)
+    assert g.dtype == (complex if kind == "complex" else float)
+    assert relative_error(g, fd_gradient(f, A)) < TOL
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("n", [30, 60])
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_gradient_matches_directional_finite_differences(name, n, kind):
+    f, A = case(name, n, kind)
+    g = grad(f)(A)
+    rng = onp.random.default_rng(7)
+    directions = [random_matrix(n, kind, seed=rng.integers(2**32)) for _ in range(3)]
+    directions = [E / onp.linalg.norm(E) for E in directions]
+    ad = [onp.real(onp.sum(g * E)) for E in directions]
+    fd = [derivative(f, A, E) for E in directions]
+    assert relative_error(onp.array(ad), onp.array(fd)) < TOL
+
+
+@pytest.mark.parametrize("name", ["eigenvalues", "propagator"])
+def test_gradient_with_real_spectrum(name):
+    # numpy returns real eigenvectors here; eig casts them to complex.
+    A = random_matrix(5, "real-spectrum")
+    f = eigenvalue_loss if name == "eigenvalues" else propagator_loss(onp.eye(5))
+    assert relative_error(grad(f)(A), fd_gradient(f, A)) < TOL
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+def test_gradient_of_phase_invariant_function(kind):
+    A = random_matrix(5, kind)
+    assert relative_error(grad(phase_loss)(A), fd_gradient(phase_loss, A)) < TOL
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+@pytest.mark.parametrize("n", [3, 10, 30])
+def test_l1_equals_lyapunov_trace(n, kind):
+    J = stable(random_matrix(n, kind))
+    A = (J - onp.eye(n)) / TAU
+    P = solve_continuous_lyapunov(A, -onp.eye(n))  # A P + P A^H + I = 0
+    expected = onp.trace(P).real / (n * TAU)
+    assert abs(l1_loss(J) - expected) < 1e-9 * abs(expected)
+
+
+def test_matches_autograd_eig_gradient():
+    # autograd.numpy.linalg.eig has a VJP for general matrices (grad_eig, eq. 4.77 with an
+    # explicit inverse and an absolute 1e-20 shift of the gaps); on distinct eigenvalues the two agree.
+    A = random_matrix(6, "real")
+    W = onp.random.default_rng(6).standard_normal((6, 6))
+
+    def eigenvalue_loss_ag(A):
+        lam, _ = ag_linalg.eig(A)
+        return np.sum(np.real(lam) ** 2) + np.sum(np.abs(lam) ** 2)
+
+    def propagator_loss_ag(A):
+        lam, V = ag_linalg.eig(A)
+        return np.real(np.trace(W.T @ (V * np.exp(lam / 6)) @ np.linalg.inv(V)))
+
+    assert relative_error(grad(eigenvalue_loss)(A), grad(eigenvalue_loss_ag)(A)) < 1e-10
+    assert relative_error(grad(propagator_loss(W))(A), grad(propagator_loss_ag)(A)) < 1e-10
+
+
+def similar(eigenvalues):
+    S = onp.random.default_rng(3).standard_normal((len(eigenvalues), len(eigenvalues)))
+    return S @ onp.diag(eigenvalues) @ onp.linalg.inv(S)
+
+
+def test_warns_for_nearly_repeated_eigenvalue():
+    A = similar([1.0, 1.0 + 1e-11, 3.0])
+    with pytest.warns(EigGradientWarning, match="unreliable") as record:
+        grad(propagator_loss(onp.eye(3)))(A)
+    assert record[0].filename == __file__  # stacklevel points at the grad call, not autograd
+
+
+def test_repeated_eigenvalue_gives_finite_gradient():
+    for A in [similar([1.0, 1.0, 3.0]), 2 * onp.eye(3), onp.zeros((3, 3))]:
+        with pytest.warns(EigGradientWarning):
+            g = grad(propagator_loss(onp.eye(3)))(A)
+        assert onp.all(onp.isfinite(g))
+
+
+@pytest.mark.parametrize("A", [random_matrix(10, "real"), onp.array([[0.0, 1.0], [-1.0, 0.0]])])
+def test_no_warning_for_conjugate_pairs(A):
+    assert has_conjugate_pair(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EigGradientWarning)
+        grad(propagator_loss(onp.eye(len(A))))(A)
+
+
+def test_reciprocal_gaps():
+    lam = onp.random.default_rng(4).standard_normal(8) * onp.exp(1j * onp.arange(8))
+    d = lam[None, :] - lam[:, None]
+    F = _reciprocal_gaps(lam)
+    off = ~onp.eye(8, dtype=bool)
+    assert onp.all(F[~off] == 0)
+    assert onp.max(onp.abs(F[off] * d[off] - 1)) < 1e-12
+    assert onp.all(onp.isfinite(_reciprocal_gaps(onp.array([1.0, 1.0, 1.0 + 1e-20, 0.0]))))
