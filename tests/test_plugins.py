@@ -1,0 +1,96 @@
+"""Plugin discovery: entry points, single files, failures reported by name, duplicates, the CLI."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tcnet
+from tcnet.cli import main
+from tcnet.plugins import PluginError, Registry, UnknownPluginError
+
+from conftest import TESTS
+
+
+def write(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_core_optimizers_come_from_the_entry_point():
+    reg = Registry()
+    for name in ("sgd", "adam", "lbfgs", "chain"):
+        assert reg.entries["optimizer"][name].source.startswith("entry point core (tcnet.optim)")
+
+
+def test_file_plugin_is_registered_with_its_source(point_plugins):
+    entry = point_plugins.entries["dynamics"]["point"]
+    assert entry.source == f"file {TESTS / 'quadratic_plugin.py'}"
+    assert set(point_plugins.entries["loss"]) >= {"quadratic", "logbarrier"}
+
+
+def test_broken_file_is_reported_and_others_still_load(tmp_path):
+    broken = write(tmp_path, "broken.py", "import tcnet\nraise RuntimeError('boom at import')\n")
+    bad_hook = write(tmp_path, "badhook.py", """
+        from tcnet import hookimpl
+        @hookimpl
+        def tcnet_losses():
+            raise ValueError("no losses today")
+    """)
+    reg = Registry(files=[broken, bad_hook, TESTS / "quadratic_plugin.py"])
+    messages = [str(f) for f in reg.failures]
+    assert f"plugin file {broken} failed: RuntimeError: boom at import" in messages
+    assert f"plugin file {bad_hook} failed: ValueError: no losses today" in messages
+    assert "point" in reg.entries["dynamics"] and "adam" in reg.entries["optimizer"]
+
+
+def test_duplicate_name_names_both_sources(tmp_path):
+    dupe = write(tmp_path, "dupe.py", """
+        from tcnet import hookimpl
+        from tcnet.optim import SGD
+        class Other(SGD):
+            name = "adam"
+        @hookimpl
+        def tcnet_optimizers():
+            return [Other]
+    """)
+    with pytest.raises(PluginError) as err:
+        Registry(files=[dupe])
+    assert str(err.value) == f"optimizer 'adam' is registered twice: by entry point core (tcnet.optim) " \
+        f"[tcnet {tcnet.__version__}] and by file {dupe}"
+
+
+def test_unknown_name_lists_registered_ones(point_plugins):
+    with pytest.raises(UnknownPluginError, match="unknown loss 'nope'; registered: .*logbarrier.*quadratic"):
+        point_plugins.get("loss", "nope")
+
+
+def test_run_with_a_file_plugin_reaches_the_closed_form_minimum(point_plugins):
+    spec = {"dynamics": {"name": "point", "seed": 4, "n": 3}, "loss": [{"name": "quadratic"}],
+            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 10},
+                                                      {"name": "lbfgs", "gtol": 1e-10, "ftol": 0.0}]}}
+    out = tcnet.run(spec, plugins=point_plugins, progress=False)
+    np.testing.assert_allclose(out.final.arrays["x"], [1.0, -2.0, 0.5], atol=1e-8)
+    assert np.array_equal(out.history.column("step"), np.arange(len(out.history.steps)))
+    assert out.initial.seed == 4 and out.result.status == "converged"
+
+
+def test_cli_lists_plugins_and_reports_a_broken_file(tmp_path, capsys):
+    broken = write(tmp_path, "broken_cli.py", "def broken(:\n")
+    code = main(["--plugin", str(broken), "--plugin", str(TESTS / "quadratic_plugin.py"), "plugins"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = [l for l in err.splitlines() if str(broken) in l]
+    assert len(lines) == 1 and lines[0].startswith(f"tcnet: plugin file {broken} failed: SyntaxError:")
+    assert any(l.split()[:2] == ["dynamics", "point"] for l in out.splitlines())
+    assert any(l.split()[:2] == ["optimizer", "lbfgs"] and "entry point core" in l for l in out.splitlines())
+
+
+def test_console_script_version_and_help():
+    exe = [sys.executable, "-m", "tcnet.cli"]
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"tcnet {tcnet.__version__}"
+    helptext = subprocess.run([*exe, "plugins", "--help"], capture_output=True, text=True, check=True)
+    assert "usage: tcnet plugins" in helptext.stdout
