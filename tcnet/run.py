@@ -84,7 +84,8 @@ def build_optimizer(entry: dict, plugins: Registry) -> Optimizer:
 
 
 class Recorder(Protocol):
-    """Receives a run as it happens (the store's run writer implements this)."""
+    """Receives a run as it happens (the store's run writer implements this). A recorder may also
+    define `fail(error)`, called when the optimization raises (then the error propagates)."""
 
     def start(self, spec: RunSpec, dynamics: Dynamics) -> None: ...
     def step(self, step: Step) -> None: ...
@@ -163,6 +164,11 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
         x0, state = resume.x, resume.state
     try:
         result = optimizer.minimize(objective, x0, trace, resume=state)
+    except BaseException as err:  # tell recorders that can mark the run failed/interrupted, re-raise
+        for r in sinks:
+            if hasattr(r, "fail"):
+                r.fail(err)
+        raise
     finally:
         bar.close()
     final = initial.with_vector(result.x)
