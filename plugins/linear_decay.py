@@ -1,0 +1,276 @@
+"""Preparatory networks: tau dx/dt = -x + J x with a trainable low-rank part, J = J0 + U V.
+
+The dynamics `linear_decay` and the loss `decay` (L1, the mean integrated squared activity),
+after the thalamocortical preparatory-network study (seeds/thalamocortical_readme.md). J0 (N x N,
+entries N(0, 1/N)) and the readout w (N, entries N(0, 1/N)) are fixed; U (N x n) and V (n x N) are
+trained, n = round(N n_frac).
+
+Normalization (how U and V enter J). The published code optimizes the *raw* arrays U, V but
+builds J from rescaled copies, so the loss is invariant to the scale of each column of U and each
+row of V and only their directions are learned:
+
+- ``raw_weights``: every column of U and every row of V is rescaled to norm sqrt(N) sigma with
+  sigma = 1/sqrt(N), i.e. to unit norm (the raw weights have the size of J0's);
+- ``perturbation_weights``: the same with sigma = (n N)^(-1/4), so that the entries of U V have
+  variance about 1/N like those of J0;
+- ``none``: only the columns of U are rescaled to unit norm; V is used as it is (U V has one scale
+  degree of freedom per rank-one term, which this removes without constraining U V).
+
+The rescaling is part of the forward model (`LinearDecayState.U`, `.V`), so gradients flow through
+it. The same sigma sets the spread of the initial draws.
+
+Initialisation. ``legacy`` reproduces the published notebooks bit for bit: numpy's legacy
+generator seeded with the seed (``RandomState(seed)``, identical to ``np.random.seed(seed)``
+without touching the global state) draws, in this order, J0 = randn(N, N)/sqrt(N),
+V = randn(n, N) sigma, U = randn(N, n) sigma, w = randn(N)/sqrt(N). ``default`` draws the same
+quantities in the same order from ``numpy.random.default_rng(seed)``.
+
+The loss mathematics (DESIGN.md, "Mathematics to get exactly right") lives in one place, the
+state: `LinearDecayState.decay`, `.stability` and `.smoothness` are L1, L2 and L3, computed from
+one cached eigendecomposition; the loss plugins only read them, so another backend (e.g. an
+eig-free Lyapunov state) can replace the state without touching the losses.
+"""
+from functools import cached_property
+
+import autograd.numpy as anp
+import numpy as np
+
+from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
+from tcnet.linalg import eig
+from tcnet.validate import array, choice, integer, no_extra, positive, real
+
+NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
+INITS = ("legacy", "default")
+DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy"}
+
+
+def rank(N, n_frac) -> int:
+    """n = round(N n_frac), as in the published code."""
+    return int(round(N * n_frac))
+
+
+def sigma(N, n, normalization) -> float:
+    """Scale of the entries of U and V: 1/sqrt(N), or (n N)^(-1/4) for perturbation weights."""
+    return (n * N) ** -0.25 if normalization == "perturbation_weights" else N**-0.5
+
+
+def _unit_columns(X):
+    return X / anp.sqrt(anp.sum(X * X, axis=0, keepdims=True))
+
+
+class LinearDecayState(State):
+    """J, its eigendecomposition and L1..L3 at one parameter setting, each computed once.
+
+    With J = R diag(lam) R^-1, gamma = (lam - 1)/tau, M = (R^H R)^-1 = R^-1 R^-H and
+    K = M o (R^H R)^T, every quadratic form of the text reduces to sums over K:
+    Tr(R (M o X) R^H) = sum_ij X_ij K_ij.
+    """
+
+    @cached_property
+    def tau(self):
+        return self.dynamics.config["tau"]
+
+    @cached_property
+    def U(self):
+        """The effective U (columns rescaled, see the module docstring)."""
+        N, n = self.dynamics.N, self.dynamics.n
+        norm = 1.0 if self.dynamics.config["normalization"] == "none" else np.sqrt(N) * sigma(
+            N, n, self.dynamics.config["normalization"])
+        return _unit_columns(self.params["U"]) * norm
+
+    @cached_property
+    def V(self):
+        """The effective V (rows rescaled unless normalization is 'none')."""
+        normalization = self.dynamics.config["normalization"]
+        if normalization == "none":
+            return self.params["V"]
+        N, n = self.dynamics.N, self.dynamics.n
+        return _unit_columns(self.params["V"].T).T * (np.sqrt(N) * sigma(N, n, normalization))
+
+    @cached_property
+    def J(self):
+        return self.params["J0"] + anp.dot(self.U, self.V)
+
+    @cached_property
+    def eig(self):
+        """(lam, R): eigenvalues and unit-norm right eigenvectors of J (differentiable)."""
+        return eig(self.J)
+
+    @property
+    def lam(self):
+        return self.eig[0]
+
+    @property
+    def R(self):
+        return self.eig[1]
+
+    @cached_property
+    def gamma(self):
+        """Eigenvalues of A = (J - I)/tau."""
+        return (self.lam - 1.0) / self.tau
+
+    @cached_property
+    def R_inv(self):
+        return anp.linalg.solve(self.R, anp.eye(self.dynamics.N))
+
+    @cached_property
+    def M(self):
+        """M = (R^H R)^-1 = R^-1 R^-H (from a solve with R: better conditioned than inverting R^H R)."""
+        return anp.dot(self.R_inv, anp.conj(self.R_inv).T)
+
+    @cached_property
+    def K(self):
+        """K = M o (R^H R)^T, so that Tr(R (M o X) R^H) = sum(X o K)."""
+        return self.M * anp.dot(self.R.T, anp.conj(self.R))
+
+    @cached_property
+    def F(self):
+        """F_ij = -1/(gamma_i + conj(gamma_j)) = int_0^inf exp((gamma_i + conj(gamma_j)) t) dt."""
+        return -1.0 / (self.gamma[:, None] + anp.conj(self.gamma)[None, :])
+
+    @cached_property
+    def decay(self):
+        """L1 = (1/(N tau)) Re Tr(R (M o F) R^H): mean integrated ||x(t)||^2 over x0 ~ N(0, I), per N tau."""
+        return anp.real(anp.sum(self.F * self.K)) / (self.dynamics.N * self.tau)
+
+    @cached_property
+    def stability(self):
+        """L2 = sum_i max(Re gamma_i, 0)^2."""
+        return anp.sum(anp.maximum(anp.real(self.gamma), 0.0) ** 2)
+
+    @cached_property
+    def smoothness(self):
+        """L3 = tau Re w^T R (M o G) R^H w with G_ij = gamma_i conj(gamma_j) F_ij."""
+        g = self.gamma
+        G = g[:, None] * anp.conj(g)[None, :] * self.F
+        u = anp.dot(self.params["w"], self.R)  # u = R^T w, so w^T R X R^H w = u X conj(u)
+        return self.tau * anp.real(anp.dot(u, anp.dot(self.M * G, anp.conj(u))))
+
+
+class LinearDecay(Dynamics):
+    """tau dx/dt = -x + (J0 + U V) x with trainable U, V (see the module docstring)."""
+
+    name = "linear_decay"
+    trainable = ("U", "V")
+
+    @classmethod
+    def create(cls, seed=0, **config):
+        no_extra(cls.name, config, DEFAULTS)
+        config = {**DEFAULTS, **config}
+        N = integer(cls.name, "N", config["N"], low=2)
+        real(cls.name, "n_frac", config["n_frac"], low=0, high=1, low_open=True)
+        n = rank(N, config["n_frac"])
+        if n < 1:
+            raise ConfigError(f"{cls.name}: n_frac must give rank n = round(N n_frac) >= 1, got n = {n}")
+        init = choice(cls.name, "init", config["init"], INITS)
+        normalization = choice(cls.name, "normalization", config["normalization"], NORMALIZATIONS)
+        integer(cls.name, "seed", seed, low=0)
+        s = sigma(N, n, normalization)
+        if init == "legacy":
+            randn = np.random.RandomState(seed).randn
+        else:
+            rng = np.random.default_rng(seed)
+            randn = lambda *shape: rng.standard_normal(shape)  # noqa: E731
+        J0 = randn(N, N) / np.sqrt(N)
+        V = randn(n, N) * s
+        U = randn(N, n) * s
+        w = randn(N) / np.sqrt(N)
+        return cls({"J0": J0, "U": U, "V": V, "w": w}, config, seed)
+
+    @property
+    def N(self) -> int:
+        return self.config["N"]
+
+    @property
+    def n(self) -> int:
+        return rank(self.config["N"], self.config["n_frac"])
+
+    def check(self):
+        no_extra(self.name, self.config, DEFAULTS)
+        missing = [k for k in DEFAULTS if k not in self.config]
+        if missing:
+            raise ConfigError(f"{self.name}: missing setting(s) {', '.join(missing)}")
+        N = integer(self.name, "N", self.config["N"], low=2)
+        real(self.name, "n_frac", self.config["n_frac"], low=0, high=1, low_open=True)
+        n = self.n
+        if n < 1:
+            raise ConfigError(f"{self.name}: n_frac must give rank n = round(N n_frac) >= 1, got n = {n}")
+        positive(self.name, "tau", self.config["tau"])
+        choice(self.name, "normalization", self.config["normalization"], NORMALIZATIONS)
+        choice(self.name, "init", self.config["init"], INITS)
+        shapes = {"J0": (N, N), "U": (N, n), "V": (n, N), "w": (N,)}
+        extra = sorted(set(self.arrays) - set(shapes))
+        if extra:
+            raise ConfigError(f"{self.name}: unknown array(s) {', '.join(extra)}; expected J0, U, V, w")
+        for key, shape in shapes.items():
+            if key not in self.arrays:
+                raise ConfigError(f"{self.name}: missing parameter array {key}")
+            array(self.name, key, self.arrays[key], shape)
+        if np.any(np.linalg.norm(self.arrays["U"], axis=0) == 0):
+            raise ConfigError(f"{self.name}: U must have no all-zero column (columns are normalized)")
+        if self.config["normalization"] != "none" and np.any(np.linalg.norm(self.arrays["V"], axis=1) == 0):
+            raise ConfigError(f"{self.name}: V must have no all-zero row (rows are normalized)")
+
+    def make_state(self, params) -> LinearDecayState:
+        return LinearDecayState(self, params)
+
+    # --- analysis on the current arrays (plain numpy) ------------------------------------------
+    @cached_property
+    def current(self) -> LinearDecayState:
+        """The state of the current arrays, computed once (eigendecomposition, K, L1..L3)."""
+        return self.state()
+
+    def simulate(self, x0, t):
+        """x(t) = expm(A t) x0 with A = (J - I)/tau, by the eigenbasis: R exp(gamma t) R^-1 x0."""
+        x0 = np.asarray(x0, dtype=float)
+        if x0.shape[-1] != self.N:
+            raise ConfigError(f"{self.name}: x0 must have last dimension N = {self.N}, got shape {x0.shape}")
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        s = self.current
+        c = s.R_inv @ x0.reshape(-1, self.N).T  # (N, m) coefficients in the eigenbasis
+        x = np.einsum("ik,tk,km->tmi", s.R, np.exp(np.outer(t, s.gamma)), c)
+        return np.real(x).reshape((len(t),) + x0.shape)
+
+    def sample_initial(self, n, seed=0):
+        """n initial states x0 ~ N(0, I), the distribution L1 averages over."""
+        return np.random.default_rng(seed).standard_normal((n, self.N))
+
+    def summary(self):
+        from tcnet_plugins._preparatory_analysis import decay_time
+
+        s = self.current
+        out = {
+            "spectral_abscissa": float(np.max(np.real(s.lam))),
+            "decay": float(s.decay),
+            "stability": float(s.stability),
+            "smoothness": float(s.smoothness),
+        }
+        for f in (0.01, 0.05):
+            out[f"t_{round(f * 100)}pct"] = decay_time(self, f)
+        return out
+
+
+class Decay(Loss):
+    """L1: mean integrated squared activity (1/(N tau)) E int ||x(t)||^2 dt, x0 ~ N(0, I)."""
+
+    name = "decay"
+
+    def __call__(self, state):
+        return state.decay
+
+
+@hookimpl
+def tcnet_dynamics():
+    return [LinearDecay]
+
+
+@hookimpl
+def tcnet_losses():
+    return [Decay]
+
+
+@hookimpl
+def tcnet_commands(subparsers):
+    from tcnet_plugins._preparatory_cli import add_commands
+
+    add_commands(subparsers)
