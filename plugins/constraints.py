@@ -1,0 +1,371 @@
+"""Constraint methods: minimize an objective f(theta) while an equality constraint g(theta) = 0
+holds, for any dynamics and any objective, as optimizer plugins `alternating`, `lagrangian`,
+`penalty`.
+
+Which term is the constraint. A run's objective is a list of labelled terms; the optimizer setting
+`constraint` names one of them by label. That term is the constraint; the other terms, with their
+weights, are the objective proper f. The constraint term's own weight is not used: each method
+decides how the constraint enters (a second optimizer, a multiplier, a growing penalty weight).
+
+How a constraint is represented. The Lagrangian L = f + lambda . g (+ rho/2 |g|^2) needs the
+*signed* residual g, not only a squared loss: g^2 has zero gradient on the constraint surface, so a
+multiplier on it cannot balance grad f there. A constraint is therefore an `Equality` loss with a
+method `residual(state)` returning g (any shape, autograd-traceable), while the loss *value* is the
+squared violation |g|^2 = sum g^2. This keeps one object usable everywhere: as an ordinary loss term
+(the slides' `(x2 - 3)^2`, or a fixed penalty under plain `sgd`), as the second loss of the
+alternating scheme, and with its residual in the Lagrangian. A plugin gets a constraint either by
+subclassing `Equality`, or without writing code through the generic loss `equality`, which makes
+g = quantity[index] - target from any quantity its dynamics' state exposes as an attribute.
+`alternating` and `penalty` accept any loss as the constraint (its value is then the violation
+measure); `lagrangian` requires an `Equality`.
+
+Per-step records (run history extras): `objective` (f), `violation` (|g|_2 for an `Equality`, else
+the constraint loss value), and the multiplier: `lagrangian` records lambda, `penalty` the
+multiplier estimate 2 mu g (the lambda at which the Lagrangian's gradient equals the penalized
+gradient), `alternating` has none. A multiplier with several components is recorded as its norm
+(`multiplier_norm`); the full vector is in the resumable state.
+"""
+import math
+import re
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.tracer import getval
+
+from tcnet import ConfigError, Loss, Objective, Optimizer, Result, Term, hookimpl
+from tcnet.validate import integer, positive, real
+
+
+class Equality(Loss):
+    """An equality constraint g(state) = 0: `residual` is the signed g, the loss value |g|^2."""
+
+    def residual(self, state):
+        """The signed residual g (any shape; zero where the constraint holds)."""
+        raise NotImplementedError
+
+    def __call__(self, state):
+        g = self.residual(state)
+        return anp.sum(g * g)
+
+
+class StateEquality(Equality):
+    """g = ravel(state.<quantity>)[index] - target, for any dynamics whose state exposes `quantity`
+    (an attribute or cached property). `index`: None (all entries), an integer or a list of
+    integers into the flattened quantity; `target`: a number or a list as long as the selection."""
+
+    name = "equality"
+
+    def __init__(self, quantity=None, target=0.0, index=None):
+        if not isinstance(quantity, str) or not quantity:
+            raise ConfigError(f"equality: quantity must be the name of a state quantity, got {quantity!r}")
+        if index is not None:
+            entries = [index] if not isinstance(index, (list, tuple)) else list(index)
+            if not entries:
+                raise ConfigError("equality: index must be an integer or a non-empty list of integers")
+            for i in entries:
+                integer("equality", "index", i)
+        t = np.asarray(target, dtype=float) if _numeric(target) else None
+        if t is None or t.ndim > 1 or not np.all(np.isfinite(t)):
+            raise ConfigError(f"equality: target must be a finite number or list of numbers, got {target!r}")
+        super().__init__(quantity=quantity, target=target, index=index)
+        self.quantity, self.index, self.target = quantity, index, t
+
+    def residual(self, state):
+        try:
+            q = getattr(state, self.quantity)
+        except AttributeError:
+            known = sorted(n for n in dir(type(state)) if not n.startswith("_") and n not in ("dynamics", "params"))
+            raise ConfigError(f"equality: quantity {self.quantity!r} is not a quantity of the "
+                              f"{state.dynamics.name} state; available: {', '.join(known) or 'none'}") from None
+        q = anp.ravel(q)
+        if self.index is not None:
+            n = getval(q).shape[0]
+            idx = np.atleast_1d(self.index)
+            if np.any(idx >= n) or np.any(idx < -n):
+                raise ConfigError(f"equality: index {self.index!r} is out of range for {self.quantity} "
+                                  f"with {n} entries")
+            q = q[idx]
+        if self.target.ndim == 1 and self.target.shape != getval(q).shape:
+            raise ConfigError(f"equality: target has {self.target.size} entries but the selection of "
+                              f"{self.quantity} has {getval(q).size}")
+        return q - self.target
+
+
+def _numeric(value):
+    try:
+        return np.asarray(value).dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        return False
+
+
+class _Coupling(Loss):
+    """The constraint's part of a Lagrangian, lambda . g + rho/2 |g|^2 (or rho/2 * loss value for a
+    constraint that is not an `Equality`, where lambda must be 0). Keeps the last residual seen, so
+    that the optimizer reads g from the same autograd pass that gives the gradient."""
+
+    name = "coupling"
+
+    def __init__(self, constraint: Loss, rho: float, multiplier=0.0):
+        super().__init__(rho=rho)
+        self.constraint, self.rho, self.multiplier = constraint, rho, multiplier
+        self.residual = None
+
+    def __call__(self, state):
+        if not isinstance(self.constraint, Equality):
+            return 0.5 * self.rho * self.constraint(state)
+        g = self.constraint.residual(state)
+        self.residual = np.array(getval(g), dtype=float)
+        return anp.sum(self.multiplier * g) + 0.5 * self.rho * anp.sum(g * g)
+
+
+_ENTRY = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*$")
+_INT = r"\s*-?\d+\s*"
+
+
+def _parse_subset_entry(owner, entry):
+    """'J' -> ('J', all); 'x[1]', 'x[:, 1]', 'x[0:2]' -> (name, numpy index tuple)."""
+    m = _ENTRY.match(entry) if isinstance(entry, str) else None
+    if m is None:
+        raise ConfigError(f"{owner}: subset entries must be parameter names with an optional index such as "
+                          f"'x' or 'x[:, 1]', got {entry!r}")
+    name, inside = m.group(1), m.group(2)
+    if inside is None:
+        return name, (Ellipsis,)
+    index = []
+    for part in inside.split(","):
+        if re.fullmatch(_INT, part):
+            index.append(int(part))
+        elif re.fullmatch(rf"(?:{_INT})?:(?:{_INT})?(?::(?:{_INT})?)?|\s*:\s*", part):
+            bounds = [int(b) if b.strip() else None for b in part.split(":")]
+            index.append(slice(*bounds))
+        else:
+            raise ConfigError(f"{owner}: subset entry {entry!r}: index part {part.strip()!r} must be an "
+                              "integer or a slice like 0:2")
+    return name, tuple(index)
+
+
+def subset_mask(owner, dynamics, subset) -> np.ndarray:
+    """Boolean mask over the flat parameter vector selecting the subset entries (None: all)."""
+    if subset is None:
+        return np.ones(dynamics.size, dtype=bool)
+    masks = {k: np.zeros(dynamics.arrays[k].shape, dtype=bool) for k in dynamics.trainable}
+    for entry in subset:
+        name, index = _parse_subset_entry(owner, entry)
+        if name not in masks:
+            raise ConfigError(f"{owner}: subset entry {entry!r} names no trainable parameter of "
+                              f"{dynamics.name}; trainable: {', '.join(dynamics.trainable)}")
+        try:
+            masks[name][index] = True
+        except IndexError:
+            raise ConfigError(f"{owner}: subset entry {entry!r} is out of range for {name} of shape "
+                              f"{masks[name].shape}") from None
+    mask = np.concatenate([masks[k].ravel() for k in dynamics.trainable])
+    if not mask.any():
+        raise ConfigError(f"{owner}: subset {subset!r} selects no parameter")
+    return mask
+
+
+def _multiplier_record(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"multiplier": float(v.ravel()[0])} if v.size == 1 else {"multiplier_norm": float(np.linalg.norm(v))}
+
+
+class ConstraintMethod(Optimizer):
+    """Common settings and the split of the objective into f and the constraint term.
+
+    `steps`: maximum number of updates; `lr`: gradient-descent step on the parameters; `tol`:
+    stopping tolerance (its meaning is given per method; 0 runs all steps)."""
+
+    defaults = {"constraint": None, "steps": 1000, "lr": 0.01, "tol": 0.0}
+
+    def check(self):
+        c = self.settings["constraint"]
+        if not isinstance(c, str) or not c:
+            raise ConfigError(f"{self.name}: constraint must be the label of the objective's constraint "
+                              f"term (a non-empty string), got {c!r}")
+        integer(self.name, "steps", self.settings["steps"], low=0)
+        positive(self.name, "lr", self.settings["lr"])
+        real(self.name, "tol", self.settings["tol"], low=0)
+
+    def split(self, objective: Objective) -> tuple[list, Loss]:
+        """The terms of f and the constraint's loss."""
+        label = self.settings["constraint"]
+        if label not in objective.labels:
+            raise ConfigError(f"{self.name}: constraint {label!r} is not a term of the objective; terms are "
+                              f"{', '.join(objective.labels)}")
+        others = [t for t in objective.labels if t != label]
+        if not others:
+            raise ConfigError(f"{self.name}: the objective needs at least one term besides the constraint {label!r}")
+        return list(objective.restrict(others).terms), objective.restrict([label]).terms[0].loss
+
+    def violation(self, constraint: Loss, value: float) -> float:
+        return math.sqrt(max(value, 0.0)) if isinstance(constraint, Equality) else value
+
+
+class Alternating(ConstraintMethod):
+    """Two losses, two optimizers (the slides' scheme). Each iteration:
+
+        y      = x - lr grad f(x)                      (all parameters, on the objective)
+        x_new  = y - constraint_lr * P grad c(y)       (P: the `subset` entries only, on the constraint loss c)
+
+    with c the constraint term's loss value (|g|^2 for an `Equality`). `subset`: list of trainable
+    parameter names with an optional numpy-style index ('x', 'x[:, 1]', 'J[0:3]'), None for all.
+    Stops after `steps` iterations, or once |x_new - x| <= tol.
+
+    The scheme does not converge to the constrained optimum: its fixed points solve
+    lr P^c grad f(x) = 0 and lr P grad f(x) + constraint_lr P grad c(y) = 0, i.e. the constraint step
+    only cancels the objective's pull, leaving a bias g != 0 of order lr/constraint_lr (derived in
+    closed form for the toy in `tcnet_plugins.toy_gaussian.alternating_fixed_point`).
+    """
+
+    name = "alternating"
+    defaults = {**ConstraintMethod.defaults, "constraint_lr": 0.2, "subset": None}
+
+    def check(self):
+        super().check()
+        positive(self.name, "constraint_lr", self.settings["constraint_lr"])
+        subset = self.settings["subset"]
+        if subset is not None:
+            if not isinstance(subset, (list, tuple)) or not subset:
+                raise ConfigError(f"{self.name}: subset must be a non-empty list of parameter entries "
+                                  f"such as ['x[:, 1]'], or None for all parameters, got {subset!r}")
+            for entry in subset:
+                _parse_subset_entry(self.name, entry)
+
+    def iterate(self, objective, x0, trace, resume):
+        rest, loss = self.split(objective)
+        label = self.settings["constraint"]
+        primary = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label)])  # f, and c recorded
+        constraint = Objective(objective.dynamics, [Term(loss, 1.0, label)])
+        mask = subset_mask(self.name, objective.dynamics, self.settings["subset"])
+        lr, clr, tol, steps = (self.settings[k] for k in ("lr", "constraint_lr", "tol", "steps"))
+        t, x, first, moved = resume.get("t", 0), x0, True, math.inf
+        while True:
+            ev = trace.evaluate(primary, x)
+            extra = {"objective": ev.value, "violation": self.violation(loss, ev.terms[label])}
+            if trace.report(x, ev, state={"t": t}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if moved <= tol:
+                return Result(x, "converged", f"|step| = {moved:.3g} <= tol", t, trace.evaluations)
+            if t >= steps:
+                return Result(x, "max_steps", f"{steps} iterations done", t, trace.evaluations)
+            y = x - lr * ev.grad
+            x_new = y - clr * np.where(mask, trace.evaluate(constraint, y).grad, 0.0)
+            moved = float(np.linalg.norm(x_new - x))
+            x, t, first = x_new, t + 1, False
+
+
+class Lagrangian(ConstraintMethod):
+    """Basic differential multiplier method (Platt & Barr 1988), optionally augmented:
+
+        L(x, lambda) = f(x) + lambda . g(x) + rho/2 |g(x)|^2
+        x      <- x - lr grad_x L(x, lambda)
+        lambda <- lambda + multiplier_lr g(x)          (gradient ascent on the multiplier)
+
+    simultaneously, from lambda = `multiplier`. A point with grad_x L = 0 and g = 0 is a fixed point,
+    so the iteration converges to the constrained optimum itself (no bias), where lambda is the
+    Lagrange multiplier. rho > 0 damps the oscillation of the (x, lambda) pair. Stops after `steps`
+    updates, or once |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`.
+    Resuming is exact (the state holds lambda).
+    """
+
+    name = "lagrangian"
+    defaults = {**ConstraintMethod.defaults, "lr": 0.05, "multiplier_lr": 0.05, "rho": 1.0,
+                "multiplier": 0.0}
+
+    def check(self):
+        super().check()
+        positive(self.name, "multiplier_lr", self.settings["multiplier_lr"])
+        real(self.name, "rho", self.settings["rho"], low=0)
+        real(self.name, "multiplier", self.settings["multiplier"])
+
+    def iterate(self, objective, x0, trace, resume):
+        rest, loss = self.split(objective)
+        label = self.settings["constraint"]
+        if not isinstance(loss, Equality):
+            raise ConfigError(f"{self.name}: the constraint term {label!r} (loss {loss.name!r}) has no signed "
+                              "residual; use an Equality loss, e.g. the generic 'equality' loss")
+        coupling = _Coupling(loss, self.settings["rho"])
+        lagrangian = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
+                                                    Term(coupling, 1.0, f"{label}_coupling")])
+        lr, eta, tol, steps = (self.settings[k] for k in ("lr", "multiplier_lr", "tol", "steps"))
+        t, x, first = resume.get("t", 0), x0, True
+        lam = np.array(resume.get("multiplier", self.settings["multiplier"]), dtype=float)
+        while True:
+            coupling.multiplier = lam
+            ev = trace.evaluate(lagrangian, x)
+            g = coupling.residual
+            lam = np.broadcast_to(lam, g.shape).copy()
+            violation = float(np.linalg.norm(g))
+            extra = {"objective": ev.value - ev.terms[f"{label}_coupling"], "violation": violation,
+                     **_multiplier_record(lam)}
+            if trace.report(x, ev, state={"t": t, "multiplier": lam.copy()}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if ev.grad_norm <= tol and violation <= tol:
+                return Result(x, "converged", f"|grad L| = {ev.grad_norm:.3g}, |g| = {violation:.3g} <= tol",
+                              t, trace.evaluations)
+            if t >= steps:
+                return Result(x, "max_steps", f"{steps} steps done", t, trace.evaluations)
+            x, lam = x - lr * ev.grad, lam + eta * g
+            t, first = t + 1, False
+
+
+class Penalty(ConstraintMethod):
+    """Quadratic penalty with a growing weight: gradient descent on f + mu_t c, where c is the
+    constraint loss (|g|^2 for an `Equality`) and mu_t = min(mu * mu_factor^(t // mu_every), mu_max).
+
+    The minimizer of f + mu c violates the constraint by g ~ -lambda*/(2 mu), so the penalty leaves a
+    bias that shrinks only as mu_max grows; plain gradient descent is stable only while
+    lr * (curvature of f + mu c) < 2, which bounds the usable mu_max. Stops after `steps` updates,
+    or once mu = mu_max and the penalized gradient is <= tol.
+    """
+
+    name = "penalty"
+    defaults = {**ConstraintMethod.defaults, "steps": 3000, "mu": 1.0, "mu_factor": 2.0, "mu_every": 100,
+                "mu_max": 10.0}
+
+    def check(self):
+        super().check()
+        positive(self.name, "mu", self.settings["mu"])
+        real(self.name, "mu_factor", self.settings["mu_factor"], low=1)
+        integer(self.name, "mu_every", self.settings["mu_every"], low=1)
+        real(self.name, "mu_max", self.settings["mu_max"], low=self.settings["mu"])
+
+    def mu(self, t: int) -> float:
+        s = self.settings
+        return float(min(s["mu"] * s["mu_factor"] ** (t // s["mu_every"]), s["mu_max"]))
+
+    def iterate(self, objective, x0, trace, resume):
+        rest, loss = self.split(objective)
+        label = self.settings["constraint"]
+        coupling = _Coupling(loss, 2 * self.settings["mu"])  # rho/2 |g|^2 = mu c
+        penalized = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
+                                                   Term(coupling, 1.0, f"{label}_penalty")])
+        lr, tol, steps = (self.settings[k] for k in ("lr", "tol", "steps"))
+        t, x, first = resume.get("t", 0), x0, True
+        while True:
+            mu = self.mu(t)
+            coupling.rho = 2 * mu
+            ev = trace.evaluate(penalized, x)
+            extra = {"objective": ev.value - ev.terms[f"{label}_penalty"],
+                     "violation": self.violation(loss, ev.terms[label]), "mu": mu}
+            if isinstance(loss, Equality):
+                extra.update(_multiplier_record(2 * mu * coupling.residual))
+            if trace.report(x, ev, state={"t": t}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if mu >= self.settings["mu_max"] and ev.grad_norm <= tol:
+                return Result(x, "converged", f"mu = mu_max and |grad| = {ev.grad_norm:.3g} <= tol",
+                              t, trace.evaluations)
+            if t >= steps:
+                return Result(x, "max_steps", f"{steps} steps done", t, trace.evaluations)
+            x, t, first = x - lr * ev.grad, t + 1, False
+
+
+@hookimpl
+def tcnet_losses():
+    return [StateEquality]
+
+
+@hookimpl
+def tcnet_optimizers():
+    return [Alternating, Lagrangian, Penalty]
