@@ -1,0 +1,99 @@
+"""Basin map of the constraint methods on the toy Gaussian problem (`tcnet basin-map`).
+
+A grid of starting points is run through each method, and each point is marked by whether the
+method ends within `tol` of the exact constrained optimum. The toy network holds all grid points as
+independent copies of the 2-D problem, so each method runs once, vectorized, through the same
+generic optimizer code as a single run; per-point results are identical to separate runs because
+every update is per copy. Runs use each method's fixed step budget (`tol` stops are disabled, as
+they would apply to all copies together).
+"""
+import numpy as np
+
+import tcnet
+from tcnet.validate import ConfigError, integer, positive, real
+from tcnet_plugins.toy_gaussian import SLIDES_START, constrained_optimum, slides_methods, toy_spec
+
+
+def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, steps=None, plugins=None) -> dict:
+    """For each method spec: the grid axes, the final distance to the optimum per start point
+    (shape (grid, grid), rows along x2) and the fraction of points that end within `tol`."""
+    integer("basin-map", "grid", grid, low=2)
+    positive("basin-map", "tol", tol)
+    for name, (lo, hi) in (("x1", x1), ("x2", x2)):
+        real("basin-map", f"{name} upper bound", hi, low=real("basin-map", f"{name} lower bound", lo), low_open=True)
+    if steps is not None:
+        integer("basin-map", "steps", steps, low=1)
+    a1, a2 = np.linspace(*x1, grid), np.linspace(*x2, grid)
+    X1, X2 = np.meshgrid(a1, a2)
+    starts = np.column_stack([X1.ravel(), X2.ravel()])
+    optimum, _ = constrained_optimum()
+    out = {}
+    for name, method in methods.items():
+        method = {**method, "tol": 0.0, **({"steps": steps} if steps is not None else {})}
+        res = tcnet.run(toy_spec(method, start=starts), progress=False, plugins=plugins)
+        distance = np.linalg.norm(res.final.arrays["x"] - optimum, axis=1).reshape(X1.shape)
+        out[name] = {"x1": a1, "x2": a2, "distance": distance, "fraction": float(np.mean(distance <= tol)),
+                     "steps": res.result.steps}
+    return out
+
+
+def plot_basin_map(result: dict, tol: float, path) -> None:
+    """One panel per method: points reaching the optimum within tol (dark) or not (light)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    optimum, _ = constrained_optimum()
+    fig, axes = plt.subplots(1, len(result), figsize=(4.2 * len(result), 4.2), squeeze=False)
+    for ax, (name, r) in zip(axes[0], result.items()):
+        extent = [r["x1"][0], r["x1"][-1], r["x2"][0], r["x2"][-1]]
+        ax.imshow(r["distance"] <= tol, origin="lower", extent=extent, aspect="auto", vmin=0, vmax=1,
+                  cmap=ListedColormap(["#f2e6d9", "#2b6a99"]), interpolation="nearest")
+        ax.plot(*optimum, "*", color="#d62728", ms=14, label="constrained optimum")
+        ax.plot(*SLIDES_START, "o", color="k", ms=6, label="slides' start")
+        ax.axhline(optimum[1], color="#d62728", lw=0.8, ls="--")
+        ax.set_title(f"{name}: {100 * r['fraction']:.1f}% reach (tol {tol:g}, {r['steps']} steps)", fontsize=9)
+        ax.set_xlabel("x1 (start)")
+        ax.set_ylabel("x2 (start)")
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _command(args) -> int:
+    methods = slides_methods()
+    unknown = sorted(set(args.methods) - set(methods))
+    if unknown:
+        print(f"tcnet basin-map: unknown method(s) {', '.join(unknown)}; allowed: {', '.join(methods)}")
+        return 2
+    try:
+        result = basin_map({m: methods[m] for m in args.methods}, grid=args.grid, x1=tuple(args.x1),
+                           x2=tuple(args.x2), tol=args.tol, steps=args.steps, plugins=args.registry)
+    except ConfigError as err:
+        print(f"tcnet basin-map: {err}")
+        return 2
+    plot_basin_map(result, args.tol, args.out)
+    print(f"basin map of the toy Gaussian ({args.grid}x{args.grid} starts, x1 in {args.x1}, x2 in {args.x2}), "
+          f"reached = within {args.tol:g} of the constrained optimum:")
+    for name, r in result.items():
+        print(f"  {name:<12} {100 * r['fraction']:6.1f}%  ({r['steps']} steps)")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("basin-map", help="which starting points each constraint method brings to the "
+                              "toy Gaussian's constrained optimum (PNG + fractions)")
+    p.add_argument("--out", default="basin_map.png", help="PNG file to write (default: basin_map.png)")
+    p.add_argument("--grid", type=int, default=31, help="grid points per axis (default: 31)")
+    p.add_argument("--x1", type=float, nargs=2, default=[-4.0, 6.0], metavar=("LO", "HI"), help="start x1 range")
+    p.add_argument("--x2", type=float, nargs=2, default=[-2.0, 8.0], metavar=("LO", "HI"), help="start x2 range")
+    p.add_argument("--tol", type=float, default=0.05, help="distance to the optimum that counts as reached")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per method (default: each method's own: alternating 1000 as in the slides)")
+    p.add_argument("--methods", nargs="+", default=list(slides_methods()), metavar="METHOD",
+                   help="methods to map (default: all)")
+    p.set_defaults(handler=_command)
