@@ -1,0 +1,260 @@
+"""Fast value-and-gradient backends for the preparatory-network losses L1, L2, L3.
+
+`preparatory_losses(J, w, tau, backend)` returns the vector (L1, L2, L3) of DESIGN.md
+("Mathematics to get exactly right") as one autograd primitive, differentiable with respect to J
+and w (tau is a constant), so it composes with any autograd code around it (J = J0 + U V, weights,
+other loss terms). Two backends:
+
+- ``fused``: one real eigendecomposition (LAPACK dgeev), one real inverse and five real N x N
+  matrix products for value and gradient; no complex matrix products (`_EigFactor`).
+- ``lyapunov``: no eigenvectors at all. One real Schur factorization J = Z T Z^T is shared by the
+  Lyapunov solve and its adjoint (two triangular Sylvester solves, LAPACK dtrsyl); well conditioned
+  where eigenvalues nearly coincide (`_SchurFactor`).
+
+The generic route (autograd through `tcnet.linalg.eig`) stays in the linear_decay state; it is
+what user-written losses use and what these backends are tested against.
+
+Common mathematics. A = (J - I)/tau, gamma = eigenvalues of A, b = A^T w, and P solves
+A P + P A^T + I = 0 (for stable A, P = int_0^inf exp(A t) exp(A t)^T dt). Then
+
+    L1 = Tr(P)/(N tau),   L3 = tau w^T A P A^T w = tau b^T P b,   L2 = sum_i max(Re gamma_i, 0)^2.
+
+The VJP for the cotangent g = (g1, g2, g3) is the gradient of g1 L1 + g2 L2 + g3 L3.
+With C = g1/(N tau) I + g3 tau b b^T, L1 and L3's P-dependence is Tr(C P). Differentiating the
+Lyapunov equation, A dP + dP A^T = -(dA P + P dA^T); with the adjoint Q, A^T Q + Q A + C = 0,
+Tr(C dP) = -Tr((A^T Q + Q A) dP) = Tr(Q (dA P + P dA^T)) = 2 Tr(Q dA P) (P, Q symmetric), i.e.
+grad_A Tr(C P) = 2 Q P. L3's explicit A in b adds 2 g3 tau w (P b)^T, and
+grad_J = grad_A / tau. For w: grad_w = 2 g3 tau A P b. For L2, with left/right eigenvectors
+y_i^H, x_i (y_i^H x_i = 1), d lambda_i = y_i^H dJ x_i, so grad_J L2 = Re sum_i e_i conj(y_i) x_i^T,
+e_i = 2 g2 max(Re gamma_i, 0)/tau.
+"""
+import numpy as np
+import scipy.linalg
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+from scipy.linalg import lapack
+
+from tcnet.validate import ConfigError
+
+BACKENDS = ("fused", "lyapunov")
+
+
+def preparatory_losses(J, w, tau, backend="fused"):
+    """(L1, L2, L3) of the network tau dx/dt = -x + J x with readout w, as a length-3 array.
+
+    Differentiable by autograd with respect to J and w; `backend` is "fused" or "lyapunov".
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"preparatory losses: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    Jv, wv = np.asarray(getval(J), dtype=float), np.asarray(getval(w), dtype=float)
+    factor = (_EigFactor if backend == "fused" else _SchurFactor)(Jv, wv, float(tau))
+    return _losses(J, w, factor)
+
+
+@primitive
+def _losses(J, w, factor):
+    """The values computed by `factor` (a `_EigFactor` or `_SchurFactor` of J, w)."""
+    return factor.values
+
+
+defvjp(
+    _losses,
+    lambda ans, J, w, factor: factor.grad_J,
+    lambda ans, J, w, factor: factor.grad_w,
+)
+
+
+def _l2(re_gamma):
+    """L2 and its per-eigenvalue derivative factor max(Re gamma, 0)."""
+    excess = np.maximum(re_gamma, 0.0)
+    return float(np.sum(excess**2)), excess
+
+
+class _EigFactor:
+    """Fused eig path: everything in the real eigenvector basis of dgeev.
+
+    dgeev gives J W = W B with W real and B block diagonal: 1 x 1 blocks for real eigenvalues and
+    2 x 2 blocks for a pair a +- ib (columns Re x, Im x of the complex eigenvector x). The complex
+    eigenvectors are R = W T with T block diagonal ([[1, 1], [i, -i]] on a pair), the left ones
+    L = R^-1 = T^-1 K with K = W^-1. With X = M o F (M = L L^H, F_ij = -1/(gamma_i + conj gamma_j))
+    the Lyapunov solution is P = R X R^H = W Xr W^T with the *real* Xr = T X T^H (P in the
+    W-basis). The adjoint is Q = L^H Y L with Y = (R^H C R) o conj(F), i.e. Q = K^T Yr K with
+    Yr = T^-H Y T^-1, and then, since K W = I,
+
+        Q P = K^T (Yr Xr) W^T,   grad_J = K^T (2 Yr Xr / tau + diag(e)) W^T + 2 g3 w (P b)^T,
+
+    where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T restricted
+    to that pair (e is equal on both). All sandwiches with T cost O(N^2); the O(N^3) work is dgeev,
+    inv(W), G = W^T W, S = K K^T (M = T^-1 S T^-H, and R^H C R = T^H (W^T C W) T with
+    W^T C W = c1 G + c3 v v^T, v = W^T b), Yr Xr, and K^T (.) W^T.
+    No 1/(lambda_i - lambda_j) appears, but everything degrades with cond(W) (nearly defective J).
+    """
+
+    def __init__(self, J, w, tau):
+        N = len(J)
+        self.J, self.w, self.tau, self.N = J, w, tau, N
+        wr, wi, _, W, info = lapack.dgeev(J, compute_vl=0, lwork=_dgeev_lwork(N))
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dgeev failed (info={info})")
+        lam = wr + 1j * wi
+        self.pairs = np.flatnonzero(wi > 0)  # first column of each conjugate pair; the next is Im
+        self.W = W
+        self.K = np.linalg.inv(W)
+        self.gamma = (lam - 1.0) / tau
+        self.F = -1.0 / (self.gamma[:, None] + np.conj(self.gamma)[None, :])
+        self.G = W.T @ W
+        M = self._sandwich(self.K @ self.K.T, _T_INV)
+        self.Xr = np.real(self._sandwich(M * self.F, _T))
+        self.b = (J.T @ w - w) / tau
+        self.v = W.T @ self.b
+        self.Xv = self.Xr @ self.v
+        L2, self.excess = _l2(self.gamma.real)
+        L1 = np.sum(self.Xr * self.G) / (N * tau)
+        L3 = tau * self.v @ self.Xv
+        self.values = np.array([L1, L2, L3])
+
+    def _sandwich(self, Z, coeffs):
+        """B Z B^H for the block-diagonal B given by its 2 x 2 pair block `coeffs` (identity elsewhere)."""
+        return _pair_rows(_pair_rows(Z, coeffs, self.pairs).conj().T, coeffs, self.pairs).conj().T
+
+    def grad_J(self, g):
+        g1, g2, g3 = np.real(g)
+        tau = self.tau
+        Cw = (g1 / (self.N * tau)) * self.G + (g3 * tau) * np.outer(self.v, self.v)
+        Y = self._sandwich(Cw, _T_H) * np.conj(self.F)
+        Yr = np.real(self._sandwich(Y, _T_INV_H))
+        inner = (2.0 / tau) * (Yr @ self.Xr)
+        inner[np.diag_indices(self.N)] += 2.0 * g2 * self.excess / tau
+        Pb = self.W @ self.Xv
+        return self.K.T @ inner @ self.W.T + 2.0 * g3 * np.outer(self.w, Pb)
+
+    def grad_w(self, g):
+        Pb = self.W @ self.Xv
+        return 2.0 * np.real(g[2]) * (self.J @ Pb - Pb)
+
+
+# Pair blocks (rows p, p+1) of T, T^-1, T^H, T^-H: out_p = a Z_p + b Z_q, out_q = c Z_p + d Z_q.
+_T = (1.0, 1.0, 1j, -1j)
+_T_INV = (0.5, -0.5j, 0.5, 0.5j)
+_T_H = (1.0, -1j, 1.0, 1j)
+_T_INV_H = (0.5, 0.5, 0.5j, -0.5j)
+
+
+def _pair_rows(Z, coeffs, pairs):
+    """B Z for B block diagonal: identity except the 2 x 2 block `coeffs` on rows (p, p+1)."""
+    a, b, c, d = coeffs
+    out = np.array(Z, dtype=complex)
+    Zp, Zq = Z[pairs], Z[pairs + 1]
+    out[pairs] = a * Zp + b * Zq
+    out[pairs + 1] = c * Zp + d * Zq
+    return out
+
+
+_LWORK = {}
+
+
+def _dgeev_lwork(N):
+    """dgeev's optimal workspace (the default minimal one makes it unblocked and ~2x slower)."""
+    if N not in _LWORK:
+        lwork, info = lapack.dgeev_lwork(N, compute_vl=0)
+        _LWORK[N] = max(int(lwork), 4 * N) if info == 0 else 4 * N
+    return _LWORK[N]
+
+
+class _SchurFactor:
+    """Eig-free path: one real Schur factorization J = Z T Z^T shared by both Sylvester solves.
+
+    With Ta = (T - I)/tau (quasi-triangular, A = Z Ta Z^T): Pt = Z^T P Z solves
+    Ta Pt + Pt Ta^T = -I and the adjoint Qt = Z^T Q Z solves Ta^T Qt + Qt Ta = -Z^T C Z, with
+    Z^T C Z = c1 I + c3 v v^T, v = Z^T b; both are dtrsyl calls on the same Ta. Then L1 = Tr(Pt)/(N tau),
+    L3 = tau v^T Pt v and grad_J = Z (2 Qt Pt / tau + grad_T L2) Z^T + 2 g3 w (P b)^T.
+
+    L2 reads the eigenvalues off the diagonal blocks of T (a 2 x 2 block [[a, b], [c, d]] holds a
+    pair with real part (a + d)/2). Its gradient needs left and right eigenvectors of the unstable
+    eigenvalues only: for the diagonal block B (1 x 1 or 2 x 2) at rows k of T =
+    [[T11, T12, T13], [0, B, T23], [0, 0, T33]], the real bases Xk = [X; I; 0] and Yk = [0; I; Y]
+    with T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two small dtrsyl calls) span B's right and
+    left invariant subspaces and satisfy Yk^T Xk = I, so the eigenvalues of B move to first order
+    like those of B + Yk^T dT Xk and d(sum of their real parts) = Tr(Yk^T dT Xk). Hence
+    grad_T L2 = sum_k e_k Yk Xk^T, with e_k = 2 g2 max(Re gamma_k, 0)/tau. No eigenvector basis of
+    the whole matrix is formed, so nearly repeated stable eigenvalues cost nothing in accuracy
+    (only nearly repeated *unstable* ones are ill conditioned, as their eigenvalues themselves are).
+    Where the Sylvester operator is singular to working precision (gamma_i + gamma_j = 0, dtrsyl
+    info = 1) L1 and L3 do not exist and the values are NaN.
+    """
+
+    def __init__(self, J, w, tau):
+        N = len(J)
+        self.J, self.w, self.tau, self.N = J, w, tau, N
+        T, self.Z = scipy.linalg.schur(J, output="real")
+        self.T = T
+        self.Ta = (T - np.eye(N)) / tau
+        Pt = _trsyl(self.Ta, self.Ta, -np.eye(N), "N", "T")
+        self.Pt = Pt if Pt is not None else np.full((N, N), np.nan)
+        self.b = (J.T @ w - w) / tau
+        self.v = self.Z.T @ self.b
+        self.Pv = self.Pt @ self.v
+        self.blocks = _schur_blocks(T)
+        re_lam = np.array([np.trace(T[k : k + s, k : k + s]) / s for k, s in self.blocks])
+        sizes = np.array([s for _, s in self.blocks])
+        excess = np.maximum((re_lam - 1.0) / tau, 0.0)
+        self.excess = excess
+        L2 = float(np.sum(sizes * excess**2))
+        self.values = np.array([np.trace(self.Pt) / (N * tau), L2, tau * self.v @ self.Pv])
+
+    def grad_J(self, g):
+        g1, g2, g3 = np.real(g)
+        N, tau = self.N, self.tau
+        Ct = (g1 / (N * tau)) * np.eye(N) + (g3 * tau) * np.outer(self.v, self.v)
+        Qt = _trsyl(self.Ta, self.Ta, -Ct, "T", "N")
+        if Qt is None:
+            Qt = np.full((N, N), np.nan)
+        inner = (2.0 / tau) * (Qt @ self.Pt)
+        if g2 != 0.0:
+            for (k, s), e in zip(self.blocks, self.excess):
+                if e > 0.0:
+                    Xk, Yk = _block_invariant_bases(self.T, k, s)
+                    inner += (2.0 * g2 * e / tau) * (Yk @ Xk.T)
+        Pb = self.Z @ self.Pv
+        return self.Z @ inner @ self.Z.T + 2.0 * g3 * np.outer(self.w, Pb)
+
+    def grad_w(self, g):
+        Pb = self.Z @ self.Pv
+        return 2.0 * np.real(g[2]) * (self.J @ Pb - Pb)
+
+
+def _trsyl(A, B, C, trana, tranb, isgn=1):
+    """X with op(A) X + isgn X op(B) = C for quasi-triangular A, B; None if (nearly) singular."""
+    X, scale, info = lapack.dtrsyl(A, B, C, trana=trana, tranb=tranb, isgn=isgn)
+    if info < 0:
+        raise ValueError(f"dtrsyl: illegal argument {-info}")
+    if info == 1:
+        return None
+    return X / scale
+
+
+def _schur_blocks(T):
+    """(start, size) of the diagonal blocks of a real quasi-triangular (Schur) matrix."""
+    blocks, k, N = [], 0, len(T)
+    while k < N:
+        s = 2 if k + 1 < N and T[k + 1, k] != 0.0 else 1
+        blocks.append((k, s))
+        k += s
+    return blocks
+
+
+def _block_invariant_bases(T, k, s):
+    """(Xk, Yk): right/left invariant-subspace bases of the diagonal block T[k:k+s, k:k+s], Yk^T Xk = I."""
+    N = len(T)
+    B = T[k : k + s, k : k + s]
+    Xk = np.zeros((N, s))
+    Yk = np.zeros((N, s))
+    Xk[k : k + s] = np.eye(s)
+    Yk[k : k + s] = np.eye(s)
+    if k > 0:  # T11 X - X B = -T12
+        X = _trsyl(T[:k, :k], B, -T[:k, k : k + s], "N", "N", isgn=-1)
+        Xk[:k] = X if X is not None else np.nan
+    if k + s < N:  # B Y^T - Y^T T33 = T23
+        Yt = _trsyl(B, T[k + s :, k + s :], T[k : k + s, k + s :], "N", "N", isgn=-1)
+        Yk[k + s :] = Yt.T if Yt is not None else np.nan
+    return Xk, Yk
