@@ -2,10 +2,14 @@
 `tcnet_commands` hook. `--plugin FILE` (repeatable) loads single-file plugins first, so their
 dynamics, losses, optimizers and commands are available to every subcommand."""
 import argparse
+import json
 import sys
+
+import numpy as np
 
 from tcnet import __version__
 from tcnet.plugins import PluginError, registry
+from tcnet.validate import ConfigError
 
 
 def _plugins(args) -> int:
@@ -17,6 +21,140 @@ def _plugins(args) -> int:
     return 1 if args.registry.failures else 0
 
 
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "-" if v is None else str(v)
+
+
+def _failing(func):
+    """Report bad input and unreadable files as one line on stderr, exit code 2."""
+    def handler(args):
+        from tcnet.plugins import UnknownPluginError
+        try:
+            return func(args)
+        except (ValueError, UnknownPluginError) as err:  # StoreError and ConfigError are ValueErrors
+            print(f"tcnet {args.command}: {err}", file=sys.stderr)
+            return 2
+    handler.__doc__ = func.__doc__
+    return handler
+
+
+@_failing
+def _show(args) -> int:
+    """Print the networks (arrays, config, summary) and runs (status, steps, loss) of a file."""
+    from tcnet import store
+    info = store.file_info(args.file)
+    print(f"{args.file}: format {info['format']} v{info['format_version']} (tcnet {info['tcnet_version']})")
+    names = store.list_networks(args.file)
+    print(f"networks/ ({len(names)})")
+    for name in names:
+        data = store.network_data(args.file, name)
+        shapes = " ".join(f"{k}{tuple(a.shape)}" for k, a in data.arrays.items())
+        print(f"  {name}  dynamics={data.dynamics} seed={data.seed} config={json.dumps(data.config)}  {shapes}")
+        if data.dynamics in args.registry.entries["dynamics"]:
+            facts = data.build(args.registry).summary()
+            if facts:
+                print("    " + "  ".join(f"{k}={_fmt(v)}" for k, v in facts.items()))
+    runs = store.list_runs(args.file)
+    print(f"runs/ ({len(runs)})")
+    for run_id in runs:
+        rec = store.read_run(args.file, run_id, plugins=args.registry)
+        h, spec = rec.history, rec.spec
+        opt = spec["optimizer"]
+        stages = "+".join(s.get("name", "?") for s in opt.get("stages", [])) or opt["name"]
+        loss = f"loss={_fmt(float(h['loss'][-1]))}" if rec.steps else "no steps"
+        print(f"  {run_id}  status={rec.status}  steps={rec.steps}  {loss}  dynamics={spec['dynamics']['name']}"
+              f"  optimizer={stages}")
+        terms = [k for k in h if k.startswith("terms/")]
+        if rec.steps and terms:
+            print("    terms: " + "  ".join(f"{k[6:]}={_fmt(float(h[k][-1]))}" for k in terms))
+        if rec.message:
+            print(f"    {rec.message}")
+    return 0
+
+
+def _crossing(t, ratio, f) -> float:
+    """First time ratio(t) falls to f, interpolated linearly in log(ratio) (exact for exponential
+    decay); nan if it never does on the grid."""
+    below = np.flatnonzero(ratio <= f)
+    if below.size == 0:
+        return float("nan")
+    i = below[0]
+    if i == 0:
+        return float(t[0])
+    la, lb = np.log(ratio[i - 1]), np.log(max(ratio[i], 1e-300))
+    return float(t[i - 1] + (np.log(f) - la) / (lb - la) * (t[i] - t[i - 1]))
+
+
+@_failing
+def _simulate(args) -> int:
+    """Simulate a stored network from sample_initial states; print its summary and decay times."""
+    from tcnet import store
+    from tcnet.validate import integer, positive
+    t_max = positive("simulate", "--t-max", args.t_max)
+    dt = positive("simulate", "--dt", args.dt)
+    if dt > t_max:
+        raise ConfigError(f"simulate: --dt must be at most --t-max ({t_max:g}), got {dt:g}")
+    n = integer("simulate", "--n-init", args.n_init, low=1)
+    net = store.load_network(args.file, args.network, plugins=args.registry)
+    t = np.arange(int(np.floor(t_max / dt + 1e-9)) + 1) * dt
+    x0 = net.sample_initial(n, seed=args.seed)
+    x = np.asarray(net.simulate(x0, t))
+    norms = np.linalg.norm(x, axis=-1)  # (len(t), n)
+    ratio = norms / norms[0]
+    print(f"network {args.network} ({net.name}, config {json.dumps(net.config)}) from {args.file}")
+    for k, v in net.summary().items():
+        print(f"  {k} = {_fmt(v)}")
+    print(f"{n} trajectories from sample_initial(seed={args.seed}), t = 0..{t[-1]:g} step {dt:g}")
+    print(f"  {'traj':>4}  {'|x(0)|':>10}  {'|x(t_max)|':>10}  {'t(1/e)':>10}  {'t(0.1)':>10}")
+    for i in range(n):
+        print(f"  {i:>4}  {norms[0, i]:>10.4g}  {norms[-1, i]:>10.4g}  {_crossing(t, ratio[:, i], np.exp(-1)):>10.4g}"
+              f"  {_crossing(t, ratio[:, i], 0.1):>10.4g}")
+    rms = np.sqrt(np.mean(norms**2, axis=1) / np.mean(norms[0] ** 2))
+    print(f"  rms over trajectories: t(1/e) = {_crossing(t, rms, np.exp(-1)):.4g}, t(0.1) = {_crossing(t, rms, 0.1):.4g}"
+          "  (f^2 = mean|x(t)|^2 / mean|x(0)|^2; nan: not reached by t_max)")
+    if args.out:
+        from pathlib import Path
+        out = Path(args.out)
+        store.save_trajectories(out, t, x, source=str(args.file), network=args.network, seed=args.seed)
+        _plot_norms(out.with_suffix(".png"), t, ratio, f"{args.network} ({net.name})")
+        print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _plot_norms(path, t, ratio, title) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(t, ratio, lw=1)
+    ax.set_xlabel("t")
+    ax.set_ylabel("|x(t)| / |x(0)|")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@_failing
+def _compare(args) -> int:
+    """Print one row per run of the given files (or CSV with --csv)."""
+    from tcnet import store
+    rows = store.compare_table(args.files, plugins=args.registry)
+    if args.csv:
+        sys.stdout.write(store.table_csv(rows))
+        return 0
+    if not rows:
+        print("no runs")
+        return 0
+    cells = [list(rows[0])] + [[_fmt(v) for v in row.values()] for row in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
 def parser(plugins) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tcnet", description="Optimize network models with plugin losses; "
                                 "save, load, simulate and compare runs (HDF5).")
@@ -26,6 +164,25 @@ def parser(plugins) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sp = sub.add_parser("plugins", help="list registered dynamics, losses and optimizers and their sources")
     sp.set_defaults(handler=_plugins)
+    sp = sub.add_parser("show", help="tree of the networks and runs in a tcnet HDF5 file")
+    sp.add_argument("file")
+    sp.set_defaults(handler=_show)
+    sp = sub.add_parser("simulate", help="simulate a saved network from random initial states",
+                        description="NETWORK is a saved network's name, or a run's network: '<run>' "
+                        "(final), '<run>/initial', '<run>/final', '<run>/checkpoint'.")
+    sp.add_argument("file")
+    sp.add_argument("network")
+    sp.add_argument("--t-max", type=float, default=10.0, help="simulated time (default 10)")
+    sp.add_argument("--dt", type=float, default=0.01, help="time step of the output grid (default 0.01)")
+    sp.add_argument("--n-init", type=int, default=8, help="number of random initial states (default 8)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the initial states (default 0)")
+    sp.add_argument("--out", metavar="FILE.h5", help="write the trajectories to FILE.h5 and their "
+                    "norms vs time to FILE.png")
+    sp.set_defaults(handler=_simulate)
+    sp = sub.add_parser("compare", help="one row per run: differing settings, final loss and terms, counts")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--csv", action="store_true", help="print CSV instead of an aligned table")
+    sp.set_defaults(handler=_compare)
     plugins.add_commands(sub)
     return p
 

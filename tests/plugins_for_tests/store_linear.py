@@ -1,0 +1,97 @@
+"""Test-only plugin for the store tests: a small linear rate network and a slowable convex loss.
+
+Dynamics `store_linear`: tau dx/dt = -x + J x, arrays J (N x N, trainable) and a readout w (not
+trainable), config {"N", "tau"}. Trajectories are exact: x(t) = expm(A t) x0 with A = (J - I)/tau.
+
+Loss `store_bowl`: sum_ij (J_ij - c)^2 + 0.1 sum_ij sin(3 J_ij), separable and strongly convex
+(second derivative 2 - 0.9 sin(3 J) >= 1.1), so its minimum is unique and can be found entry by
+entry with a 1-D root solve. `delay` seconds of sleep per evaluation slow a run down on purpose
+(for the SIGKILL test) without changing any value.
+"""
+import time
+
+import autograd.numpy as anp
+import numpy as np
+import scipy.linalg
+
+from tcnet import Dynamics, Loss, State, hookimpl
+from tcnet.validate import array, integer, positive, real
+
+
+class LinearState(State):
+    @property
+    def J(self):
+        return self.params["J"]
+
+
+class StoreLinear(Dynamics):
+    name = "store_linear"
+    trainable = ("J",)
+
+    @classmethod
+    def create(cls, seed=0, N=3, tau=1.0):
+        rng = np.random.default_rng(seed)
+        J = 0.5 * rng.normal(size=(N, N)) / np.sqrt(N)
+        return cls({"J": J, "w": rng.normal(size=N)}, {"N": N, "tau": tau}, seed)
+
+    def check(self):
+        n = integer(self.name, "N", self.config.get("N"), low=1)
+        positive(self.name, "tau", self.config.get("tau"))
+        array(self.name, "J", self.arrays["J"], (n, n))
+        array(self.name, "w", self.arrays["w"], (n,))
+
+    def make_state(self, params):
+        return LinearState(self, params)
+
+    @property
+    def A(self):
+        return (self.arrays["J"] - np.eye(self.config["N"])) / self.config["tau"]
+
+    def simulate(self, x0, t):
+        x0 = np.asarray(x0, dtype=float)
+        return np.stack([x0 @ scipy.linalg.expm(self.A * ti).T for ti in np.asarray(t, dtype=float)])
+
+    def sample_initial(self, n, seed=0):
+        return np.random.default_rng(seed).normal(size=(n, self.config["N"]))
+
+    def summary(self):
+        return {"spectral_abscissa": float(np.max(np.linalg.eigvals(self.A).real))}
+
+
+class Bowl(Loss):
+    name = "store_bowl"
+
+    def __init__(self, c=0.3, delay=0.0):
+        super().__init__(c=c, delay=delay)
+        self.c = real(self.name, "c", c)
+        self.delay = real(self.name, "delay", delay, low=0)
+
+    def __call__(self, state):
+        if self.delay:
+            time.sleep(self.delay)
+        d = state.J - self.c
+        return anp.sum(d * d) + 0.1 * anp.sum(anp.sin(3 * state.J))
+
+
+class StaticNet(Dynamics):
+    """A network without time evolution (simulate raises NotImplementedError)."""
+
+    name = "store_static"
+    trainable = ("b",)
+
+    @classmethod
+    def create(cls, seed=0, n=2):
+        return cls({"b": np.random.default_rng(seed).normal(size=n)}, {"n": n}, seed)
+
+    def make_state(self, params):
+        return State(self, params)
+
+
+@hookimpl
+def tcnet_dynamics():
+    return [StoreLinear, StaticNet]
+
+
+@hookimpl
+def tcnet_losses():
+    return [Bowl]
