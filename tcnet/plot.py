@@ -1,0 +1,131 @@
+"""Figures (matplotlib, Agg backend, PNG files).
+
+Studies: `study_lines` draws metrics (mean ± std over repeats) against one swept key, one line per
+value of the other swept keys; for preparatory networks that is final loss and decay time against
+n/N, one line per N. `study_tradeoff` draws, for a swept loss weight (e.g. the smoothness weight
+beta), the final value of that term against another term, one point per weight: the trade-off
+the weight controls. `study_figures` picks both for a study and its table.
+"""
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tcnet.validate import ConfigError  # noqa: E402
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _log_scale(values) -> bool:
+    """Log axis when every value is positive and they span more than 1.5 decades."""
+    v = [x for x in values if math.isfinite(x)]
+    return bool(v) and min(v) > 0 and max(v) / min(v) > 10**1.5
+
+
+def default_x(table) -> str:
+    """The swept numeric key with the most distinct values (ties: the last one, e.g. n/N after N)."""
+    best, count = None, 0
+    for k in table.keys:
+        values = {json.dumps(r[k]) for r in table.rows}
+        if _numeric([r[k] for r in table.rows]) and len(values) >= count:
+            best, count = k, len(values)
+    if best is None:
+        raise ConfigError("plot-study: no swept key has numeric values to put on the x axis")
+    return best
+
+
+def default_metrics(table) -> list[str]:
+    """Final loss plus decay times (summary keys t_*) when the dynamics reports them, else the terms."""
+    times = [m for m in table.metrics if m.startswith("summary/t_")]
+    return ["loss", *(times or [m for m in table.metrics if m.startswith("terms/")])]
+
+
+def _label(key: str) -> str:
+    return {"dynamics.n_frac": "n/N", "loss": "final loss"}.get(key, key)
+
+
+def study_lines(table, path, x=None, metrics=None, title="") -> Path:
+    """One panel per metric: mean ± std against swept key `x`, one line per other-key combination."""
+    x = x or default_x(table)
+    metrics = metrics or default_metrics(table)
+    if x not in table.keys:
+        raise ConfigError(f"plot-study: x must be a swept key ({', '.join(table.keys)}), got {x!r}")
+    unknown = [m for m in metrics if m not in table.metrics]
+    if unknown:
+        raise ConfigError(f"plot-study: unknown metric(s) {', '.join(unknown)}; the table has {', '.join(table.metrics)}")
+    others = [k for k in table.keys if k != x]
+    lines: dict[str, list] = {}
+    for r in table.rows:
+        name = ", ".join(f"{_label(k).split('.')[-1]} = {r[k]}" for k in others)
+        lines.setdefault(name, []).append(r)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for name, rows in lines.items():
+            rows = sorted(rows, key=lambda r: r[x])
+            ax.errorbar([r[x] for r in rows], [r[f"{m}:mean"] for r in rows],
+                        yerr=[0 if math.isnan(r[f"{m}:std"]) else r[f"{m}:std"] for r in rows],
+                        marker="o", ms=4, capsize=3, label=name or None)
+        ax.set_xlabel(_label(x))
+        ax.set_ylabel(_label(m))
+        if _log_scale([r[f"{m}:mean"] for r in table.rows]):
+            ax.set_yscale("log")
+        if others:
+            ax.legend(fontsize=8)
+    fig.suptitle(title or f"mean ± std over repeats (n per point: {sorted({r['n'] for r in table.rows})})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
+    """Term `<label>` (whose weight `weight_key` = loss.<label>.weight is swept) against the term
+    `versus` (default: the first other term), one point per weight (mean ± std), annotated."""
+    label = weight_key.split(".")[1]
+    y = f"terms/{label}"
+    x = versus or next((m for m in table.metrics if m.startswith("terms/") and m != y), None)
+    if y not in table.metrics or x is None:
+        raise ConfigError(f"plot-study: the trade-off needs the term values {y} and another term")
+    fig, ax = plt.subplots(figsize=(4.8, 4.0))
+    rows = sorted(table.rows, key=lambda r: r[weight_key])
+    xs, ys = [r[f"{x}:mean"] for r in rows], [r[f"{y}:mean"] for r in rows]
+    ax.errorbar(xs, ys, xerr=[_finite(r[f"{x}:std"]) for r in rows], yerr=[_finite(r[f"{y}:std"]) for r in rows],
+                marker="o", capsize=3)
+    for r, xv, yv in zip(rows, xs, ys):
+        ax.annotate(f"{r[weight_key]:g}", (xv, yv), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel(f"final {x[6:]}")
+    ax.set_ylabel(f"final {label}")
+    if _log_scale(xs):
+        ax.set_xscale("log")
+    if _log_scale(ys):
+        ax.set_yscale("log")
+    ax.set_title(title or f"trade-off as {weight_key} varies (labels)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def _finite(v):
+    return 0.0 if math.isnan(v) else v
+
+
+def study_figures(table, prefix, x=None, metrics=None) -> list[Path]:
+    """The standard figures of a study: metrics against `x` (when a numeric key is swept) and a
+    trade-off figure for every swept loss weight. Files are `<prefix>_<what>.png`."""
+    out = []
+    numeric = [k for k in table.keys if _numeric([r[k] for r in table.rows])]
+    if x or numeric:
+        x = x or default_x(table)
+        out.append(study_lines(table, f"{prefix}_vs_{x.split('.')[-1]}.png", x, metrics))
+    for k in table.keys:
+        parts = k.split(".")
+        if len(parts) == 3 and parts[0] == "loss" and parts[2] == "weight":
+            out.append(study_tradeoff(table, f"{prefix}_tradeoff_{parts[1]}.png", k))
+    return out
