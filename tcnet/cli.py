@@ -9,6 +9,7 @@ import numpy as np
 
 from tcnet import __version__
 from tcnet.plugins import PluginError, registry
+from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
 
 
@@ -183,6 +184,7 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", metavar="FILE")
     sp.add_argument("--csv", action="store_true", help="print CSV instead of an aligned table")
     sp.set_defaults(handler=_compare)
+    add_study_commands(sub)
     plugins.add_commands(sub)
     return p
 
