@@ -51,7 +51,7 @@ def rank(N, n_frac) -> int:
 
 def sigma(N, n, normalization) -> float:
     """Scale of the entries of U and V: 1/sqrt(N), or (n N)^(-1/4) for perturbation weights."""
-    return (n * N) ** -0.25 if normalization == "perturbation_weights" else N**-0.5
+    return 1 / (n * N) ** 0.25 if normalization == "perturbation_weights" else 1 / np.sqrt(N)
 
 
 def _unit_columns(X):

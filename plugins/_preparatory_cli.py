@@ -1,0 +1,162 @@
+"""`tcnet train` and `tcnet demo`: the preparatory-network study from the command line.
+
+`train` accepts the flags of the published train_models.py (short and long names) and runs every
+combination of network size N, rank fraction, beta and repeat as one run, written to one HDF5 file
+with the store's RunWriter. Repeat k (k = 0..K-1) uses the seed r + k for every N, n_frac and beta,
+so runs that differ only in beta or n_frac start from the same J0 (with the same seed the legacy
+generator draws J0 first) and repeats are independent draws. (The original drew all networks of a
+sweep from one seeded global generator in a batch; per-run seeds make each run reproducible alone.)
+
+`demo` trains one N = 100 network (n/N = 0.1, beta = 0.01, seed 0), saves it, prints the losses,
+decay times and counts, and writes the figures next to the HDF5 file.
+"""
+import sys
+import time
+from itertools import product
+from pathlib import Path
+
+from tcnet.validate import ConfigError
+
+ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
+
+
+def recipe(adam_steps=ADAM_STEPS, learning_rate=LEARNING_RATE, lbfgs_iters=LBFGS_ITERS, gtol=GTOL) -> dict:
+    """The published two-stage optimizer: Adam (Keras form) then L-BFGS, as a chain spec."""
+    return {"name": "chain", "stages": [
+        {"name": "adam", "steps": adam_steps, "lr": learning_rate},
+        {"name": "lbfgs", "max_iter": lbfgs_iters, "gtol": gtol},
+    ]}
+
+
+def run_spec(dynamics: dict, *, alpha, beta, optimizer) -> dict:
+    """Run spec of L1 + alpha L2 + beta L3 (term labels are the loss names)."""
+    return {"dynamics": dynamics,
+            "loss": [{"name": "decay"}, {"name": "stability", "weight": alpha},
+                     {"name": "smoothness", "weight": beta}],
+            "optimizer": optimizer}
+
+
+def _numbers(kind):
+    """argparse type: a space- (or comma-) separated list; repeated flags are concatenated."""
+    def parse(text):
+        try:
+            return [kind(x) for x in text.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"expected space-separated {kind.__name__} values, got {text!r}") from None
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
+
+
+def _flatten(lists, default):
+    return [x for chunk in lists for x in chunk] if lists else default
+
+
+def add_commands(subparsers):
+    t = subparsers.add_parser("train", help="train preparatory networks (L1 + alpha L2 + beta L3) over a grid; "
+                              "every combination is one run in the output HDF5 file")
+    t.add_argument("-N", "--N", dest="sizes", type=_numbers(int), action="append",
+                   help="network sizes, e.g. \"100 300 500\" (repeatable; default 100)")
+    t.add_argument("-F", "--n-fracs", type=_numbers(float), action="append", help="rank fractions n/N (default 0.1)")
+    t.add_argument("-b", "--betas", type=_numbers(float), action="append", help="smoothness weights (default 0.01)")
+    t.add_argument("-k", "--repeats", type=int, default=1, help="random initialisations per combination (default 1)")
+    t.add_argument("-T", "--tau", type=float, default=0.01, help="time constant in s (default 0.01)")
+    t.add_argument("-a", "--alpha", type=float, default=1e5, help="stability weight (default 1e5)")
+    t.add_argument("-L", "--lbfgs-iters", type=int, default=LBFGS_ITERS, help="L-BFGS iterations (default 200)")
+    t.add_argument("-A", "--adam-epochs", type=int, default=ADAM_STEPS, help="Adam steps (default 30)")
+    t.add_argument("-l", "--learning-rate", type=float, default=LEARNING_RATE, help="Adam learning rate (default 0.01)")
+    t.add_argument("-r", "--seed", type=int, default=1234, help="seed of repeat 0; repeat k uses seed + k (default 1234)")
+    t.add_argument("-f", "--file", default="out.h5", help="output HDF5 file (runs are appended; default out.h5)")
+    t.add_argument("--init", choices=("legacy", "default"), default="legacy", help="initialisation (default legacy)")
+    t.add_argument("--normalization", choices=("raw_weights", "perturbation_weights", "none"), default="raw_weights",
+                   help="how U and V enter J (default raw_weights)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(handler=train)
+
+    d = subparsers.add_parser("demo", help="train one N = 100 preparatory network, save it, print losses and "
+                              "decay times, write figures")
+    d.add_argument("--out", default="out", help="output directory (default out/)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(handler=demo)
+
+
+def _grid(args):
+    """(N, n_frac, beta, seed) for every combination, validated before anything runs."""
+    if args.repeats < 1:
+        raise ConfigError(f"train: --repeats must be an integer >= 1, got {args.repeats}")
+    sizes = _flatten(args.sizes, [100])
+    fracs = _flatten(args.n_fracs, [0.1])
+    betas = _flatten(args.betas, [0.01])
+    return [(N, f, b, args.seed + k) for N, f, b, k in product(sizes, fracs, betas, range(args.repeats))]
+
+
+def train(args) -> int:
+    from tcnet import run
+    from tcnet.store import RunWriter
+
+    try:
+        grid = _grid(args)
+        specs = [run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
+                           "normalization": args.normalization, "init": args.init},
+                          alpha=args.alpha, beta=b,
+                          optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
+                 for N, f, b, seed in grid]
+        plugins = args.registry
+        from tcnet.run import RunSpec, build_dynamics, build_objective, build_optimizer
+        for spec in specs:  # check every run's configuration before the first one starts
+            s = RunSpec.from_dict(spec)
+            build_objective(build_dynamics(s.dynamics, plugins), s.loss, plugins)
+            build_optimizer(s.optimizer, plugins)
+    except ConfigError as err:
+        print(f"tcnet train: {err}", file=sys.stderr)
+        return 2
+    failed = 0
+    for i, (spec, (N, f, b, seed)) in enumerate(zip(specs, grid), 1):
+        writer = RunWriter(args.file)
+        t0 = time.perf_counter()
+        res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
+        last = res.history.steps[-1]
+        print(f"[{i}/{len(specs)}] run {writer.run_id}: N={N} n_frac={f:g} beta={b:g} seed={seed}: "
+              f"loss {res.history.steps[0].loss:.6g} -> {last.loss:.6g}, {res.result.status}, "
+              f"{res.result.steps} steps, {res.result.evaluations} evaluations, {time.perf_counter() - t0:.1f} s")
+        if res.result.status == "non-finite":
+            failed += 1
+            print(f"tcnet train: run {writer.run_id} stopped: {res.result.message}", file=sys.stderr)
+    print(f"{len(specs)} run(s) written to {args.file}")
+    return 1 if failed else 0
+
+
+def demo(args) -> int:
+    from tcnet import run
+    from tcnet.store import RunWriter
+    from tcnet_plugins import _preparatory_figures as figures
+    from tcnet_plugins._preparatory_analysis import decay_time
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "demo.h5"
+    spec = run_spec({"name": "linear_decay", "seed": 0, "N": 100, "n_frac": 0.1, "tau": 0.01,
+                     "normalization": "raw_weights", "init": "legacy"}, alpha=1e5, beta=0.01, optimizer=recipe())
+    writer = RunWriter(path)
+    res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
+    steps = res.history.steps
+    for label, s in (("initial", steps[0]), ("final", steps[-1])):
+        terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())
+        print(f"{label} loss {s.loss:.6g}  ({terms})")
+    lbfgs = sum(1 for s in steps if s.stage == 1) - 1
+    print(f"{res.result.status}: Adam steps {sum(1 for s in steps if s.stage == 0) - 1}, "
+          f"L-BFGS iterations {lbfgs}, evaluations {res.result.evaluations}")
+    for label, d in (("before", res.initial), ("after", res.final)):
+        t1, t5 = decay_time(d, 0.01), decay_time(d, 0.05)
+        print(f"decay time {label}: t_1% = {t1 * 1e3:.2f} ms, t_5% = {t5 * 1e3:.2f} ms"
+              + ("  (unstable: activity does not decay)" if t1 == float("inf") else ""))
+    history = {"demo": tuple(res.history.column(k) for k in ("step", "stage", "loss"))}
+    paths = [
+        figures.learning_curve(history, out / "demo_learning_curve.png"),
+        figures.activity_decay({"after": res.final}, out / "demo_activity_decay.png"),
+        figures.spectra({"before": res.initial, "after": res.final}, out / "demo_spectra.png"),
+        figures.readout_traces({"before": res.initial, "after": res.final}, out / "demo_readout.png",
+                               t_max=0.1),
+    ]
+    print(f"network and run {writer.run_id} saved to {path}")
+    print("figures: " + ", ".join(map(str, paths)))
+    return 0 if res.result.status != "non-finite" else 1
