@@ -118,7 +118,7 @@ def _finite(v):
 
 def study_figures(table, prefix, x=None, metrics=None) -> list[Path]:
     """The standard figures of a study: metrics against `x` (when a numeric key is swept) and a
-    trade-off figure for every swept loss weight. Files are `<prefix>_<what>.png`."""
+    trade-off figure for every swept loss weight (when there is another term). Files are `<prefix>_<what>.png`."""
     out = []
     numeric = [k for k in table.keys if _numeric([r[k] for r in table.rows])]
     if x or numeric:
@@ -126,6 +126,7 @@ def study_figures(table, prefix, x=None, metrics=None) -> list[Path]:
         out.append(study_lines(table, f"{prefix}_vs_{x.split('.')[-1]}.png", x, metrics))
     for k in table.keys:
         parts = k.split(".")
-        if len(parts) == 3 and parts[0] == "loss" and parts[2] == "weight":
+        terms = [m for m in table.metrics if m.startswith("terms/")]
+        if len(parts) == 3 and parts[0] == "loss" and parts[2] == "weight" and len(terms) > 1:
             out.append(study_tradeoff(table, f"{prefix}_tradeoff_{parts[1]}.png", k))
     return out

@@ -1,0 +1,188 @@
+"""Studies: dotted keys, points, seeds, the summary table, failing runs, the CLI.
+
+Execution across processes (local pool vs dask, killing the driver) is in test_study_exec.py.
+Numbers come from closed forms: with Adam at 0 steps a run's final loss is the quadratic at the
+initial point, x0 = default_rng(seed).normal(size=3), computed here from the seed.
+"""
+import concurrent.futures
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from tcnet import ConfigError
+from tcnet.cli import main
+from tcnet.store import read_run
+from tcnet.study import Study, derive_seed, set_key
+from conftest import TESTS
+
+PLUGIN = str(TESTS / "quadratic_plugin.py")
+C, H = np.array([1.0, -2.0, 0.5]), np.array([1.0, 4.0, 0.25])  # quadratic_plugin's defaults
+
+
+def base(steps=0):
+    return {"dynamics": {"name": "point", "n": 3}, "loss": [{"name": "quadratic", "label": "q"}],
+            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": steps, "lr": 0.1},
+                                                       {"name": "lbfgs", "max_iter": 0}]}}
+
+
+def quadratic_at_seed(seed, c=C, h=H):
+    x0 = np.random.default_rng(seed).normal(size=3)
+    return 0.5 * np.sum(h * (x0 - c) ** 2)
+
+
+# --- addressing and planning ------------------------------------------------------------------
+def test_dotted_keys_address_dynamics_labelled_terms_and_nested_optimizer_settings():
+    spec = base()
+    set_key(spec, "dynamics.n", 5)
+    set_key(spec, "loss.q.weight", 2.0)
+    set_key(spec, "optimizer.stages.1.max_iter", 7)
+    assert spec["dynamics"]["n"] == 5
+    assert spec["loss"][0]["weight"] == 2.0
+    assert spec["optimizer"]["stages"] == [{"name": "adam", "steps": 0, "lr": 0.1}, {"name": "lbfgs", "max_iter": 7}]
+
+
+@pytest.mark.parametrize("key, words", [
+    ("loss.quadratic.weight", "term labels are q"),
+    ("dynamics.seed", "dynamics.seed cannot be swept"),
+    ("optimizer.stages.2.lr", "no entry '2'"),
+    ("model.n", "must start with dynamics."),
+    ("loss.q", "loss.<label>.<setting>"),
+])
+def test_bad_dotted_keys_are_config_errors_naming_the_key(key, words):
+    with pytest.raises(ConfigError) as err:
+        set_key(base(), key, 1)
+    assert words in str(err.value)
+
+
+def test_points_are_grid_times_overrides_with_repeats_innermost():
+    s = Study(base(), grid={"dynamics.n": [2, 3], "loss.q.weight": [1.0, 2.0, 3.0]},
+              overrides=[{"optimizer.stages.0.lr": 0.1}, {"optimizer.stages.0.lr": 0.2}], repeats=2)
+    runs = s.runs()
+    assert len(runs) == 2 * 3 * 2 * 2
+    assert s.swept == ["dynamics.n", "loss.q.weight", "optimizer.stages.0.lr"]
+    assert [r.repeat for r in runs[:4]] == [0, 1, 0, 1]
+    assert {json.dumps(r.overrides, sort_keys=True) for r in runs} == {
+        json.dumps({"dynamics.n": n, "loss.q.weight": w, "optimizer.stages.0.lr": lr}, sort_keys=True)
+        for n in (2, 3) for w in (1.0, 2.0, 3.0) for lr in (0.1, 0.2)}
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_seed_is_sha256_of_study_seed_and_run_key_independent_of_the_other_points():
+    small = Study(base(), grid={"dynamics.n": [3, 4]}, repeats=2, seed=11).runs()
+    large = Study(base(), grid={"dynamics.n": [5, 4, 3]}, repeats=3, seed=11).runs()
+    for r in small:
+        key = json.dumps({"overrides": r.overrides, "repeat": r.repeat}, sort_keys=True, separators=(",", ":"))
+        expected = int.from_bytes(hashlib.sha256(f"11:{key}".encode()).digest()[:4], "little")
+        assert r.seed == expected == r.spec["dynamics"]["seed"]
+        twin = next(q for q in large if q.key == r.key)
+        assert (twin.seed, twin.run_id) == (r.seed, r.run_id)
+    assert len({r.seed for r in large}) == len(large)
+    assert derive_seed(12, small[0].key) != small[0].seed
+
+
+def test_toml_nested_tables_mean_the_same_as_quoted_dotted_keys(tmp_path):
+    head = f'[study]\nname = "t"\nseed = 3\nrepeats = 2\nplugins = ["{PLUGIN}"]\n' + _base_toml()
+    (tmp_path / "a.toml").write_text(head + '[grid]\n"dynamics.n" = [2, 3]\n"loss.q.weight" = [1.0, 0.5]\n')
+    (tmp_path / "b.toml").write_text(head + "[grid]\ndynamics.n = [2, 3]\nloss.q.weight = [1.0, 0.5]\n")
+    a, b = Study.from_toml(tmp_path / "a.toml"), Study.from_toml(tmp_path / "b.toml")
+    assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
+    assert len(a.runs()) == 8 and a.plugin_files == (PLUGIN,)
+
+
+@pytest.mark.parametrize("extra, words", [
+    ('[grid]\n"dynamics.n" = 3\n', "must be a non-empty list"),
+    ('[study]\nrepeats = 0\n', "repeats must be an integer in [1, inf]"),
+    ('[study]\nworkers = 2\n', "unknown setting(s) workers"),
+    ('[sweep]\n"dynamics.n" = [3]\n', "unknown setting(s) sweep"),
+    ('[grid]\n"loss.quadratic.weight" = [1.0]\n', "term labels are q"),
+])
+def test_bad_study_files_are_config_errors(tmp_path, extra, words):
+    (tmp_path / "s.toml").write_text(_base_toml() + extra)
+    with pytest.raises(ConfigError) as err:
+        Study.from_toml(tmp_path / "s.toml")
+    assert words in str(err.value)
+
+
+def _base_toml():
+    return ('[base.dynamics]\nname = "point"\nn = 3\n[[base.loss]]\nname = "quadratic"\nlabel = "q"\n'
+            '[base.optimizer]\nname = "adam"\nsteps = 0\n')
+
+
+# --- running, summaries, failures -------------------------------------------------------------
+def test_table_groups_repeats_with_mean_std_n_of_the_closed_form_losses(tmp_path):
+    s = Study(base(), grid={"loss.q.weight": [1.0, 3.0]}, repeats=3, seed=5, plugin_files=[PLUGIN])
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        report = s.run(tmp_path / "s.h5", pool, progress=False)
+    assert len(report.done) == 6 and not report.failed
+    table = s.table(tmp_path / "s.h5")
+    assert [r["loss.q.weight"] for r in table.rows] == [1.0, 3.0]
+    for row in table.rows:
+        seeds = [p.seed for p in s.runs() if p.overrides["loss.q.weight"] == row["loss.q.weight"]]
+        q = np.array([quadratic_at_seed(seed) for seed in seeds])
+        assert row["n"] == 3 and row["failed"] == 0
+        assert row["terms/q:mean"] == pytest.approx(q.mean(), rel=1e-12)
+        assert row["terms/q:std"] == pytest.approx(q.std(ddof=1), rel=1e-12)
+        assert row["loss:mean"] == pytest.approx(row["loss.q.weight"] * q.mean(), rel=1e-12)
+
+
+def test_failing_run_is_recorded_with_its_error_and_the_study_goes_on(tmp_path):
+    # c of length 2 cannot broadcast against x in R^3: the loss raises at the first evaluation
+    s = Study(base(), grid={"loss.q.c": [[1.0, -2.0, 0.5], [1.0, 2.0]]}, repeats=2, seed=1, plugin_files=[PLUGIN])
+    path = tmp_path / "f.h5"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        report = s.run(path, pool, progress=False)
+        assert len(report.done) == 2 and len(report.failed) == 2
+        bad = [p for p in s.runs() if len(p.overrides["loss.q.c"]) == 2]
+        for p in bad:
+            rec = read_run(path, p.run_id)
+            assert rec.status == "failed" and rec.message.startswith("ValueError:") and "broadcast" in rec.message
+        rows = s.table(path).rows
+        assert [(r["n"], r["failed"]) for r in rows] == [(2, 0), (0, 2)]
+        again = s.run(path, pool, progress=False)  # failed runs are done unless retried
+        assert again.skipped == 4 and not again.done
+        retried = s.run(path, pool, progress=False, retry_failed=True)
+        assert retried.skipped == 2 and len(retried.failed) == 2
+        assert read_run(path, bad[0].run_id + ".2").status == "failed"
+
+
+def test_run_whose_network_cannot_be_created_is_reported_not_written(tmp_path):
+    s = Study(base(), grid={"dynamics.n": [3, -1]}, seed=1, plugin_files=[PLUGIN])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        report = s.run(tmp_path / "c.h5", pool, progress=False)
+    assert len(report.done) == 1 and len(report.failed) == 1
+    assert "negative dimensions" in report.failed[0] and "not written" in report.failed[0]
+
+
+# --- command line -------------------------------------------------------------------------------
+def test_cli_study_runs_resumes_prints_csv_and_plot_study_draws(tmp_path, capsys):
+    toml = tmp_path / "s.toml"
+    second = '[[base.loss]]\nname = "quadratic"\nlabel = "r"\nc = [0.0, 0.0, 0.0]\n'
+    toml.write_text(f'[study]\nname = "cli"\nseed = 4\nrepeats = 2\nplugins = ["{PLUGIN}"]\n' + _base_toml()
+                    + second + '[grid]\n"loss.q.weight" = [1.0, 2.0]\n"dynamics.n" = [3]\n')
+    out = tmp_path / "cli.h5"
+    assert main(["study", str(toml), "-o", str(out), "--workers", "2", "--no-progress", "--csv", "-"]) == 0
+    first = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(first.out)))
+    assert "4 runs: 0 already in the file, 4 done" in first.err
+    study = Study.from_toml(toml)
+    assert [float(r["loss.q.weight"]) for r in rows] == [1.0, 2.0]
+    for row in rows:
+        seeds = [p.seed for p in study.runs() if p.overrides["loss.q.weight"] == float(row["loss.q.weight"])]
+        q = [quadratic_at_seed(x) for x in seeds]
+        r = [quadratic_at_seed(x, c=np.zeros(3)) for x in seeds]
+        assert int(row["n"]) == 2
+        assert float(row["terms/q:mean"]) == pytest.approx(np.mean(q), rel=1e-12)
+        assert float(row["terms/r:std"]) == pytest.approx(np.std(r, ddof=1), rel=1e-12)
+    assert main(["study", str(toml), "-o", str(out), "--no-progress"]) == 0
+    assert "4 already in the file, 0 done" in capsys.readouterr().err
+    assert main(["plot-study", str(toml), "-o", str(out), "--prefix", str(tmp_path / "fig")]) == 0
+    figures = capsys.readouterr().out.split()
+    assert figures == [str(tmp_path / "fig_vs_weight.png"), str(tmp_path / "fig_tradeoff_q.png")]
+    for f in figures:
+        assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert main(["study", str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml" in capsys.readouterr().err
