@@ -44,6 +44,9 @@ FORMAT_VERSION = 1
 HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
                    "wall_time": "float64"}
 CHUNK = 1024  # rows per history chunk
+OPEN_WAIT = 10.0  # seconds to wait for another process's HDF5 lock when reading or saving a network
+FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until the next one)
+FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
 NETWORK_PARTS = ("initial", "final", "checkpoint")
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -87,9 +90,10 @@ def _check_signature(path: Path) -> None:
     raise StoreError(f"{path}: not an HDF5 file (expected the HDF5 signature, found {found})")
 
 
-def _open_h5(path: Path, mode: str, wait: float) -> h5py.File:
+def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
     """h5py.File(path, mode), retrying while another process holds the HDF5 file lock (a writer
     mid-flush, a reader); errors become one-line StoreErrors."""
+    wait = OPEN_WAIT if wait is None else wait
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -114,13 +118,14 @@ def _check_root(path: Path, f: h5py.File) -> None:
         raise StoreError(f"{path}: not a tcnet file (expected root attribute format='{FORMAT}', found {found})")
     version = f.attrs.get("format_version")
     if version is None or not isinstance(version, numbers.Integral) or int(version) != FORMAT_VERSION:
+        version = int(version) if isinstance(version, numbers.Integral) else version
         writer = _text(f.attrs.get("tcnet_version", "unknown"))
         raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
                          f"format_version {FORMAT_VERSION}; the file was written by tcnet {writer})")
 
 
 @contextmanager
-def _reading(path, wait: float = 10.0):
+def _reading(path, wait: float | None = None):
     """The open, validated file for reading; HDF5 errors inside become StoreErrors."""
     path = Path(path)
     _check_signature(path)
@@ -136,7 +141,7 @@ def _reading(path, wait: float = 10.0):
 
 
 @contextmanager
-def _writing(path: Path, wait: float = 10.0):
+def _writing(path: Path, wait: float | None = None):
     """The file open for appending (created with its root attributes if missing). The caller
     holds the writer lock."""
     if not path.exists():
@@ -164,7 +169,7 @@ class _WriteLock:
         self.lockpath = path.with_name(path.name + ".lock")
         self.fd = None
 
-    def acquire(self, owner: dict, wait: float = 2.0) -> None:
+    def acquire(self, owner: dict, wait: float = 0.5) -> None:
         deadline = time.monotonic() + wait
         while True:
             fd = os.open(self.lockpath, os.O_RDWR | os.O_CREAT, 0o644)
@@ -423,9 +428,11 @@ def _leaf(key: str, value, where: str):
 def _put(group: h5py.Group, name: str, kind: str, value) -> None:
     """Write a dataset, in place when shape and dtype allow (so repeated flushes do not grow the file)."""
     old = group.get(name)
-    if isinstance(old, h5py.Dataset) and old.attrs.get("kind") == kind and kind not in ("none", "str"):
+    if isinstance(old, h5py.Dataset) and old.attrs.get("kind") == kind:
+        if kind == "none" or (kind == "str" and old.asstr()[()] == value):
+            return
         a = np.asarray(value)
-        if old.shape == a.shape and old.dtype == a.dtype:
+        if kind != "str" and old.shape == a.shape and old.dtype == a.dtype:
             old[()] = a
             return
     if old is not None:
@@ -501,7 +508,7 @@ class RunWriter:
             _h5name(self.run_id, "run", self.path)
         self._lock.acquire(_owner(self.run_id))
         try:
-            with _writing(self.path) as f:
+            with _writing(self.path, FINAL_WAIT) as f:
                 runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
                 if self.resume_from is None:
                     self._create(runs, spec, dynamics)
@@ -517,12 +524,12 @@ class RunWriter:
     def step(self, step) -> None:
         self._buffer.append(step)
         if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
-            self.flush(wait=2.0, must=False)
+            self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
         status = "non-finite" if result.status == "non-finite" else "finished"
         try:
-            with _writing(self.path, wait=60.0) as f:
+            with _writing(self.path, FINAL_WAIT) as f:
                 g = self._append(f)
                 if "params/final" in g:
                     del g["params/final"]
@@ -536,15 +543,16 @@ class RunWriter:
         """Record the steps so far and mark the run interrupted (KeyboardInterrupt) or failed."""
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         try:
-            with _writing(self.path, wait=10.0) as f:
+            with _writing(self.path, FINAL_WAIT) as f:
                 g = self._append(f)
-                g.attrs.update(status=status, message=_one_line(f"{type(error).__name__}: {error}"), ended=_now())
+                text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+                g.attrs.update(status=status, message=text, ended=_now())
         except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
             warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
         finally:
             self._lock.release()
 
-    def flush(self, wait: float = 10.0, must: bool = True) -> None:
+    def flush(self, wait: float | None = None, must: bool = True) -> None:
         """Append the buffered steps and their checkpoint now. A file held open by another process
         is retried for `wait` seconds; then, unless `must`, the steps stay buffered for the next flush."""
         if not self._buffer:

@@ -14,7 +14,7 @@ import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
 
-from tcnet import Dynamics, Loss, State, hookimpl
+from tcnet import Dynamics, Loss, Optimizer, Result, State, hookimpl
 from tcnet.validate import array, integer, positive, real
 
 
@@ -85,6 +85,30 @@ class StaticNet(Dynamics):
 
     def make_state(self, params):
         return State(self, params)
+
+
+class ProbeGD(Optimizer):
+    """Plain gradient descent whose reports exercise every storable kind: optimizer state with
+    ints, strings, None, lists, nested arrays, and an extra scalar that appears only from step 2."""
+
+    name = "store_probe_gd"
+    defaults = {"steps": 5, "lr": 0.1}
+
+    def iterate(self, objective, x0, trace, resume):
+        start, x = resume.get("t", 0), x0
+        for t in range(start, self.settings["steps"] + 1):
+            if t > start:
+                x = x - self.settings["lr"] * ev.grad
+            ev = trace.evaluate(objective, x)
+            state = {"t": t, "rule": "gd", "nothing": None, "pair": [1.0, 2.0], "flag": True,
+                     "scale": 0.5, "moments": {"g": ev.grad.copy()}}
+            trace.report(x, ev, state=state, extra={"t_half": t / 2} if t >= 2 else {}, initial=(t == start))
+        return Result(x, "max_steps", "done", self.settings["steps"], trace.evaluations)
+
+
+@hookimpl
+def tcnet_optimizers():
+    return [ProbeGD]
 
 
 @hookimpl
