@@ -216,9 +216,11 @@ def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None):
         t_eval = np.union1d(t[mask], [b])  # b last, so the segment's end state is sol.y[:, -1]
         sol = solve_ivp(rhs, (a, b), y, method="RK45", t_eval=t_eval, args=(extra,), rtol=1e-8,
                         atol=1e-10, events=events)
-        reached = np.isin(t_eval[: sol.t.size], t[mask])
-        out[np.flatnonzero(mask)[: np.count_nonzero(reached)]] = sol.y.T[reached]
-        if sol.status == 1:  # runaway: stop here, the rest stays NaN
+        n = np.size(sol.t)
+        if n:
+            reached = np.isin(t_eval[:n], t[mask])
+            out[np.flatnonzero(mask)[: np.count_nonzero(reached)]] = sol.y.T[reached]
+        if sol.status != 0:  # runaway (event) or integration failure: the rest stays NaN
             return out
         y = sol.y[:, -1]
     return out
