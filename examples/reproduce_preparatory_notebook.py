@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tcnet import run
 from tcnet.plugins import registry
+from tcnet.store import RunWriter
 from tcnet_plugins import _preparatory_figures as figures
 from tcnet_plugins._preparatory_analysis import decay_time
 from tcnet_plugins._preparatory_cli import recipe, run_spec
@@ -37,9 +38,6 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     h5 = out / "reproduce_preparatory.h5"
-
-    from tcnet.store import RunWriter
-
     dynamics = {"name": "linear_decay", "seed": 2, "N": args.N, "n_frac": 0.1, "tau": 0.01,
                 "normalization": "raw_weights", "init": "legacy"}
     initial = registry().get("dynamics", "linear_decay").create(**{k: v for k, v in dynamics.items() if k != "name"})

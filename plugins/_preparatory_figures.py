@@ -71,7 +71,7 @@ def spectra(networks: dict, path):
         ax.plot(lam.real, lam.imag, marker, ms=4, fillstyle="none", label=label)
     ax.set(xlabel="Re(lambda)", ylabel="Im(lambda)", title="eigenvalues of J")
     ax.set_aspect("equal")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
     return _save(fig, path)
 
 

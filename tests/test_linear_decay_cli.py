@@ -1,0 +1,80 @@
+"""`tcnet train` and `tcnet demo` (from the linear_decay plugin) with the store's compare/simulate."""
+import numpy as np
+import pytest
+
+from tcnet import store
+from tcnet.cli import main
+
+
+def test_train_writes_one_run_per_combination(tmp_path, capsys):
+    out = tmp_path / "out.h5"
+    code = main(["train", "-N", "100", "-F", "0.1 0.2", "-b", "0.01", "-k", "2", "-f", str(out),
+                 "-A", "2", "-L", "3", "-r", "7", "--no-progress"])
+    assert code == 0
+    runs = store.list_runs(out)
+    assert len(runs) == 4
+    seen = set()
+    for run_id in runs:
+        rec = store.read_run(out, run_id)
+        dyn = rec.spec["dynamics"]
+        seen.add((dyn["n_frac"], dyn["seed"]))
+        assert dyn["N"] == 100 and dyn["init"] == "legacy" and dyn["normalization"] == "raw_weights"
+        assert [t["name"] for t in rec.spec["loss"]] == ["decay", "stability", "smoothness"]
+        assert [t.get("weight", 1.0) for t in rec.spec["loss"]] == [1.0, 1e5, 0.01]
+        stages = rec.spec["optimizer"]["stages"]
+        assert (stages[0]["steps"], stages[0]["lr"], stages[1]["max_iter"]) == (2, 0.01, 3)
+        # the legacy draw of J0 for the run's seed (repeat k uses seed r + k)
+        J0 = np.random.RandomState(dyn["seed"]).randn(100, 100) / np.sqrt(100)
+        np.testing.assert_array_equal(rec.initial.arrays["J0"], J0)
+        assert rec.history["loss"][-1] <= rec.history["loss"][0]
+    assert seen == {(0.1, 7), (0.1, 8), (0.2, 7), (0.2, 8)}
+    capsys.readouterr()
+
+    assert main(["compare", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert all(run_id in table for run_id in runs)
+    assert main(["simulate", str(out), runs[0], "--t-max", "0.05", "--dt", "0.01", "--n-init", "2"]) == 0
+    assert "t_1pct" in capsys.readouterr().out
+
+
+def test_train_rejects_bad_input_before_writing(tmp_path, capsys):
+    out = tmp_path / "bad.h5"
+    assert main(["train", "-N", "100", "-F", "0.1 1.5", "-f", str(out), "--no-progress"]) == 2
+    assert "linear_decay: n_frac must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["train", "-N", "1", "-f", str(out), "--no-progress"]) == 2
+    assert "linear_decay: N must be an integer in [2, inf], got 1" in capsys.readouterr().err
+    assert main(["train", "-T", "0", "-f", str(out), "--no-progress"]) == 2
+    assert "tau must be in (0, inf]" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_demo_trains_saves_and_draws(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "initial loss" in text and "final loss" in text and "decay time after: t_1% =" in text
+    runs = store.list_runs(tmp_path / "demo.h5")
+    assert len(runs) == 1
+    rec = store.read_run(tmp_path / "demo.h5", runs[0])
+    assert rec.history["loss"][-1] < rec.history["loss"][0]
+    assert rec.final.summary()["spectral_abscissa"] < 1  # trained to be stable
+    for name in ("learning_curve", "activity_decay", "spectra", "readout"):
+        png = tmp_path / f"demo_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_reproduction_reaches_published_losses(tmp_path):
+    """The notebook reproduction (N = 500; several minutes): final losses at or below the targets."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "reproduce_preparatory_notebook.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "--no-progress"], check=True)
+    h5 = tmp_path / "reproduce_preparatory.h5"
+    finals = {}
+    for run_id in store.list_runs(h5):
+        rec = store.read_run(h5, run_id)
+        beta = [t.get("weight", 1.0) for t in rec.spec["loss"] if t["name"] == "smoothness"][0]
+        finals[beta] = rec.history["loss"][-1]
+    assert finals[0.0] <= 0.6340 and finals[0.01] <= 0.6408 and finals[0.1] <= 0.6520
