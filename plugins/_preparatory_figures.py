@@ -33,7 +33,7 @@ def learning_curve(histories: dict, path):
         (line,) = ax.semilogy(step, loss, label=label)
         change = np.flatnonzero(np.diff(stage) != 0)
         for k in change:
-            ax.axvline(step[k + 1], color=line.get_color(), ls=":", lw=1)
+            ax.axvline((step[k] + step[k + 1]) / 2, color=line.get_color(), ls=":", lw=1)
     ax.set(xlabel="step (dotted: Adam -> L-BFGS)", ylabel="loss", title="learning curve")
     ax.legend()
     return _save(fig, path)

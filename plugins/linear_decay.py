@@ -38,6 +38,7 @@ import numpy as np
 from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
 from tcnet.linalg import eig
 from tcnet.validate import array, choice, integer, no_extra, positive, real
+from tcnet_plugins._preparatory_analysis import decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
@@ -236,8 +237,6 @@ class LinearDecay(Dynamics):
         return np.random.default_rng(seed).standard_normal((n, self.N))
 
     def summary(self):
-        from tcnet_plugins._preparatory_analysis import decay_time
-
         s = self.current
         out = {
             "spectral_abscissa": float(np.max(np.real(s.lam))),
