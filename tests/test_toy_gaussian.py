@@ -1,0 +1,120 @@
+"""The toy Gaussian plugin: closed forms against numeric minimizers and finite differences,
+and the validation of its configuration."""
+import numpy as np
+import pytest
+import scipy.optimize
+
+import tcnet
+from tcnet import ConfigError, Objective, Term
+from tcnet_plugins.toy_gaussian import (
+    ToyConstraint, ToyGaussian, ToyObjective, alternating_fixed_point, constrained_optimum,
+)
+
+SLIDES = dict(u=(1.0, 1.5), C=((1.0, 0.7), (0.7, 1.0)), target=3.0, index=1)
+CASES = [SLIDES,
+         dict(u=(-0.5, 2.0), C=((2.0, -0.6), (-0.6, 0.8)), target=0.5, index=0),
+         dict(u=(0.3, -1.0), C=((0.5, 0.2), (0.2, 3.0)), target=-2.0, index=1)]
+
+
+def f_numpy(x, u, C):
+    d = np.asarray(x, float) - np.asarray(u, float)
+    return -np.exp(-d @ np.asarray(C, float) @ d)
+
+
+def grad_numpy(x, u, C):
+    d = np.asarray(x, float) - np.asarray(u, float)
+    C = np.asarray(C, float)
+    return 2 * np.exp(-d @ C @ d) * (C @ d)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_constrained_optimum_matches_numeric_minimizers(case):
+    x, lam = constrained_optimum(**case)
+    i, t = case["index"], case["target"]
+    j = 1 - i
+
+    def on_line(z):
+        p = np.empty(2)
+        p[i], p[j] = t, z
+        return f_numpy(p, case["u"], case["C"])
+
+    line = scipy.optimize.minimize_scalar(on_line, bracket=(-5, 5), tol=1e-12)
+    assert x[i] == t
+    assert x[j] == pytest.approx(line.x, abs=1e-6)
+    slsqp = scipy.optimize.minimize(lambda p: f_numpy(p, case["u"], case["C"]), np.array(case["u"]) + 0.1,
+                                    method="SLSQP", constraints=[{"type": "eq", "fun": lambda p: p[i] - t}],
+                                    options={"ftol": 1e-14, "maxiter": 500})
+    assert np.allclose(x, slsqp.x, atol=1e-5)
+    # the multiplier: grad f + lambda e_i = 0 at x*, grad f by central differences
+    h = 1e-6
+    e = np.eye(2)
+    fd = np.array([(f_numpy(x + h * e[k], case["u"], case["C"]) - f_numpy(x - h * e[k], case["u"], case["C"])) / (2 * h)
+                   for k in range(2)])
+    assert fd[j] == pytest.approx(0.0, abs=1e-8)
+    assert lam == pytest.approx(-fd[i], rel=1e-7)
+
+
+def test_slides_optimum_is_the_hand_value():
+    x, _ = constrained_optimum()
+    # x1 = u1 - C12 (3 - u2) / C11 = 1 - 0.7 * 1.5 = -0.05
+    assert np.allclose(x, [-0.05, 3.0], atol=1e-15)
+
+
+def test_losses_values_and_gradients_against_numpy_and_finite_differences():
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(4, 2)) + [1.0, 1.5]
+    dyn = ToyGaussian.create(start=points)
+    obj = Objective(dyn, [Term(ToyObjective(), 1.0, "f"), Term(ToyConstraint(target=3.0, index=1), 0.5, "c")])
+    ev = obj.evaluate(points.ravel())
+    f_ref = sum(f_numpy(p, SLIDES["u"], SLIDES["C"]) for p in points)
+    c_ref = float(np.sum((points[:, 1] - 3.0) ** 2))
+    assert ev.terms["f"] == pytest.approx(f_ref, rel=1e-12)
+    assert ev.terms["c"] == pytest.approx(c_ref, rel=1e-12)
+    h = 1e-6
+    fd = np.array([(obj(points.ravel() + h * e) - obj(points.ravel() - h * e)) / (2 * h) for e in np.eye(8)])
+    assert np.allclose(ev.grad, fd, atol=1e-8)
+    residual = ToyConstraint(target=3.0, index=1).residual(dyn.state())
+    assert np.allclose(residual, points[:, 1] - 3.0)
+
+
+def alternating_map(x, a, b, case):
+    """One iteration of the slides' loop in plain numpy: SGD(a) on f over x, SGD(b) on (x_i - t)^2 over x_i."""
+    y = x - a * grad_numpy(x, case["u"], case["C"])
+    i = case["index"]
+    y[i] = y[i] - b * 2 * (y[i] - case["target"])
+    return y
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("a,b", [(0.01, 0.2), (0.05, 0.1)])
+def test_alternating_fixed_point_solves_the_two_dimensional_map(case, a, b):
+    x_star, _ = constrained_optimum(**case)
+    root = scipy.optimize.fsolve(lambda x: alternating_map(x, a, b, case) - x, x_star, xtol=1e-14)
+    fp = alternating_fixed_point(lr=a, constraint_lr=b, **case)
+    assert np.allclose(fp, root, atol=1e-9)
+    assert np.linalg.norm(fp - x_star) > 1e-4  # a genuine bias, not the optimum
+
+
+@pytest.mark.parametrize("C,message", [
+    (((1.0, 2.0), (2.0, 1.0)), "C must be positive definite"),
+    (((1.0, 0.0), (0.0, 0.0)), "C must be positive definite"),
+    (((1.0, 0.5), (0.2, 1.0)), "C must be symmetric"),
+    (((1.0, 0.5, 0.0), (0.5, 1.0, 0.0)), "C must have shape"),
+])
+def test_invalid_covariance_is_a_config_error(C, message):
+    with pytest.raises(ConfigError, match=message):
+        ToyGaussian.create(C=C)
+    with pytest.raises(ConfigError, match=message):
+        tcnet.run({"dynamics": {"name": "toy_gaussian", "C": C}, "loss": [{"name": "toy_objective"}],
+                   "optimizer": {"name": "sgd", "steps": 1}}, progress=False)
+
+
+def test_invalid_constraint_and_points_are_config_errors():
+    with pytest.raises(ConfigError, match=r"toy_constraint: index must be an integer in \[0, 1\]"):
+        ToyConstraint(index=2)
+    with pytest.raises(ConfigError, match="toy_constraint: target must be a finite real number"):
+        ToyConstraint(target=float("nan"))
+    with pytest.raises(ConfigError, match="x must have shape"):
+        ToyGaussian.create(start=[1.0, 2.0, 3.0])
+    with pytest.raises(ConfigError, match="constraint_lr must be in"):
+        alternating_fixed_point(constraint_lr=0.6)
