@@ -34,7 +34,7 @@ def _failing(func):
         from tcnet.plugins import UnknownPluginError
         try:
             return func(args)
-        except (ValueError, UnknownPluginError) as err:  # StoreError and ConfigError are ValueErrors
+        except (ValueError, UnknownPluginError, NotImplementedError) as err:  # StoreError, ConfigError: ValueErrors
             print(f"tcnet {args.command}: {err}", file=sys.stderr)
             return 2
     handler.__doc__ = func.__doc__

@@ -1,0 +1,75 @@
+"""A writer killed with SIGKILL mid-optimization leaves a readable file; the run resumes exactly."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tcnet
+from tcnet import store
+from tcnet.plugins import Registry
+from tcnet.store import FileBusyError
+
+HERE = Path(__file__).parent / "plugins_for_tests"
+PLUGINS = Registry(files=[HERE / "store_linear.py"])
+ADAM_STEPS = 300
+
+
+def chain(delay):
+    """Adam then L-BFGS on the 16-parameter bowl; `delay` (s per evaluation) changes no value."""
+    return {"dynamics": {"name": "store_linear", "seed": 11, "N": 4},
+            "loss": [{"name": "store_bowl", "c": 0.3, "delay": delay}],
+            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": ADAM_STEPS, "lr": 0.02},
+                                                      {"name": "lbfgs", "gtol": 1e-10}]}}
+
+
+def test_sigkill_mid_adam_then_resume(tmp_path):
+    path = tmp_path / "killed.h5"
+    worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path),
+                               json.dumps(chain(delay=0.01)), "10"])
+    try:
+        deadline = time.monotonic() + 30
+        steps = 0
+        while steps < 40:
+            assert worker.poll() is None, "the worker ended before it was killed"
+            assert time.monotonic() < deadline, "the worker flushed no steps in 30 s"
+            time.sleep(0.05)
+            if path.exists():
+                try:
+                    steps = store.read_run(path, "victim", plugins=PLUGINS).steps
+                except store.StoreError as err:  # the run group is not created yet
+                    assert "no run 'victim'" in str(err)
+        # while it runs, the file refuses a second writer, naming the live one
+        with pytest.raises(FileBusyError, match=f"run 'victim', pid {worker.pid} on host"):
+            store.save_network(path, "n", PLUGINS.get("dynamics", "store_linear").create())
+        assert store.read_run(path, "victim", plugins=PLUGINS).status == "running"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+
+    rec = store.read_run(path, "victim", plugins=PLUGINS)
+    assert rec.status == "interrupted" and "stopped without closing the run" in rec.message
+    h = rec.history
+    n = rec.steps
+    assert 40 <= n < ADAM_STEPS and np.all(h["stage"] == 0)  # killed mid-Adam
+    assert np.array_equal(h["step"], np.arange(n)) and rec.checkpoint.step == n - 1
+    assert all(len(v) == n for v in h.values()) and np.all(np.diff(h["wall_time"]) > 0)
+
+    ref = tcnet.run(chain(delay=0.0), progress=False, plugins=PLUGINS)  # uninterrupted, same seed
+    assert np.array_equal(h["loss"], ref.history.column("loss")[:n])  # the flushed history is intact
+
+    store.resume(path, "victim", plugins=PLUGINS)
+    done = store.read_run(path, "victim", plugins=PLUGINS)
+    assert done.status == "finished" and list(done.attrs["resumed_at"]) == [n - 1]
+    assert np.array_equal(done.history["step"], np.arange(done.steps))
+    final, expected = done.history["loss"][-1], ref.history.column("loss")[-1]
+    assert abs(final - expected) <= 1e-10 * abs(expected)
+    # Adam continues bitwise from its saved moments, and L-BFGS then starts from the same point
+    assert np.array_equal(done.history["loss"], ref.history.column("loss"))
+    assert np.array_equal(done.final.arrays["J"], ref.final.arrays["J"])
+    assert not Path(str(path) + ".lock").exists()
