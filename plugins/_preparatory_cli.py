@@ -114,10 +114,11 @@ def train(args) -> int:
         writer = RunWriter(args.file)
         t0 = time.perf_counter()
         res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
-        last = res.history.steps[-1]
+        steps = res.history.steps
+        losses = f"loss {steps[0].loss:.6g} -> {steps[-1].loss:.6g}" if steps else "no finite loss"
         print(f"[{i}/{len(specs)}] run {writer.run_id}: N={N} n_frac={f:g} beta={b:g} seed={seed}: "
-              f"loss {res.history.steps[0].loss:.6g} -> {last.loss:.6g}, {res.result.status}, "
-              f"{res.result.steps} steps, {res.result.evaluations} evaluations, {time.perf_counter() - t0:.1f} s")
+              f"{losses}, {res.result.status}, {res.result.steps} steps, {res.result.evaluations} evaluations, "
+              f"{time.perf_counter() - t0:.1f} s")
         if res.result.status == "non-finite":
             failed += 1
             print(f"tcnet train: run {writer.run_id} stopped: {res.result.message}", file=sys.stderr)
@@ -139,6 +140,9 @@ def demo(args) -> int:
     writer = RunWriter(path)
     res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
     steps = res.history.steps
+    if res.result.status == "non-finite":
+        print(f"tcnet demo: stopped: {res.result.message}", file=sys.stderr)
+        return 1
     for label, s in (("initial", steps[0]), ("final", steps[-1])):
         terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())
         print(f"{label} loss {s.loss:.6g}  ({terms})")
@@ -159,4 +163,4 @@ def demo(args) -> int:
     ]
     print(f"network and run {writer.run_id} saved to {path}")
     print("figures: " + ", ".join(map(str, paths)))
-    return 0 if res.result.status != "non-finite" else 1
+    return 0

@@ -1,4 +1,6 @@
 """`tcnet train` and `tcnet demo` (from the linear_decay plugin) with the store's compare/simulate."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,17 @@ def test_reproduction_reaches_published_losses(tmp_path):
         beta = [t.get("weight", 1.0) for t in rec.spec["loss"] if t["name"] == "smoothness"][0]
         finals[beta] = rec.history["loss"][-1]
     assert finals[0.0] <= 0.6340 and finals[0.01] <= 0.6408 and finals[0.1] <= 0.6520
+
+
+def test_train_reports_a_non_finite_run(tmp_path, capsys):
+    """alpha = 1e308 times a positive L2 overflows: the guard stops the run, train says so."""
+    out = tmp_path / "nf.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf in the backward pass
+        code = main(["train", "-N", "100", "-F", "0.2", "-a", "1e308", "-A", "2", "-L", "2", "-f", str(out),
+                     "--no-progress"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "non-finite" in captured.out
+    assert "tcnet train: run run-0001 stopped: non-finite loss or gradient" in captured.err
+    assert store.read_run(out, "run-0001").status == "non-finite"
