@@ -73,20 +73,18 @@ class LinearDecayState(State):
 
     @cached_property
     def U(self):
-        """The effective U (columns rescaled, see the module docstring)."""
-        N, n = self.dynamics.N, self.dynamics.n
-        norm = 1.0 if self.dynamics.config["normalization"] == "none" else np.sqrt(N) * sigma(
-            N, n, self.dynamics.config["normalization"])
+        """The effective U: columns rescaled to norm sqrt(N) sigma (unit norm under 'none')."""
+        d = self.dynamics
+        norm = 1.0 if d.config["normalization"] == "none" else np.sqrt(d.N) * d.sigma
         return _unit_columns(self.params["U"]) * norm
 
     @cached_property
     def V(self):
-        """The effective V (rows rescaled unless normalization is 'none')."""
-        normalization = self.dynamics.config["normalization"]
-        if normalization == "none":
+        """The effective V: rows rescaled to norm sqrt(N) sigma (V as it is under 'none')."""
+        d = self.dynamics
+        if d.config["normalization"] == "none":
             return self.params["V"]
-        N, n = self.dynamics.N, self.dynamics.n
-        return _unit_columns(self.params["V"].T).T * (np.sqrt(N) * sigma(N, n, normalization))
+        return _unit_columns(self.params["V"].T).T * (np.sqrt(d.N) * d.sigma)
 
     @cached_property
     def J(self):
@@ -185,6 +183,10 @@ class LinearDecay(Dynamics):
     @property
     def n(self) -> int:
         return rank(self.config["N"], self.config["n_frac"])
+
+    @property
+    def sigma(self) -> float:
+        return sigma(self.N, self.n, self.config["normalization"])
 
     def check(self):
         no_extra(self.name, self.config, DEFAULTS)
