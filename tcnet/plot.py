@@ -47,6 +47,12 @@ def default_metrics(table) -> list[str]:
 
 
 def _label(key: str) -> str:
+    """Axis label of a swept key or a table metric."""
+    if key.startswith("summary/t_") and key.endswith("pct"):
+        return f"decay time to {key[10:-3]}% of |x0| (final net)"
+    if key.startswith(("summary/", "terms/")):
+        kind, name = key.split("/", 1)
+        return f"final {name}" + (" (summary)" if kind == "summary" else "")
     return {"dynamics.n_frac": "n/N", "loss": "final loss"}.get(key, key)
 
 
