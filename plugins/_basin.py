@@ -71,7 +71,7 @@ def _command(args) -> int:
         return 2
     try:
         result = basin_map({m: methods[m] for m in args.methods}, grid=args.grid, x1=tuple(args.x1),
-                           x2=tuple(args.x2), tol=args.tol, steps=args.steps, plugins=args.registry)
+                           x2=tuple(args.x2), tol=args.tol, steps=args.steps or None, plugins=args.registry)
     except ConfigError as err:
         print(f"tcnet basin-map: {err}")
         return 2
@@ -92,8 +92,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--x1", type=float, nargs=2, default=[-4.0, 6.0], metavar=("LO", "HI"), help="start x1 range")
     p.add_argument("--x2", type=float, nargs=2, default=[-2.0, 8.0], metavar=("LO", "HI"), help="start x2 range")
     p.add_argument("--tol", type=float, default=0.05, help="distance to the optimum that counts as reached")
-    p.add_argument("--steps", type=int, default=None,
-                   help="steps per method (default: each method's own: alternating 1000 as in the slides)")
+    p.add_argument("--steps", type=int, default=3000,
+                   help="steps per method, the same budget for all (default: 3000; 0 = each method's own: "
+                        "alternating 1000 as in the slides, lagrangian 20000, penalty 3000)")
     p.add_argument("--methods", nargs="+", default=list(slides_methods()), metavar="METHOD",
                    help="methods to map (default: all)")
     p.set_defaults(handler=_command)
