@@ -49,7 +49,7 @@ def learn(rule, W0, p, lr, steps, rtol=0.01, record=()):
     return W, converged, np.where(converged, last_bad, -1), paths
 
 
-def run_study(presets=tuple(ei.PRESETS), rules=ei.RULES, n_init=200, steps=5000, lr=1e-3, seed=0,
+def run_study(presets=tuple(ei.PRESETS), rules=ei.RULES, n_init=200, steps=30000, lr=3e-4, seed=0,
               box=(0.5, 1.5), rtol=0.01):
     """The study's numbers: {preset: {rule: row}} plus trajectories and end points for figures."""
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def plot_trajectories(res, preset, path):
     fig, axes = plt.subplots(len(rules), 2, figsize=(10, 2.2 * len(rules)), sharex=True, squeeze=False)
     for row, rule in zip(axes, rules):
         path_ = res["rules"][rule]["trajectory"]
-        steps = np.arange(len(path_))
+        steps = np.arange(1, len(path_) + 1)  # step + 1, for the log axis
         row[0].plot(steps, path_[:, 0], label="E")
         row[0].plot(steps, path_[:, 1], label="I")
         row[0].axhline(p["E_set"], color="C0", ls=":")
@@ -115,8 +115,10 @@ def plot_trajectories(res, preset, path):
     axes[0, 1].legend(loc="best", fontsize=8)
     axes[0, 0].set_title(f"{preset}: QSS rates")
     axes[0, 1].set_title("weights")
-    axes[-1, 0].set_xlabel("step")
-    axes[-1, 1].set_xlabel("step")
+    for ax in axes.ravel():
+        ax.set_xscale("log")
+    axes[-1, 0].set_xlabel("step + 1")
+    axes[-1, 1].set_xlabel("step + 1")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -144,8 +146,9 @@ def plot_regions(res, preset, path, grid=300):
     for k, (rule, pts) in enumerate(zip(res["rules"], ends)):
         if len(pts):
             ax.scatter(pts[:, 0], pts[:, 1], s=8, color=f"C{k}", label=rule)
-    handles = [matplotlib.patches.Patch(color=c, label=l) for c, l in
-               zip(cmap.colors[1:], ["W_EI, W_II > 0, unstable", "stable, non-paradoxical", "stable, paradoxical"])]
+    handles = [matplotlib.patches.Patch(facecolor=c, edgecolor="grey", label=l) for c, l in
+               zip(cmap.colors, ["no set point (W_EI or W_II < 0)", "W_EI, W_II > 0, unstable",
+                                 "stable, non-paradoxical", "stable, paradoxical"])]
     ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="upper left")
     ax.set_xlabel("W_EE")
     ax.set_ylabel("W_IE")
@@ -195,8 +198,8 @@ def add_command(subparsers):
     sp.add_argument("--rules", nargs="+", default=list(ei.RULES), help="learning rules")
     sp.add_argument("--n-init", type=int, default=200, help="initial weight vectors per set (the "
                     "first is the preset's own)")
-    sp.add_argument("--steps", type=int, default=5000, help="QSS learning steps")
-    sp.add_argument("--lr", type=float, default=1e-3, help="learning rate eta (all rules)")
+    sp.add_argument("--steps", type=int, default=30000, help="QSS learning steps")
+    sp.add_argument("--lr", type=float, default=3e-4, help="learning rate eta (all rules)")
     sp.add_argument("--box", type=float, nargs=2, default=[0.5, 1.5], metavar=("LOW", "HIGH"),
                     help="initial W = preset W times U[LOW, HIGH] per component")
     sp.add_argument("--seed", type=int, default=0)
