@@ -52,7 +52,7 @@ def main(argv=None):
         first, last = steps[0], steps[-1]
         lbfgs_iters = sum(1 for s in steps if s.stage == 1) - 1
         terms = lambda s: ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())  # noqa: E731
-        published = f" (published {PUBLISHED[beta]})" if beta in PUBLISHED else ""
+        published = f" (published {PUBLISHED[beta]})" if beta in PUBLISHED and args.N == 500 else ""
         print(f"beta = {beta:g}: status {res.result.status}")
         print(f"  initial loss {first.loss:.6f}  [{terms(first)}]")
         print(f"  final loss   {last.loss:.6f}{published}  [{terms(last)}]")
@@ -63,7 +63,8 @@ def main(argv=None):
         res = results[0.01]
         for label, d in (("before", res.initial), ("after", res.final)):
             t1, t5 = decay_time(d, 0.01), decay_time(d, 0.05)
-            print(f"beta = 0.01, {label}: t_1% = {t1 * 1e3:.3f} ms, t_5% = {t5 * 1e3:.3f} ms")
+            note = "  (unstable: the activity grows)" if t1 == float("inf") else ""
+            print(f"beta = 0.01, {label}: t_1% = {t1 * 1e3:.3f} ms, t_5% = {t5 * 1e3:.3f} ms{note}")
 
     any_res = next(iter(results.values()))
     finals = {f"beta = {b:g}": r.final for b, r in results.items()}
