@@ -475,15 +475,8 @@ def _tasks(executor, workers, n_tasks):
             max_workers=min(workers, n_tasks), mp_context=multiprocessing.get_context("spawn"),
             initializer=_watch_parent, initargs=(os.getpid(),))
         try:
-            with _worker_environment():
-                pending = []
-
-                def submit(fn, *args):
-                    fut = pool.submit(fn, *args)
-                    pending.append(fut)
-                    return fut
-
-                yield submit, concurrent.futures.as_completed
+            with _worker_environment():  # workers are spawned at submit
+                yield pool.submit, concurrent.futures.as_completed
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     elif isinstance(executor, concurrent.futures.Executor):
