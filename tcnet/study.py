@@ -161,6 +161,9 @@ class Study:
 
     def __post_init__(self):
         RunSpec.from_dict(self.base)  # validates the sections
+        if "seed" in self.base["dynamics"]:
+            raise ConfigError("study: base dynamics must not set seed; every run's seed is derived from the "
+                              "study seed ([study] seed)")
         integer("study", "repeats", self.repeats, low=1)
         integer("study", "seed", self.seed, low=0)
         if not isinstance(self.name, str) or not self.name or "/" in self.name:

@@ -9,6 +9,8 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,6 +109,13 @@ def test_bad_study_files_are_config_errors(tmp_path, extra, words):
     assert words in str(err.value)
 
 
+def test_base_spec_must_not_set_the_seed():
+    spec = base()
+    spec["dynamics"]["seed"] = 1
+    with pytest.raises(ConfigError, match="must not set seed"):
+        Study(spec)
+
+
 def _base_toml():
     return ('[base.dynamics]\nname = "point"\nn = 3\n[[base.loss]]\nname = "quadratic"\nlabel = "q"\n'
             '[base.optimizer]\nname = "adam"\nsteps = 0\n')
@@ -147,6 +156,33 @@ def test_failing_run_is_recorded_with_its_error_and_the_study_goes_on(tmp_path):
         retried = s.run(path, pool, progress=False, retry_failed=True)
         assert retried.skipped == 2 and len(retried.failed) == 2
         assert read_run(path, bad[0].run_id + ".2").status == "failed"
+
+
+INTERRUPT = """
+import json, os, sys
+from tcnet.run import RunSpec
+from tcnet.plugins import registry
+from tcnet.store import RunWriter
+from tcnet.run import build_dynamics
+spec = RunSpec.from_dict(json.loads(sys.argv[3]))
+w = RunWriter(sys.argv[1], sys.argv[2])
+w.start(spec, build_dynamics(spec.dynamics, registry([sys.argv[4]])))
+os._exit(0)  # dies mid-run: the file holds the run as running, with no writer
+"""
+
+
+def test_interrupted_run_is_redone_as_a_new_attempt(tmp_path):
+    s = Study(base(), grid={"loss.q.weight": [1.0, 2.0]}, seed=2, plugin_files=[PLUGIN])
+    path, victim = tmp_path / "i.h5", s.runs()[1]
+    subprocess.run([sys.executable, "-c", INTERRUPT, str(path), victim.run_id, json.dumps(victim.spec), PLUGIN],
+                   check=True)
+    assert read_run(path, victim.run_id).status == "interrupted"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        report = s.run(path, pool, progress=False)
+    assert report.skipped == 0 and sorted(report.done) == sorted([s.runs()[0].run_id, victim.run_id + ".2"])
+    row = s.table(path).rows[1]
+    assert (row["n"], row["failed"]) == (1, 0)
+    assert row["terms/q:mean"] == pytest.approx(quadratic_at_seed(victim.seed), rel=1e-12)
 
 
 def test_run_whose_network_cannot_be_created_is_reported_not_written(tmp_path):
