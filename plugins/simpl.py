@@ -1,0 +1,352 @@
+"""SIMPL (George et al., ICLR 2025): latent trajectories and tuning curves from spike counts, as a
+tcnet plugin, in numpy/scipy.
+
+SIMPL starts from measured behaviour (position) and alternates two steps: fit every neuron's tuning
+curve to its spikes given the current latent (M-step: Gaussian KDE on a spatial grid), then decode
+the latent from the spikes given those curves (E-step: per-bin Poisson likelihood maps,
+moment-matched to Gaussians, smoothed by a Kalman filter/RTS smoother under a random-walk prior),
+and align the decoded latent linearly to behaviour. The latent is free to leave behaviour where the
+population says so. Held-out (time, neuron) entries of a speckled validation mask (1 s blocks, 10 %
+of each neuron's time) are used by neither step; their log-likelihood decides when to stop.
+
+How it sits in tcnet (EM is not gradient descent, but its iterations are a run like any other):
+
+- Dynamics `simpl_latent`: the only array is `latent` (T, 2), trainable, i.e. the flat parameter
+  vector theta *is* the current latent trajectory. The data are not arrays of the network: the
+  config names them (`data`: an HDF5 benchmark file, or `generator` settings plus `data_seed` for
+  the synthetic benchmark of `_simpl_data`), so a stored network (name + config + seed + latent)
+  is rebuilt exactly without storing the spikes twice. The seed draws the validation mask. The
+  state computes, lazily and once, the M-step for its latent: the grid, the tuning curves, the
+  rates at the latent and the metrics. Initial latent: the behaviour Xb.
+- Loss `simpl_nll`: minus the mean Poisson log-likelihood per spike (nats) of the validation
+  entries (`split="val"`, default) or of the training entries, under the tuning curves fitted to
+  the training entries at the state's latent. It is a plain numpy function and NOT differentiable
+  (the KDE through a 36000-bin latent would be a huge autograd tape): gradient optimizers reject it
+  with a ConfigError; the `simpl` optimizer evaluates it directly.
+- Optimizer `simpl`: each iteration is one E-step from the current tuning curves, the alignment,
+  and the M-step of the new latent; it reports every iterate through `trace.report` with an
+  Evaluation built directly (value and terms from the losses, an empty gradient, so the recorded
+  grad_norm is 0: there is none) and extra = {latent_error_cm, train_ll, val_ll, bits_per_spike}.
+  Step 0 is the behaviour itself. It stops after `iterations` E-steps or as soon as the validation
+  log-likelihood fails to rise by more than `tol`, returning the last iterate that raised it.
+  The history therefore lands in the run store (RunWriter) like any other run, and studies can
+  compare SIMPL runs by these columns.
+
+Command: `tcnet simpl generate OUT.h5` writes the synthetic benchmark; `tcnet simpl fit DATA.h5`
+runs the EM, prints the table per iteration, and optionally records the run (`--store`) and draws
+figures (`--figures DIR`). See examples/simpl_gridcells.py.
+"""
+import functools
+import json
+import os
+import time
+
+import numpy as np
+
+from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State, hookimpl
+from tcnet.validate import choice, integer, positive, real
+
+from tcnet_plugins import _simpl_data as simdata
+from tcnet_plugins._simpl_estep import kalman_smoother, likelihood_moments
+from tcnet_plugins._simpl_metrics import align, metrics, validation_mask
+from tcnet_plugins._simpl_mstep import interpolate, kde_fields, make_grid
+
+# A small sensible default (create() with no config): 60 cells, 10 minutes.
+SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}
+
+CONFIG = {
+    "data": None,                     # path of an HDF5 benchmark file, or None to generate
+    "generator": SMALL_GENERATOR,     # settings of _simpl_data.generate (missing: benchmark defaults)
+    "data_seed": 0,                   # seed of the generator
+    "bandwidth": 0.025,               # KDE bandwidth h (m)
+    "grid_spacing": 0.02,             # spatial grid spacing (m)
+    "grid_margin": 0.05,              # grid extends this far beyond the latent's range (m)
+    "rate_floor": 0.01,               # smallest tuning-curve rate (Hz)
+    "val_fraction": 0.1,              # held-out fraction of each neuron's time
+    "val_block": 1.0,                 # length of held-out blocks (s)
+}
+
+_DATA_CACHE: dict = {}
+
+
+def _load_data(config) -> dict:
+    """The data set a config names (cached: several networks of one run share it)."""
+    if config["data"] is not None:
+        path = os.path.abspath(str(config["data"]))
+        key = ("file", path, os.path.getmtime(path) if os.path.exists(path) else None)
+        make = lambda: simdata.load(path)  # noqa: E731
+    else:
+        key = ("gen", json.dumps(config["generator"], sort_keys=True), config["data_seed"])
+        make = lambda: simdata.generate(config["data_seed"], **config["generator"])  # noqa: E731
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) >= 2:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = make()
+    return _DATA_CACHE[key]
+
+
+class SimplState(State):
+    """The M-step at one latent and everything computed from it."""
+
+    @functools.cached_property
+    def latent(self) -> np.ndarray:
+        x = self.params["latent"]
+        if not isinstance(x, np.ndarray):
+            raise ConfigError("simpl: the SIMPL losses are not differentiable; optimize simpl_latent "
+                              "with the optimizer 'simpl' (EM), not a gradient method")
+        return x
+
+    @functools.cached_property
+    def grid(self):
+        c = self.dynamics.config
+        return make_grid(self.latent, c["grid_spacing"], c["grid_margin"])
+
+    @functools.cached_property
+    def fields(self) -> np.ndarray:
+        """Tuning curves (N, Gx, Gy) in Hz fitted to the training entries at this latent."""
+        d, c = self.dynamics.data, self.dynamics.config
+        return kde_fields(self.latent, d["Y"], ~self.dynamics.validation, d["settings"]["dt"], self.grid,
+                          c["bandwidth"], c["rate_floor"])
+
+    @functools.cached_property
+    def metrics(self) -> dict:
+        d = self.dynamics.data
+        rates = interpolate(self.fields, self.grid, self.latent)
+        return metrics(d["Y"], rates, d["settings"]["dt"], self.dynamics.validation, self.latent, d["Xt"])
+
+
+class SimplLatent(Dynamics):
+    """The latent trajectory of a SIMPL fit; its data are named by the config (see module doc)."""
+
+    name = "simpl_latent"
+    trainable = ("latent",)
+
+    @classmethod
+    def create(cls, seed=0, **config):
+        cfg = cls._complete(config)
+        return cls({"latent": _load_data(cfg)["Xb"]}, cfg, seed)
+
+    @staticmethod
+    def _complete(config) -> dict:
+        unknown = sorted(set(config) - set(CONFIG))
+        if unknown:
+            raise ConfigError(f"simpl_latent: unknown setting(s) {', '.join(unknown)}; "
+                              f"accepted: {', '.join(sorted(CONFIG))}")
+        return {**CONFIG, **config}
+
+    def check(self):
+        self.config = self._complete(self.config)
+        c = self.config
+        if c["data"] is None:
+            if not isinstance(c["generator"], dict):
+                raise ConfigError(f"simpl_latent: generator must be a table of generator settings, got {c['generator']!r}")
+            simdata.check_settings(c["generator"])
+            integer(self.name, "data_seed", c["data_seed"], low=0)
+        elif not isinstance(c["data"], str):
+            raise ConfigError(f"simpl_latent: data must be a path (string) or null, got {c['data']!r}")
+        for key in ("bandwidth", "grid_spacing", "val_block"):
+            positive(self.name, key, c[key])
+        real(self.name, "grid_margin", c["grid_margin"], low=0)
+        positive(self.name, "rate_floor", c["rate_floor"])
+        real(self.name, "val_fraction", c["val_fraction"], low=0, high=1, low_open=True, high_open=True)
+        T = self.data["Y"].shape[0]
+        if self.arrays["latent"].shape != (T, 2):
+            raise ConfigError(f"simpl_latent: latent must have shape ({T}, 2), got {self.arrays['latent'].shape}")
+
+    @property
+    def data(self) -> dict:
+        return _load_data(self.config)
+
+    @functools.cached_property
+    def validation(self) -> np.ndarray:
+        """The held-out mask (T, N), drawn from this network's seed."""
+        d, c = self.data, self.config
+        block = max(1, int(round(c["val_block"] / d["settings"]["dt"])))
+        return validation_mask(*d["Y"].shape, block, c["val_fraction"], self.seed or 0)
+
+    def make_state(self, params):
+        return SimplState(self, params)
+
+    def summary(self):
+        d = self.data
+        err = 100 * np.linalg.norm(self.arrays["latent"] - d["Xt"], axis=1).mean()
+        return {"cells": float(d["Y"].shape[1]), "bins": float(d["Y"].shape[0]),
+                "duration_s": float(d["Y"].shape[0] * d["settings"]["dt"]), "latent_error_cm": float(err)}
+
+
+class SimplNLL(Loss):
+    """Minus the Poisson log-likelihood per spike (nats) of the `split` entries (see module doc)."""
+
+    name = "simpl_nll"
+
+    def __init__(self, split="val"):
+        choice(self.name, "split", split, ("val", "train"))
+        super().__init__(split=split)
+
+    def __call__(self, state):
+        if not isinstance(state, SimplState):
+            raise ConfigError("simpl_nll: needs the dynamics simpl_latent")
+        return -state.metrics[f"{self.config['split']}_ll"]
+
+
+def _evaluate(objective, x) -> tuple[Evaluation, SimplState]:
+    """The objective at latent x without autograd (the SIMPL terms are not differentiated)."""
+    state = objective.dynamics.state(x)
+    terms = {t.label: float(t.loss(state)) for t in objective.terms}
+    value = sum(t.weight * terms[t.label] for t in objective.terms)
+    return Evaluation(float(value), np.zeros(0), terms), state
+
+
+class Simpl(Optimizer):
+    """SIMPL's EM iterations (module doc): `iterations` E-steps with a random-walk prior of speed
+    scale `speed` (m/s, step covariance (speed dt)^2 I), alignment to behaviour if `align`, early
+    stop when the validation log-likelihood rises by no more than `tol` (nats per spike).
+
+    Resuming continues from the checkpoint's latent with the remaining iteration budget; the
+    M-step is deterministic, so the resumed iterations equal the uninterrupted ones."""
+
+    name = "simpl"
+    defaults = {"iterations": 10, "speed": 0.4, "align": True, "tol": 0.0}
+
+    def check(self):
+        integer(self.name, "iterations", self.settings["iterations"], low=0)
+        positive(self.name, "speed", self.settings["speed"])
+        if not isinstance(self.settings["align"], bool):
+            raise ConfigError(f"simpl: align must be true or false, got {self.settings['align']!r}")
+        real(self.name, "tol", self.settings["tol"], low=0)
+
+    def estep(self, dynamics, state) -> np.ndarray:
+        """The next latent (T, 2): decode with the state's tuning curves, smooth, align."""
+        d = dynamics.data
+        dt = d["settings"]["dt"]
+        z, R = likelihood_moments(d["Y"], ~dynamics.validation, state.fields, state.grid, dt)
+        xb = d["Xb"]
+        mu, _ = kalman_smoother(z, R, (self.settings["speed"] * dt) ** 2, xb.mean(axis=0), np.cov(xb.T))
+        return align(mu, xb)[0] if self.settings["align"] else mu
+
+    def iterate(self, objective, x0, trace, resume):
+        dynamics = objective.dynamics
+        if not isinstance(dynamics, SimplLatent):
+            raise ConfigError(f"simpl: the optimizer needs the dynamics simpl_latent, got {dynamics.name!r}")
+        k = resume.get("iteration", 0)
+        x = x0
+        trace.evaluations += 1
+        ev, state = _evaluate(objective, x)
+        if trace.report(x, ev, state={"iteration": k}, extra=state.metrics, initial=True):
+            return Result(x, "stopped", "stopped by callback", 0, trace.evaluations)
+        taken = 0
+        while k < self.settings["iterations"]:
+            x_new = self.estep(dynamics, state).ravel()
+            k += 1
+            taken += 1
+            trace.evaluations += 1
+            ev, new_state = _evaluate(objective, x_new)
+            stop = trace.report(x_new, ev, state={"iteration": k}, extra=new_state.metrics)
+            rise = new_state.metrics["val_ll"] - state.metrics["val_ll"]
+            if rise <= self.settings["tol"]:
+                return Result(x, "converged", f"validation log-likelihood rose by {rise:.3g} <= tol at "
+                              f"iteration {k}; returning iteration {k - 1}", taken, trace.evaluations)
+            x, state = x_new, new_state
+            if stop:
+                return Result(x, "stopped", "stopped by callback", taken, trace.evaluations)
+        return Result(x, "max_steps", f"{k} iterations done", taken, trace.evaluations)
+
+
+# --- command line -----------------------------------------------------------------------------
+COLUMNS = ("latent_error_cm", "train_ll", "val_ll", "bits_per_spike")
+
+
+def _generate(args) -> int:
+    settings = {"n_cells": args.cells, "duration": args.duration, "noise_timescale": args.noise_timescale}
+    try:
+        data = simdata.generate(args.seed, **settings)
+    except ConfigError as err:
+        print(f"tcnet simpl: {err}")
+        return 2
+    simdata.save(args.out, data)
+    err = 100 * np.linalg.norm(data["Xb"] - data["Xt"], axis=1).mean()
+    print(f"wrote {args.out}: {data['Y'].shape[1]} cells, {data['Y'].shape[0]} bins, "
+          f"{data['Y'].sum()} spikes, behaviour error {err:.1f} cm")
+    return 0
+
+
+def fit(data, *, seed=0, iterations=10, speed=0.4, bandwidth=0.025, recorders=(), progress=False):
+    """Run SIMPL on a benchmark file (or generator settings dict) through tcnet.run."""
+    from tcnet import run
+
+    source = {"data": str(data)} if not isinstance(data, dict) else {"generator": data}
+    spec = {"dynamics": {"name": "simpl_latent", "seed": seed, "bandwidth": bandwidth, **source},
+            "loss": [{"name": "simpl_nll"}],
+            "optimizer": {"name": "simpl", "iterations": iterations, "speed": speed}}
+    return run(spec, recorders=list(recorders), progress=progress)
+
+
+def _fit(args) -> int:
+    recorders = []
+    if args.store:
+        try:
+            from tcnet.store import RunWriter
+        except ImportError as err:
+            print(f"tcnet simpl: --store needs tcnet.store ({err})")
+            return 2
+        recorders.append(RunWriter(args.store))
+    t0 = time.perf_counter()
+    try:
+        res = fit(args.data, seed=args.seed, iterations=args.iterations, speed=args.speed,
+                  bandwidth=args.bandwidth, recorders=recorders)
+    except ConfigError as err:
+        print(f"tcnet simpl: {err}")
+        return 2
+    elapsed = time.perf_counter() - t0
+    print(f"{'step':>4} {'error_cm':>9} {'train_ll':>9} {'val_ll':>9} {'bits/spk':>9} {'time_s':>7}")
+    for s in res.history.steps:
+        e = s.extra
+        print(f"{s.step:>4} {e['latent_error_cm']:>9.2f} {e['train_ll']:>9.4f} {e['val_ll']:>9.4f} "
+              f"{e['bits_per_spike']:>9.4f} {s.wall_time:>7.1f}")
+    print(f"{res.result.status}: {res.result.message}; total {elapsed:.1f} s")
+    if recorders:
+        print(f"recorded as run {recorders[0].run_id} in {args.store}")
+    if args.figures:
+        from tcnet_plugins._simpl_figures import all_figures
+
+        for path in all_figures(res, args.figures):
+            print(f"wrote {path}")
+    return 0
+
+
+@hookimpl
+def tcnet_commands(subparsers):
+    p = subparsers.add_parser("simpl", help="SIMPL: latent trajectories and tuning curves from spikes")
+    sub = p.add_subparsers(dest="simpl_command", metavar="ACTION", required=True)
+    g = sub.add_parser("generate", help="write the synthetic grid-cell benchmark (HDF5)")
+    g.add_argument("out")
+    g.add_argument("--cells", type=int, default=200)
+    g.add_argument("--duration", type=float, default=3600.0, help="seconds")
+    g.add_argument("--noise-timescale", type=float, default=simdata.DEFAULTS["noise_timescale"],
+                   help="time constant (s) of the behaviour's noise")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(handler=_generate)
+    f = sub.add_parser("fit", help="fit SIMPL to a benchmark file, print the table per iteration")
+    f.add_argument("data")
+    f.add_argument("--iterations", type=int, default=10)
+    f.add_argument("--speed", type=float, default=0.4, help="random-walk speed scale (m/s)")
+    f.add_argument("--bandwidth", type=float, default=0.025, help="KDE bandwidth (m)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the validation mask")
+    f.add_argument("--store", help="record the run in this HDF5 store")
+    f.add_argument("--figures", help="write figures (PNG) to this folder")
+    f.set_defaults(handler=_fit)
+
+
+@hookimpl
+def tcnet_dynamics():
+    return [SimplLatent]
+
+
+@hookimpl
+def tcnet_losses():
+    return [SimplNLL]
+
+
+@hookimpl
+def tcnet_optimizers():
+    return [Simpl]
