@@ -94,3 +94,29 @@ def test_train_reports_a_non_finite_run(tmp_path, capsys):
     assert "non-finite" in captured.out
     assert "tcnet train: run run-0001 stopped: non-finite loss or gradient" in captured.err
     assert store.read_run(out, "run-0001").status == "non-finite"
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("nan", "array 'J0' has 1 non-finite entries"),
+    ("shape", "linear_decay: J0 must have shape (20, 20), got (20, 19)"),
+])
+def test_corrupt_saved_network_is_rejected_on_load(tmp_path, capsys, kind, message):
+    import h5py
+
+    from tcnet.plugins import registry
+
+    path = tmp_path / "net.h5"
+    store.save_network(path, "net", registry().get("dynamics", "linear_decay").create(seed=0, N=20))
+    with h5py.File(path, "r+") as f:
+        J0 = f["networks/net/J0"][()]
+        if kind == "nan":
+            J0[3, 4] = np.nan
+        else:
+            J0 = J0[:, :-1]
+        del f["networks/net/J0"]
+        f["networks/net/J0"] = J0
+    with pytest.raises(store.StoreError) as err:
+        store.load_network(path, "net")
+    assert message in str(err.value)
+    assert main(["simulate", str(path), "net"]) != 0
+    assert message in capsys.readouterr().err
