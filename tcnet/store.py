@@ -48,6 +48,7 @@ OPEN_WAIT = 10.0  # seconds to wait for another process's HDF5 lock when reading
 FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until the next one)
 FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
 NETWORK_PARTS = ("initial", "final", "checkpoint")
+FINISHED = ("finished", "non-finite")  # statuses with a final network
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -345,11 +346,12 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
             "or '<run>/checkpoint')")
     g = runs[run_id]
     if part == "checkpoint":
-        if "checkpoint" not in g:
+        c = _checkpoint_group(g)
+        if c is None:
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
         data = _read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint")
-        return data, np.array(g["checkpoint/x"][()], dtype=np.float64)
-    if f"params/{part}" not in g:
+        return data, np.array(c["x"][()], dtype=np.float64)
+    if part == "final" and _text(g.attrs.get("status", "")) not in FINISHED:
         status = _text(g.attrs.get("status", "unknown"))
         raise StoreError(f"{path}: run {run_id!r} has no {part} network (status {status}); use "
                          f"'{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")
@@ -486,6 +488,11 @@ class RunWriter:
     `flush_seconds` seconds, whichever comes first (checked at each step), with the checkpoint of
     the last appended step. `resume_from=k` continues the existing run `run_id` after its
     checkpoint step k (see `resume`).
+
+    Each flush commits in two phases so that a kill at any moment leaves a consistent run:
+    (1) the new history rows go past the committed length `rows`, and the checkpoint goes to the
+    checkpoint slot (0 or 1) not in use; the file is flushed. (2) the run attributes `rows` and
+    `checkpoint` (the slot) are modified in place. Readers see only the committed rows and slot.
     """
 
     def __init__(self, path, run_id: str | None = None, *, flush_steps: int = 50,
@@ -530,23 +537,19 @@ class RunWriter:
         status = "non-finite" if result.status == "non-finite" else "finished"
         try:
             with _writing(self.path, FINAL_WAIT) as f:
-                g = self._append(f)
-                if "params/final" in g:
-                    del g["params/final"]
-                _write_network(g["params"].create_group("final", track_order=True), final, self.path)
-                g.attrs.update(status=status, message=result.message, optimizer_status=result.status,
-                               evaluations=np.int64(result.evaluations), ended=_now())
+                self._commit(f, final=final, attrs=dict(
+                    status=status, message=result.message, optimizer_status=result.status,
+                    evaluations=np.int64(result.evaluations), ended=_now()))
         finally:
             self._lock.release()
 
     def fail(self, error: BaseException) -> None:
         """Record the steps so far and mark the run interrupted (KeyboardInterrupt) or failed."""
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
         try:
             with _writing(self.path, FINAL_WAIT) as f:
-                g = self._append(f)
-                text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
-                g.attrs.update(status=status, message=text, ended=_now())
+                self._commit(f, attrs=dict(status=status, message=text, ended=_now()))
         except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
             warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
         finally:
@@ -559,7 +562,7 @@ class RunWriter:
             return
         try:
             with _writing(self.path, wait=wait) as f:
-                self._append(f)
+                self._commit(f)
         except FileBusyError as err:
             if must:
                 raise
@@ -581,13 +584,19 @@ class RunWriter:
                              "resume it with tcnet.store.resume)")
         g = runs.create_group(self.run_id)
         g.attrs.update(config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
-                       writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__, started=_now())
+                       writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
+                       started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
         _write_network(g.create_group("params").create_group("initial", track_order=True), dynamics, self.path)
         h = g.create_group("history")
         for name, dtype in HISTORY_COLUMNS.items():
             h.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
-        h.create_group("terms", track_order=True)
+        terms = h.create_group("terms", track_order=True)
+        for label in dict.fromkeys(t.get("label") or t["name"] for t in spec.loss):
+            _column(terms, _h5name(label, "loss term label", self.path), 0)
         h.create_group("extra", track_order=True)
+        c = g.create_group("checkpoint")
+        for slot in ("0", "1"):
+            c.create_group(slot)
 
     def _reopen(self, runs: h5py.Group) -> None:
         if self.run_id not in runs:
@@ -597,45 +606,65 @@ class RunWriter:
         if status not in ("running", "interrupted", "failed"):
             raise StoreError(f"{self.path}: run {self.run_id!r} cannot be resumed (expected status interrupted "
                              f"or failed, found {status})")
-        if "checkpoint" not in g or int(g["checkpoint"].attrs["step"]) != self.resume_from:
-            found = int(g["checkpoint"].attrs["step"]) if "checkpoint" in g else "none"
+        c = _checkpoint_group(g)
+        found = "none" if c is None else int(c.attrs["step"])
+        if found != self.resume_from:
             raise StoreError(f"{self.path}: run {self.run_id!r} checkpoint moved (expected step "
                              f"{self.resume_from}, found {found})")
-        h = g["history"]
-        keep = int(np.searchsorted(h["step"][()], self.resume_from, side="right"))
-        for ds in _history_datasets(h):
-            ds.resize((keep,))
+        rows = int(g.attrs["rows"])
+        for ds in _history_datasets(g["history"]):
+            ds.resize((rows,))  # drop rows of an uncommitted flush
         resumed = list(g.attrs.get("resumed_at", [])) + [self.resume_from]
         g.attrs.update(status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
                        resumed_at=np.array(resumed, dtype=np.int64))
 
-    def _append(self, f: h5py.File) -> h5py.Group:
-        """Append the buffered steps to the history and write the last one's checkpoint."""
+    def _commit(self, f: h5py.File, final: Dynamics | None = None, attrs: dict | None = None) -> None:
+        """Write the buffered steps (and the final network, the closing attributes) in the two
+        phases described in the class docstring."""
         g = f["runs"][self.run_id]
         steps, h = self._buffer, g["history"]
+        rows, slot = int(g.attrs["rows"]), int(g.attrs["checkpoint"])
         if steps:
-            n0 = h["step"].shape[0]
-            n = n0 + len(steps)
+            n = rows + len(steps)
             for name in HISTORY_COLUMNS:
                 h[name].resize((n,))
-                h[name][n0:n] = [getattr(s, name) for s in steps]
+                h[name][rows:n] = [getattr(s, name) for s in steps]
             for sub in ("terms", "extra"):
-                keys = list(h[sub]) + [k for s in steps for k in getattr(s, sub) if k not in h[sub]]
-                for key in dict.fromkeys(keys):
-                    if key not in h[sub]:
-                        h[sub].create_dataset(_h5name(key, f"{sub} label", self.path), shape=(n0,),
-                                              maxshape=(None,), dtype="float64", chunks=(CHUNK,),
-                                              fillvalue=np.nan)
-                    ds = h[sub][key]
+                new = [k for s in steps for k in getattr(s, sub) if k not in h[sub]]
+                for key in dict.fromkeys(new):
+                    _column(h[sub], _h5name(key, f"{sub} key", self.path), rows)
+                for key, ds in h[sub].items():
                     ds.resize((n,))
-                    ds[n0:n] = [float(getattr(s, sub).get(key, np.nan)) for s in steps]
-            last = steps[-1]
-            c = g.require_group("checkpoint")
-            c.attrs.update(step=np.int64(last.step), elapsed=np.float64(last.wall_time))
+                    ds[rows:n] = [float(getattr(s, sub).get(key, np.nan)) for s in steps]
+            last, slot = steps[-1], (1 - slot if slot >= 0 else 0)
+            c = g["checkpoint"][str(slot)]
+            c.attrs["step"] = np.int64(last.step)
+            c.attrs["elapsed"] = np.float64(last.wall_time)
             _put(c, "x", "array", np.asarray(last.x, dtype=np.float64))
             _write_tree(c.require_group("state"), last.state, f"{self.path}: run {self.run_id!r}")
+        if final is not None:
+            if "final" in g["params"]:
+                del g["params/final"]
+            _write_network(g["params"].create_group("final", track_order=True), final, self.path)
+        f.flush()  # phase 1 is on disk before anything refers to it
+        if steps:
+            g.attrs.modify("rows", np.int64(n))
+            g.attrs.modify("checkpoint", np.int64(slot))
+        if attrs:
+            f.flush()
+            g.attrs.update(attrs)
         self._buffer = []
-        return g
+
+
+def _column(group: h5py.Group, name: str, rows: int) -> None:
+    """A float64 history column of `rows` NaNs that grows in chunks."""
+    group.create_dataset(name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
+
+
+def _checkpoint_group(g: h5py.Group) -> h5py.Group | None:
+    """The committed checkpoint slot of a run group, or None before the first flush."""
+    slot = int(g.attrs.get("checkpoint", -1))
+    return None if slot < 0 else g["checkpoint"][str(slot)]
 
 
 def _history_datasets(h: h5py.Group) -> list:
@@ -680,8 +709,9 @@ def list_runs(path) -> list[str]:
 
 
 def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
-    """Everything stored about one run. A run recorded as running whose writer no longer holds the
-    file's writer lock was killed; its status reads "interrupted"."""
+    """Everything stored about one run (its committed history rows and checkpoint). A run recorded
+    as running whose writer no longer holds the file's writer lock was killed; its status reads
+    "interrupted"."""
     path = Path(path)
     with _reading(path) as f:
         runs = f.get("runs", {})
@@ -689,26 +719,29 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
             raise StoreError(f"{path}: no run {run_id!r} (runs: {', '.join(runs) or 'none'})")
         g = runs[run_id]
         where = f"{path}: run {run_id!r}"
-        if "config" not in g.attrs or "history" not in g or "params/initial" not in g:
-            raise StoreError(f"{where}: malformed run (expected attribute config, groups history and "
-                             f"params/initial; found attributes {sorted(g.attrs)}, members {sorted(g)})")
-        h = g["history"]
-        history = {name: h[name][()] for name in HISTORY_COLUMNS}
+        need = ("config", "status", "rows", "checkpoint")
+        if any(k not in g.attrs for k in need) or "history" not in g or "params/initial" not in g:
+            raise StoreError(f"{where}: malformed run (expected attributes {', '.join(need)}, groups history "
+                             f"and params/initial; found attributes {sorted(g.attrs)}, members {sorted(g)})")
+        rows = int(g.attrs["rows"])
+        columns = {name: g["history"][name] for name in HISTORY_COLUMNS}
         for sub in ("terms", "extra"):
-            history.update({f"{sub}/{k}": h[sub][k][()] for k in h[sub]})
-        lengths = {k: len(v) for k, v in history.items()}
-        if len(set(lengths.values())) > 1:
-            raise StoreError(f"{where}: malformed history (expected equal lengths, found {lengths})")
+            columns.update({f"{sub}/{k}": ds for k, ds in g["history"][sub].items()})
+        short = {k: ds.shape[0] for k, ds in columns.items() if ds.shape[0] < rows}
+        if short:
+            raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
+        history = {k: ds[:rows] for k, ds in columns.items()}
         attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
-        checkpoint = None
-        if "checkpoint" in g:
-            c = g["checkpoint"]
-            checkpoint = Checkpoint(int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64),
-                                    _read_tree(c["state"]), float(c.attrs["elapsed"]))
+        c = _checkpoint_group(g)
+        checkpoint = None if c is None else Checkpoint(
+            int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), _read_tree(c["state"]),
+            float(c.attrs["elapsed"]))
         initial = _read_network(g["params/initial"], f"{where} initial network")
-        final = _read_network(g["params/final"], f"{where} final network") if "params/final" in g else None
+        final = None
+        if attrs["status"] in FINISHED:
+            final = _read_network(g["params/final"], f"{where} final network")
         spec = json.loads(_text(g.attrs["config"]))
-    status, message = attrs.get("status", "unknown"), attrs.get("message", "")
+    status, message = attrs["status"], attrs.get("message", "")
     if status == "running":
         owner = _lock_owner(path.with_name(path.name + ".lock"))
         if owner is None or owner.get("run", run_id) != run_id:

@@ -109,7 +109,11 @@ def test_format_document(tmp_path):
         assert np.array_equal(h["loss"][()], r.history.column("loss"))
         assert np.array_equal(h["terms/store_bowl"][()], r.history.column("loss"))  # weight 1
         assert np.all(np.isnan(h["extra/t_half"][:2])) and np.array_equal(h["extra/t_half"][2:], np.arange(2, 7) / 2)
-        c = run["checkpoint"]
+        assert run.attrs["rows"] == 7 and run.attrs["rows"].dtype == np.int64
+        # two flushes (4 steps, then 3 at the end) went to slots 0 and 1; slot 1 is committed
+        assert run.attrs["checkpoint"] == 1 and run.attrs["checkpoint"].dtype == np.int64
+        assert sorted(run["checkpoint"]) == ["0", "1"] and run["checkpoint/0"].attrs["step"] == 3
+        c = run["checkpoint/1"]
         assert c.attrs["step"] == 6 and c.attrs["step"].dtype == np.int64
         assert c.attrs["elapsed"] == h["wall_time"][-1]
         assert c["x"].dtype == np.float64 and np.array_equal(c["x"][()], r.final.vector())
@@ -281,6 +285,38 @@ def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path):
         assert 0 <= loss - f_star + 1e-14 <= gnorm**2 / (2 * MU) + 2e-14
 
 
+class Crash(BaseException):
+    """Stands for the process dying at a chosen point of a flush."""
+
+
+def test_kill_between_the_two_commit_phases(tmp_path, monkeypatch):
+    """A flush that wrote its rows and checkpoint slot (phase 1) but died before committing them
+    (phase 2): readers see the previous flush's rows and checkpoint, and resuming reproduces the
+    uninterrupted run."""
+    opt = {"name": "adam", "steps": 30, "lr": 0.05}
+    ref = go(spec(opt), tmp_path / "ref.h5")
+    path = tmp_path / "runs.h5"
+    modify = h5py.AttributeManager.modify
+
+    def dying_modify(self, name, value):
+        if name == "rows" and value >= 20:
+            raise Crash
+        return modify(self, name, value)
+
+    monkeypatch.setattr(h5py.AttributeManager, "modify", dying_modify)
+    with pytest.raises(Crash):
+        go(spec(opt), path, run_id="r", flush_steps=10)
+    monkeypatch.undo()
+    with h5py.File(path, "r") as f:
+        assert f["runs/r/history/loss"].shape == (20,) and f["runs/r"].attrs["rows"] == 10
+    rec = store.read_run(path, "r", plugins=PLUGINS)
+    assert rec.status == "interrupted" and rec.steps == 10 and rec.checkpoint.step == 9
+    assert rec.checkpoint.state["t"] == 9 and np.array_equal(rec.history["loss"], ref.history.column("loss")[:10])
+    store.resume(path, "r", plugins=PLUGINS)
+    rec = store.read_run(path, "r", plugins=PLUGINS)
+    assert rec.status == "finished" and np.array_equal(rec.history["loss"], ref.history.column("loss"))
+
+
 def test_status_running_reads_interrupted_once_the_writer_is_gone(tmp_path):
     path = tmp_path / "runs.h5"
     net = PLUGINS.get("dynamics", "store_linear").create()
@@ -432,7 +468,7 @@ def test_malformed_run(tmp_path):
         f["runs/run-0001/history"].create_dataset("loss", data=np.zeros(1))
     with pytest.raises(StoreError) as err:
         store.read_run(path, "run-0001", plugins=PLUGINS)
-    assert "malformed history (expected equal lengths, found {'step': 3, " in one_line(err, path)
+    assert "malformed history (expected 3 rows in every column, found {'loss': 1})" in one_line(err, path)
 
 
 def test_missing_names(saved):
