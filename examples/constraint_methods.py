@@ -5,14 +5,17 @@
 Prints, per method: final x, constraint violation |x2 - 3|, distance to the exact constrained
 optimum x* = (-0.05, 3), and the iterations used. The alternating scheme is shown twice: with the
 slides' 1000 iterations and run until its iterate stops moving, where it sits at its derived fixed
-point, which is biased away from x*.
+point, which is biased away from x*. The Lagrangian method is shown without augmentation (rho = 0:
+x* is an unstable point of it on this problem, see `lagrangian_critical_rho`) and with rho = 1.
 
 Run: .venv/bin/python examples/constraint_methods.py
 """
 import numpy as np
 
 import tcnet
-from tcnet_plugins.toy_gaussian import SLIDES_START, alternating_fixed_point, constrained_optimum, slides_methods, toy_spec
+from tcnet_plugins.toy_gaussian import (
+    SLIDES_START, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec,
+)
 
 
 def main():
@@ -20,10 +23,12 @@ def main():
     methods = slides_methods()
     rows = [("alternating (slides, 1000 it.)", methods["alternating"]),
             ("alternating (to convergence)", {**methods["alternating"], "steps": 100000, "tol": 1e-13}),
+            ("lagrangian (rho = 0, basic)", {**methods["lagrangian"], "rho": 0.0}),
             ("lagrangian (rho = 1)", methods["lagrangian"]),
             ("penalty (mu -> 50)", methods["penalty"])]
     print(f"start {SLIDES_START}, constrained optimum x* = ({x_star[0]:.6g}, {x_star[1]:.6g}), lambda* = {lam_star:.6f}")
-    print(f"alternating fixed point (derived): {np.array2string(alternating_fixed_point(), precision=8)}\n")
+    print(f"alternating fixed point (derived): {np.array2string(alternating_fixed_point(), precision=8)}")
+    print(f"lagrangian: x* is stable for rho > {lagrangian_critical_rho():.4f} (lr = multiplier_lr)\n")
     header = f"{'method':<32}{'final x':<28}{'|x2 - 3|':>12}{'|x - x*|':>12}{'iterations':>12}  {'multiplier':>11}"
     print(header)
     print("-" * len(header))

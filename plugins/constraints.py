@@ -27,6 +27,7 @@ gradient), `alternating` has none. A multiplier with several components is recor
 """
 import math
 import re
+from abc import abstractmethod
 
 import autograd.numpy as anp
 import numpy as np
@@ -39,9 +40,9 @@ from tcnet.validate import integer, positive, real
 class Equality(Loss):
     """An equality constraint g(state) = 0: `residual` is the signed g, the loss value |g|^2."""
 
+    @abstractmethod
     def residual(self, state):
         """The signed residual g (any shape; zero where the constraint holds)."""
-        raise NotImplementedError
 
     def __call__(self, state):
         g = self.residual(state)
@@ -263,14 +264,17 @@ class Lagrangian(ConstraintMethod):
         lambda <- lambda + multiplier_lr g(x)          (gradient ascent on the multiplier)
 
     simultaneously, from lambda = `multiplier`. A point with grad_x L = 0 and g = 0 is a fixed point,
-    so the iteration converges to the constrained optimum itself (no bias), where lambda is the
-    Lagrange multiplier. rho > 0 damps the oscillation of the (x, lambda) pair. Stops after `steps`
-    updates, or once |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`.
-    Resuming is exact (the state holds lambda).
+    so where the iteration converges it converges to a constrained stationary point itself (no
+    bias), with lambda its Lagrange multiplier. rho = 0 (the default) is the basic method; it is only
+    locally stable where the Lagrangian is convex enough along the constraint normal, and rho > 0
+    adds that curvature (for the slides' toy the optimum is unstable for rho < 0.207, derived in
+    `tcnet_plugins.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates, or once
+    |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`. Resuming is exact
+    (the state holds lambda).
     """
 
     name = "lagrangian"
-    defaults = {**ConstraintMethod.defaults, "lr": 0.05, "multiplier_lr": 0.05, "rho": 1.0,
+    defaults = {**ConstraintMethod.defaults, "lr": 0.05, "multiplier_lr": 0.05, "rho": 0.0,
                 "multiplier": 0.0}
 
     def check(self):

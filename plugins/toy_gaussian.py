@@ -27,6 +27,17 @@ For 0 < b < 1/2 and small a the left side falls from b D to 0 and the right side
 goes from 0 to D, so there is a root in (0, D): the scheme stops short of the constraint by
 t - x_i ~ a (1 - 2 b) |lambda*| / (2 b) (slides: about 0.007).
 
+Local stability of the Lagrangian method (`tcnet_plugins.constraints.Lagrangian`, rates lr on x
+and eta on lambda, augmented term rho). Near (x*, lambda*) its small-step limit is the linear flow
+x' = -lr ((H + rho e e^T) dx + e dlambda), lambda' = eta e^T dx, with e = e_i and H the Hessian of f
+at x*: H = 2 exp(-q*) (C - 2 C d d^T C), d = x* - u. Its characteristic polynomial is
+s^3 + lr T s^2 + (lr eta + lr^2 Delta) s + lr^2 eta H_jj with T = tr(H) + rho and
+Delta = H_jj (H_ii + rho) - H_ij^2. By Routh-Hurwitz (H_jj > 0 since x* minimizes f on the line)
+the optimum is stable iff T > 0 and T (1 + kappa Delta) > H_jj, kappa = lr/eta. The boundary is the
+larger root of kappa H_jj rho^2 + (B + kappa H_jj A) rho + (A B - H_jj) = 0, A = tr(H),
+B = 1 + kappa det(H). On the slides' toy H is indefinite (f is concave along x2 at x*) and the
+basic method (rho = 0) is unstable there: it needs rho > 0.207 (kappa = 1).
+
 The network holds k independent copies of the problem (x has shape (k, 2); the objective is the
 sum over copies, the constraint residual has one entry per copy), so one run of a generic method
 on k starting points is k independent runs at once: the basin map uses this.
@@ -91,6 +102,23 @@ def alternating_fixed_point(lr=0.01, constraint_lr=0.2, u=SLIDES_U, C=SLIDES_C, 
     x[i] = u[i] + d
     x[j] = u[j] - C[j, i] * d / C[j, j]
     return x
+
+
+def lagrangian_critical_rho(kappa=1.0, u=SLIDES_U, C=SLIDES_C, target=3.0, index=1) -> float:
+    """The smallest augmentation rho for which the constrained optimum is a stable point of the
+    Lagrangian method in the small-step limit, kappa = lr / multiplier_lr (module docstring);
+    0 if the basic method (rho = 0) is already stable."""
+    u, C = check_gaussian("lagrangian_critical_rho", u, C)
+    kappa = real("lagrangian_critical_rho", "kappa", kappa, low=0, low_open=True)
+    x, _ = constrained_optimum(u, C, target, index)
+    i, j = index, 1 - index
+    d = x - u
+    H = 2 * np.exp(-d @ C @ d) * (C - 2 * np.outer(C @ d, C @ d))
+    A, B, h = np.trace(H), 1 + kappa * np.linalg.det(H), H[j, j]
+    if A > 0 and A * B > h:
+        return 0.0
+    roots = np.roots([kappa * h, B + kappa * h * A, A * B - h])
+    return float(max(0.0, roots.real.max()))
 
 
 def slides_methods(index=1) -> dict:

@@ -8,7 +8,7 @@ import scipy.optimize
 import tcnet
 from tcnet import ConfigError
 from tcnet.run import Checkpoint
-from tcnet_plugins.toy_gaussian import constrained_optimum, slides_methods, toy_spec
+from tcnet_plugins.toy_gaussian import constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec
 
 U, C = np.array([1.0, 1.5]), np.array([[1.0, 0.7], [0.7, 1.0]])
 START = np.array([2.0, 1.0])
@@ -69,6 +69,17 @@ def test_lagrangian_converges_to_the_constrained_optimum_and_its_multiplier():
     lam = np.array([e["multiplier"] for e in extra])
     g = np.array([s.x[1] - 3.0 for s in res.history.steps])
     assert np.allclose(np.diff(lam), 0.05 * g[:-1], atol=1e-14)
+
+
+def test_basic_lagrangian_leaves_the_optimum_and_augmentation_above_the_critical_rho_holds_it():
+    x_star, lam_star = constrained_optimum()
+    start = x_star + [0.01, 0.01]
+    rho_c = lagrangian_critical_rho()
+    basic = run_toy("lagrangian", start=start, rho=0.0, multiplier=lam_star, steps=1500, tol=0.0)
+    assert np.linalg.norm(basic.final.arrays["x"][0] - x_star) > 0.1
+    damped = run_toy("lagrangian", start=start, rho=2 * rho_c, multiplier=lam_star, steps=20000, tol=1e-9)
+    assert damped.result.status == "converged"
+    assert np.allclose(damped.final.arrays["x"][0], x_star, atol=1e-6)
 
 
 def test_lagrangian_resume_is_exact():

@@ -7,7 +7,7 @@ import scipy.optimize
 import tcnet
 from tcnet import ConfigError, Objective, Term
 from tcnet_plugins.toy_gaussian import (
-    ToyConstraint, ToyGaussian, ToyObjective, alternating_fixed_point, constrained_optimum,
+    ToyConstraint, ToyGaussian, ToyObjective, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho,
 )
 
 SLIDES = dict(u=(1.0, 1.5), C=((1.0, 0.7), (0.7, 1.0)), target=3.0, index=1)
@@ -118,3 +118,22 @@ def test_invalid_constraint_and_points_are_config_errors():
         ToyGaussian.create(start=[1.0, 2.0, 3.0])
     with pytest.raises(ConfigError, match="constraint_lr must be in"):
         alternating_fixed_point(constraint_lr=0.6)
+
+
+@pytest.mark.parametrize("kappa", [0.5, 1.0, 2.0])
+def test_lagrangian_critical_rho_is_where_the_linearized_flow_loses_stability(kappa):
+    x, _ = constrained_optimum()
+    H = np.empty((2, 2))
+    h = 1e-4
+    for k, e in enumerate(np.eye(2)):  # Hessian of f at x* by central differences of the gradient
+        H[:, k] = (grad_numpy(x + h * e, SLIDES["u"], SLIDES["C"]) - grad_numpy(x - h * e, SLIDES["u"], SLIDES["C"])) / (2 * h)
+    e = np.array([[0.0], [1.0]])
+    lr, eta = kappa, 1.0
+
+    def growth(rho):
+        K = np.block([[-lr * (H + rho * e @ e.T), -lr * e], [eta * e.T, np.zeros((1, 1))]])
+        return np.linalg.eigvals(K).real.max()
+
+    assert growth(0.0) > 0  # the basic method is unstable at the slides' optimum
+    crossing = scipy.optimize.brentq(growth, 0.0, 5.0, xtol=1e-12)
+    assert lagrangian_critical_rho(kappa=kappa) == pytest.approx(crossing, abs=1e-6)
