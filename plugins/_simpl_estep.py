@@ -21,36 +21,49 @@ import numpy as np
 CHUNK_ENTRIES = 2**23  # time bins x grid points per chunk
 
 
+def poisson_maps(y, mask, log_rate_dt, rate_dt):
+    """Log-likelihood maps (T, G) of counts y (T, N) under rates (N, G) per bin, masked entries only."""
+    out = (y * mask).astype(np.float32) @ log_rate_dt
+    out -= mask.astype(np.float32) @ rate_dt
+    return out
+
+
+def gaussian_moments(ll, points, spacing):
+    """Mode (T, 2) and covariance (T, 2, 2) of the normalized exp(ll) over the grid `points` (G, 2);
+    `ll` (T, G) is overwritten. The covariance gets spacing_i^2 / 12 added on the diagonal."""
+    best = ll.argmax(axis=1)
+    ll -= ll[np.arange(ll.shape[0]), best][:, None]
+    np.exp(ll, out=ll)
+    px, py = points[:, 0], points[:, 1]
+    features = np.stack([np.ones_like(px), px, py, px * px, px * py, py * py], axis=1).astype(ll.dtype)
+    m = (ll @ features).astype(float)
+    m /= m[:, :1]
+    R = np.empty((ll.shape[0], 2, 2))
+    R[:, 0, 0] = m[:, 3] - m[:, 1] ** 2 + spacing[0] ** 2 / 12
+    R[:, 0, 1] = R[:, 1, 0] = m[:, 4] - m[:, 1] * m[:, 2]
+    R[:, 1, 1] = m[:, 5] - m[:, 2] ** 2 + spacing[1] ** 2 / 12
+    return points[best], R
+
+
 def likelihood_moments(y, mask, fields, grid, dt):
-    """Observation means z (T, 2) (modes) and covariances R (T, 2, 2) of the likelihood maps."""
+    """Observations z (T, 2) and noise covariances R (T, 2, 2) of the likelihood maps of the
+    masked counts under fields (N, Gx, Gy) (Hz). Bins without a single masked-in spike carry no
+    information about position beyond the fields' total rate; as in the published method they
+    get an uninformative R = 1e6 I."""
     gx, gy = grid
-    n_cells = fields.shape[0]
-    rate_dt = (fields.reshape(n_cells, -1) * dt).astype(np.float32)  # (N, G)
-    log_rate = np.log(rate_dt)
-    px, py = (a.ravel() for a in np.meshgrid(gx, gy, indexing="ij"))
-    features = np.stack([np.ones_like(px), px, py, px * px, px * py, py * py], axis=1).astype(np.float32)
-    weighted = (y * mask).astype(np.float32)
-    mask32 = mask.astype(np.float32)
+    rate_dt = (fields.reshape(fields.shape[0], -1) * dt).astype(np.float32)  # (N, G)
+    log_rate_dt = np.log(rate_dt)
+    points = np.stack([a.ravel() for a in np.meshgrid(gx, gy, indexing="ij")], axis=1)
+    spacing = (gx[1] - gx[0], gy[1] - gy[0])
     T = y.shape[0]
     z = np.empty((T, 2))
-    moments = np.empty((T, 6))
-    step = max(1, CHUNK_ENTRIES // px.size)
-    for s in range(0, T, step):
-        ll = weighted[s : s + step] @ log_rate
-        ll -= mask32[s : s + step] @ rate_dt
-        best = ll.argmax(axis=1)
-        z[s : s + step, 0] = px[best]
-        z[s : s + step, 1] = py[best]
-        ll -= ll[np.arange(ll.shape[0]), best][:, None]
-        np.exp(ll, out=ll)
-        moments[s : s + step] = ll @ features
-    moments /= moments[:, :1]
-    mx, my = moments[:, 1], moments[:, 2]
-    floor = (gx[1] - gx[0]) ** 2 / 12
     R = np.empty((T, 2, 2))
-    R[:, 0, 0] = moments[:, 3] - mx * mx + floor
-    R[:, 0, 1] = R[:, 1, 0] = moments[:, 4] - mx * my
-    R[:, 1, 1] = moments[:, 5] - my * my + (gy[1] - gy[0]) ** 2 / 12
+    step = max(1, CHUNK_ENTRIES // points.shape[0])
+    for s in range(0, T, step):
+        ll = poisson_maps(y[s : s + step], mask[s : s + step], log_rate_dt, rate_dt)
+        z[s : s + step], R[s : s + step] = gaussian_moments(ll, points, spacing)
+    silent = (y * mask).sum(axis=1) == 0
+    R[silent] = 1e6 * np.eye(2)
     return z, R
 
 
