@@ -3,12 +3,13 @@
 The layout is documented in docs/FORMAT.md (readable with plain h5py). In short: a root with
 attributes format="tcnet", format_version, tcnet_version; /networks/<name> (one dataset per
 parameter array, attributes dynamics, config JSON, seed); /runs/<id> (the run spec as JSON, a
-status, params/initial and params/final stored like networks, a growing history/, and the
-checkpoint/ of the last flushed step from which an interrupted run resumes).
+status, params/initial and params/final stored like networks, a growing history/, and two
+checkpoint slots, one of which holds the last flushed step from which an interrupted run resumes).
 
 Crash safety: a `RunWriter` buffers steps in memory and, every `flush_steps` steps or
-`flush_seconds` seconds, opens the file, appends, and closes it again. Between flushes the file is
-closed and consistent, so SIGKILL loses at most the steps since the last flush. One writer at a
+`flush_seconds` seconds, opens the file, commits, and closes it again. Between flushes the file is
+closed and consistent, so SIGKILL loses at most the steps since the last flush; within a flush a
+two-phase commit (see `RunWriter`) keeps the committed rows and checkpoint intact. One writer at a
 time: a writer holds an exclusive `flock` on the sidecar file `<file>.lock` for the whole run (the
 kernel drops it when the process dies); a second writer is refused. A run whose status is still
 "running" while nobody holds that lock for it was killed: it reads back as "interrupted".
@@ -102,8 +103,9 @@ def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
         except OSError as err:
             locked = isinstance(err, BlockingIOError) or "unable to lock file" in str(err)
             if not locked:
-                if path.exists():
-                    _check_signature(path)
+                if not path.exists():
+                    raise StoreError(f"{path}: cannot create the file ({_one_line(err)})") from None
+                _check_signature(path)
                 raise StoreError(f"{path}: truncated or corrupt HDF5 file (expected a readable HDF5 "
                                  f"file, found: {_one_line(err)})") from None
             if time.monotonic() >= deadline:
@@ -173,7 +175,11 @@ class _WriteLock:
     def acquire(self, owner: dict, wait: float = 0.5) -> None:
         deadline = time.monotonic() + wait
         while True:
-            fd = os.open(self.lockpath, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.lockpath, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise StoreError(f"{self.path}: cannot create the writer lock file {self.lockpath} "
+                                 f"({err.strerror})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

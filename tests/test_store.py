@@ -326,6 +326,11 @@ def test_status_running_reads_interrupted_once_the_writer_is_gone(tmp_path):
     w._lock.release()  # what the kernel does when the writer is killed
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "interrupted" and "stopped without closing the run" in rec.message
+    with pytest.raises(StoreError) as err:  # it died before its first flush
+        store.resume(path, "r", plugins=PLUGINS)
+    assert "run 'r' has no checkpoint (it stopped before its first flush); start it again" in one_line(err, path)
+    with pytest.raises(StoreError, match="run 'r' has no checkpoint"):
+        store.load_network(path, "r/checkpoint", plugins=PLUGINS)
     # a later writer holding the lock for another run does not make the dead run look alive
     w2 = RunWriter(path, "r2")
     w2.start(tcnet.RunSpec.from_dict(spec({"name": "adam"})), net)
@@ -400,6 +405,14 @@ def test_missing_file(tmp_path):
     with pytest.raises(StoreError) as err:
         store.list_runs(tmp_path / "nope.h5")
     assert "no such file (expected a tcnet HDF5 file)" in one_line(err, tmp_path / "nope.h5")
+
+
+def test_cannot_create(tmp_path):
+    net = PLUGINS.get("dynamics", "store_linear").create()
+    path = tmp_path / "no-such-dir" / "x.h5"
+    with pytest.raises(StoreError) as err:
+        store.save_network(path, "n", net)
+    assert "cannot create the writer lock file" in one_line(err, path) and "No such file or directory" in str(err.value)
 
 
 def test_not_hdf5(tmp_path):
