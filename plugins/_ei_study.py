@@ -131,8 +131,8 @@ def plot_regions(res, preset, path, grid=300):
 
     p = ei.PRESETS[preset]["params"]
     ends = [np.array(r["end_points"]).reshape(-1, 2) for r in res["rules"].values()]
-    all_ends = np.vstack(ends + [np.array([ei.PRESETS[preset]["W"][::2]])])
-    hi = np.maximum(all_ends.max(axis=0) * 1.3, 1.0)
+    hi = 3.0 * np.array(ei.PRESETS[preset]["W"])[[0, 2]]  # the plane up to 3x the preset's W_EE, W_IE
+    outside = sum(int(np.sum(np.any(pts > hi, axis=1))) for pts in ends)
     W_EE, W_IE = np.meshgrid(np.linspace(0, hi[0], grid), np.linspace(0, hi[1], grid))
     W_EI, W_II = ei.set_point_weights(W_EE, W_IE, p)
     W = np.stack([W_EE, W_EI, W_IE, W_II], axis=-1)
@@ -152,7 +152,9 @@ def plot_regions(res, preset, path, grid=300):
     ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="upper left")
     ax.set_xlabel("W_EE")
     ax.set_ylabel("W_IE")
-    ax.set_title(f"{preset}: set-point W_EI, W_II; converged end points")
+    ax.set_xlim(0, hi[0])
+    ax.set_ylim(0, hi[1])
+    ax.set_title(f"{preset}: set-point W_EI, W_II; converged end points ({outside} outside)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
