@@ -50,7 +50,7 @@ def main(argv=None):
         results[beta] = res
         steps = res.history.steps
         first, last = steps[0], steps[-1]
-        lbfgs_iters = sum(1 for s in steps if s.stage == 1) - 1
+        lbfgs_iters = sum(1 for s in steps if s.stage == 1)  # its start point is step 30
         terms = lambda s: ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())  # noqa: E731
         published = f" (published {PUBLISHED[beta]})" if beta in PUBLISHED and args.N == 500 else ""
         print(f"beta = {beta:g}: status {res.result.status}")

@@ -146,7 +146,7 @@ def demo(args) -> int:
     for label, s in (("initial", steps[0]), ("final", steps[-1])):
         terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())
         print(f"{label} loss {s.loss:.6g}  ({terms})")
-    lbfgs = sum(1 for s in steps if s.stage == 1) - 1
+    lbfgs = sum(1 for s in steps if s.stage == 1)  # its start point is the last Adam step
     print(f"{res.result.status}: Adam steps {sum(1 for s in steps if s.stage == 0) - 1}, "
           f"L-BFGS iterations {lbfgs}, evaluations {res.result.evaluations}")
     for label, d in (("before", res.initial), ("after", res.final)):
