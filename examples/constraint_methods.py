@@ -23,7 +23,7 @@ def main():
     methods = slides_methods()
     rows = [("alternating (slides, 1000 it.)", methods["alternating"]),
             ("alternating (to convergence)", {**methods["alternating"], "steps": 100000, "tol": 1e-13}),
-            ("lagrangian (rho = 0, basic)", {**methods["lagrangian"], "rho": 0.0}),
+            ("lagrangian (rho = 0, basic)", methods["lagrangian_basic"]),
             ("lagrangian (rho = 1)", methods["lagrangian"]),
             ("penalty (mu -> 50)", methods["penalty"])]
     print(f"start {SLIDES_START}, constrained optimum x* = ({x_star[0]:.6g}, {x_star[1]:.6g}), lambda* = {lam_star:.6f}")

@@ -46,7 +46,7 @@ def plot_basin_map(result: dict, tol: float, path) -> None:
     from matplotlib.colors import ListedColormap
 
     optimum, _ = constrained_optimum()
-    fig, axes = plt.subplots(1, len(result), figsize=(4.2 * len(result), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(result), figsize=(4.0 * len(result), 4.0), squeeze=False)
     for ax, (name, r) in zip(axes[0], result.items()):
         extent = [r["x1"][0], r["x1"][-1], r["x2"][0], r["x2"][-1]]
         ax.imshow(r["distance"] <= tol, origin="lower", extent=extent, aspect="auto", vmin=0, vmax=1,
@@ -54,7 +54,7 @@ def plot_basin_map(result: dict, tol: float, path) -> None:
         ax.plot(*optimum, "*", color="#d62728", ms=14, label="constrained optimum")
         ax.plot(*SLIDES_START, "o", color="k", ms=6, label="slides' start")
         ax.axhline(optimum[1], color="#d62728", lw=0.8, ls="--")
-        ax.set_title(f"{name}: {100 * r['fraction']:.1f}% reach (tol {tol:g}, {r['steps']} steps)", fontsize=9)
+        ax.set_title(f"{name}: {100 * r['fraction']:.1f}% reach\n(tol {tol:g}, {r['steps']} steps)", fontsize=9)
         ax.set_xlabel("x1 (start)")
         ax.set_ylabel("x2 (start)")
     axes[0][0].legend(loc="lower left", fontsize=7)
@@ -79,7 +79,7 @@ def _command(args) -> int:
     print(f"basin map of the toy Gaussian ({args.grid}x{args.grid} starts, x1 in {args.x1}, x2 in {args.x2}), "
           f"reached = within {args.tol:g} of the constrained optimum:")
     for name, r in result.items():
-        print(f"  {name:<12} {100 * r['fraction']:6.1f}%  ({r['steps']} steps)")
+        print(f"  {name:<17} {100 * r['fraction']:6.1f}%  ({r['steps']} steps)")
     print(f"wrote {args.out}")
     return 0
 

@@ -122,13 +122,16 @@ def lagrangian_critical_rho(kappa=1.0, u=SLIDES_U, C=SLIDES_C, target=3.0, index
 
 
 def slides_methods(index=1) -> dict:
-    """Optimizer specs of the three methods as run on the toy (the slides' rates for alternating:
-    SGD 0.01 on everything, then SGD 0.2 on the constrained coordinate, 1000 iterations)."""
+    """Optimizer specs of the methods as run on the toy (the slides' rates for alternating: SGD 0.01
+    on everything, then SGD 0.2 on the constrained coordinate, 1000 iterations; the Lagrangian
+    augmented with rho = 1 above the critical 0.207, and without augmentation as `lagrangian_basic`)."""
     return {
         "alternating": {"name": "alternating", "constraint": "constraint", "steps": 1000, "lr": 0.01,
                         "constraint_lr": 0.2, "subset": [f"x[:, {index}]"]},
         "lagrangian": {"name": "lagrangian", "constraint": "constraint", "steps": 20000, "lr": 0.05,
                        "multiplier_lr": 0.05, "rho": 1.0, "tol": 1e-9},
+        "lagrangian_basic": {"name": "lagrangian", "constraint": "constraint", "steps": 20000, "lr": 0.05,
+                             "multiplier_lr": 0.05, "rho": 0.0, "tol": 1e-9},
         "penalty": {"name": "penalty", "constraint": "constraint", "steps": 3000, "lr": 0.01, "mu": 1.0,
                     "mu_factor": 2.0, "mu_every": 100, "mu_max": 50.0},
     }

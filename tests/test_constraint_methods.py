@@ -188,7 +188,7 @@ def test_basin_map_command_writes_a_png_and_prints_fractions(tmp_path, capsys):
 
     out = tmp_path / "basin.png"
     code = main(["basin-map", "--out", str(out), "--grid", "4", "--x1", "-0.5", "0.5", "--x2", "2.5", "3.5",
-                 "--steps", "800", "--tol", "0.05"])
+                 "--steps", "800", "--tol", "0.05", "--methods", "alternating", "lagrangian", "penalty"])
     text = capsys.readouterr().out
     assert code == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
