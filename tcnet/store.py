@@ -357,10 +357,10 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
         data = _read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint")
         return data, np.array(c["x"][()], dtype=np.float64)
-    if part == "final" and _text(g.attrs.get("status", "")) not in FINISHED:
-        status = _text(g.attrs.get("status", "unknown"))
-        raise StoreError(f"{path}: run {run_id!r} has no {part} network (status {status}); use "
-                         f"'{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")
+    status = _text(g.attrs.get("status", "unknown"))
+    if part == "final" and status not in FINISHED:
+        raise StoreError(f"{path}: run {run_id!r} has no final network (it did not finish; stored status "
+                         f"{status}); use '{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")
     return _read_network(g[f"params/{part}"], f"{path}: run {run_id!r} {part} network"), None
 
 

@@ -223,7 +223,7 @@ def test_failed_and_interrupted_runs_keep_their_steps(tmp_path):
         assert rec.final is None and rec.checkpoint.state["t"] == 5
     with pytest.raises(StoreError) as err:
         store.load_network(path, "run-0001", plugins=PLUGINS)
-    assert "has no final network (status failed); use 'run-0001/checkpoint'" in one_line(err, path)
+    assert "has no final network (it did not finish; stored status failed); use 'run-0001/checkpoint'" in one_line(err, path)
 
 
 def test_non_finite_run(tmp_path):
