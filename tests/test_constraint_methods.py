@@ -197,3 +197,21 @@ def test_basin_map_command_writes_a_png_and_prints_fractions(tmp_path, capsys):
         assert f"{method}" in text and "100.0%" in text.split(method)[1].splitlines()[0]
     assert main(["basin-map", "--out", str(out), "--grid", "1"]) == 2
     assert "basin-map: grid must be an integer in [2, inf]" in capsys.readouterr().out
+
+
+def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path):
+    from tcnet.store import RunWriter, read_run
+
+    path = tmp_path / "runs.h5"
+    writer = RunWriter(path, flush_steps=100)
+    res = tcnet.run(toy_spec(slides_methods()["lagrangian"]), recorders=[writer], progress=False)
+    record = read_run(path, writer.run_id)
+    h = record.history
+    assert len(h["extra/multiplier"]) == res.result.steps + 1
+    # at the start x = (2, 1): g = -2, f = -exp(-(x-u)^T C (x-u)) = -exp(-0.55), lambda = 0
+    assert h["extra/violation"][0] == pytest.approx(2.0, rel=1e-12)
+    assert h["extra/objective"][0] == pytest.approx(-np.exp(-0.55), rel=1e-12)
+    assert h["extra/multiplier"][0] == 0.0
+    assert h["extra/multiplier"][-1] == pytest.approx(constrained_optimum()[1], abs=1e-6)
+    assert np.allclose(record.final.arrays["x"][0], constrained_optimum()[0], atol=1e-6)
+    assert np.allclose(record.checkpoint.state["multiplier"], constrained_optimum()[1], atol=1e-6)
