@@ -215,3 +215,20 @@ def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path)
     assert h["extra/multiplier"][-1] == pytest.approx(constrained_optimum()[1], abs=1e-6)
     assert np.allclose(record.final.arrays["x"][0], constrained_optimum()[0], atol=1e-6)
     assert np.allclose(record.checkpoint.state["multiplier"], constrained_optimum()[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("config,message", [
+    ({}, "equality: quantity must be the name of a state quantity, got None"),
+    ({"quantity": "x", "index": []}, "equality: index must be an integer or a non-empty list of integers"),
+    ({"quantity": "x", "index": [0.5]}, "equality: index must be an integer"),
+    ({"quantity": "x", "target": "three"}, "equality: target must be a finite number or list of numbers"),
+    ({"quantity": "x", "target": float("inf")}, "equality: target must be a finite number or list of numbers"),
+    ({"quantity": "x", "index": [5]}, r"equality: index \[5\] is out of range for x with 2 entries"),
+    ({"quantity": "x", "index": [0, 1], "target": [1.0, 2.0, 3.0]},
+     "equality: target has 3 entries but the selection of x has 2"),
+])
+def test_equality_loss_config_errors(config, message):
+    spec = toy_spec(slides_methods()["penalty"])
+    spec["loss"][1] = {"name": "equality", "label": "constraint", **config}
+    with pytest.raises(ConfigError, match=message):
+        tcnet.run(spec, progress=False)
