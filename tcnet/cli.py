@@ -32,9 +32,10 @@ def _failing(func):
     """Report bad input and unreadable files as one line on stderr, exit code 2."""
     def handler(args):
         from tcnet.plugins import UnknownPluginError
+        from tcnet.store import StoreError
         try:
             return func(args)
-        except (ValueError, UnknownPluginError, NotImplementedError) as err:  # StoreError, ConfigError: ValueErrors
+        except (StoreError, ConfigError, UnknownPluginError, NotImplementedError) as err:
             print(f"tcnet {args.command}: {err}", file=sys.stderr)
             return 2
     handler.__doc__ = func.__doc__
