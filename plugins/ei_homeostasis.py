@@ -14,8 +14,9 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   steps, mode ("qss": rates at the fixed point of the current weights; "trials": each step is a
   trial that starts at E = I = 0, kicks the excitatory input by `kick` for `kick_duration` ms,
   integrates the rate ODE for `trial_length` ms and averages the rates over the last `average`
-  ms, 0 meaning the end value), rtol (> 0: stop once both rates are within rtol of the set
-  points with a stable Up state), r_max (a trial whose rates exceed it is a runaway and ends the
+  ms, 0 meaning the end value), rtol (> 0: stop once both rates the rule used, the trial's in
+  trials mode, are within rtol of the set points with a stable Up state; short trials whose rates
+  have not settled can stop while the QSS rates are further off), r_max (a trial whose rates exceed it is a runaway and ends the
   run with status no_progress). Every step reports extra E, I (rates the rule used), E_qss,
   I_qss, up, stable, paradoxical to the run history.
 - command `tcnet ei-study`: the comparative study of the rules (see `_ei_study`).
