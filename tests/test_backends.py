@@ -1,0 +1,183 @@
+"""Backends for the preparatory-network losses (tcnet_plugins._preparatory_backends).
+
+Every reference is independent of the backends: the generic path (autograd through
+tcnet.linalg.eig with the DESIGN.md eigenbasis formulas, written out here), scipy's
+solve_continuous_lyapunov for the values, and central finite differences for the gradients.
+"""
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+from scipy.linalg import solve_continuous_lyapunov
+
+from tcnet import ConfigError
+from tcnet.linalg import eig
+from tcnet_plugins._preparatory_backends import BACKENDS, preparatory_losses
+
+TAU = 0.01
+WEIGHTS = np.array([1.0, 1e5, 0.01])  # L1 + alpha L2 + beta L3 of the published runs
+
+
+def generic_losses(J, w, tau):
+    """(L1, L2, L3) by the DESIGN.md formulas through tcnet.linalg.eig (autograd's generic path)."""
+    lam, R = eig(J)
+    N = len(lam)
+    gamma = (lam - 1) / tau
+    R_inv = anp.linalg.inv(R)
+    M = R_inv @ anp.conj(R_inv).T
+    F = -1 / (gamma[:, None] + anp.conj(gamma)[None, :])
+    G = gamma[:, None] * anp.conj(gamma)[None, :] * F
+    RH = anp.conj(R).T
+    L1 = anp.real(anp.trace(R @ (M * F) @ RH)) / (N * tau)
+    L2 = anp.sum(anp.maximum(anp.real(gamma), 0) ** 2)
+    u = RH @ (w + 0j)
+    L3 = tau * anp.real(anp.conj(u) @ (M * G) @ u)
+    return anp.stack([L1, L2, L3])
+
+
+def network(N, seed, radius=0.8):
+    """J with entries N(0, radius^2/N) (spectral radius about `radius`) and a readout w."""
+    rng = np.random.default_rng(seed)
+    return radius * rng.standard_normal((N, N)) / np.sqrt(N), rng.standard_normal(N) / np.sqrt(N)
+
+
+def rel(a, b):
+    return np.linalg.norm(np.ravel(a - b)) / np.linalg.norm(np.ravel(b))
+
+
+def total(losses, weights=WEIGHTS):
+    return lambda J, w: anp.dot(weights, losses(J, w))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("N, seed, radius", [(10, 0, 0.8), (30, 1, 0.9), (100, 2, 0.8), (40, 3, 1.25)])
+def test_backend_matches_generic_eig_path(backend, N, seed, radius):
+    """Values, the weighted gradient w.r.t. J and w, and each term's own J-gradient agree with the
+    generic path to 1e-8 relative (radius 1.25: some unstable eigenvalues, so L2 and its gradient
+    are exercised)."""
+    J, w = network(N, seed, radius)
+    unstable = np.sum(np.linalg.eigvals(J).real > 1)
+    assert (unstable > 0) == (radius > 1)
+    fast = lambda J, w: preparatory_losses(J, w, TAU, backend)  # noqa: E731
+    slow = lambda J, w: generic_losses(J, w, TAU)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        ref_values = slow(J, w)
+        ref_J = grad(total(slow))(J, w)
+        ref_w = grad(total(slow), 1)(J, w)
+        ref_terms = [grad(total(slow, e))(J, w) for e in np.eye(3)]
+    values = fast(J, w)
+    assert np.allclose(values, ref_values, rtol=1e-8, atol=0)
+    assert rel(grad(total(fast))(J, w), ref_J) < 1e-8
+    assert rel(grad(total(fast), 1)(J, w), ref_w) < 1e-8
+    for k, e in enumerate(np.eye(3)):
+        if k == 1 and unstable == 0:
+            assert np.all(grad(total(fast, e))(J, w) == 0) and values[1] == 0
+        else:
+            assert rel(grad(total(fast, e))(J, w), ref_terms[k]) < 1e-8
+
+
+@pytest.mark.parametrize("N, seed", [(10, 4), (60, 5)])
+def test_backends_agree_with_each_other(N, seed):
+    J, w = network(N, seed, 1.1)
+    f, l = (lambda J, w, b=b: preparatory_losses(J, w, TAU, b) for b in ("fused", "lyapunov"))
+    assert np.allclose(f(J, w), l(J, w), rtol=1e-8, atol=0)
+    assert rel(grad(total(f))(J, w), grad(total(l))(J, w)) < 1e-8
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_match_scipy_lyapunov_solve(backend):
+    """L1 = Tr(P)/(N tau), L3 = tau w^T A P A^T w with A P + P A^T + I = 0; L2 from eigvals."""
+    J, w = network(50, 6, 1.2)
+    A = (J - np.eye(50)) / TAU
+    P = solve_continuous_lyapunov(A, -np.eye(50))
+    gamma = (np.linalg.eigvals(J) - 1) / TAU
+    expected = [np.trace(P) / (50 * TAU), np.sum(np.maximum(gamma.real, 0) ** 2), TAU * w @ A @ P @ A.T @ w]
+    assert expected[1] > 0
+    assert np.allclose(preparatory_losses(J, w, TAU, backend), expected, rtol=1e-9, atol=0)
+
+
+def central_difference(f, x, direction, h):
+    """4th-order central difference of f at x along `direction`."""
+    return (8 * (f(x + h * direction) - f(x - h * direction))
+            - (f(x + 2 * h * direction) - f(x - 2 * h * direction))) / (12 * h)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_through_low_rank_parametrization_matches_finite_differences(backend):
+    """J = J0 + U V: the primitive composes with autograd, so grad w.r.t. U, V, w follows by the
+    chain rule; each term checked along random directions (with unstable eigenvalues, so L2
+    counts; terms separately, since alpha L2 would swamp the others' differences in roundoff)."""
+    rng = np.random.default_rng(7)
+    N, n = 12, 3
+    J0, w = network(N, 8, 1.2)
+    U, V = rng.standard_normal((N, n)) / 3, rng.standard_normal((n, N)) / 3
+    assert preparatory_losses(J0 + U @ V, w, TAU, backend)[1] > 0
+    args = [U, V, w]
+    for e in np.eye(3):
+
+        def loss(U, V, w, e=e):
+            return anp.dot(e, preparatory_losses(J0 + U @ V, w, TAU, backend))
+
+        for i in range(3):
+            d = rng.standard_normal(args[i].shape)
+
+            def along(x, i=i, loss=loss):
+                return loss(*(x if j == i else a for j, a in enumerate(args)))
+
+            fd = central_difference(along, args[i], d, 1e-4)
+            exact = np.sum(grad(loss, i)(*args) * d)
+            if e[2] == 0 and i == 2:  # L1, L2 do not depend on w
+                assert exact == 0 and fd == 0
+            else:
+                assert np.isclose(exact, fd, rtol=1e-7, atol=0)
+
+
+def nearly_defective(eps, N=8, seed=9):
+    """A stable J whose eigenvalue 0.5 is split by 2 sqrt(eps): the block [[0.5, 1], [eps, 0.5]]
+    plus a random stable upper-triangular rest, rotated by a random orthogonal matrix."""
+    rng = np.random.default_rng(seed)
+    B = np.triu(rng.standard_normal((N, N)) / np.sqrt(N), 1)
+    B[np.diag_indices(N)] = rng.uniform(-0.5, 0.3, N)
+    B[:2, :2] = [[0.5, 1.0], [eps, 0.5]]
+    Q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+    return Q @ B @ Q.T, rng.standard_normal(N) / np.sqrt(N)
+
+
+def test_lyapunov_backend_is_accurate_where_the_eig_paths_are_not():
+    """Eigenvalue 0.5 split by 2e-10, i.e. a nearly defective J (computed eigenvalues then differ
+    by ~1e-8, the square root of the rounding error): the Lyapunov backend's values match scipy's
+    Lyapunov solve and its gradient matches finite differences; the generic eig VJP is off by many
+    orders of magnitude, and the fused eig path (eigenvector condition ~1e8) gets even the value wrong."""
+    J, w = nearly_defective(1e-20)
+    lam = np.linalg.eigvals(J)
+    gaps = np.abs(lam[:, None] - lam[None, :]) + np.diag(np.full(len(lam), np.inf))
+    assert gaps.min() < 1e-7 and lam.real.max() < 1
+    N = len(J)
+    A = (J - np.eye(N)) / TAU
+    P = solve_continuous_lyapunov(A, -np.eye(N))
+    expected = np.array([np.trace(P) / (N * TAU), 0.0, TAU * w @ A @ P @ A.T @ w])
+
+    lyap = lambda J: anp.dot(WEIGHTS, preparatory_losses(J, w, TAU, "lyapunov"))  # noqa: E731
+    assert np.allclose(preparatory_losses(J, w, TAU, "lyapunov"), expected, rtol=1e-9, atol=0)
+    g = grad(lyap)(J)
+    assert np.all(np.isfinite(g))
+    d = np.random.default_rng(10).standard_normal((N, N))
+    exact_fd = central_difference(lyap, J, d, 1e-4)
+    assert np.isclose(np.sum(g * d), exact_fd, rtol=1e-7, atol=0)
+
+    generic = lambda J: anp.dot(WEIGHTS, generic_losses(J, w, TAU))  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eig_directional = np.sum(grad(generic)(J) * d)
+    assert not np.isfinite(eig_directional) or abs(eig_directional - exact_fd) > 1e3 * abs(exact_fd)
+    fused_values = preparatory_losses(J, w, TAU, "fused")
+    assert abs(fused_values[0] - expected[0]) > 1e-3 * abs(expected[0])
+
+
+def test_unknown_backend_is_a_config_error():
+    J, w = network(4, 0)
+    with pytest.raises(ConfigError, match="backend must be one of fused, lyapunov"):
+        preparatory_losses(J, w, TAU, "torch")
