@@ -37,12 +37,17 @@ import numpy as np
 
 from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
 from tcnet.linalg import eig
+from tcnet_plugins import _preparatory_backends as _backends
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 from tcnet_plugins._preparatory_analysis import decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
-DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy"}
+DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy", "backend": "eig"}
+BACKENDS = ("eig",) + _backends.BACKENDS
+"""How the state computes L1..L3: "eig" (autograd through tcnet.linalg.eig, the generic path),
+"fused" (hand-derived VJP in the real eigenbasis) or "lyapunov" (eig-free, real Schur);
+see tcnet_plugins._preparatory_backends. Configs saved without the key mean "eig"."""
 
 
 def rank(N, n_frac) -> int:
@@ -128,18 +133,32 @@ class LinearDecayState(State):
         return -1.0 / (self.gamma[:, None] + anp.conj(self.gamma)[None, :])
 
     @cached_property
+    def backend_losses(self):
+        """(L1, L2, L3) from the configured fast backend ("fused" or "lyapunov"), None for "eig"."""
+        backend = self.dynamics.config.get("backend", "eig")
+        if backend == "eig":
+            return None
+        return _backends.preparatory_losses(self.J, self.params["w"], self.tau, backend)
+
+    @cached_property
     def decay(self):
         """L1 = (1/(N tau)) Re Tr(R (M o F) R^H): mean integrated ||x(t)||^2 over x0 ~ N(0, I), per N tau."""
+        if self.backend_losses is not None:
+            return self.backend_losses[0]
         return anp.real(anp.sum(self.F * self.K)) / (self.dynamics.N * self.tau)
 
     @cached_property
     def stability(self):
         """L2 = sum_i max(Re gamma_i, 0)^2."""
+        if self.backend_losses is not None:
+            return self.backend_losses[1]
         return anp.sum(anp.maximum(anp.real(self.gamma), 0.0) ** 2)
 
     @cached_property
     def smoothness(self):
         """L3 = tau Re w^T R (M o G) R^H w with G_ij = gamma_i conj(gamma_j) F_ij."""
+        if self.backend_losses is not None:
+            return self.backend_losses[2]
         g = self.gamma
         G = g[:, None] * anp.conj(g)[None, :] * self.F
         u = anp.dot(self.params["w"], self.R)  # u = R^T w, so w^T R X R^H w = u X conj(u)
@@ -190,7 +209,7 @@ class LinearDecay(Dynamics):
 
     def check(self):
         no_extra(self.name, self.config, DEFAULTS)
-        missing = [k for k in DEFAULTS if k not in self.config]
+        missing = [k for k in DEFAULTS if k not in self.config and k != "backend"]
         if missing:
             raise ConfigError(f"{self.name}: missing setting(s) {', '.join(missing)}")
         N = integer(self.name, "N", self.config["N"], low=2)
@@ -201,6 +220,7 @@ class LinearDecay(Dynamics):
         positive(self.name, "tau", self.config["tau"])
         choice(self.name, "normalization", self.config["normalization"], NORMALIZATIONS)
         choice(self.name, "init", self.config["init"], INITS)
+        choice(self.name, "backend", self.config.get("backend", "eig"), BACKENDS)
         shapes = {"J0": (N, N), "U": (N, n), "V": (n, N), "w": (N,)}
         extra = sorted(set(self.arrays) - set(shapes))
         if extra:
