@@ -181,3 +181,26 @@ def test_unknown_backend_is_a_config_error():
     J, w = network(4, 0)
     with pytest.raises(ConfigError, match="backend must be one of fused, lyapunov"):
         preparatory_losses(J, w, TAU, "torch")
+
+
+def test_linear_decay_backend_setting_selects_the_same_objective():
+    """The dynamics' `backend` setting: fused and lyapunov give the generic path's objective value,
+    term values and gradient w.r.t. the trainable U, V (through the normalization) to 1e-8."""
+    from tcnet import Objective, Term
+    from tcnet_plugins.linear_decay import Decay, LinearDecay
+    from tcnet_plugins.smoothness import Smoothness
+    from tcnet_plugins.stability import Stability
+
+    def evaluate(backend):
+        net = LinearDecay.create(seed=3, N=40, n_frac=0.2, backend=backend)
+        terms = [Term(Decay(), 1.0), Term(Stability(), 1e5), Term(Smoothness(), 0.01)]
+        return Objective(net, terms).evaluate(net.vector())
+
+    ref = evaluate("eig")
+    for backend in BACKENDS:
+        ev = evaluate(backend)
+        assert np.isclose(ev.value, ref.value, rtol=1e-8, atol=0)
+        assert all(np.isclose(ev.terms[k], ref.terms[k], rtol=1e-8, atol=1e-12) for k in ref.terms)
+        assert rel(ev.grad, ref.grad) < 1e-8
+    with pytest.raises(ConfigError, match="backend"):
+        LinearDecay.create(backend="torch")
