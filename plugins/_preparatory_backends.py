@@ -5,7 +5,7 @@
 and w (tau is a constant), so it composes with any autograd code around it (J = J0 + U V, weights,
 other loss terms). Two backends:
 
-- ``fused``: one real eigendecomposition (LAPACK dgeev), one real inverse and five real N x N
+- ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and five real N x N
   matrix products for value and gradient; no complex matrix products (`_EigFactor`).
 - ``lyapunov``: no eigenvectors at all. One real Schur factorization J = Z T Z^T is shared by the
   Lyapunov solve and its adjoint (two triangular Sylvester solves, LAPACK dtrsyl); well conditioned
@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from tcnet.validate import ConfigError
 
@@ -84,26 +84,29 @@ class _EigFactor:
         Q P = K^T (Yr Xr) W^T,   grad_J = K^T (2 Yr Xr / tau + diag(e)) W^T + 2 g3 w (P b)^T,
 
     where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T restricted
-    to that pair (e is equal on both). All sandwiches with T cost O(N^2); the O(N^3) work is dgeev,
+    to that pair (e is equal on both). All sandwiches with T cost O(N^2); the O(N^3) work is eig,
     inv(W), G = W^T W, S = K K^T (M = T^-1 S T^-H, and R^H C R = T^H (W^T C W) T with
     W^T C W = c1 G + c3 v v^T, v = W^T b), Yr Xr, and K^T (.) W^T.
+    Everything here runs on numpy's LAPACK/BLAS (numpy.linalg.eig, inv, @) only, see `_SchurFactor`.
     No 1/(lambda_i - lambda_j) appears, but everything degrades with cond(W) (nearly defective J).
     """
 
     def __init__(self, J, w, tau):
         N = len(J)
         self.J, self.w, self.tau, self.N = J, w, tau, N
-        wr, wi, _, W, info = lapack.dgeev(J, compute_vl=0, lwork=_lwork(lapack.dgeev_lwork, N, compute_vl=0))
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dgeev failed (info={info})")
-        # Reorder: real eigenvalues first, then the pairs (a + ib, a - ib), b > 0, as columns (Re x, Im x).
-        first = np.flatnonzero(wi > 0)
-        order = np.concatenate([np.flatnonzero(wi == 0), np.stack([first, first + 1], axis=1).ravel()])
-        self.n_real = N - 2 * len(first)
-        W = W[:, order]
-        lam = wr[order] + 1j * wi[order]
+        lam, R = np.linalg.eig(J)
+        # numpy (dgeev) lists a pair as a + ib (b > 0), then exactly its conjugate, with conjugate
+        # eigenvectors. Reorder: real eigenvalues first, then each pair as columns (Re x, Im x).
+        real = np.flatnonzero(lam.imag == 0)
+        first = np.flatnonzero(lam.imag > 0)
+        if not np.array_equal(lam[first + 1], np.conj(lam[first])):
+            raise np.linalg.LinAlgError("eig: complex eigenvalues not in adjacent conjugate pairs")
+        self.n_real = len(real)
+        W = np.concatenate([R[:, real].real, np.stack([R[:, first].real, R[:, first].imag], axis=2).reshape(N, -1)],
+                           axis=1)
+        lam = np.concatenate([lam[real], np.stack([lam[first], lam[first + 1]], axis=1).ravel()])
         self.W = W
-        self.K = _inv(W)
+        self.K = np.linalg.inv(W)
         self.gamma = (lam - 1.0) / tau
         self.F = -1.0 / (self.gamma[:, None] + np.conj(self.gamma)[None, :])
         self.G = W.T @ W
@@ -157,27 +160,6 @@ _T_H = (1.0, -1j, 1.0, 1j)
 _T_INV_H = (0.5, 0.5, 0.5j, -0.5j)
 
 
-_LWORK = {}
-
-
-def _lwork(query, N, **kwargs):
-    """A LAPACK routine's optimal workspace (the minimal default makes dgeev unblocked, ~2x slower)."""
-    key = (query.__name__, N)
-    if key not in _LWORK:
-        out = query(N, **kwargs)
-        _LWORK[key] = max(int(out[0]), 4 * N) if out[-1] == 0 else 4 * N
-    return _LWORK[key]
-
-
-def _inv(W):
-    """W^-1 by LU (dgetrf + dgetri): about 1.5x faster than numpy.linalg.inv's solve with I."""
-    lu, piv, info = lapack.dgetrf(W)
-    if info > 0:
-        raise np.linalg.LinAlgError("the eigenvector matrix is singular (J is defective)")
-    K, info = lapack.dgetri(lu, piv, lwork=_lwork(lapack.dgetri_lwork, len(W)))
-    return K
-
-
 class _SchurFactor:
     """Eig-free path: one real Schur factorization J = Z T Z^T shared by both Sylvester solves.
 
@@ -196,6 +178,9 @@ class _SchurFactor:
     grad_T L2 = sum_k e_k Yk Xk^T, with e_k = 2 g2 max(Re gamma_k, 0)/tau. No eigenvector basis of
     the whole matrix is formed, so nearly repeated stable eigenvalues cost nothing in accuracy
     (only nearly repeated *unstable* ones are ill conditioned, as their eigenvalues themselves are).
+    The O(N^3) products use scipy's BLAS (scipy.linalg.blas.dgemm), the library that runs schur
+    and dtrsyl: numpy and scipy wheels each bundle their own OpenBLAS, and alternating between
+    the two thread pools made each call up to 2x slower on two cores (their idle threads spin).
     Where the Sylvester operator is singular to working precision (gamma_i + gamma_j = 0, dtrsyl
     info = 1) L1 and L3 do not exist and the values are NaN.
     """
@@ -226,14 +211,15 @@ class _SchurFactor:
         Qt = _trsyl(self.Ta, self.Ta, -Ct, "T", "N")
         if Qt is None:
             Qt = np.full((N, N), np.nan)
-        inner = (2.0 / tau) * (Qt @ self.Pt)
+        inner = blas.dgemm(2.0 / tau, Qt, self.Pt)  # scipy's BLAS, like schur and trsyl (see below)
         if g2 != 0.0:
             for (k, s), e in zip(self.blocks, self.excess):
                 if e > 0.0:
                     Xk, Yk = _block_invariant_bases(self.T, k, s)
                     inner += (2.0 * g2 * e / tau) * (Yk @ Xk.T)
         Pb = self.Z @ self.Pv
-        return self.Z @ inner @ self.Z.T + 2.0 * g3 * np.outer(self.w, Pb)
+        grad = blas.dgemm(1.0, blas.dgemm(1.0, self.Z, inner), self.Z, trans_b=True)
+        return grad + 2.0 * g3 * np.outer(self.w, Pb)
 
     def grad_w(self, g):
         Pb = self.Z @ self.Pv
