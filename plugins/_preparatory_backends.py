@@ -165,7 +165,8 @@ class _SchurFactor:
 
     With Ta = (T - I)/tau (quasi-triangular, A = Z Ta Z^T): Pt = Z^T P Z solves
     Ta Pt + Pt Ta^T = -I and the adjoint Qt = Z^T Q Z solves Ta^T Qt + Qt Ta = -Z^T C Z, with
-    Z^T C Z = c1 I + c3 v v^T, v = Z^T b; both are dtrsyl calls on the same Ta. Then L1 = Tr(Pt)/(N tau),
+    Z^T C Z = c1 I + c3 v v^T, v = Z^T b; both are triangular Sylvester solves with the same Ta
+    (`_sylvester`: dtrsyl on small diagonal blocks, dgemm for the rest). Then L1 = Tr(Pt)/(N tau),
     L3 = tau v^T Pt v and grad_J = Z (2 Qt Pt / tau + grad_T L2) Z^T + 2 g3 w (P b)^T.
 
     L2 reads the eigenvalues off the diagonal blocks of T (a 2 x 2 block [[a, b], [c, d]] holds a
@@ -191,7 +192,7 @@ class _SchurFactor:
         T, self.Z = scipy.linalg.schur(J, output="real")
         self.T = T
         self.Ta = (T - np.eye(N)) / tau
-        Pt = _trsyl(self.Ta, self.Ta, -np.eye(N), "N", "T")
+        Pt = _sylvester(self.Ta, self.Ta, -np.eye(N), "N", "T")
         self.Pt = Pt if Pt is not None else np.full((N, N), np.nan)
         self.b = (J.T @ w - w) / tau
         self.v = self.Z.T @ self.b
@@ -208,7 +209,7 @@ class _SchurFactor:
         g1, g2, g3 = np.real(g)
         N, tau = self.N, self.tau
         Ct = (g1 / (N * tau)) * np.eye(N) + (g3 * tau) * np.outer(self.v, self.v)
-        Qt = _trsyl(self.Ta, self.Ta, -Ct, "T", "N")
+        Qt = _sylvester(self.Ta, self.Ta, -Ct, "T", "N")
         if Qt is None:
             Qt = np.full((N, N), np.nan)
         inner = blas.dgemm(2.0 / tau, Qt, self.Pt)  # scipy's BLAS, like schur and trsyl (see below)
@@ -234,6 +235,52 @@ def _trsyl(A, B, C, trana, tranb, isgn=1):
     if info == 1:
         return None
     return X / scale
+
+
+SYLVESTER_BLOCK = 96
+"""Below this size `_sylvester` calls dtrsyl directly; above, it splits and recurses."""
+
+
+def _sylvester(A, B, C, trana, tranb):
+    """X with op(A) X + X op(B) = C for quasi-triangular A, B: recursive blocking (as in Jonsson and
+    Kagstrom's recursive Sylvester solver) so that the O(N^3) work is in dgemm; dtrsyl, which is
+    level-2 and slow for large N, only solves the small diagonal problems. None if (nearly) singular.
+
+    Splitting A = [[A11, A12], [0, A22]] (never inside a 2 x 2 block) and X, C by rows: for op(A) = A
+    solve the bottom rows first, A22 X2 + X2 op(B) = C2, then A11 X1 + X1 op(B) = C1 - A12 X2; for
+    op(A) = A^T the top rows first and C2 - A12^T X1. Splitting B and X, C by columns likewise:
+    op(B) = B: left columns first, then C2 - X1 B12; op(B) = B^T: right columns first, then C1 - X2 B12^T.
+    """
+    m, n = C.shape
+    if max(m, n) <= SYLVESTER_BLOCK:
+        return _trsyl(A, B, C, trana, tranb)
+    if m >= n:
+        k = _split(A)
+        A11, A12, A22 = A[:k, :k], A[:k, k:], A[k:, k:]
+        if trana == "N":
+            X2 = _sylvester(A22, B, C[k:], trana, tranb)
+            X1 = None if X2 is None else _sylvester(A11, B, blas.dgemm(-1.0, A12, X2, 1.0, C[:k]), trana, tranb)
+        else:
+            X1 = _sylvester(A11, B, C[:k], trana, tranb)
+            X2 = None if X1 is None else _sylvester(
+                A22, B, blas.dgemm(-1.0, A12, X1, 1.0, C[k:], trans_a=True), trana, tranb)
+        return None if X1 is None or X2 is None else np.vstack([X1, X2])
+    k = _split(B)
+    B11, B12, B22 = B[:k, :k], B[:k, k:], B[k:, k:]
+    if tranb == "N":
+        X1 = _sylvester(A, B11, C[:, :k], trana, tranb)
+        X2 = None if X1 is None else _sylvester(A, B22, blas.dgemm(-1.0, X1, B12, 1.0, C[:, k:]), trana, tranb)
+    else:
+        X2 = _sylvester(A, B22, C[:, k:], trana, tranb)
+        X1 = None if X2 is None else _sylvester(
+            A, B11, blas.dgemm(-1.0, X2, B12, 1.0, C[:, :k], trans_b=True), trana, tranb)
+    return None if X1 is None or X2 is None else np.hstack([X1, X2])
+
+
+def _split(T):
+    """A split index near the middle of quasi-triangular T that does not cut a 2 x 2 block."""
+    k = len(T) // 2
+    return k + 1 if T[k, k - 1] != 0.0 else k
 
 
 def _schur_blocks(T):

@@ -204,3 +204,22 @@ def test_linear_decay_backend_setting_selects_the_same_objective():
         assert rel(ev.grad, ref.grad) < 1e-8
     with pytest.raises(ConfigError, match="backend"):
         LinearDecay.create(backend="torch")
+
+
+@pytest.mark.parametrize("trana, tranb", [("N", "T"), ("T", "N"), ("N", "N"), ("T", "T")])
+def test_recursive_triangular_sylvester_matches_scipy(monkeypatch, trana, tranb):
+    """The blocked solver behind the lyapunov backend, forced to recurse several levels (blocks of
+    8, splits next to 2 x 2 Schur blocks), against scipy.linalg.solve_sylvester."""
+    import scipy.linalg
+
+    from tcnet_plugins import _preparatory_backends as backends
+
+    monkeypatch.setattr(backends, "SYLVESTER_BLOCK", 8)
+    rng = np.random.default_rng(11)
+    A, _ = scipy.linalg.schur(rng.standard_normal((45, 45)) - 8 * np.eye(45))
+    B, _ = scipy.linalg.schur(rng.standard_normal((37, 37)) - 8 * np.eye(37))
+    assert np.any(np.diag(A, -1) != 0) and np.any(np.diag(B, -1) != 0)
+    C = rng.standard_normal((45, 37))
+    op = lambda M, t: M.T if t == "T" else M  # noqa: E731
+    X = backends._sylvester(A, B, C, trana, tranb)
+    assert rel(X, scipy.linalg.solve_sylvester(op(A, trana), op(B, tranb), C)) < 1e-12
