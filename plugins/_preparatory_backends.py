@@ -5,11 +5,11 @@
 and w (tau is a constant), so it composes with any autograd code around it (J = J0 + U V, weights,
 other loss terms). Two backends:
 
-- ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and five real N x N
-  matrix products for value and gradient; no complex matrix products (`_EigFactor`).
+- ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and
+  five real N x N matrix products for value and gradient; no complex matrix products (`_EigFactor`).
 - ``lyapunov``: no eigenvectors at all. One real Schur factorization J = Z T Z^T is shared by the
-  Lyapunov solve and its adjoint (two triangular Sylvester solves, LAPACK dtrsyl); well conditioned
-  where eigenvalues nearly coincide (`_SchurFactor`).
+  Lyapunov solve and its adjoint (two blocked triangular Sylvester solves); well conditioned where
+  eigenvalues nearly coincide (`_SchurFactor`).
 
 The generic route (autograd through `tcnet.linalg.eig`) stays in the linear_decay state; it is
 what user-written losses use and what these backends are tested against.
@@ -73,7 +73,7 @@ def _l2(re_gamma):
 class _EigFactor:
     """Fused eig path: everything in the real eigenvector basis of dgeev.
 
-    dgeev gives J W = W B with W real and B block diagonal: 1 x 1 blocks for real eigenvalues and
+    The real eigenvectors (read off numpy's complex ones) give J W = W B with W real and B block diagonal: 1 x 1 blocks for real eigenvalues and
     2 x 2 blocks for a pair a +- ib (columns Re x, Im x of the complex eigenvector x). The complex
     eigenvectors are R = W T with T block diagonal ([[1, 1], [i, -i]] on a pair), the left ones
     L = R^-1 = T^-1 K with K = W^-1. With X = M o F (M = L L^H, F_ij = -1/(gamma_i + conj gamma_j))
