@@ -419,7 +419,7 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     terms = [k for k in h if k.startswith("terms/")]
     extra = [k for k in h if k.startswith("extra/")]
     run_id = attempt_ids(planned.run_id, attempt)
-    writer = RunWriter(path, run_id, flush_steps=max(n, 1), flush_seconds=1e9)  # one append at the end
+    writer = RunWriter(path, run_id, flush_steps=n + 1, flush_seconds=1e9)  # one commit, at the end
     writer.start(RunSpec.from_dict(planned.spec), initial)
     last = outcome["checkpoint"]
     for i in range(n):

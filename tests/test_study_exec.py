@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tcnet.store import list_runs, read_run
-from tcnet.study import Study
+from tcnet.study import Study, stored
 from conftest import TESTS
 
 PLUGIN = str(TESTS / "quadratic_plugin.py")
@@ -99,7 +99,7 @@ def tcnet_losses():
 
 DRIVER = '''
 import sys
-from tcnet.study import Study
+from tcnet.study import Study, stored
 
 
 def main():
@@ -136,7 +136,9 @@ def test_killed_driver_is_resumed_without_redoing_finished_runs(tmp_path):
     assert report.skipped == len(finished) and len(report.done) == 8 - len(finished)
     after = records(path)
     by_id = {p.run_id: p for p in study.runs()}
-    assert all(after[p].status == "finished" for p in by_id)
+    best = stored(path, study.runs())  # a run the kill caught mid-write is redone as '<id>.2'
+    assert all(rec.status == "finished" for rec, _ in best.values()) and len(best) == 8
+    assert all(best[rid][1] == 1 for rid in finished)
     created = log.read_text().split()
     for rid in finished:
         assert created.count(str(by_id[rid].seed)) == 1  # created once: not redone
