@@ -10,9 +10,10 @@ random phase phi. A cell's field is the rectified sum of three plane waves 60 de
     f(x) = max_rate * max(0, sum_i cos(k_i . (x - phi))) / 3,   |k_i| = 4 pi / (sqrt(3) lambda),
 which peaks at max_rate on a triangular lattice of spacing lambda. Counts are Poisson(f(x_t) dt).
 
-"Behaviour" is the true position plus slow noise: an independent OU process per axis with time
-constant `noise_timescale` and per-axis standard deviation noise_sd = noise_mean / sqrt(pi/2), so
-that the mean Euclidean error |Xb - Xt| is `noise_mean` (Rayleigh mean again).
+"Behaviour" is the true position plus slow, smooth noise: per axis, white noise convolved with a
+Gaussian kernel of standard deviation `noise_timescale` (s) (circularly, by FFT), scaled to the
+standard deviation noise_sd = noise_mean / sqrt(pi/2), so that the mean Euclidean error
+|Xb - Xt| is `noise_mean` (Rayleigh mean again). Unlike an OU process, its paths are smooth.
 
 Files are HDF5 (h5py, no pickle); see `save` for the layout.
 """
@@ -23,7 +24,7 @@ from tcnet.validate import ConfigError, integer, positive, real
 
 DEFAULTS = {
     "n_cells": 200, "duration": 3600.0, "dt": 0.1, "box": 1.0, "speed": 0.08, "coherence": 0.7,
-    "modules": [0.3, 0.5, 0.8], "max_rate": 10.0, "noise_mean": 0.2, "noise_timescale": 10.0,
+    "modules": [0.3, 0.5, 0.8], "max_rate": 10.0, "noise_mean": 0.2, "noise_timescale": 3.0,
     "field_bins": 100,
 }
 
@@ -61,6 +62,17 @@ def ou_process(rng, n_steps, dt, tau, sd, dim=2):
     for t in range(1, n_steps):  # a linear recursion; n_steps * 2 flops, fast enough in numpy slices
         x[t] = a * x[t - 1] + noise[t]
     return x
+
+
+def smooth_noise(rng, n_steps, dt, timescale, sd, dim=2):
+    """Stationary Gaussian noise (n_steps, dim) with covariance sd^2 exp(-tau^2 / (4 timescale^2)):
+    white noise circularly convolved with a normalized Gaussian kernel of width `timescale`."""
+    lag = np.minimum(np.arange(n_steps), n_steps - np.arange(n_steps)) * dt
+    kernel = np.exp(-0.5 * (lag / timescale) ** 2)
+    kernel /= np.sqrt((kernel**2).sum())  # unit variance output for unit white noise
+    white = rng.normal(size=(n_steps, dim))
+    out = np.fft.irfft(np.fft.rfft(white, axis=0) * np.fft.rfft(kernel)[:, None], n=n_steps, axis=0)
+    return sd * out
 
 
 def random_walk(rng, n_steps, dt, box, speed, coherence):
@@ -107,7 +119,7 @@ def generate(seed=0, **settings) -> dict:
     xt = random_walk(rng, n_steps, s["dt"], s["box"], s["speed"], s["coherence"])
     k, phase, module_of = grid_parameters(rng, s["n_cells"], s["modules"])
     y = rng.poisson(grid_rates(xt, k, phase, s["max_rate"]) * s["dt"]).astype(np.int32)
-    noise = ou_process(rng, n_steps, s["dt"], s["noise_timescale"], s["noise_mean"] / np.sqrt(np.pi / 2))
+    noise = smooth_noise(rng, n_steps, s["dt"], s["noise_timescale"], s["noise_mean"] / np.sqrt(np.pi / 2))
     centres = (np.arange(s["field_bins"]) + 0.5) * s["box"] / s["field_bins"]
     gx, gy = np.meshgrid(centres, centres, indexing="ij")
     fields = grid_rates(np.stack([gx, gy], -1), k, phase, s["max_rate"]).T.reshape(s["n_cells"], *gx.shape)
@@ -130,7 +142,7 @@ def save(path, data: dict) -> None:
             f.create_dataset(key, data=data[key], compression="gzip", compression_opts=1)
         f["Y"].attrs["description"] = "spike counts per time bin (rows) and cell (columns)"
         f["Xt"].attrs["description"] = "true position of the agent (m)"
-        f["Xb"].attrs["description"] = "behaviour: true position plus slow OU noise (m)"
+        f["Xb"].attrs["description"] = "behaviour: true position plus slow smooth Gaussian noise (m)"
         f["fields"].attrs["description"] = "true rate maps (Hz) on field_x x field_y"
 
 
