@@ -67,14 +67,9 @@ def _command(args) -> int:
     methods = slides_methods()
     unknown = sorted(set(args.methods) - set(methods))
     if unknown:
-        print(f"tcnet basin-map: unknown method(s) {', '.join(unknown)}; allowed: {', '.join(methods)}")
-        return 2
-    try:
-        result = basin_map({m: methods[m] for m in args.methods}, grid=args.grid, x1=tuple(args.x1),
-                           x2=tuple(args.x2), tol=args.tol, steps=args.steps or None, plugins=args.registry)
-    except ConfigError as err:
-        print(f"tcnet basin-map: {err}")
-        return 2
+        raise ConfigError(f"basin-map: unknown method(s) {', '.join(unknown)}; allowed: {', '.join(methods)}")
+    result = basin_map({m: methods[m] for m in args.methods}, grid=args.grid, x1=tuple(args.x1),
+                       x2=tuple(args.x2), tol=args.tol, steps=args.steps or None, plugins=args.registry)
     plot_basin_map(result, args.tol, args.out)
     print(f"basin map of the toy Gaussian ({args.grid}x{args.grid} starts, x1 in {args.x1}, x2 in {args.x2}), "
           f"reached = within {args.tol:g} of the constrained optimum:")

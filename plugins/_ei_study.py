@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcnet.validate import ConfigError, choice, integer, positive, real
+from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins import _ei_math as ei
 
 
@@ -161,19 +161,15 @@ def plot_regions(res, preset, path, grid=300):
 
 
 def main(args) -> int:
-    try:
-        n_init = integer("ei-study", "--n-init", args.n_init, low=1)
-        steps = integer("ei-study", "--steps", args.steps, low=0)
-        lr = positive("ei-study", "--lr", args.lr)
-        lo = real("ei-study", "--box low", args.box[0], low=0)
-        hi = real("ei-study", "--box high", args.box[1], low=lo)
-        for preset in args.presets:
-            choice("ei-study", "--presets", preset, tuple(ei.PRESETS))
-        for rule in args.rules:
-            choice("ei-study", "--rules", rule, ei.RULES)
-    except ConfigError as err:
-        print(f"tcnet ei-study: {err}")
-        return 2
+    n_init = integer("ei-study", "--n-init", args.n_init, low=1)
+    steps = integer("ei-study", "--steps", args.steps, low=0)
+    lr = positive("ei-study", "--lr", args.lr)
+    lo = real("ei-study", "--box low", args.box[0], low=0)
+    hi = real("ei-study", "--box high", args.box[1], low=lo)
+    for preset in args.presets:
+        choice("ei-study", "--presets", preset, tuple(ei.PRESETS))
+    for rule in args.rules:
+        choice("ei-study", "--rules", rule, ei.RULES)
     results = run_study(args.presets, args.rules, n_init, steps, lr, args.seed, (lo, hi))
     text = table(results, n_init, steps, lr)
     print(text)

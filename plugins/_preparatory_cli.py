@@ -93,22 +93,18 @@ def train(args) -> int:
     from tcnet import run
     from tcnet.store import RunWriter
 
-    try:
-        grid = _grid(args)
-        specs = [run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
-                           "normalization": args.normalization, "init": args.init},
-                          alpha=args.alpha, beta=b,
-                          optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
-                 for N, f, b, seed in grid]
-        plugins = args.registry
-        from tcnet.run import RunSpec, build_dynamics, build_objective, build_optimizer
-        for spec in specs:  # check every run's configuration before the first one starts
-            s = RunSpec.from_dict(spec)
-            build_objective(build_dynamics(s.dynamics, plugins), s.loss, plugins)
-            build_optimizer(s.optimizer, plugins)
-    except ConfigError as err:
-        print(f"tcnet train: {err}", file=sys.stderr)
-        return 2
+    grid = _grid(args)
+    specs = [run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
+                       "normalization": args.normalization, "init": args.init},
+                      alpha=args.alpha, beta=b,
+                      optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
+             for N, f, b, seed in grid]
+    plugins = args.registry
+    from tcnet.run import RunSpec, build_dynamics, build_objective, build_optimizer
+    for spec in specs:  # check every run's configuration before the first one starts
+        s = RunSpec.from_dict(spec)
+        build_objective(build_dynamics(s.dynamics, plugins), s.loss, plugins)
+        build_optimizer(s.optimizer, plugins)
     failed = 0
     for i, (spec, (N, f, b, seed)) in enumerate(zip(specs, grid), 1):
         writer = RunWriter(args.file)

@@ -258,11 +258,7 @@ COLUMNS = ("latent_error_cm", "train_ll", "val_ll", "bits_per_spike")
 
 def _generate(args) -> int:
     settings = {"n_cells": args.cells, "duration": args.duration, "noise_timescale": args.noise_timescale}
-    try:
-        data = simdata.generate(args.seed, **settings)
-    except ConfigError as err:
-        print(f"tcnet simpl: {err}")
-        return 2
+    data = simdata.generate(args.seed, **settings)
     simdata.save(args.out, data)
     err = 100 * np.linalg.norm(data["Xb"] - data["Xt"], axis=1).mean()
     print(f"wrote {args.out}: {data['Y'].shape[1]} cells, {data['Y'].shape[0]} bins, "
@@ -284,19 +280,12 @@ def fit(data, *, seed=0, iterations=10, speed=0.4, bandwidth=0.025, recorders=()
 def _fit(args) -> int:
     recorders = []
     if args.store:
-        try:
-            from tcnet.store import RunWriter
-        except ImportError as err:
-            print(f"tcnet simpl: --store needs tcnet.store ({err})")
-            return 2
+        from tcnet.store import RunWriter
+
         recorders.append(RunWriter(args.store))
     t0 = time.perf_counter()
-    try:
-        res = fit(args.data, seed=args.seed, iterations=args.iterations, speed=args.speed,
-                  bandwidth=args.bandwidth, recorders=recorders)
-    except ConfigError as err:
-        print(f"tcnet simpl: {err}")
-        return 2
+    res = fit(args.data, seed=args.seed, iterations=args.iterations, speed=args.speed,
+              bandwidth=args.bandwidth, recorders=recorders)
     elapsed = time.perf_counter() - t0
     print(f"{'step':>4} {'error_cm':>9} {'train_ll':>9} {'val_ll':>9} {'bits/spk':>9} {'time_s':>7}")
     for s in res.history.steps:

@@ -111,7 +111,7 @@ def lagrangian_critical_rho(kappa=1.0, u=SLIDES_U, C=SLIDES_C, target=3.0, index
     u, C = check_gaussian("lagrangian_critical_rho", u, C)
     kappa = real("lagrangian_critical_rho", "kappa", kappa, low=0, low_open=True)
     x, _ = constrained_optimum(u, C, target, index)
-    i, j = index, 1 - index
+    j = 1 - index
     d = x - u
     H = 2 * np.exp(-d @ C @ d) * (C - 2 * np.outer(C @ d, C @ d))
     A, B, h = np.trace(H), 1 + kappa * np.linalg.det(H), H[j, j]

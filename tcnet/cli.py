@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from tcnet import __version__
-from tcnet.plugins import PluginError, registry
+from tcnet.plugins import PluginError, UnknownPluginError, registry
+from tcnet.store import StoreError
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
 
@@ -28,21 +29,6 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _failing(func):
-    """Report bad input and unreadable files as one line on stderr, exit code 2."""
-    def handler(args):
-        from tcnet.plugins import UnknownPluginError
-        from tcnet.store import StoreError
-        try:
-            return func(args)
-        except (StoreError, ConfigError, UnknownPluginError, NotImplementedError) as err:
-            print(f"tcnet {args.command}: {err}", file=sys.stderr)
-            return 2
-    handler.__doc__ = func.__doc__
-    return handler
-
-
-@_failing
 def _show(args) -> int:
     """Print the networks (arrays, config, summary) and runs (status, steps, loss) of a file."""
     from tcnet import store
@@ -89,7 +75,6 @@ def _crossing(t, ratio, f) -> float:
     return float(t[i - 1] + (np.log(f) - la) / (lb - la) * (t[i] - t[i - 1]))
 
 
-@_failing
 def _simulate(args) -> int:
     """Simulate a stored network from sample_initial states; print its summary and decay times."""
     from tcnet import store
@@ -139,7 +124,6 @@ def _plot_norms(path, t, ratio, title) -> None:
     plt.close(fig)
 
 
-@_failing
 def _compare(args) -> int:
     """Print one row per run of the given files (or CSV with --csv)."""
     from tcnet import store
@@ -155,6 +139,11 @@ def _compare(args) -> int:
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
+
+
+# What a command reports as one line on stderr with exit code 2, for every command (plugins' too):
+# errors in what the user gave, not bugs, which keep their traceback.
+USER_ERRORS = (ConfigError, StoreError, UnknownPluginError, NotImplementedError, OSError)
 
 
 def parser(plugins) -> argparse.ArgumentParser:
@@ -208,7 +197,14 @@ def main(argv=None) -> int:
         p.print_help()
         return 0
     args.registry = plugins
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as err:  # bad input or an unreadable file: one line, no traceback
+        message = str(err)
+        if not message.startswith(f"{args.command}: "):
+            message = f"{args.command}: {message}"
+        print(f"tcnet {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

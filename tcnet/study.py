@@ -599,21 +599,6 @@ def _cli_study(args) -> tuple[Study, Path]:
     return study, Path(args.out or f"{study.name}.h5")
 
 
-def _cli_errors(func):
-    """Bad input and unreadable files: one line on stderr, exit code 2."""
-    def handler(args):
-        from tcnet.plugins import UnknownPluginError
-
-        try:
-            return func(args)
-        except (ValueError, UnknownPluginError, OSError) as err:  # ConfigError, StoreError: ValueErrors
-            print(f"tcnet {args.command}: {err}", file=sys.stderr)
-            return 2
-    handler.__doc__ = func.__doc__
-    return handler
-
-
-@_cli_errors
 def _study_command(args) -> int:
     """Run (unless --summary) the study into its file, then print or write its summary table."""
     study, path = _cli_study(args)
@@ -646,7 +631,6 @@ def _study_command(args) -> int:
     return status
 
 
-@_cli_errors
 def _plot_study_command(args) -> int:
     """Draw the study's figures from its file; print their paths."""
     from tcnet.plot import study_figures

@@ -196,7 +196,7 @@ def test_basin_map_command_writes_a_png_and_prints_fractions(tmp_path, capsys):
     for method in ("alternating", "lagrangian", "penalty"):
         assert f"{method}" in text and "100.0%" in text.split(method)[1].splitlines()[0]
     assert main(["basin-map", "--out", str(out), "--grid", "1"]) == 2
-    assert "basin-map: grid must be an integer in [2, inf]" in capsys.readouterr().out
+    assert "tcnet basin-map: grid must be an integer in [2, inf], got 1" in capsys.readouterr().err
 
 
 def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path):
