@@ -125,9 +125,11 @@ def _plot_norms(path, t, ratio, title) -> None:
 
 
 def _compare(args) -> int:
-    """Print one row per run of the given files (or CSV with --csv)."""
+    """Print one row per run of the given files, or per group of repeats with --group (CSV with --csv)."""
     from tcnet import store
     rows = store.compare_table(args.files, plugins=args.registry)
+    if args.group:
+        rows = store.group_rows(rows)
     if args.csv:
         sys.stdout.write(store.table_csv(rows))
         return 0
@@ -173,6 +175,8 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp = sub.add_parser("compare", help="one row per run: differing settings, final loss and terms, counts")
     sp.add_argument("files", nargs="+", metavar="FILE")
     sp.add_argument("--csv", action="store_true", help="print CSV instead of an aligned table")
+    sp.add_argument("--group", action="store_true", help="pool repeats (runs differing only in a seed, "
+                    "as in a study): one row per setting of the other differing keys, mean, std and n")
     sp.set_defaults(handler=_compare)
     add_study_commands(sub)
     plugins.add_commands(sub)

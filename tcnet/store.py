@@ -832,6 +832,34 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     return [{c: row.get(c) for c in columns} for row in rows]
 
 
+def group_rows(rows: list[dict]) -> list[dict]:
+    """Repeats pooled: rows of `compare_table` that differ only in a seed (a spec key ending in
+    '.seed') form one group, keyed by the other differing spec keys. Each group gives n (runs),
+    finished (runs with status 'finished'), and for every numeric column its mean and sample
+    standard deviation over the group ('<column>.std'; None for n = 1)."""
+    if not rows:
+        return []
+    fixed = {"file", "run", "status"}
+    spec_keys = [c for c in rows[0] if "." in c and c.split(".")[0] in ("dynamics", "loss", "optimizer")]
+    group_keys = [c for c in spec_keys if not c.endswith(".seed")]
+    metrics = [c for c in rows[0] if c not in fixed and c not in spec_keys
+               and any(isinstance(r[c], (int, float)) and not isinstance(r[c], bool) for r in rows)]
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps([row[k] for k in group_keys], default=str), []).append(row)
+    out = []
+    for members in groups.values():
+        g = {k: members[0][k] for k in group_keys}
+        g["n"] = len(members)
+        g["finished"] = sum(m["status"] == "finished" for m in members)
+        for c in metrics:
+            values = np.array([m[c] for m in members if m[c] is not None], dtype=float)
+            g[c] = float(values.mean()) if values.size else None
+            g[f"{c}.std"] = float(values.std(ddof=1)) if values.size > 1 else None
+        out.append(g)
+    return out
+
+
 def table_csv(rows: list[dict]) -> str:
     """The rows of compare_table as CSV text (full float precision)."""
     buf = io.StringIO()
