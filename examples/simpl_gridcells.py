@@ -16,7 +16,7 @@ import numpy as np
 from tcnet.store import RunWriter
 from tcnet_plugins import _simpl_data as simdata
 from tcnet_plugins._simpl_figures import all_figures
-from tcnet_plugins.simpl import fit
+from tcnet_plugins.simpl import fit, metrics_table
 
 
 def main():
@@ -41,11 +41,7 @@ def main():
     res = fit(data_path, iterations=args.iterations, recorders=[writer])
     elapsed = time.perf_counter() - t0
 
-    print(f"\n{'iter':>4} {'error (cm)':>10} {'train LL':>9} {'val LL':>9} {'bits/spike':>10} {'t (s)':>7}")
-    for s in res.history.steps:
-        e = s.extra
-        print(f"{s.step:>4} {e['latent_error_cm']:>10.2f} {e['train_ll']:>9.4f} {e['val_ll']:>9.4f} "
-              f"{e['bits_per_spike']:>10.4f} {s.wall_time:>7.1f}")
+    print("\n" + metrics_table(res.history.steps))
     final = res.final.state()
     print(f"\n{res.result.status}: {res.result.message}")
     print(f"final latent error {final.metrics['latent_error_cm']:.2f} cm; fit took {elapsed:.1f} s "

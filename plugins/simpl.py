@@ -253,7 +253,6 @@ class Simpl(Optimizer):
 
 
 # --- command line -----------------------------------------------------------------------------
-COLUMNS = ("latent_error_cm", "train_ll", "val_ll", "bits_per_spike")
 
 
 def _generate(args) -> int:
@@ -277,6 +276,17 @@ def fit(data, *, seed=0, iterations=10, speed=0.4, bandwidth=0.025, recorders=()
     return run(spec, recorders=list(recorders), progress=progress)
 
 
+def metrics_table(steps) -> str:
+    """One line per EM iteration: latent error (cm), train/validation log-likelihood (nats per
+    spike), bits per spike, wall time (s)."""
+    lines = [f"{'iter':>4} {'error (cm)':>10} {'train LL':>9} {'val LL':>9} {'bits/spike':>10} {'t (s)':>7}"]
+    for s in steps:
+        e = s.extra
+        lines.append(f"{s.step:>4} {e['latent_error_cm']:>10.2f} {e['train_ll']:>9.4f} {e['val_ll']:>9.4f} "
+                     f"{e['bits_per_spike']:>10.4f} {s.wall_time:>7.1f}")
+    return "\n".join(lines)
+
+
 def _fit(args) -> int:
     recorders = []
     if args.store:
@@ -287,11 +297,7 @@ def _fit(args) -> int:
     res = fit(args.data, seed=args.seed, iterations=args.iterations, speed=args.speed,
               bandwidth=args.bandwidth, recorders=recorders)
     elapsed = time.perf_counter() - t0
-    print(f"{'step':>4} {'error_cm':>9} {'train_ll':>9} {'val_ll':>9} {'bits/spk':>9} {'time_s':>7}")
-    for s in res.history.steps:
-        e = s.extra
-        print(f"{s.step:>4} {e['latent_error_cm']:>9.2f} {e['train_ll']:>9.4f} {e['val_ll']:>9.4f} "
-              f"{e['bits_per_spike']:>9.4f} {s.wall_time:>7.1f}")
+    print(metrics_table(res.history.steps))
     print(f"{res.result.status}: {res.result.message}; total {elapsed:.1f} s")
     if recorders:
         print(f"recorded as run {recorders[0].run_id} in {args.store}")

@@ -210,7 +210,7 @@ def test_cli_generate_and_fit(tmp_path, capsys):
     assert cli_main(["simpl", "generate", str(data), "--cells", "30", "--duration", "120"]) == 0
     assert cli_main(["simpl", "fit", str(data), "--iterations", "1", "--figures", str(tmp_path / "fig")]) == 0
     out = capsys.readouterr().out
-    assert "error_cm" in out and "simpl_metrics.png" in out
+    assert "error (cm)" in out and "simpl_metrics.png" in out
     for name in ("simpl_trajectories.png", "simpl_tuning_curves.png", "simpl_metrics.png"):
         assert (tmp_path / "fig" / name).stat().st_size > 1000
 
