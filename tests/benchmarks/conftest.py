@@ -1,19 +1,7 @@
-"""Collects the speed ratios of the backend benchmarks and prints them as one table at the end
-of the session (pytest-benchmark's own table gives seconds; the ratios are what the issue asks for:
-cost relative to one bare numpy.linalg.eig of the same matrix, measured in the same session)."""
-import pytest
-
-RATIOS = []
-"""Rows (what, N, ratio of minima, ratio of medians) appended by the benchmarks."""
-
-NOTES = []
-"""Free-text lines (fitted exponents, end-to-end runs) appended by the benchmarks."""
-
-
-@pytest.fixture(scope="session")
-def eig_seconds():
-    """N -> (min, median) seconds of numpy.linalg.eig, filled by the baseline benchmark."""
-    return {}
+"""Prints the speed ratios of the backend benchmarks as one table at the end of the session
+(pytest-benchmark's own table gives seconds; the ratios are what the issue asks for: cost relative
+to one bare numpy.linalg.eig of the same matrix, measured in the same session)."""
+from _speed_table import NOTES, RATIOS
 
 
 def pytest_terminal_summary(terminalreporter):
