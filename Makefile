@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench bench-slow clean
 
 $(BIN)/tcnet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ test-slow: $(BIN)/tcnet
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(BIN)/tcnet
-	$(BIN)/python -m pytest tests/benchmarks -m benchmark --benchmark-enable --benchmark-columns=min,median,mean,rounds
+	$(BIN)/python -m pytest tests/benchmarks -m "benchmark and not slow" --benchmark-enable --benchmark-columns=min,median,mean,rounds
+
+# cost exponent over N = 100..2000 and the end-to-end N = 500 reproduction per backend
+bench-slow: $(BIN)/tcnet
+	$(BIN)/python -m pytest tests/benchmarks -m "benchmark and slow" --benchmark-enable --benchmark-columns=min,median,mean,rounds
 
 clean:
 	rm -rf $(VENV) build *.egg-info
