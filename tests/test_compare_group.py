@@ -1,4 +1,6 @@
 """`tcnet compare --group`: repeats (runs differing only in their seed) pooled per setting."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -6,7 +8,7 @@ import tcnet
 from tcnet.cli import main
 from tcnet.store import RunWriter, compare_table, group_rows
 
-from conftest import TESTS
+TESTS = Path(__file__).parent
 
 C = np.array([1.0, -2.0, 0.5])
 H = np.array([1.0, 4.0, 0.25])

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import tcnet
 from tcnet.cli import main
 from tcnet.plugins import PluginError, Registry, UnknownPluginError
 
-from conftest import TESTS
+TESTS = Path(__file__).parent
 
 
 def write(tmp_path, name, body):

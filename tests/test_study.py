@@ -4,6 +4,7 @@ Execution across processes (local pool vs dask, killing the driver) is in test_s
 Numbers come from closed forms: with Adam at 0 steps a run's final loss is the quadratic at the
 initial point, x0 = default_rng(seed).normal(size=3), computed here from the seed.
 """
+from pathlib import Path
 import concurrent.futures
 import csv
 import hashlib
@@ -19,7 +20,7 @@ from tcnet import ConfigError
 from tcnet.cli import main
 from tcnet.store import read_run
 from tcnet.study import Study, derive_seed, set_key
-from conftest import TESTS
+TESTS = Path(__file__).parent
 
 PLUGIN = str(TESTS / "quadratic_plugin.py")
 C, H = np.array([1.0, -2.0, 0.5]), np.array([1.0, 4.0, 0.25])  # quadratic_plugin's defaults

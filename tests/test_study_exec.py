@@ -1,6 +1,7 @@
 """Study execution across processes: a local pool of 2 workers and a dask LocalCluster give the
 same runs bit for bit; a driver killed mid-study (SIGKILL) is resumed without redoing finished
 runs. The minimum of the quadratic is c (closed form), which every run must reach."""
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from tcnet.store import list_runs, read_run
 from tcnet.study import Study, stored
-from conftest import TESTS
+TESTS = Path(__file__).parent
 
 PLUGIN = str(TESTS / "quadratic_plugin.py")
 C = np.array([1.0, -2.0, 0.5])
