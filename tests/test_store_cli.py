@@ -83,10 +83,10 @@ def test_simulate_a_run_network(capsys, runs_file):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dt", 0], "tcnet simulate: simulate: --dt must be in (0, inf], got 0.0"),
-    (["--t-max", -1], "tcnet simulate: simulate: --t-max must be in (0, inf], got -1.0"),
-    (["--dt", 2, "--t-max", 1], "tcnet simulate: simulate: --dt must be at most --t-max (1), got 2"),
-    (["--n-init", 0], "tcnet simulate: simulate: --n-init must be an integer in [1, inf], got 0"),
+    (["--dt", 0], "tcnet simulate: --dt must be in (0, inf], got 0.0"),
+    (["--t-max", -1], "tcnet simulate: --t-max must be in (0, inf], got -1.0"),
+    (["--dt", 2, "--t-max", 1], "tcnet simulate: --dt must be at most --t-max (1), got 2"),
+    (["--n-init", 0], "tcnet simulate: --n-init must be an integer in [1, inf], got 0"),
 ])
 def test_simulate_bad_arguments(capsys, runs_file, args, message):
     code, _, err = tcnet_cli(capsys, "simulate", runs_file, "decay", *args)
