@@ -145,16 +145,18 @@ def _reading(path, wait: float | None = None):
 
 @contextmanager
 def _writing(path: Path, wait: float | None = None):
-    """The file open for appending (created with its root attributes if missing). The caller
-    holds the writer lock."""
+    """The file open for appending. A missing file is first made complete (root attributes) under
+    a temporary name and renamed into place, so no reader ever sees a half-created file. The
+    caller holds the writer lock."""
     if not path.exists():
-        f = _open_h5(path, "w-", wait)
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["tcnet_version"] = __version__
-    else:
-        _check_signature(path)
-        f = _open_h5(path, "a", wait)
+        partial = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        with _open_h5(partial, "w", wait) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tcnet_version"] = __version__
+        os.replace(partial, path)
+    _check_signature(path)
+    f = _open_h5(path, "a", wait)
     try:
         _check_root(path, f)
         yield f
