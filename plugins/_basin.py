@@ -39,10 +39,7 @@ def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, 
 
 def plot_basin_map(result: dict, tol: float, path) -> None:
     """One panel per method: points reaching the optimum within tol (dark) or not (light)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tcnet.plot import plt
     from matplotlib.colors import ListedColormap
 
     optimum, _ = constrained_optimum()

@@ -94,9 +94,7 @@ def table(results, n_init, steps, lr) -> str:
 
 
 def plot_trajectories(res, preset, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tcnet.plot import plt
 
     p = ei.PRESETS[preset]["params"]
     rules = list(res["rules"])
@@ -125,9 +123,10 @@ def plot_trajectories(res, preset, path):
 
 
 def plot_regions(res, preset, path, grid=300):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from tcnet.plot import plt
 
     p = ei.PRESETS[preset]["params"]
     ends = [np.array(r["end_points"]).reshape(-1, 2) for r in res["rules"].values()]
@@ -141,12 +140,12 @@ def plot_regions(res, preset, path, grid=300):
     paradox = stable & (ei.paradoxical_coefficient(W, p) > 0)
     region = np.where(paradox, 3, np.where(stable, 2, np.where(valid, 1, 0)))
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    cmap = matplotlib.colors.ListedColormap(["white", "#f4cccc", "#cfe2f3", "#d9ead3"])
+    cmap = ListedColormap(["white", "#f4cccc", "#cfe2f3", "#d9ead3"])
     ax.pcolormesh(W_EE, W_IE, region, cmap=cmap, vmin=-0.5, vmax=3.5, shading="auto")
     for k, (rule, pts) in enumerate(zip(res["rules"], ends)):
         if len(pts):
             ax.scatter(pts[:, 0], pts[:, 1], s=8, color=f"C{k}", label=rule)
-    handles = [matplotlib.patches.Patch(facecolor=c, edgecolor="grey", label=l) for c, l in
+    handles = [Patch(facecolor=c, edgecolor="grey", label=l) for c, l in
                zip(cmap.colors, ["no set point (W_EI or W_II < 0)", "W_EI, W_II > 0, unstable",
                                  "stable, non-paradoxical", "stable, paradoxical"])]
     ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="upper left")

@@ -8,13 +8,10 @@
 
 Each takes labelled networks or histories and a path, and returns the path written.
 """
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from tcnet_plugins._preparatory_analysis import decay_time, relative_sq_norm  # noqa: E402
+from tcnet.plot import plt
+from tcnet_plugins._preparatory_analysis import decay_time, relative_sq_norm
 
 FRACTIONS = (0.05, 0.01)
 

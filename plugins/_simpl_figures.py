@@ -2,11 +2,9 @@
 and after, and the metrics per iteration."""
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from tcnet.plot import plt
 
 
 def trajectories(time, truth, behaviour, latent, path, window=60.0):

@@ -111,9 +111,7 @@ def _simulate(args) -> int:
 
 
 def _plot_norms(path, t, ratio, title) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tcnet.plot import plt
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(t, ratio, lw=1)
     ax.set_xlabel("t")

@@ -1,5 +1,8 @@
 """Figures (matplotlib, Agg backend, PNG files).
 
+This module fixes the backend once for all of tcnet and its plugins: figure code imports
+`plt` from here (``from tcnet.plot import plt``) rather than choosing a backend itself.
+
 Studies: `study_lines` draws metrics (mean ± std over repeats) against one swept key, one line per
 value of the other swept keys; for preparatory networks that is final loss and decay time against
 n/N, one line per N. `study_tradeoff` draws, for a swept loss weight (e.g. the smoothness weight
