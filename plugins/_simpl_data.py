@@ -5,10 +5,13 @@ stationary per-axis standard deviation s is set so that the mean speed is `speed
 isotropic 2-D Gaussian velocity is Rayleigh distributed with mean s sqrt(pi/2)). Walls reflect:
 a coordinate that leaves [0, box] is mirrored back and that velocity component changes sign.
 
-Grid cells: `modules` spatial scales lambda (m); each module has one random orientation, each cell a
-random phase phi. A cell's field is the rectified sum of three plane waves 60 degrees apart,
-    f(x) = max_rate * max(0, sum_i cos(k_i . (x - phi))) / 3,   |k_i| = 4 pi / (sqrt(3) lambda),
-which peaks at max_rate on a triangular lattice of spacing lambda. Counts are Poisson(f(x_t) dt).
+Grid cells: `modules` are grid scales lambda (m) in the convention of RatInABox, the simulator behind
+the published SIMPL benchmark: lambda is the wavelength of each of the three plane waves, so
+|k_i| = 2 pi / lambda and the firing peaks sit on a triangular lattice of spacing 2 lambda / sqrt(3).
+Each module has one random orientation, each cell a phase phi uniform over a unit cell of its
+lattice. A cell's field is the rectified sum of three plane waves 60 degrees apart,
+    f(x) = max_rate * max(0, sum_i cos(k_i . (x - phi))) / 3,
+which equals max_rate at every lattice point phi + n a_1 + m a_2. Counts are Poisson(f(x_t) dt).
 
 "Behaviour" is the true position plus slow, smooth noise: per axis, white noise convolved with a
 Gaussian kernel of standard deviation `noise_timescale` (s) (circularly, by FFT), scaled to the
@@ -93,13 +96,20 @@ def random_walk(rng, n_steps, dt, box, speed, coherence):
 
 
 def grid_parameters(rng, n_cells, modules):
-    """Per-cell wave vectors (n_cells, 3, 2) and phases (n_cells, 2); cells split evenly by module."""
+    """Per-cell wave vectors (n_cells, 3, 2) and phases (n_cells, 2); cells split evenly by module.
+    Wave vectors k_1, k_2 = k_1 + k_3, k_3 at angles theta, theta + 60, theta + 120 degrees with
+    |k| = 2 pi / lambda; the phase is u_1 a_1 + u_2 a_2, u uniform on [0, 1)^2, for the lattice vectors
+    a_1 (k_1.a_1 = 2 pi, k_3.a_1 = 0) and a_2 (k_1.a_2 = 0, k_3.a_2 = 2 pi)."""
     module_of = np.arange(n_cells) * len(modules) // n_cells
     k = np.empty((n_cells, 3, 2))
+    lattice = np.empty((n_cells, 2, 2))
     for m, lam in enumerate(modules):
         theta = rng.uniform(0, np.pi / 3) + np.array([0, np.pi / 3, 2 * np.pi / 3])
-        k[module_of == m] = 4 * np.pi / (np.sqrt(3) * lam) * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    phase = rng.uniform(0, 1, size=(n_cells, 2)) * np.array(modules)[module_of, None]
+        k_m = 2 * np.pi / lam * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        k[module_of == m] = k_m
+        lattice[module_of == m] = 2 * np.pi * np.linalg.inv(k_m[[0, 2]]).T  # rows a_1, a_2
+    u = rng.uniform(0, 1, size=(n_cells, 2))
+    phase = np.einsum("ni,nid->nd", u, lattice)
     return k, phase, module_of
 
 

@@ -19,6 +19,7 @@ plain floats runs the whole hour (36000 bins) in a fraction of a second.
 import numpy as np
 
 CHUNK_ENTRIES = 2**23  # time bins x grid points per chunk
+LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
 
 
 def poisson_maps(y, mask, log_rate_dt, rate_dt):
@@ -33,6 +34,7 @@ def gaussian_moments(ll, points, spacing):
     `ll` (T, G) is overwritten. The covariance gets spacing_i^2 / 12 added on the diagonal."""
     best = ll.argmax(axis=1)
     ll -= ll[np.arange(ll.shape[0]), best][:, None]
+    np.maximum(ll, LOG_FLOOR, out=ll)  # weights below e^-80 do not matter; subnormals would slow BLAS
     np.exp(ll, out=ll)
     px, py = points[:, 0], points[:, 1]
     features = np.stack([np.ones_like(px), px, py, px * px, px * py, py * py], axis=1).astype(ll.dtype)

@@ -1,4 +1,4 @@
-"""SIMPL bookkeeping: the speckled validation mask, linear alignment to behaviour, and the metrics
+"""SIMPL bookkeeping: the speckled validation mask, alignment to behaviour, and the metrics
 reported per iteration (log-likelihood per spike, bits per spike, latent error)."""
 import numpy as np
 from scipy.special import gammaln
@@ -16,34 +16,51 @@ def validation_mask(n_bins, n_cells, block, fraction, seed):
     return np.repeat(held, block, axis=0)[:n_bins]
 
 
-def align(latent, behaviour):
-    """The affine image [latent, 1] A of latent closest to behaviour in least squares, and A (3, 2)."""
-    design = np.column_stack([latent, np.ones(latent.shape[0])])
-    A, *_ = np.linalg.lstsq(design, behaviour, rcond=None)
-    return design @ A, A
+def monomials(x, degree):
+    """Design matrix (T, (d+1)(d+2)/2) of all monomials u^i v^j, i + j <= degree, of the
+    standardized coordinates (u, v) of x (T, 2); the first column is the constant."""
+    u = (x - x.mean(axis=0)) / x.std(axis=0)
+    return np.stack([u[:, 0] ** i * u[:, 1] ** (d - i) for d in range(degree + 1) for i in range(d, -1, -1)], axis=1)
 
 
-def poisson_ll(y, rate_dt, where):
-    """Sum of the Poisson log-probabilities log P(y | rate dt) over the entries where `where`."""
-    terms = y * np.log(rate_dt) - rate_dt - gammaln(y + 1)
-    return float(terms[where].sum())
+def align(latent, behaviour, degree=1):
+    """The least-squares image of latent (T, 2) in behaviour's coordinates by a polynomial map of
+    total degree `degree` (1: the affine map of the published method), and its coefficients.
+
+    Why a higher degree can help: EM's likelihood does not change under a smooth invertible warp
+    of the latent (the tuning curves warp with it), so a warp picked up in the first iterations
+    decays only slowly. Behaviour noise that is independent of position makes E[behaviour | latent]
+    the map from the latent back to the true position, warp included; a polynomial regression
+    estimates it. The price: a genuine smooth discrepancy between latent and behaviour is removed
+    too, so keep degree 1 when such a discrepancy is what you are looking for."""
+    design = monomials(latent, degree)
+    coef, *_ = np.linalg.lstsq(design, behaviour, rcond=None)
+    return design @ coef, coef
 
 
 def metrics(y, rates, dt, val, latent, truth):
     """Per-iteration scalars from counts y (T, N), rates at the latent (T, N, Hz), mask val (T, N):
     train_ll and val_ll (nats per spike of that split), bits_per_spike (validation information
-    gain over each cell's mean training rate) and latent_error_cm (mean |latent - truth|)."""
+    gain over each cell's mean training rate) and latent_error_cm (mean |latent - truth|).
+
+    One pass over (T, N) for the model's log-probabilities y log(r dt) - r dt - log y!; the
+    constant-rate reference needs only per-cell sums of the validation entries."""
     train = ~val
     rate_dt = rates * dt
-    n_train, n_val = y[train].sum(), y[val].sum()
-    ll_train = poisson_ll(y, rate_dt, train)
-    ll_val = poisson_ll(y, rate_dt, val)
-    mean_rate_dt = (y * train).sum(axis=0) / train.sum(axis=0)
-    ll_const = poisson_ll(y, np.broadcast_to(np.maximum(mean_rate_dt, 1e-12), y.shape), val)
+    log_factorial = gammaln(y + 1.0)
+    terms = y * np.log(rate_dt) - rate_dt - log_factorial
+    ll_val = float(np.sum(terms, where=val))
+    ll_train = float(terms.sum()) - ll_val
+    n_val_spikes = np.sum(y, axis=0, where=val)
+    n_train = float(y.sum() - n_val_spikes.sum())
+    mean_rate_dt = np.maximum(np.sum(y, axis=0, where=train) / train.sum(axis=0), 1e-12)
+    ll_const = float(np.sum(n_val_spikes * np.log(mean_rate_dt) - mean_rate_dt * val.sum(axis=0))
+                     - np.sum(log_factorial, where=val))
+    n_val = float(n_val_spikes.sum())
     out = {
-        "train_ll": float(ll_train / n_train),
-        "val_ll": float(ll_val / n_val),
-        "bits_per_spike": float((ll_val - ll_const) / (n_val * np.log(2))),
+        "train_ll": ll_train / n_train,
+        "val_ll": ll_val / n_val,
+        "bits_per_spike": (ll_val - ll_const) / (n_val * np.log(2)),
     }
     if truth is not None:
         out["latent_error_cm"] = float(100 * np.linalg.norm(latent - truth, axis=1).mean())

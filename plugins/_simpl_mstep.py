@@ -7,12 +7,17 @@ bin width dt and kernel K(d) = exp(-|d|^2 / (2 h^2)):
 
 at every grid point g. The kernel is separable, K(g - x) = k(g_x - x_x) k(g_y - x_y), so a time
 chunk's kernel matrix (G x Tc) is an outer product per bin and both sums are BLAS matrix products
-with (Tc x N) matrices. Rates are floored at `floor` (Hz): where the latent never went the
-estimate is 0/0, and a zero rate would make any spike there infinitely unlikely.
+with (Tc x N) matrices. Each 1-D kernel is cut to 0 beyond CUTOFF = 8 bandwidths (weight e^-32):
+this keeps every float32 product kx * ky above the subnormal range, where BLAS runs about five times
+slower, and changes no estimate near data by more than e^-32 relative. Rates are floored at `floor`
+(Hz): where the latent never came within the cut the estimate is 0/0, and a zero rate would make any
+spike there infinitely unlikely (the published implementation, whose ratio carries a small
+regularizer, also returns about zero there).
 """
 import numpy as np
 
 CHUNK_ENTRIES = 2**23  # grid points x time bins per chunk (~32 MB in float32)
+CUTOFF = 8.0  # kernel support, in bandwidths per axis
 
 
 def make_grid(x, spacing, margin):
@@ -24,9 +29,10 @@ def make_grid(x, spacing, margin):
 
 
 def kernel_1d(g, x, bandwidth, dtype=np.float32):
-    """k(g_i - x_t) for grid coordinates g (B,) and latent coordinates x (Tc,): (B, Tc)."""
+    """k(g_i - x_t) for grid coordinates g (B,) and latent coordinates x (Tc,): (B, Tc), cut to 0
+    beyond CUTOFF bandwidths."""
     d = (g[:, None] - x[None, :]) / bandwidth
-    return np.exp(-0.5 * d * d).astype(dtype)
+    return np.where(np.abs(d) < CUTOFF, np.exp(-0.5 * d * d), 0.0).astype(dtype)
 
 
 def kde_fields(x, y, mask, dt, grid, bandwidth, floor):

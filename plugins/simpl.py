@@ -199,20 +199,21 @@ def _evaluate(objective, x) -> tuple[Evaluation, SimplState]:
 
 class Simpl(Optimizer):
     """SIMPL's EM iterations (module doc): `iterations` E-steps with a random-walk prior of speed
-    scale `speed` (m/s, step covariance (speed dt)^2 I), alignment to behaviour if `align`, early
-    stop when the validation log-likelihood rises by no more than `tol` (nats per spike).
+    scale `speed` (m/s, step covariance (speed dt)^2 I; 0.1 is the published default), alignment to
+    behaviour by a polynomial map of degree `align_degree` (1: affine, as published; 0: none; higher:
+    see _simpl_metrics.align), early stop when the validation log-likelihood rises by no more than
+    `tol` (nats per spike).
 
     Resuming continues from the checkpoint's latent with the remaining iteration budget; the
     M-step is deterministic, so the resumed iterations equal the uninterrupted ones."""
 
     name = "simpl"
-    defaults = {"iterations": 10, "speed": 0.4, "align": True, "tol": 0.0}
+    defaults = {"iterations": 10, "speed": 0.1, "align_degree": 1, "tol": 0.0}
 
     def check(self):
         integer(self.name, "iterations", self.settings["iterations"], low=0)
         positive(self.name, "speed", self.settings["speed"])
-        if not isinstance(self.settings["align"], bool):
-            raise ConfigError(f"simpl: align must be true or false, got {self.settings['align']!r}")
+        integer(self.name, "align_degree", self.settings["align_degree"], low=0)
         real(self.name, "tol", self.settings["tol"], low=0)
 
     def estep(self, dynamics, state) -> np.ndarray:
@@ -222,7 +223,8 @@ class Simpl(Optimizer):
         z, R = likelihood_moments(d["Y"], ~dynamics.validation, state.fields, state.grid, dt)
         xb = d["Xb"]
         mu, _ = kalman_smoother(z, R, (self.settings["speed"] * dt) ** 2, xb.mean(axis=0), np.cov(xb.T))
-        return align(mu, xb)[0] if self.settings["align"] else mu
+        degree = self.settings["align_degree"]
+        return align(mu, xb, degree)[0] if degree else mu
 
     def iterate(self, objective, x0, trace, resume):
         dynamics = objective.dynamics
@@ -265,14 +267,15 @@ def _generate(args) -> int:
     return 0
 
 
-def fit(data, *, seed=0, iterations=10, speed=0.4, bandwidth=0.025, recorders=(), progress=False):
-    """Run SIMPL on a benchmark file (or generator settings dict) through tcnet.run."""
+def fit(data, *, seed=0, bandwidth=CONFIG["bandwidth"], recorders=(), progress=False, **settings):
+    """Run SIMPL on a benchmark file (or generator settings dict) through tcnet.run; `settings` are
+    those of the `simpl` optimizer (iterations, speed, align_degree, tol; defaults in Simpl.defaults)."""
     from tcnet import run
 
     source = {"data": str(data)} if not isinstance(data, dict) else {"generator": data}
     spec = {"dynamics": {"name": "simpl_latent", "seed": seed, "bandwidth": bandwidth, **source},
             "loss": [{"name": "simpl_nll"}],
-            "optimizer": {"name": "simpl", "iterations": iterations, "speed": speed}}
+            "optimizer": {"name": "simpl", **settings}}
     return run(spec, recorders=list(recorders), progress=progress)
 
 
@@ -294,8 +297,8 @@ def _fit(args) -> int:
 
         recorders.append(RunWriter(args.store))
     t0 = time.perf_counter()
-    res = fit(args.data, seed=args.seed, iterations=args.iterations, speed=args.speed,
-              bandwidth=args.bandwidth, recorders=recorders)
+    res = fit(args.data, seed=args.seed, bandwidth=args.bandwidth, recorders=recorders,
+              iterations=args.iterations, speed=args.speed, align_degree=args.align_degree)
     elapsed = time.perf_counter() - t0
     print(metrics_table(res.history.steps))
     print(f"{res.result.status}: {res.result.message}; total {elapsed:.1f} s")
@@ -323,9 +326,12 @@ def tcnet_commands(subparsers):
     g.set_defaults(handler=_generate)
     f = sub.add_parser("fit", help="fit SIMPL to a benchmark file, print the table per iteration")
     f.add_argument("data")
-    f.add_argument("--iterations", type=int, default=10)
-    f.add_argument("--speed", type=float, default=0.4, help="random-walk speed scale (m/s)")
-    f.add_argument("--bandwidth", type=float, default=0.025, help="KDE bandwidth (m)")
+    f.add_argument("--iterations", type=int, default=Simpl.defaults["iterations"])
+    f.add_argument("--speed", type=float, default=Simpl.defaults["speed"], help="random-walk speed scale (m/s)")
+    f.add_argument("--align-degree", type=int, default=Simpl.defaults["align_degree"],
+                   help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
+                        "published; 0: none)")
+    f.add_argument("--bandwidth", type=float, default=CONFIG["bandwidth"], help="KDE bandwidth (m)")
     f.add_argument("--seed", type=int, default=0, help="seed of the validation mask")
     f.add_argument("--store", help="record the run in this HDF5 store")
     f.add_argument("--figures", help="write figures (PNG) to this folder")

@@ -9,7 +9,7 @@ from tcnet.cli import main as cli_main
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins import _simpl_data as simdata
 from tcnet_plugins._simpl_estep import gaussian_moments, kalman_smoother, likelihood_moments, poisson_maps
-from tcnet_plugins._simpl_metrics import align, validation_mask
+from tcnet_plugins._simpl_metrics import align, metrics, validation_mask
 from tcnet_plugins._simpl_mstep import interpolate, kde_fields, make_grid
 from tcnet_plugins.simpl import SimplLatent, fit
 
@@ -118,9 +118,46 @@ def test_alignment_recovers_a_known_affine_map():
     rng = np.random.default_rng(6)
     latent = rng.normal(size=(200, 2))
     M, c = np.array([[1.3, -0.4], [0.2, 0.8]]), np.array([0.5, -0.25])
-    aligned, A = align(latent, latent @ M + c)
-    np.testing.assert_allclose(A, np.vstack([M, c]), atol=1e-12)
+    aligned, coef = align(latent, latent @ M + c)
+    assert coef.shape == (3, 2)  # constant and the two standardized coordinates
     np.testing.assert_allclose(aligned, latent @ M + c, atol=1e-12)
+
+
+def test_polynomial_alignment_undoes_a_smooth_warp_seen_through_noisy_behaviour():
+    rng = np.random.default_rng(7)
+    truth = rng.uniform(0, 1, size=(20000, 2))
+    # an invertible cubic warp: the latent is the truth seen through a smooth distortion
+    latent = truth + 0.08 * np.stack([np.sin(2 * truth[:, 1]) * truth[:, 0], truth[:, 0] ** 3], axis=1)
+    exact, coef = align(latent, truth, degree=3)
+    assert coef.shape == (10, 2)
+    warp_cm = [100 * np.linalg.norm(align(latent, truth, degree=d)[0] - truth, axis=1).mean() for d in (1, 3, 5)]
+    assert warp_cm[0] > 0.5 and warp_cm[2] < warp_cm[1] < warp_cm[0] / 5  # cubic terms carry the warp
+    # through behaviour = truth + independent noise (sd 16 cm per axis) the fit finds the same map up
+    # to the regression's sampling error, about 16 cm * sqrt(10 coefficients / 20000 samples) per axis,
+    # and lands closer to the truth than even the exact affine map does
+    behaviour = truth + rng.normal(scale=0.16, size=truth.shape)
+    noisy = align(latent, behaviour, degree=3)[0]
+    assert 100 * np.linalg.norm(noisy - exact, axis=1).mean() < 2 * 16 * np.sqrt(10 / 20000) * np.sqrt(2)
+    assert 100 * np.linalg.norm(noisy - truth, axis=1).mean() < warp_cm[0]
+
+
+def test_metrics_match_scipy_log_pmf_sums():
+    from scipy.stats import poisson
+
+    rng = np.random.default_rng(8)
+    T, N, dt = 300, 4, 0.1
+    rates = rng.uniform(0.5, 20.0, size=(T, N))
+    y = rng.poisson(rates * dt)
+    val = validation_mask(T, N, 10, 0.2, 3)
+    latent, truth = rng.normal(size=(T, 2)), rng.normal(size=(T, 2))
+    got = metrics(y, rates, dt, val, latent, truth)
+    logp = poisson.logpmf(y, rates * dt)
+    assert got["train_ll"] == pytest.approx(logp[~val].sum() / y[~val].sum(), rel=1e-12)
+    assert got["val_ll"] == pytest.approx(logp[val].sum() / y[val].sum(), rel=1e-12)
+    mean = np.array([y[~val[:, n], n].mean() for n in range(N)])
+    ref = sum(poisson.logpmf(y[val[:, n], n], mean[n]).sum() for n in range(N))
+    assert got["bits_per_spike"] == pytest.approx((logp[val].sum() - ref) / (y[val].sum() * np.log(2)), rel=1e-10)
+    assert got["latent_error_cm"] == pytest.approx(100 * np.mean(np.hypot(*(latent - truth).T)), rel=1e-12)
 
 
 def test_validation_mask_holds_out_whole_blocks_per_cell():
@@ -149,10 +186,19 @@ def test_generator_in_the_unit_box_and_peak_rates():
     d = simdata.generate(0, n_cells=9, duration=200.0, field_bins=2)
     assert d["Xt"].min() >= 0 and d["Xt"].max() <= 1
     rng = np.random.default_rng(0)
-    k, phase, _ = simdata.grid_parameters(rng, 9, [0.3, 0.5, 0.8])
-    # a rectified-cosine grid cell peaks at its phase with max_rate (all three cosines are 1)
-    rates = simdata.grid_rates(phase, k, phase, 10.0)
-    np.testing.assert_allclose(np.diag(rates), 10.0)
+    scales = [0.3, 0.5, 0.8]
+    k, phase, module_of = simdata.grid_parameters(rng, 9, scales)
+    lam = np.array(scales)[module_of]
+    np.testing.assert_allclose(np.linalg.norm(k, axis=2), np.outer(2 * np.pi / lam, np.ones(3)))  # RatInABox scale
+    # a rectified-cosine grid cell peaks with max_rate at its phase and at every point of its
+    # triangular lattice: spacing 2 lambda / sqrt(3), neighbours 60 degrees apart
+    for n in range(9):
+        theta = np.arctan2(k[n, 0, 1], k[n, 0, 0]) + np.pi / 6 + np.arange(6) * np.pi / 3
+        peaks = phase[n] + 2 * lam[n] / np.sqrt(3) * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        rates = simdata.grid_rates(np.vstack([phase[n], peaks]), k[n : n + 1], phase[n : n + 1], 10.0)
+        np.testing.assert_allclose(rates[:, 0], 10.0)
+        midway = simdata.grid_rates((phase[n] + peaks[0]) / 2, k[n : n + 1], phase[n : n + 1], 10.0)
+        assert midway[0, 0] < 10.0
     assert d["Y"].dtype == np.int32 and d["Y"].shape == (2000, 9)
 
 
@@ -176,6 +222,8 @@ def test_bad_input_names_the_parameter(tmp_path):
         SimplLatent.create(data=str(tmp_path / "missing.h5"))
     with pytest.raises(ConfigError, match="speed"):
         tcnet.registry().get("optimizer", "simpl")(speed=0)
+    with pytest.raises(ConfigError, match="align_degree"):
+        tcnet.registry().get("optimizer", "simpl")(align_degree=-1)
 
 
 def test_gradient_optimizers_are_refused():
