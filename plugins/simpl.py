@@ -26,7 +26,7 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
 - Optimizer `simpl`: each iteration is one E-step from the current tuning curves, the alignment,
   and the M-step of the new latent; it reports every iterate through `trace.report` with an
   Evaluation built directly (value and terms from the losses, an empty gradient, so the recorded
-  grad_norm is 0: there is none) and extra = {latent_error_cm, train_ll, val_ll, bits_per_spike}.
+  grad_norm is NaN: there is none) and extra = {latent_error_cm, train_ll, val_ll, bits_per_spike}.
   Step 0 is the behaviour itself. It stops after `iterations` E-steps or as soon as the validation
   log-likelihood fails to rise by more than `tol`, returning the last iterate that raised it.
   The history therefore lands in the run store (RunWriter) like any other run, and studies can

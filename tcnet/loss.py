@@ -53,7 +53,8 @@ class Evaluation:
 
     @property
     def grad_norm(self) -> float:
-        return float(np.linalg.norm(self.grad))
+        """|grad|; NaN for a gradient-free evaluation (an empty grad), e.g. an EM iterate."""
+        return float(np.linalg.norm(self.grad)) if self.grad.size else float("nan")
 
     @property
     def finite(self) -> bool:

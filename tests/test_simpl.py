@@ -243,6 +243,7 @@ def test_small_fit_improves_and_is_recorded_in_the_store(tmp_path):
     assert min(err[1:]) < err[0] - 2
     assert val[1] > val[0]
     assert [s.loss for s in steps] == pytest.approx([-v for v in val])
+    assert all(np.isnan(s.grad_norm) for s in steps)  # EM has no gradient to report
     # the returned latent is the last iterate whose validation log-likelihood rose
     best = int(np.argmax(val))
     np.testing.assert_array_equal(res.final.arrays["latent"].ravel(), steps[best].x)
