@@ -12,7 +12,7 @@ import scipy.optimize
 import tcnet
 from tcnet import store
 from tcnet.plugins import Registry
-from tcnet.store import FileBusyError, RunWriter, StoreError
+from tcnet.store import FileBusyError, RunWriter, StoreError, _files, networks
 
 
 TESTS = Path(__file__).parent
@@ -188,8 +188,8 @@ def test_state_tree_rewrites_in_place(tmp_path):
     tree = {"t": 7, "lr": 0.25, "ok": False, "name": "adam", "none": None, "hist": [1, 2, 3],
             "m": np.arange(6.0).reshape(2, 3), "inner": {"v": np.ones(4), "k": 2}}
     with h5py.File(tmp_path / "t.h5", "w") as f:
-        store._write_tree(f.create_group("s"), tree, "t.h5")
-        back = store._read_tree(f["s"])
+        networks._write_tree(f.create_group("s"), tree, "t.h5")
+        back = networks._read_tree(f["s"])
     assert back.keys() == tree.keys() and back["inner"].keys() == tree["inner"].keys()
     for k in ("t", "lr", "ok", "name", "none", "hist"):
         assert back[k] == tree[k] and type(back[k]) is type(tree[k])
@@ -197,13 +197,13 @@ def test_state_tree_rewrites_in_place(tmp_path):
     sizes = []
     with h5py.File(tmp_path / "t.h5", "a") as f:
         for i in range(60):
-            store._write_tree(f["s"], {**tree, "t": i, "m": tree["m"] + i}, "t.h5")
+            networks._write_tree(f["s"], {**tree, "t": i, "m": tree["m"] + i}, "t.h5")
             f.flush()
             sizes.append((tmp_path / "t.h5").stat().st_size)
     assert sizes[-1] == sizes[0]
     with pytest.raises(StoreError, match="cannot store optimizer state .f. of type set"):
         with h5py.File(tmp_path / "u.h5", "w") as f:
-            store._write_tree(f.create_group("s"), {"f": {1, 2}}, "u.h5")
+            networks._write_tree(f.create_group("s"), {"f": {1, 2}}, "u.h5")
 
 
 # --- statuses and resume -----------------------------------------------------------------------
@@ -382,7 +382,7 @@ class HoldOpen:
 def test_flush_waits_for_a_foreign_open_and_keeps_steps(tmp_path, monkeypatch):
     """While another process holds the file open, readers get a clear error and the writer's flushes
     are postponed with a warning; nothing is lost and the run completes once the file is released."""
-    monkeypatch.setattr(store, "OPEN_WAIT", 0.3)
+    monkeypatch.setattr(_files, "OPEN_WAIT", 0.3)  # the module whose _open_h5 reads it
     path = tmp_path / "runs.h5"
     holder = HoldOpen(path, at=3, hold=1.5)
     with pytest.warns(UserWarning, match="held open by another process .* keeping 1 steps in memory"):

@@ -1,0 +1,44 @@
+"""HDF5 store: saved networks and run histories that survive a killed process and load back.
+
+The layout is documented in docs/FORMAT.md (readable with plain h5py). In short: a root with
+attributes format="tcnet", format_version, tcnet_version; /networks/<name> (one dataset per
+parameter array, attributes dynamics, config JSON, seed); /runs/<id> (the run spec as JSON, a
+status, params/initial and params/final stored like networks, a growing history/, and two
+checkpoint slots, one of which holds the last flushed step from which an interrupted run resumes).
+
+Crash safety: a `RunWriter` buffers steps in memory and, every `flush_steps` steps or
+`flush_seconds` seconds, opens the file, commits, and closes it again. Between flushes the file is
+closed and consistent, so SIGKILL loses at most the steps since the last flush; within a flush a
+two-phase commit (see `RunWriter`) keeps the committed rows and checkpoint intact. One writer at a
+time: a writer holds an exclusive `flock` on the sidecar file `<file>.lock` for the whole run (the
+kernel drops it when the process dies); a second writer is refused. A run whose status is still
+"running" while nobody holds that lock for it was killed: it reads back as "interrupted".
+
+Nothing is pickled: optimizer state (numpy arrays, numbers, strings, None, lists of numbers and
+nested dicts of these) is stored as datasets and groups.
+
+Modules (everything public is re-exported here, so `from tcnet.store import ...` is the API):
+- `_files`: format constants, `StoreError`/`FileBusyError`, opening a file (signature and root
+  checks, waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds for another process's HDF5 lock)
+  and the writer lock. The waits are read there, so patch them on `tcnet.store._files`.
+- `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
+  checkpoint networks), `file_info`, `save_trajectories`, and the optimizer-state trees.
+- `runs`: `RunWriter` (the recorder and its two-phase commit), `RunRecord`, `list_runs`,
+  `read_run`, `resume`.
+- `tables`: comparing runs: `flatten_spec`, `compare_table`, `group_rows`, `table_csv`.
+"""
+from tcnet.store._files import (
+    CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, FileBusyError, StoreError,
+)
+from tcnet.store.networks import (
+    NetworkData, file_info, list_networks, load_network, network_data, save_network, save_trajectories,
+)
+from tcnet.store.runs import RunRecord, RunWriter, list_runs, read_run, resume
+from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_csv
+
+__all__ = [
+    "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "FileBusyError",
+    "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
+    "group_rows", "list_networks", "list_runs", "load_network", "network_data", "read_run", "resume",
+    "save_network", "save_trajectories", "table_csv",
+]

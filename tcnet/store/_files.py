@@ -1,0 +1,236 @@
+"""Store files: the format constants, opening a file (signature and root checks, waiting for another
+process's HDF5 lock) and the one-writer-at-a-time lock.
+
+Every other module of tcnet.store reads and writes through `_reading` and `_writing` here, and a
+writer holds `_WriteLock` for as long as it writes.
+"""
+import fcntl
+import json
+import numbers
+import os
+import socket
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+
+from tcnet import __version__
+
+FORMAT = "tcnet"
+FORMAT_VERSION = 1
+HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
+                   "wall_time": "float64"}
+CHUNK = 1024  # rows per history chunk
+OPEN_WAIT = 10.0  # seconds to wait for another process's HDF5 lock when reading or saving a network
+FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until the next one)
+FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
+NETWORK_PARTS = ("initial", "final", "checkpoint")
+FINISHED = ("finished", "non-finite")  # statuses with a final network
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class StoreError(ValueError):
+    """A store file cannot be read or written as asked; the message names the file, what was
+    expected and what was found."""
+
+
+class FileBusyError(StoreError):
+    """Another process is writing (or holds open) the file."""
+
+
+# --- opening files -----------------------------------------------------------------------------
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
+
+
+def _check_signature(path: Path) -> None:
+    """Fail unless `path` is an existing file starting with the HDF5 signature (at offset 0, or at
+    512, 1024, ... after a user block)."""
+    if not path.exists():
+        raise StoreError(f"{path}: no such file (expected a tcnet HDF5 file)")
+    if not path.is_file():
+        raise StoreError(f"{path}: not a regular file (expected a tcnet HDF5 file)")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        offset = 0
+        while offset + 8 <= size:
+            fh.seek(offset)
+            if fh.read(8) == _SIGNATURE:
+                return
+            offset = 512 if offset == 0 else 2 * offset
+    found = "an empty file" if size == 0 else f"{size} bytes beginning {head!r}"
+    raise StoreError(f"{path}: not an HDF5 file (expected the HDF5 signature, found {found})")
+
+
+def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
+    """h5py.File(path, mode), retrying while another process holds the HDF5 file lock (a writer
+    mid-flush, a reader); errors become one-line StoreErrors."""
+    wait = OPEN_WAIT if wait is None else wait
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return h5py.File(path, mode)
+        except OSError as err:
+            locked = isinstance(err, BlockingIOError) or "unable to lock file" in str(err)
+            if not locked:
+                if not path.exists():
+                    raise StoreError(f"{path}: cannot create the file ({_one_line(err)})") from None
+                _check_signature(path)
+                raise StoreError(f"{path}: truncated or corrupt HDF5 file (expected a readable HDF5 "
+                                 f"file, found: {_one_line(err)})") from None
+            if time.monotonic() >= deadline:
+                raise FileBusyError(f"{path}: the file is held open by another process (HDF5 file "
+                                    f"lock, waited {wait:g} s); close it there and retry") from None
+            time.sleep(0.05)
+
+
+def _check_root(path: Path, f: h5py.File) -> None:
+    fmt = f.attrs.get("format")
+    if fmt is None or _text(fmt) != FORMAT:
+        found = "no 'format' attribute" if fmt is None else f"format={_text(fmt)!r}"
+        raise StoreError(f"{path}: not a tcnet file (expected root attribute format='{FORMAT}', found {found})")
+    version = f.attrs.get("format_version")
+    if version is None or not isinstance(version, numbers.Integral) or int(version) != FORMAT_VERSION:
+        version = int(version) if isinstance(version, numbers.Integral) else version
+        writer = _text(f.attrs.get("tcnet_version", "unknown"))
+        raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
+                         f"format_version {FORMAT_VERSION}; the file was written by tcnet {writer})")
+
+
+@contextmanager
+def _reading(path, wait: float | None = None):
+    """The open, validated file for reading; HDF5 errors inside become StoreErrors."""
+    path = Path(path)
+    _check_signature(path)
+    f = _open_h5(path, "r", wait)
+    try:
+        _check_root(path, f)
+        yield f
+    except (OSError, KeyError, RuntimeError) as err:
+        raise StoreError(f"{path}: corrupt or malformed tcnet file (expected the layout of "
+                         f"docs/FORMAT.md, found: {_one_line(err)})") from None
+    finally:
+        f.close()
+
+
+@contextmanager
+def _writing(path: Path, wait: float | None = None):
+    """The file open for appending. A missing file is first made complete (root attributes) under
+    a temporary name and renamed into place, so no reader ever sees a half-created file. The
+    caller holds the writer lock."""
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        with _open_h5(partial, "w", wait) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tcnet_version"] = __version__
+        os.replace(partial, path)
+    _check_signature(path)
+    f = _open_h5(path, "a", wait)
+    try:
+        _check_root(path, f)
+        yield f
+    finally:
+        f.close()
+
+
+class _WriteLock:
+    """Exclusive right to write one store file: `flock` on the sidecar `<file>.lock`, which holds
+    a JSON description of the writer (pid, host, run). The kernel releases the lock when the
+    process dies, so a killed writer never blocks later ones."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lockpath = path.with_name(path.name + ".lock")
+        self.fd = None
+
+    def acquire(self, owner: dict, wait: float = 0.5) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fd = os.open(self.lockpath, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise StoreError(f"{self.path}: cannot create the writer lock file {self.lockpath} "
+                                 f"({err.strerror})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise FileBusyError(f"{self.path}: another process is writing this file "
+                                        f"({_describe(_lock_owner(self.lockpath))}); two writers on "
+                                        "one file are refused") from None
+                time.sleep(0.05)
+                continue
+            try:  # the previous holder may have unlinked the path between our open and flock
+                same = os.stat(self.lockpath).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                self.describe(owner)
+                return
+            os.close(fd)
+
+    def describe(self, owner: dict) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(owner).encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.lockpath)  # unlinked while still held: see the inode check in acquire
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def _lock_owner(lockpath: Path) -> dict | None:
+    """The description of the process holding the writer lock, or None if nobody holds it."""
+    try:
+        fd = os.open(lockpath, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            except ValueError:
+                return {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _describe(owner: dict | None) -> str:
+    if not owner:
+        return "writer unknown"
+    run_id = f"run {owner['run']!r}, " if owner.get("run") else ""
+    return f"{run_id}pid {owner.get('pid')} on host {owner.get('host')}"
+
+
+def _owner(run_id=None) -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "run": run_id}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _h5name(name, what: str, path: Path) -> str:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise StoreError(f"{path}: {what} name must be a non-empty string without '/', got {name!r}")
+    return name

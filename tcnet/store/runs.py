@@ -1,0 +1,311 @@
+"""Runs (/runs/<id>): `RunWriter` records a run with a two-phase commit per flush, `read_run` reads
+one back (a killed writer's run reads as "interrupted"), `resume` continues it from its checkpoint."""
+import json
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tcnet import __version__
+from tcnet.dynamics import Dynamics
+from tcnet.plugins import Registry, registry as default_registry
+from tcnet.run import Checkpoint, RunResult, RunSpec, run
+from tcnet.store._files import (
+    CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, FileBusyError, StoreError, _WriteLock, _h5name,
+    _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
+)
+from tcnet.store.networks import (
+    NetworkData, _checkpoint_group, _put, _read_network, _read_tree, _write_network, _write_tree,
+)
+from tcnet.validate import ConfigError, integer, positive
+
+
+class RunWriter:
+    """Recorder for `tcnet.run` that writes the run to /runs/<run_id> of an HDF5 file.
+
+    `run_id` defaults to the next free 'run-NNNN'. Steps are appended every `flush_steps` steps or
+    `flush_seconds` seconds, whichever comes first (checked at each step), with the checkpoint of
+    the last appended step. `resume_from=k` continues the existing run `run_id` after its
+    checkpoint step k (see `resume`).
+
+    Each flush commits in two phases so that a kill at any moment leaves a consistent run:
+    (1) the new history rows go past the committed length `rows`, and the checkpoint goes to the
+    checkpoint slot (0 or 1) not in use; the file is flushed. (2) the run attributes `rows` and
+    `checkpoint` (the slot) are modified in place. Readers see only the committed rows and slot.
+    """
+
+    def __init__(self, path, run_id: str | None = None, *, flush_steps: int = 50,
+                 flush_seconds: float = 5.0, resume_from: int | None = None):
+        self.flush_steps = integer("RunWriter", "flush_steps", flush_steps, low=1)
+        self.flush_seconds = positive("RunWriter", "flush_seconds", flush_seconds)
+        if resume_from is not None and run_id is None:
+            raise ConfigError("RunWriter: resume_from needs the run_id of the run to continue")
+        self.path = Path(path)
+        self.run_id = run_id
+        self.resume_from = resume_from
+        self._lock = _WriteLock(self.path)
+        self._buffer: list = []
+        self._flushed_at = 0.0
+        self._warned = False
+
+    # Recorder protocol
+    def start(self, spec: RunSpec, dynamics: Dynamics) -> None:
+        if self.run_id is not None:
+            _h5name(self.run_id, "run", self.path)
+        self._lock.acquire(_owner(self.run_id))
+        try:
+            with _writing(self.path, FINAL_WAIT) as f:
+                runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
+                if self.resume_from is None:
+                    self._create(runs, spec, dynamics)
+                else:
+                    self._reopen(runs)
+            self._lock.describe(_owner(self.run_id))
+        except BaseException:
+            self._lock.release()
+            raise
+        self._buffer.clear()
+        self._flushed_at = time.monotonic()
+
+    def step(self, step) -> None:
+        self._buffer.append(step)
+        if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
+            self.flush(wait=FLUSH_WAIT, must=False)
+
+    def finish(self, result, final: Dynamics) -> None:
+        status = "non-finite" if result.status == "non-finite" else "finished"
+        try:
+            with _writing(self.path, FINAL_WAIT) as f:
+                self._commit(f, final=final, attrs=dict(
+                    status=status, message=result.message, optimizer_status=result.status,
+                    evaluations=np.int64(result.evaluations), ended=_now()))
+        finally:
+            self._lock.release()
+
+    def fail(self, error: BaseException) -> None:
+        """Record the steps so far and mark the run interrupted (KeyboardInterrupt) or failed."""
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+        try:
+            with _writing(self.path, FINAL_WAIT) as f:
+                self._commit(f, attrs=dict(status=status, message=text, ended=_now()))
+        except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
+            warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
+        finally:
+            self._lock.release()
+
+    def flush(self, wait: float | None = None, must: bool = True) -> None:
+        """Append the buffered steps and their checkpoint now. A file held open by another process
+        is retried for `wait` seconds; then, unless `must`, the steps stay buffered for the next flush."""
+        if not self._buffer:
+            return
+        try:
+            with _writing(self.path, wait=wait) as f:
+                self._commit(f)
+        except FileBusyError as err:
+            if must:
+                raise
+            if not self._warned:
+                warnings.warn(f"{err}; keeping {len(self._buffer)} steps in memory until the next flush", stacklevel=2)
+                self._warned = True
+            return
+        self._flushed_at = time.monotonic()
+
+    # writing
+    def _create(self, runs: h5py.Group, spec: RunSpec, dynamics: Dynamics) -> None:
+        if self.run_id is None:
+            n = len(runs) + 1
+            while f"run-{n:04d}" in runs:
+                n += 1
+            self.run_id = f"run-{n:04d}"
+        elif self.run_id in runs:
+            raise StoreError(f"{self.path}: run {self.run_id!r} exists already (choose another run_id, or "
+                             "resume it with tcnet.store.resume)")
+        g = runs.create_group(self.run_id)
+        g.attrs.update(config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
+                       writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
+                       started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
+        _write_network(g.create_group("params").create_group("initial", track_order=True), dynamics, self.path)
+        h = g.create_group("history")
+        for name, dtype in HISTORY_COLUMNS.items():
+            h.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
+        terms = h.create_group("terms", track_order=True)
+        for label in dict.fromkeys(t.get("label") or t["name"] for t in spec.loss):
+            _column(terms, _h5name(label, "loss term label", self.path), 0)
+        h.create_group("extra", track_order=True)
+        c = g.create_group("checkpoint")
+        for slot in ("0", "1"):
+            c.create_group(slot)
+
+    def _reopen(self, runs: h5py.Group) -> None:
+        if self.run_id not in runs:
+            raise StoreError(f"{self.path}: no run {self.run_id!r} to resume (runs: {', '.join(runs) or 'none'})")
+        g = runs[self.run_id]
+        status = _text(g.attrs.get("status", ""))
+        if status not in ("running", "interrupted", "failed"):
+            raise StoreError(f"{self.path}: run {self.run_id!r} cannot be resumed (expected status interrupted "
+                             f"or failed, found {status})")
+        c = _checkpoint_group(g)
+        found = "none" if c is None else int(c.attrs["step"])
+        if found != self.resume_from:
+            raise StoreError(f"{self.path}: run {self.run_id!r} checkpoint moved (expected step "
+                             f"{self.resume_from}, found {found})")
+        rows = int(g.attrs["rows"])
+        for ds in _history_datasets(g["history"]):
+            ds.resize((rows,))  # drop rows of an uncommitted flush
+        resumed = list(g.attrs.get("resumed_at", [])) + [self.resume_from]
+        g.attrs.update(status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
+                       resumed_at=np.array(resumed, dtype=np.int64))
+
+    def _commit(self, f: h5py.File, final: Dynamics | None = None, attrs: dict | None = None) -> None:
+        """Write the buffered steps (and the final network, the closing attributes) in the two
+        phases described in the class docstring."""
+        g = f["runs"][self.run_id]
+        steps, h = self._buffer, g["history"]
+        rows, slot = int(g.attrs["rows"]), int(g.attrs["checkpoint"])
+        if steps:
+            n = rows + len(steps)
+            for name in HISTORY_COLUMNS:
+                h[name].resize((n,))
+                h[name][rows:n] = [getattr(s, name) for s in steps]
+            for sub in ("terms", "extra"):
+                new = [k for s in steps for k in getattr(s, sub) if k not in h[sub]]
+                for key in dict.fromkeys(new):
+                    _column(h[sub], _h5name(key, f"{sub} key", self.path), rows)
+                for key, ds in h[sub].items():
+                    ds.resize((n,))
+                    ds[rows:n] = [float(getattr(s, sub).get(key, np.nan)) for s in steps]
+            last, slot = steps[-1], (1 - slot if slot >= 0 else 0)
+            c = g["checkpoint"][str(slot)]
+            c.attrs["step"] = np.int64(last.step)
+            c.attrs["elapsed"] = np.float64(last.wall_time)
+            _put(c, "x", "array", np.asarray(last.x, dtype=np.float64))
+            _write_tree(c.require_group("state"), last.state, f"{self.path}: run {self.run_id!r}")
+        if final is not None:
+            if "final" in g["params"]:
+                del g["params/final"]
+            _write_network(g["params"].create_group("final", track_order=True), final, self.path)
+        f.flush()  # phase 1 is on disk before anything refers to it
+        if steps:
+            g.attrs.modify("rows", np.int64(n))
+            g.attrs.modify("checkpoint", np.int64(slot))
+        if attrs:
+            f.flush()
+            g.attrs.update(attrs)
+        self._buffer = []
+
+
+def _column(group: h5py.Group, name: str, rows: int) -> None:
+    """A float64 history column of `rows` NaNs that grows in chunks."""
+    group.create_dataset(name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
+
+
+def _history_datasets(h: h5py.Group) -> list:
+    return [h[name] for name in HISTORY_COLUMNS] + [h[s][k] for s in ("terms", "extra") for k in h[s]]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as read back: spec, status, history columns, networks and checkpoint."""
+
+    path: Path
+    run_id: str
+    spec: dict
+    status: str
+    message: str
+    attrs: dict
+    history: dict
+    initial_data: NetworkData
+    final_data: NetworkData | None
+    checkpoint: Checkpoint | None
+    plugins: Registry | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def initial(self) -> Dynamics:
+        return self.initial_data.build(self.plugins)
+
+    @property
+    def final(self) -> Dynamics | None:
+        """The final network (None for a run that did not finish)."""
+        return None if self.final_data is None else self.final_data.build(self.plugins)
+
+    @property
+    def steps(self) -> int:
+        """Number of recorded history rows."""
+        return len(self.history["step"])
+
+
+def list_runs(path) -> list[str]:
+    """Run ids in the order they were created."""
+    with _reading(path) as f:
+        return list(f.get("runs", {}))
+
+
+def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
+    """Everything stored about one run (its committed history rows and checkpoint). A run recorded
+    as running whose writer no longer holds the file's writer lock was killed; its status reads
+    "interrupted"."""
+    path = Path(path)
+    with _reading(path) as f:
+        runs = f.get("runs", {})
+        if run_id not in runs:
+            raise StoreError(f"{path}: no run {run_id!r} (runs: {', '.join(runs) or 'none'})")
+        g = runs[run_id]
+        where = f"{path}: run {run_id!r}"
+        need = ("config", "status", "rows", "checkpoint")
+        if any(k not in g.attrs for k in need) or "history" not in g or "params/initial" not in g:
+            raise StoreError(f"{where}: malformed run (expected attributes {', '.join(need)}, groups history "
+                             f"and params/initial; found attributes {sorted(g.attrs)}, members {sorted(g)})")
+        rows = int(g.attrs["rows"])
+        columns = {name: g["history"][name] for name in HISTORY_COLUMNS}
+        for sub in ("terms", "extra"):
+            columns.update({f"{sub}/{k}": ds for k, ds in g["history"][sub].items()})
+        short = {k: ds.shape[0] for k, ds in columns.items() if ds.shape[0] < rows}
+        if short:
+            raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
+        history = {k: ds[:rows] for k, ds in columns.items()}
+        attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
+        c = _checkpoint_group(g)
+        checkpoint = None if c is None else Checkpoint(
+            int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), _read_tree(c["state"]),
+            float(c.attrs["elapsed"]))
+        initial = _read_network(g["params/initial"], f"{where} initial network")
+        final = None
+        if attrs["status"] in FINISHED:
+            final = _read_network(g["params/final"], f"{where} final network")
+        spec = json.loads(_text(g.attrs["config"]))
+    status, message = attrs["status"], attrs.get("message", "")
+    if status == "running":
+        owner = _lock_owner(path.with_name(path.name + ".lock"))
+        if owner is None or owner.get("run", run_id) != run_id:
+            status = "interrupted"
+            message = (f"writer {attrs.get('writer', '?')} stopped without closing the run (killed or "
+                       "crashed); the history holds the steps up to its last flush")
+    return RunRecord(path, run_id, spec, status, message, attrs, history, initial, final, checkpoint, plugins)
+
+
+def resume(path, run_id: str, progress: bool = False, *, plugins: Registry | None = None,
+           flush_steps: int = 50, flush_seconds: float = 5.0) -> RunResult:
+    """Continue an interrupted or failed run from its checkpoint, appending to the same history.
+
+    Returns tcnet.run's result for the continuation (its in-memory history holds the new steps
+    only; `read_run` gives the whole). Exactness is the optimizer's: Adam/SGD continue bitwise,
+    L-BFGS restarts its curvature memory (see tcnet/optim.py).
+    """
+    plugins = plugins or default_registry()
+    record = read_run(path, run_id, plugins=plugins)
+    if record.status not in ("interrupted", "failed"):
+        raise StoreError(f"{record.path}: run {run_id!r} cannot be resumed (expected status interrupted "
+                         f"or failed, found {record.status})")
+    if record.checkpoint is None:
+        raise StoreError(f"{record.path}: run {run_id!r} has no checkpoint (it stopped before its first "
+                         "flush); start it again")
+    writer = RunWriter(path, run_id, flush_steps=flush_steps, flush_seconds=flush_seconds,
+                       resume_from=record.checkpoint.step)
+    return run(record.spec, recorders=[writer], progress=progress, plugins=plugins,
+               dynamics=record.initial, resume=record.checkpoint)

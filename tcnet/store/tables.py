@@ -1,0 +1,99 @@
+"""Comparing runs: one table row per run (the spec keys that differ, final loss and terms, the final
+network's summary), repeats that differ only in a seed pooled, and the table as CSV."""
+import csv
+import io
+import json
+
+import numpy as np
+
+from tcnet.plugins import Registry, registry as default_registry
+from tcnet.store.runs import list_runs, read_run
+
+
+def flatten_spec(spec: dict) -> dict:
+    """Dotted keys of a run spec; loss terms are keyed by their label (default: name), e.g.
+    'dynamics.N', 'loss.stability.weight', 'optimizer.stages.1.max_iter'."""
+    out = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, list) and value:
+            for i, v in enumerate(value):
+                walk(f"{prefix}.{i}", v)
+        else:
+            out[prefix] = value
+
+    walk("dynamics", spec.get("dynamics", {}))
+    for term in spec.get("loss", []):
+        walk(f"loss.{term.get('label') or term.get('name')}", {k: v for k, v in term.items() if k != "label"})
+    walk("optimizer", spec.get("optimizer", {}))
+    return out
+
+
+def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
+    """One row per run of the given files: file, run, status, the spec keys whose values differ
+    between the runs, final loss and terms, iterations (last step number), evaluations (of the
+    session that ended the run), wall time, and the final network's summary() entries
+    ('final.<key>') where its plugin is installed. Every row has every column (None if absent)."""
+    plugins = plugins or default_registry()
+    records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
+    flat = [flatten_spec(r.spec) for r in records]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    missing = object()
+    differ = [k for k in keys if len({json.dumps(f.get(k, missing), sort_keys=True, default=str) for f in flat}) > 1]
+    rows = []
+    for rec, spec in zip(records, flat):
+        h = rec.history
+        last = (lambda key: float(h[key][-1])) if rec.steps else (lambda key: None)
+        row = {"file": str(rec.path), "run": rec.run_id, "status": rec.status}
+        row.update({k: spec.get(k) for k in differ})
+        row["loss"] = last("loss")
+        row.update({f"term.{k[6:]}": last(k) for k in h if k.startswith("terms/")})
+        row["iterations"] = int(h["step"][-1]) if rec.steps else 0
+        row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
+        row["wall_time"] = last("wall_time")
+        if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
+            row.update({f"final.{k}": v for k, v in rec.final.summary().items()})
+        rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def group_rows(rows: list[dict]) -> list[dict]:
+    """Repeats pooled: rows of `compare_table` that differ only in a seed (a spec key ending in
+    '.seed') form one group, keyed by the other differing spec keys. Each group gives n (runs),
+    finished (runs with status 'finished'), and for every numeric column its mean and sample
+    standard deviation over the group ('<column>.std'; None for n = 1)."""
+    if not rows:
+        return []
+    fixed = {"file", "run", "status"}
+    spec_keys = [c for c in rows[0] if "." in c and c.split(".")[0] in ("dynamics", "loss", "optimizer")]
+    group_keys = [c for c in spec_keys if not c.endswith(".seed")]
+    metrics = [c for c in rows[0] if c not in fixed and c not in spec_keys
+               and any(isinstance(r[c], (int, float)) and not isinstance(r[c], bool) for r in rows)]
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps([row[k] for k in group_keys], default=str), []).append(row)
+    out = []
+    for members in groups.values():
+        g = {k: members[0][k] for k in group_keys}
+        g["n"] = len(members)
+        g["finished"] = sum(m["status"] == "finished" for m in members)
+        for c in metrics:
+            values = np.array([m[c] for m in members if m[c] is not None], dtype=float)
+            g[c] = float(values.mean()) if values.size else None
+            g[f"{c}.std"] = float(values.std(ddof=1)) if values.size > 1 else None
+        out.append(g)
+    return out
+
+
+def table_csv(rows: list[dict]) -> str:
+    """The rows of compare_table as CSV text (full float precision)."""
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buf.getvalue()
