@@ -40,7 +40,9 @@ plain data (numpy arrays, strings, numbers). Tasks go to a local process pool ('
 thread per worker) or to a dask.distributed Client; only this driver process writes the HDF5 file,
 one finished run at a time. A rerun skips runs the file holds as done (or failed, unless
 ``retry_failed``) and redoes the rest, including runs a killed driver left unfinished. A run that
-raises is recorded as failed with its error; the study goes on.
+raises is recorded as failed with its error; the study goes on. So is a run whose network cannot
+even be created (e.g. a grid value the dynamics rejects): its initial network in the file holds
+the dynamics name, requested settings and seed, and no arrays.
 """
 import concurrent.futures
 import contextlib
@@ -67,6 +69,7 @@ from tcnet.validate import ConfigError, integer, no_extra
 
 STUDY_KEYS = ("name", "seed", "repeats", "plugins")
 TOP_KEYS = ("study", "base", "grid", "overrides")
+DONE = ("finished", "non-finite")  # stored statuses of a run that ended with a final network
 # what a worker process sets before numpy loads: one BLAS thread per worker (as dask's nanny does)
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -250,7 +253,7 @@ class Study:
         plugins = registry(self.plugin_files)
         planned = self.runs()
         have = stored(path, planned, plugins)
-        skip = ("finished", "non-finite") if retry_failed else ("finished", "non-finite", "failed")
+        skip = DONE if retry_failed else (*DONE, "failed")
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
         if not todo:
@@ -270,8 +273,7 @@ class Study:
                     attempt = have[p.run_id][1] + 1 if p.run_id in have else 1
                     written = write_outcome(path, p, outcome, attempt, plugins)
                     if outcome["status"] == "failed":
-                        report.failed.append(f"{written or p.run_id}: {outcome['error']}"
-                                             + ("" if written else " (no network to store; not written)"))
+                        report.failed.append(f"{written}: {outcome['error']}")
                     else:
                         report.done.append(written)
                     if on_result is not None:
@@ -284,14 +286,13 @@ class Study:
         """Final loss, term values and dynamics summary, grouped by the swept keys (see Table)."""
         from tcnet.plugins import registry
 
-        plugins = registry(self.plugin_files)
-        planned = self.runs()
-        return Table.build(self, {rid: _metrics(rec) for rid, (rec, _) in stored(Path(path), planned, plugins).items()})
+        best = stored(Path(path), self.runs(), registry(self.plugin_files))
+        return Table.build(self, {rid: rec for rid, (rec, _) in best.items()})
 
 
 def _metrics(record) -> dict:
-    """Status and final numbers of a stored run: loss, terms/<label>, steps, wall_time and, for a
-    run with a final network, summary/<key> of its summary()."""
+    """Final numbers of a stored run: loss, terms/<label>, steps, wall_time and, for a run with a
+    final network, summary/<key> of its summary()."""
     h = record.history
     m = {}
     if len(h["step"]):
@@ -301,7 +302,7 @@ def _metrics(record) -> dict:
         m["wall_time"] = float(h["wall_time"][-1])
     if record.final_data is not None:
         m.update({f"summary/{k}": float(v) for k, v in record.final.summary().items()})
-    return {"status": record.status, "metrics": m}
+    return m
 
 
 @dataclass
@@ -403,17 +404,37 @@ def stored(path, planned: list, plugins=None) -> dict:
     return out
 
 
-def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str | None:
+@dataclass(frozen=True)
+class UnbuiltNetwork:
+    """The initial network of a run whose network could not be created: what its spec asked for
+    (dynamics name, settings, seed) and no arrays. RunWriter stores a network as these four
+    attributes of a Dynamics, so the run is recorded, failed with its error, like any other."""
+
+    name: str
+    config: dict
+    seed: int
+    arrays: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entry: dict) -> "UnbuiltNetwork":
+        """The network a run spec's dynamics entry asks for."""
+        return cls(entry["name"], {k: v for k, v in entry.items() if k not in ("name", "seed")}, entry["seed"])
+
+
+def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str:
     """Write a worker's outcome as a complete run through the store's RunWriter (this process
-    only): the spec, the initial network, every history row, then the final network (finish) or
-    the error (fail). A run whose network could not even be created has nothing to store: None."""
+    only): the spec, the initial network (an `UnbuiltNetwork` if it could not be created), every
+    history row, then the final network (finish) or the error (fail). Returns the stored id."""
     from tcnet.optim import Result, Step
     from tcnet.store import RunWriter
 
+    def network(arrays):  # the worker's network (dynamics, config, seed) with these arrays
+        return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"])
+
     if outcome["initial"] is None:
-        return None
-    cls = plugins.get("dynamics", outcome["name"])
-    initial = cls(outcome["initial"], outcome["config"], outcome["seed"])
+        initial = UnbuiltNetwork.of(planned.spec["dynamics"])
+    else:
+        initial = network(outcome["initial"])
     h = outcome["history"]
     n = len(h["step"])
     terms = [k for k in h if k.startswith("terms/")]
@@ -433,7 +454,7 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
         # an exception of the worker's error type, so the store records "<Type>: <message>"
         writer.fail(type(outcome["error_type"], (RuntimeError,), {})(outcome["message"]))
     else:
-        final = cls(outcome["final"], outcome["config"], outcome["seed"])
+        final = network(outcome["final"])
         writer.finish(Result(final.vector(), outcome["optimizer_status"], outcome["message"], outcome["steps"],
                              outcome["evaluations"]), final)
     return run_id
@@ -494,10 +515,9 @@ def _tasks(executor, workers, n_tasks):
 
 
 # --- summaries ----------------------------------------------------------------------------------
-def _stats(values: list) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; nan for a single value)."""
-    a = np.asarray(values, dtype=float)
-    return float(np.mean(a)), float(np.std(a, ddof=1)) if len(a) > 1 else math.nan
+def _nan(value) -> float:
+    """A pooled value of group_rows as a float: None (no values, or a std of one value) is nan."""
+    return math.nan if value is None else value
 
 
 @dataclass
@@ -505,33 +525,35 @@ class Table:
     """One row per study point: the swept keys' values, n (runs done: finished or non-finite),
     failed (count), and mean and std over the done repeats of every metric: loss (final total),
     terms/<label> (final unweighted term values), steps, wall_time (of the optimization) and
-    summary/<key> (the final network's `summary()`, e.g. decay times)."""
+    summary/<key> (the final network's `summary()`, e.g. decay times). The repeats are pooled by
+    `tcnet.store.group_rows`, as `tcnet compare --group` pools them; a std of one run is nan."""
 
     keys: list
     metrics: list
     rows: list
 
     @classmethod
-    def build(cls, study: Study, outcomes: dict) -> "Table":
-        groups: dict[str, list] = {}
+    def build(cls, study: Study, records: dict) -> "Table":
+        """The table of `records` (planned run id -> the stored record of its best attempt)."""
+        from tcnet.store import group_rows
+
+        points: dict[str, tuple[dict, list]] = {}
         for p in study.runs():
-            groups.setdefault(canonical(p.overrides), []).append(outcomes.get(p.run_id))
-        done = ("finished", "non-finite")
-        metrics = []
-        for results in groups.values():
-            for m in results:
-                if m is not None and m["status"] in done:
-                    metrics += [k for k in m["metrics"] if k not in metrics]
+            points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
+        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in DONE]
+                for key, (_, recs) in points.items()}
+        metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
         rows = []
-        for point_json, results in groups.items():
-            point = json.loads(point_json)
-            ok = [m for m in results if m is not None and m["status"] in done]
+        for key, (point, recs) in points.items():
+            # the plan says which runs repeat this point: they go to group_rows as one group
+            pooled = group_rows([{"run": rec.run_id, "status": rec.status, **{k: m.get(k) for k in metrics}}
+                                 for rec, m in done[key]])
+            group = pooled[0] if pooled else {"n": 0}
             row = {k: point.get(k) for k in study.swept}
-            row["n"] = len(ok)
-            row["failed"] = sum(m is not None and m["status"] == "failed" for m in results)
+            row["n"] = group["n"]
+            row["failed"] = sum(rec is not None and rec.status == "failed" for rec in recs)
             for k in metrics:
-                vals = [m["metrics"][k] for m in ok if k in m["metrics"]]
-                row[f"{k}:mean"], row[f"{k}:std"] = _stats(vals) if vals else (math.nan, math.nan)
+                row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(k)), _nan(group.get(f"{k}.std"))
             rows.append(row)
         return cls(list(study.swept), metrics, rows)
 

@@ -18,7 +18,8 @@ import pytest
 
 from tcnet import ConfigError
 from tcnet.cli import main
-from tcnet.store import read_run
+from tcnet.plugins import registry
+from tcnet.store import compare_table, group_rows, list_runs, read_run
 from tcnet.study import Study, derive_seed, set_key
 TESTS = Path(__file__).parent
 
@@ -137,6 +138,11 @@ def test_table_groups_repeats_with_mean_std_n_of_the_closed_form_losses(tmp_path
         assert row["terms/q:mean"] == pytest.approx(q.mean(), rel=1e-12)
         assert row["terms/q:std"] == pytest.approx(q.std(ddof=1), rel=1e-12)
         assert row["loss:mean"] == pytest.approx(row["loss.q.weight"] * q.mean(), rel=1e-12)
+    # pooled as `tcnet compare --group` pools (which sums in the file's order, the table in repeat order)
+    groups = group_rows(compare_table([tmp_path / "s.h5"], plugins=registry([PLUGIN])))
+    pooled = sorted((g["loss.q.weight"], g["n"], g["loss"], g["loss.std"], g["term.q"], g["term.q.std"]) for g in groups)
+    assert pooled == [pytest.approx((r["loss.q.weight"], r["n"], r["loss:mean"], r["loss:std"], r["terms/q:mean"],
+                                     r["terms/q:std"]), rel=1e-14) for r in table.rows]
 
 
 def test_failing_run_is_recorded_with_its_error_and_the_study_goes_on(tmp_path):
@@ -186,12 +192,33 @@ def test_interrupted_run_is_redone_as_a_new_attempt(tmp_path):
     assert row["terms/q:mean"] == pytest.approx(quadratic_at_seed(victim.seed), rel=1e-12)
 
 
-def test_run_whose_network_cannot_be_created_is_reported_not_written(tmp_path):
-    s = Study(base(), grid={"dynamics.n": [3, -1]}, seed=1, plugin_files=[PLUGIN])
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        report = s.run(tmp_path / "c.h5", pool, progress=False)
-    assert len(report.done) == 1 and len(report.failed) == 1
-    assert "negative dimensions" in report.failed[0] and "not written" in report.failed[0]
+def test_run_whose_network_cannot_be_created_is_stored_as_failed_and_not_retried(tmp_path, capsys):
+    # linear_decay rejects N = -4 with a ConfigError when the worker creates the network
+    toml, out = tmp_path / "bad.toml", tmp_path / "bad.h5"
+    toml.write_text('[study]\nname = "bad"\nseed = 3\nrepeats = 2\n[base.dynamics]\nname = "linear_decay"\n'
+                    'N = 4\nn_frac = 0.5\n[[base.loss]]\nname = "decay"\n[base.optimizer]\nname = "adam"\n'
+                    'steps = 2\n[grid]\n"dynamics.N" = [4, -4]\n')
+    assert main(["study", str(toml), "-o", str(out), "--workers", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    message = "ConfigError: linear_decay: N must be an integer in [2, inf], got -4"
+    assert "4 runs: 0 already in the file, 2 done, 2 failed, 0 lost" in err and err.count(message) == 2
+    study = Study.from_toml(toml)
+    for p in study.runs():
+        rec = read_run(out, p.run_id)
+        assert rec.spec == p.spec
+        if p.overrides["dynamics.N"] == 4:
+            assert rec.status == "finished" and rec.steps == 3
+        else:  # the spec, the error and an initial network of the requested settings, without arrays
+            assert (rec.status, rec.message, rec.steps) == ("failed", message, 0)
+            assert (rec.initial_data.dynamics, rec.initial_data.config, rec.initial_data.seed,
+                    rec.initial_data.arrays) == ("linear_decay", {"N": -4, "n_frac": 0.5}, p.seed, {})
+    assert [(r["dynamics.N"], r["n"], r["failed"]) for r in study.table(out).rows] == [(4, 2, 0), (-4, 0, 2)]
+    assert main(["compare", str(out), "--csv"]) == 0
+    listed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted((r["dynamics.N"], r["status"]) for r in listed) == [("-4", "failed")] * 2 + [("4", "finished")] * 2
+    assert main(["study", str(toml), "-o", str(out), "--no-progress"]) == 0  # nothing left to run
+    assert "4 runs: 4 already in the file, 0 done, 0 failed" in capsys.readouterr().err
+    assert sorted(list_runs(out)) == sorted(p.run_id for p in study.runs())
 
 
 # --- command line -------------------------------------------------------------------------------
