@@ -41,8 +41,8 @@ thread per worker) or to a dask.distributed Client; only this driver process wri
 one finished run at a time. A rerun skips runs the file holds as done (or failed, unless
 ``retry_failed``) and redoes the rest, including runs a killed driver left unfinished. A run that
 raises is recorded as failed with its error; the study goes on. So is a run whose network cannot
-even be created (e.g. a grid value the dynamics rejects): its initial network in the file holds
-the dynamics name, requested settings and seed, and no arrays.
+even be created (e.g. a grid value the dynamics rejects): it is stored without an initial network
+(docs/FORMAT.md), its spec says what was asked for.
 """
 import concurrent.futures
 import contextlib
@@ -404,37 +404,16 @@ def stored(path, planned: list, plugins=None) -> dict:
     return out
 
 
-@dataclass(frozen=True)
-class UnbuiltNetwork:
-    """The initial network of a run whose network could not be created: what its spec asked for
-    (dynamics name, settings, seed) and no arrays. RunWriter stores a network as these four
-    attributes of a Dynamics, so the run is recorded, failed with its error, like any other."""
-
-    name: str
-    config: dict
-    seed: int
-    arrays: dict = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, entry: dict) -> "UnbuiltNetwork":
-        """The network a run spec's dynamics entry asks for."""
-        return cls(entry["name"], {k: v for k, v in entry.items() if k not in ("name", "seed")}, entry["seed"])
-
-
 def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str:
     """Write a worker's outcome as a complete run through the store's RunWriter (this process
-    only): the spec, the initial network (an `UnbuiltNetwork` if it could not be created), every
-    history row, then the final network (finish) or the error (fail). Returns the stored id."""
+    only): the spec, the initial network (none if it could not be created), every history row, then the final network (finish) or the error (fail). Returns the stored id."""
     from tcnet.optim import Result, Step
     from tcnet.store import RunWriter
 
     def network(arrays):  # the worker's network (dynamics, config, seed) with these arrays
         return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"])
 
-    if outcome["initial"] is None:
-        initial = UnbuiltNetwork.of(planned.spec["dynamics"])
-    else:
-        initial = network(outcome["initial"])
+    initial = None if outcome["initial"] is None else network(outcome["initial"])
     h = outcome["history"]
     n = len(h["step"])
     terms = [k for k in h if k.startswith("terms/")]

@@ -469,6 +469,25 @@ def test_corrupt_superblock(saved):
     assert "truncated or corrupt HDF5 file" in one_line(err, saved)
 
 
+def test_run_whose_network_could_not_be_created(tmp_path):
+    path = tmp_path / "runs.h5"
+    w = RunWriter(path)
+    w.start(tcnet.RunSpec.from_dict(spec({"name": "adam"})), None)
+    w.fail(ValueError("N must be positive"))
+    rec = store.read_run(path, "run-0001", plugins=PLUGINS)
+    assert (rec.status, rec.message, rec.steps, rec.initial_data) == ("failed", "ValueError: N must be positive", 0, None)
+    for read in (lambda: rec.initial, lambda: store.load_network(path, "run-0001/initial", plugins=PLUGINS)):
+        with pytest.raises(StoreError, match=r"no initial network: it failed before its network was created "
+                                             r"\(ValueError: N must be positive\)"):
+            read()
+    # only such a run may lack params/initial
+    go(spec({"name": "adam", "steps": 2}), path)
+    with h5py.File(path, "a") as f:
+        del f["runs/run-0002/params/initial"]
+    with pytest.raises(StoreError, match="no params/initial, which only a run that failed"):
+        store.read_run(path, "run-0002", plugins=PLUGINS)
+
+
 def test_malformed_run(tmp_path):
     path = tmp_path / "runs.h5"
     go(spec({"name": "adam", "steps": 2}), path)

@@ -19,7 +19,7 @@ import pytest
 from tcnet import ConfigError
 from tcnet.cli import main
 from tcnet.plugins import registry
-from tcnet.store import compare_table, group_rows, list_runs, read_run
+from tcnet.store import StoreError, compare_table, group_rows, list_runs, load_network, read_run
 from tcnet.study import Study, derive_seed, set_key
 TESTS = Path(__file__).parent
 
@@ -208,10 +208,12 @@ def test_run_whose_network_cannot_be_created_is_stored_as_failed_and_not_retried
         assert rec.spec == p.spec
         if p.overrides["dynamics.N"] == 4:
             assert rec.status == "finished" and rec.steps == 3
-        else:  # the spec, the error and an initial network of the requested settings, without arrays
-            assert (rec.status, rec.message, rec.steps) == ("failed", message, 0)
-            assert (rec.initial_data.dynamics, rec.initial_data.config, rec.initial_data.seed,
-                    rec.initial_data.arrays) == ("linear_decay", {"N": -4, "n_frac": 0.5}, p.seed, {})
+        else:  # the spec and the error; no initial network, and asking for it says why
+            assert (rec.status, rec.message, rec.steps, rec.initial_data) == ("failed", message, 0, None)
+            with pytest.raises(StoreError, match="failed before its network was created.*N must be"):
+                rec.initial
+            with pytest.raises(StoreError, match="failed before its network was created"):
+                load_network(out, f"{p.run_id}/initial")
     assert [(r["dynamics.N"], r["n"], r["failed"]) for r in study.table(out).rows] == [(4, 2, 0), (-4, 0, 2)]
     assert main(["compare", str(out), "--csv"]) == 0
     listed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

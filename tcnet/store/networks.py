@@ -123,6 +123,9 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
         data = _read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint")
         return data, np.array(c["x"][()], dtype=np.float64)
     status = _text(g.attrs.get("status", "unknown"))
+    if part == "initial" and "params/initial" not in g:
+        raise StoreError(f"{path}: run {run_id!r} has no initial network: it failed before its network was "
+                         f"created ({_text(g.attrs.get('message', ''))})")
     if part == "final" and status not in FINISHED:
         raise StoreError(f"{path}: run {run_id!r} has no final network (it did not finish; stored status "
                          f"{status}); use '{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")

@@ -54,7 +54,9 @@ class RunWriter:
         self._warned = False
 
     # Recorder protocol
-    def start(self, spec: RunSpec, dynamics: Dynamics) -> None:
+    def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
+        """Create the run (or reopen it to resume). `dynamics` None records a run whose network
+        could not be created: it has no params/initial, and `fail` follows with the reason."""
         if self.run_id is not None:
             _h5name(self.run_id, "run", self.path)
         self._lock.acquire(_owner(self.run_id))
@@ -130,7 +132,9 @@ class RunWriter:
         g.attrs.update(config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
                        writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
                        started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
-        _write_network(g.create_group("params").create_group("initial", track_order=True), dynamics, self.path)
+        params = g.create_group("params")
+        if dynamics is not None:
+            _write_network(params.create_group("initial", track_order=True), dynamics, self.path)
         h = g.create_group("history")
         for name, dtype in HISTORY_COLUMNS.items():
             h.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
@@ -220,13 +224,17 @@ class RunRecord:
     message: str
     attrs: dict
     history: dict
-    initial_data: NetworkData
+    initial_data: NetworkData | None
     final_data: NetworkData | None
     checkpoint: Checkpoint | None
     plugins: Registry | None = field(default=None, repr=False, compare=False)
 
     @property
     def initial(self) -> Dynamics:
+        """The network the run started from (StoreError for a run that failed creating it)."""
+        if self.initial_data is None:
+            raise StoreError(f"{self.path}: run {self.run_id!r} has no initial network: it failed before "
+                             f"its network was created ({self.message})")
         return self.initial_data.build(self.plugins)
 
     @property
@@ -258,9 +266,12 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         g = runs[run_id]
         where = f"{path}: run {run_id!r}"
         need = ("config", "status", "rows", "checkpoint")
-        if any(k not in g.attrs for k in need) or "history" not in g or "params/initial" not in g:
+        if any(k not in g.attrs for k in need) or "history" not in g or "params" not in g:
             raise StoreError(f"{where}: malformed run (expected attributes {', '.join(need)}, groups history "
-                             f"and params/initial; found attributes {sorted(g.attrs)}, members {sorted(g)})")
+                             f"and params; found attributes {sorted(g.attrs)}, members {sorted(g)})")
+        if "initial" not in g["params"] and (_text(g.attrs["status"]) != "failed" or int(g.attrs["rows"])):
+            raise StoreError(f"{where}: malformed run (no params/initial, which only a run that failed "
+                             "before its network was created may lack)")
         rows = int(g.attrs["rows"])
         columns = {name: g["history"][name] for name in HISTORY_COLUMNS}
         for sub in ("terms", "extra"):
@@ -274,7 +285,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         checkpoint = None if c is None else Checkpoint(
             int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), _read_tree(c["state"]),
             float(c.attrs["elapsed"]))
-        initial = _read_network(g["params/initial"], f"{where} initial network")
+        initial = _read_network(g["params/initial"], f"{where} initial network") if "initial" in g["params"] else None
         final = None
         if attrs["status"] in FINISHED:
             final = _read_network(g["params/final"], f"{where} final network")
