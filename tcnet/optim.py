@@ -55,6 +55,8 @@ class Result:
 
 class Trace:
     """Numbers steps across stages, counts evaluations, and passes each step to `callback`.
+    Each step's state carries the stage and the evaluation count so far, so that a resumed run
+    continues both (Optimizer.minimize takes the count back out of the state).
 
     `callback(step) -> bool | None` returning True asks the optimizer to stop. `first_step` and
     `elapsed` continue the numbering and the clock of a resumed run.
@@ -86,7 +88,7 @@ class Trace:
             grad_norm=ev.grad_norm,
             wall_time=time.perf_counter() - self._t0,
             x=np.array(x, dtype=float),
-            state={"stage": self.stage, **(state or {})},
+            state={"stage": self.stage, "evaluations": self.evaluations, **(state or {})},
             extra=dict(extra or {}),
         )
         self.next_step += 1
@@ -126,8 +128,10 @@ class Optimizer(ABC):
     def minimize(self, objective: Objective, x0, trace: Trace | None = None, resume: dict | None = None) -> Result:
         trace = trace if trace is not None else Trace()
         x0 = np.array(x0, dtype=float)
+        resume = dict(resume or {})
+        trace.evaluations += int(resume.pop("evaluations", 0))  # a resumed run's count goes on
         try:
-            return self.iterate(objective, x0, trace, dict(resume or {}))
+            return self.iterate(objective, x0, trace, resume)
         except NonFiniteError as err:
             x = trace.last.x if trace.last is not None else x0
             steps = trace.last.step if trace.last is not None else 0

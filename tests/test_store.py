@@ -119,8 +119,8 @@ def test_format_document(tmp_path):
         assert c["x"].dtype == np.float64 and np.array_equal(c["x"][()], r.final.vector())
         st = c["state"]
         kinds = {k: st[k].attrs["kind"] for k in st if isinstance(st[k], h5py.Dataset)}
-        assert kinds == {"stage": "int", "t": "int", "rule": "str", "nothing": "none", "pair": "list",
-                         "flag": "bool", "scale": "float"}
+        assert kinds == {"stage": "int", "evaluations": "int", "t": "int", "rule": "str", "nothing": "none",
+                         "pair": "list", "flag": "bool", "scale": "float"}
         assert st["t"][()] == 6 and st["rule"].asstr()[()] == "gd" and st["nothing"].shape is None
         assert np.array_equal(st["pair"][()], [1.0, 2.0]) and st["flag"][()] and st["scale"][()] == 0.5
         assert isinstance(st["moments"], h5py.Group) and st["moments/g"].attrs["kind"] == "array"
@@ -260,24 +260,30 @@ def test_resume_adam_is_bitwise(tmp_path):
     assert "cannot be resumed (expected status interrupted or failed, found finished)" in one_line(err, path)
 
 
-def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path):
+def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path, monkeypatch):
     """L-BFGS restarts its curvature memory on resume, so the path differs; both runs must end at
     the unique minimum f* of the strongly convex bowl (mu = 1.1), found independently entry by
     entry. For a mu-strongly convex f, f(x) - f* <= |grad f(x)|^2 / (2 mu), so each final loss is
-    within grad_norm^2/(2 mu) (plus rounding of the sum, 1e-14) of f*."""
+    within grad_norm^2/(2 mu) (plus rounding of the sum, 1e-14) of f*. The stored evaluation count
+    covers both sessions: it equals the objective evaluations counted by hand across them."""
     opt = {"name": "chain", "stages": [{"name": "adam", "steps": 3, "lr": 0.05},
                                        {"name": "lbfgs", "gtol": 1e-9, "ftol": 0.0, "max_iter": 500}]}
     s = spec(opt, N=4)
     ref = go(s, tmp_path / "ref.h5")
+    calls = []
+    evaluate = tcnet.Objective.evaluate
+    monkeypatch.setattr(tcnet.Objective, "evaluate", lambda self, x: calls.append(1) or evaluate(self, x))
     path = tmp_path / "runs.h5"
     with pytest.raises(KeyboardInterrupt):
         tcnet.run(s, recorders=[RunWriter(path, flush_steps=1), Raiser(6, KeyboardInterrupt())],
                   progress=False, plugins=PLUGINS)
     ckpt = store.read_run(path, "run-0001", plugins=PLUGINS).checkpoint
-    assert ckpt.state == {"stage": 1, "nit": 3}  # 3 Adam steps, then 3 L-BFGS iterations
+    # 3 Adam steps, then 3 L-BFGS iterations; every evaluation so far happened before step 6 was reported
+    assert ckpt.state == {"stage": 1, "nit": 3, "evaluations": len(calls)}
     store.resume(path, "run-0001", plugins=PLUGINS)
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.status == "finished" and rec.attrs["optimizer_status"] == "converged"
+    assert rec.attrs["evaluations"] == len(calls)
     assert np.array_equal(rec.history["step"], np.arange(rec.steps))
     f_star = bowl_minimum(16)
     for loss, gnorm in ((rec.history["loss"][-1], rec.history["grad_norm"][-1]),
