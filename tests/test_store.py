@@ -486,6 +486,8 @@ def test_run_whose_network_could_not_be_created(tmp_path):
         with pytest.raises(StoreError, match=r"no initial network: it failed before its network was created "
                                              r"\(ValueError: N must be positive\)"):
             read()
+    (row,) = store.compare_table([path], plugins=PLUGINS)  # no steps: nothing to report, not zeros
+    assert (row["status"], row["loss"], row["iterations"], row["wall_time"]) == ("failed", None, None, None)
     # only such a run may lack params/initial
     go(spec({"name": "adam", "steps": 2}), path)
     with h5py.File(path, "a") as f:

@@ -34,8 +34,8 @@ def flatten_spec(spec: dict) -> dict:
 
 def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     """One row per run of the given files: file, run, status, the spec keys whose values differ
-    between the runs, final loss and terms, iterations (last step number), evaluations (of the
-    session that ended the run), wall time, and the final network's summary() entries
+    between the runs, final loss and terms, iterations (last step number; None without steps),
+    evaluations (over every session of a resumed run), wall time, and the final network's summary() entries
     ('final.<key>') where its plugin is installed. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
     records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
@@ -51,7 +51,7 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
         row.update({k: spec.get(k) for k in differ})
         row["loss"] = last("loss")
         row.update({f"term.{k[6:]}": last(k) for k in h if k.startswith("terms/")})
-        row["iterations"] = int(h["step"][-1]) if rec.steps else 0
+        row["iterations"] = int(h["step"][-1]) if rec.steps else None
         row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
         row["wall_time"] = last("wall_time")
         if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
