@@ -1,0 +1,174 @@
+"""The Study (a base run spec, its sweep and repeats; running it into one HDF5 file) and StudyReport."""
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tcnet.run import RunSpec
+from tcnet.study.records import DONE, stored, write_outcome
+from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
+from tcnet.study.table import Table
+from tcnet.study.worker import _tasks, execute_run
+from tcnet.validate import ConfigError, integer, no_extra
+
+STUDY_KEYS = ("name", "seed", "repeats", "plugins")
+TOP_KEYS = ("study", "base", "grid", "overrides")
+
+
+@dataclass
+class Study:
+    """A base run spec swept over a grid and/or override list, with repeats (tcnet.study docstring)."""
+
+    base: dict
+    grid: dict = field(default_factory=dict)
+    overrides: list = field(default_factory=list)
+    repeats: int = 1
+    seed: int = 0
+    name: str = "study"
+    plugin_files: tuple = ()
+
+    def __post_init__(self):
+        RunSpec.from_dict(self.base)  # validates the sections
+        if "seed" in self.base["dynamics"]:
+            raise ConfigError("study: base dynamics must not set seed; every run's seed is derived from the "
+                              "study seed ([study] seed)")
+        integer("study", "repeats", self.repeats, low=1)
+        integer("study", "seed", self.seed, low=0)
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ConfigError(f"study: name must be a non-empty string without '/', got {self.name!r}")
+        if not isinstance(self.grid, dict):
+            raise ConfigError(f"study: grid must be a table of dotted keys to value lists, got {self.grid!r}")
+        self.grid = _flatten(self.grid)
+        for k, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"study: grid value of {k!r} must be a non-empty list, got {values!r}")
+        if not isinstance(self.overrides, list) or not all(isinstance(o, dict) for o in self.overrides):
+            raise ConfigError(f"study: overrides must be a list of tables, got {self.overrides!r}")
+        self.overrides = [_flatten(o) for o in self.overrides]
+        self.plugin_files = tuple(str(Path(p).resolve()) for p in self.plugin_files)
+        self.runs()  # every key must address the base spec
+
+    @classmethod
+    def from_dict(cls, d: dict, root=".", default_name="study") -> "Study":
+        """A study from a parsed study file; plugin paths are relative to `root`."""
+        no_extra("study file", d, TOP_KEYS)
+        head = d.get("study", {})
+        no_extra("study file [study]", head, STUDY_KEYS)
+        if "base" not in d:
+            raise ConfigError("study file: missing table [base] (the base run spec: dynamics, loss, optimizer)")
+        plugins = head.get("plugins", [])
+        if not isinstance(plugins, list):
+            raise ConfigError(f"study: plugins must be a list of file paths, got {plugins!r}")
+        return cls(d["base"], d.get("grid", {}), d.get("overrides", []), head.get("repeats", 1),
+                   head.get("seed", 0), head.get("name", default_name),
+                   tuple(Path(root) / p for p in plugins))
+
+    @classmethod
+    def from_toml(cls, path) -> "Study":
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                d = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"study file {path}: not valid TOML ({err})") from None
+        return cls.from_dict(d, path.parent, path.stem)
+
+    @property
+    def swept(self) -> list[str]:
+        """The dotted keys that vary between runs (grid keys, then override keys), in file order."""
+        keys = list(self.grid)
+        for o in self.overrides:
+            keys += [k for k in o if k not in keys]
+        return keys
+
+    def points(self) -> list[dict]:
+        combos = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
+        return [{**g, **o} for g in combos for o in (self.overrides or [{}])]
+
+    def runs(self) -> list[PlannedRun]:
+        """Every run of the study, grid point by grid point, repeats innermost."""
+        out, seen = [], set()
+        for point in self.points():
+            for r in range(self.repeats):
+                key = canonical({"overrides": point, "repeat": r})
+                if key in seen:
+                    raise ConfigError(f"study: the point {point} occurs twice (grid and overrides overlap)")
+                seen.add(key)
+                spec = json.loads(json.dumps(self.base))
+                for k, v in point.items():
+                    set_key(spec, k, v)
+                seed = derive_seed(self.seed, key)
+                spec["dynamics"]["seed"] = seed
+                RunSpec.from_dict(spec)
+                digest = hashlib.sha256(canonical(spec).encode()).hexdigest()[:12]
+                out.append(PlannedRun(f"{self.name}-{digest}", key, point, r, seed, spec))
+        return out
+
+    def run(self, path, executor=None, *, workers=None, progress=True, retry_failed=False,
+            on_result=None) -> "StudyReport":
+        """Run every run the HDF5 file at `path` does not hold as done; only this process writes it.
+
+        `executor`: None (a local 'spawn' process pool of `workers` processes, default: CPU
+        count), a concurrent.futures.Executor, or a dask.distributed Client. Runs stored as failed
+        are skipped unless `retry_failed`; interrupted ones are always redone (as a new attempt,
+        id '<run id>.<k>'). `on_result(planned, outcome)` is called after each run is written.
+        """
+        from tcnet.plugins import registry
+
+        plugins = registry(self.plugin_files)
+        planned = self.runs()
+        have = stored(path, planned, plugins)
+        skip = DONE if retry_failed else (*DONE, "failed")
+        todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
+        report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
+        if not todo:
+            return report
+        bar = tqdm(total=len(planned), initial=report.skipped, desc=self.name, unit="run", disable=not progress)
+        try:
+            with _tasks(executor, workers, len(todo)) as (submit, completed):
+                futures = {submit(execute_run, canonical(p.spec), list(self.plugin_files)): p for p in todo}
+                for fut in completed(futures):
+                    p = futures[fut]
+                    bar.update(1)
+                    try:
+                        outcome = fut.result()
+                    except Exception as err:  # execute_run never raises: the worker itself was lost
+                        report.lost.append(f"{p.run_id}: {type(err).__name__}: {err}")
+                        continue
+                    attempt = have[p.run_id][1] + 1 if p.run_id in have else 1
+                    written = write_outcome(path, p, outcome, attempt, plugins)
+                    if outcome["status"] == "failed":
+                        report.failed.append(f"{written}: {outcome['error']}")
+                    else:
+                        report.done.append(written)
+                    if on_result is not None:
+                        on_result(p, outcome)
+        finally:
+            bar.close()
+        return report
+
+    def table(self, path) -> "Table":
+        """Final loss, term values and dynamics summary, grouped by the swept keys (see Table)."""
+        from tcnet.plugins import registry
+
+        best = stored(Path(path), self.runs(), registry(self.plugin_files))
+        return Table.build(self, {rid: rec for rid, (rec, _) in best.items()})
+
+
+@dataclass
+class StudyReport:
+    """What one call of Study.run did. `lost`: runs whose worker died (rerun to redo them)."""
+
+    total: int
+    skipped: int
+    done: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    lost: list = field(default_factory=list)
+
+    def __str__(self):
+        return (f"{self.total} runs: {self.skipped} already in the file, {len(self.done)} done, "
+                f"{len(self.failed)} failed, {len(self.lost)} lost")

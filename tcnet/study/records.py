@@ -1,0 +1,100 @@
+"""Reading and writing a study's runs through the store (tcnet.store); only the driver writes."""
+from pathlib import Path
+
+import numpy as np
+
+from tcnet.run import RunSpec
+from tcnet.study.spec import PlannedRun
+from tcnet.validate import ConfigError
+
+DONE = ("finished", "non-finite")  # stored statuses of a run that ended with a final network
+
+
+def attempt_ids(run_id: str, k: int) -> str:
+    """The store id of attempt k (1, 2, ...) of a planned run: the run id, then '<id>.<k>'."""
+    return run_id if k == 1 else f"{run_id}.{k}"
+
+
+def _attempts(path) -> dict[str, list[str]]:
+    """Stored ids grouped by planned run id (in attempt order)."""
+    from tcnet.store import list_runs
+
+    if not Path(path).exists():
+        return {}
+    out: dict[str, list[str]] = {}
+    for rid in list_runs(path):
+        base, _, k = rid.rpartition(".")
+        out.setdefault(base if k.isdigit() and base else rid, []).append(rid)
+    return out
+
+
+def stored(path, planned: list, plugins=None) -> dict:
+    """For each planned run the file holds: the record of its best attempt (finished or
+    non-finite before failed before interrupted; the latest among equals) and its attempt count."""
+    from tcnet.store import read_run
+
+    rank = {"finished": 0, "non-finite": 0, "failed": 1}
+    attempts = _attempts(path)
+    out = {}
+    for p in planned:
+        ids = attempts.get(p.run_id, [])
+        records = [read_run(path, rid, plugins=plugins) for rid in ids]
+        for rec in records:
+            if rec.spec != p.spec:
+                raise ConfigError(f"study: {path} holds run {rec.run_id} with another spec than this study's run "
+                                  f"{p.key}; use another output file")
+        if records:
+            best = min(reversed(records), key=lambda rec: rank.get(rec.status, 2))
+            out[p.run_id] = (best, len(records))
+    return out
+
+
+def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str:
+    """Write a worker's outcome as a complete run through the store's RunWriter (this process
+    only): the spec, the initial network (none if it could not be created), every history row, then the final network (finish) or the error (fail). Returns the stored id."""
+    from tcnet.optim import Result, Step
+    from tcnet.store import RunWriter
+
+    def network(arrays):  # the worker's network (dynamics, config, seed) with these arrays
+        return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"])
+
+    initial = None if outcome["initial"] is None else network(outcome["initial"])
+    h = outcome["history"]
+    n = len(h["step"])
+    terms = [k for k in h if k.startswith("terms/")]
+    extra = [k for k in h if k.startswith("extra/")]
+    run_id = attempt_ids(planned.run_id, attempt)
+    writer = RunWriter(path, run_id, flush_steps=n + 1, flush_seconds=1e9)  # one commit, at the end
+    writer.start(RunSpec.from_dict(planned.spec), initial)
+    last = outcome["checkpoint"]
+    for i in range(n):
+        # the writer keeps the point and optimizer state of the last step only (its checkpoint)
+        writer.step(Step(step=int(h["step"][i]), stage=int(h["stage"][i]), loss=float(h["loss"][i]),
+                         terms={k[6:]: float(h[k][i]) for k in terms}, grad_norm=float(h["grad_norm"][i]),
+                         wall_time=float(h["wall_time"][i]), x=last["x"] if i == n - 1 else None,
+                         state=last["state"] if i == n - 1 else {},
+                         extra={k[6:]: float(h[k][i]) for k in extra if np.isfinite(h[k][i])}))
+    if outcome["status"] == "failed":
+        # an exception of the worker's error type, so the store records "<Type>: <message>"
+        writer.fail(type(outcome["error_type"], (RuntimeError,), {})(outcome["message"]))
+    else:
+        final = network(outcome["final"])
+        writer.finish(Result(final.vector(), outcome["optimizer_status"], outcome["message"], outcome["steps"],
+                             outcome["evaluations"]), final)
+    return run_id
+
+
+
+def _metrics(record) -> dict:
+    """Final numbers of a stored run: loss, terms/<label>, steps, wall_time and, for a run with a
+    final network, summary/<key> of its summary()."""
+    h = record.history
+    m = {}
+    if len(h["step"]):
+        m["loss"] = float(h["loss"][-1])
+        m.update({k: float(h[k][-1]) for k in h if k.startswith("terms/")})
+        m["steps"] = float(h["step"][-1])
+        m["wall_time"] = float(h["wall_time"][-1])
+    if record.final_data is not None:
+        m.update({f"summary/{k}": float(v) for k, v in record.final.summary().items()})
+    return m

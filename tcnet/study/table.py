@@ -1,0 +1,82 @@
+"""The summary table of a study: one row per point, repeats pooled by tcnet.store.group_rows."""
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tcnet.study.records import DONE, _metrics
+from tcnet.study.spec import canonical
+
+if TYPE_CHECKING:  # for the annotation only: tcnet.study.core imports this module
+    from tcnet.study.core import Study
+
+
+def _nan(value) -> float:
+    """A pooled value of group_rows as a float: None (no values, or a std of one value) is nan."""
+    return math.nan if value is None else value
+
+
+@dataclass
+class Table:
+    """One row per study point: the swept keys' values, n (runs done: finished or non-finite),
+    failed (count), and mean and std over the done repeats of every metric: loss (final total),
+    terms/<label> (final unweighted term values), steps, wall_time (of the optimization) and
+    summary/<key> (the final network's `summary()`, e.g. decay times). The repeats are pooled by
+    `tcnet.store.group_rows`, as `tcnet compare --group` pools them; a std of one run is nan."""
+
+    keys: list
+    metrics: list
+    rows: list
+
+    @classmethod
+    def build(cls, study: "Study", records: dict) -> "Table":
+        """The table of `records` (planned run id -> the stored record of its best attempt)."""
+        from tcnet.store import group_rows
+
+        points: dict[str, tuple[dict, list]] = {}
+        for p in study.runs():
+            points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
+        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in DONE]
+                for key, (_, recs) in points.items()}
+        metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
+        rows = []
+        for key, (point, recs) in points.items():
+            # the plan says which runs repeat this point: they go to group_rows as one group
+            pooled = group_rows([{"run": rec.run_id, "status": rec.status, **{k: m.get(k) for k in metrics}}
+                                 for rec, m in done[key]])
+            group = pooled[0] if pooled else {"n": 0}
+            row = {k: point.get(k) for k in study.swept}
+            row["n"] = group["n"]
+            row["failed"] = sum(rec is not None and rec.status == "failed" for rec in recs)
+            for k in metrics:
+                row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(k)), _nan(group.get(f"{k}.std"))
+            rows.append(row)
+        return cls(list(study.swept), metrics, rows)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.keys, "n", "failed", *(f"{m}:{s}" for m in self.metrics for s in ("mean", "std"))]
+
+    def to_csv(self, f) -> None:
+        import csv
+
+        w = csv.writer(f)
+        w.writerow(self.columns)
+        for row in self.rows:
+            w.writerow([_csv_value(row[c]) for c in self.columns])
+
+    def format(self, metrics=None) -> str:
+        """A plain-text table of mean ± std for `metrics` (default: loss, terms, decay times)."""
+        metrics = metrics or [m for m in self.metrics if m == "loss" or m.startswith(("terms/", "summary/t_"))]
+        head = [*self.keys, "n", "failed", *metrics]
+        lines = [[*(json.dumps(r[k]) for k in self.keys), str(r["n"]), str(r["failed"]),
+                  *(f"{r[m + ':mean']:.4g} ± {r[m + ':std']:.2g}" for m in metrics)] for r in self.rows]
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        return "\n".join([fmt.format(*head), *(fmt.format(*line) for line in lines)]).rstrip()
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return repr(v)
+    return v if isinstance(v, (int, str)) else json.dumps(v)

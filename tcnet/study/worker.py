@@ -1,0 +1,122 @@
+"""What runs outside the driver: the task a worker runs and the executors that run it.
+
+`execute_run` is submitted by reference (module path `tcnet.study.worker`) to spawned local
+worker processes and to dask workers, so it and `_watch_parent` (the local pool's initializer)
+must stay importable module-level functions here.
+"""
+import concurrent.futures
+import contextlib
+import json
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import traceback
+
+import numpy as np
+
+from tcnet.run import RunSpec
+from tcnet.validate import ConfigError, integer
+
+# what a worker process sets before numpy loads: one BLAS thread per worker (as dask's nanny does)
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# --- the task a worker runs ------------------------------------------------------------------
+def _columns(steps) -> dict:
+    """History columns (numpy arrays) of a list of Steps, named as the store names them."""
+    history = {k: np.array([getattr(s, k) for s in steps]) for k in ("step", "stage", "loss", "grad_norm", "wall_time")}
+    for label in dict.fromkeys(k for s in steps for k in s.terms):
+        history[f"terms/{label}"] = np.array([s.terms.get(label, np.nan) for s in steps], dtype=float)
+    for key in dict.fromkeys(k for s in steps for k in s.extra):
+        history[f"extra/{key}"] = np.array([s.extra.get(key, np.nan) for s in steps], dtype=float)
+    return history
+
+
+def execute_run(spec_json: str, plugin_files: list) -> dict:
+    """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
+
+    status (the store's: "finished", "non-finite" or "failed"), error, the result's counts and
+    message, the network (name, config, seed, initial and final arrays), the history columns, the
+    last step's point and optimizer state, wall time and worker. A run that raises is returned as
+    failed with its error and the steps it made; it never raises itself.
+    """
+    from tcnet.plugins import registry
+    from tcnet.run import History, build_dynamics, run
+
+    t0 = time.perf_counter()
+    out = {"worker": f"{socket.gethostname()}:{os.getpid()}", "error": "", "initial": None}
+    history = History()
+    try:
+        spec = RunSpec.from_dict(json.loads(spec_json))
+        plugins = registry(plugin_files)
+        initial = build_dynamics(spec.dynamics, plugins)
+        out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays))
+        res = run(spec, progress=False, plugins=plugins, dynamics=initial, recorders=[history])
+        r = res.result
+        out.update(status="non-finite" if r.status == "non-finite" else "finished", optimizer_status=r.status,
+                   message=r.message, steps=r.steps, evaluations=r.evaluations, final=dict(res.final.arrays))
+    except Exception as err:
+        out.update(status="failed", error=f"{type(err).__name__}: {err}", error_type=type(err).__name__,
+                   message=str(err), traceback=traceback.format_exc())
+    steps = history.steps
+    out["history"] = _columns(steps)
+    out["checkpoint"] = {"x": steps[-1].x, "state": steps[-1].state} if steps else None
+    out["wall_time"] = time.perf_counter() - t0
+    return out
+
+
+
+# --- executors ------------------------------------------------------------------------------------
+def _watch_parent(parent: int) -> None:
+    """Started in each local worker: exit when the driver is gone (e.g. killed), so no orphan
+    process waits forever on the task queue."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def _worker_environment():
+    """WORKER_ENV in os.environ while worker processes are spawned (they inherit it before numpy
+    loads, so each uses one BLAS thread); the driver's environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _tasks(executor, workers, n_tasks):
+    """(submit, completed) for a local pool, a concurrent.futures executor or a dask Client."""
+    if executor is None:
+        workers = workers or os.cpu_count() or 1
+        integer("study", "workers", workers, low=1)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(workers, n_tasks), mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_parent, initargs=(os.getpid(),))
+        try:
+            with _worker_environment():  # workers are spawned at submit
+                yield pool.submit, concurrent.futures.as_completed
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    elif isinstance(executor, concurrent.futures.Executor):
+        yield executor.submit, concurrent.futures.as_completed
+    elif type(executor).__module__.startswith("distributed"):
+        from distributed import as_completed
+
+        yield (lambda fn, *args: executor.submit(fn, *args, pure=False)), as_completed
+    else:
+        raise ConfigError(f"study: executor must be None, a concurrent.futures.Executor or a "
+                          f"dask.distributed Client, got {executor!r}")
