@@ -6,8 +6,9 @@ curve to its spikes given the current latent (M-step: Gaussian KDE on a spatial 
 the latent from the spikes given those curves (E-step: per-bin Poisson likelihood maps,
 moment-matched to Gaussians, smoothed by a Kalman filter/RTS smoother under a random-walk prior),
 and align the decoded latent to behaviour (affinely, as published, or by a low-degree polynomial:
-`align_degree`). The latent is free to leave behaviour where the population says so. Held-out (time, neuron) entries of a speckled validation mask (1 s blocks, 10 %
-of each neuron's time) are used by neither step; their log-likelihood decides when to stop.
+`align_degree`). The latent is free to leave behaviour where the population says so. Held-out
+(time, neuron) entries of a speckled validation mask (1 s blocks, 10 % of each neuron's time) are
+used by neither step; their log-likelihood decides when to stop.
 
 How it sits in tcnet (EM is not gradient descent, but its iterations are a run like any other):
 

@@ -96,6 +96,12 @@ def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False
         lock.release()
 
 
+def no_initial_network(path, run_id: str, message: str) -> StoreError:
+    """The error for asking a run that failed before its network was created for that network."""
+    return StoreError(f"{path}: run {run_id!r} has no initial network: it failed before its network was "
+                      f"created ({message})")
+
+
 def _checkpoint_group(g: h5py.Group) -> h5py.Group | None:
     """The committed checkpoint slot of a run group, or None before the first flush."""
     slot = int(g.attrs.get("checkpoint", -1))
@@ -124,8 +130,7 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
         return data, np.array(c["x"][()], dtype=np.float64)
     status = _text(g.attrs.get("status", "unknown"))
     if part == "initial" and "params/initial" not in g:
-        raise StoreError(f"{path}: run {run_id!r} has no initial network: it failed before its network was "
-                         f"created ({_text(g.attrs.get('message', ''))})")
+        raise no_initial_network(path, run_id, _text(g.attrs.get("message", "")))
     if part == "final" and status not in FINISHED:
         raise StoreError(f"{path}: run {run_id!r} has no final network (it did not finish; stored status "
                          f"{status}); use '{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")

@@ -20,7 +20,7 @@ from tcnet.store._files import (
     _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
 )
 from tcnet.store.networks import (
-    NetworkData, _checkpoint_group, _put, _read_network, _read_tree, _write_network, _write_tree,
+    NetworkData, _checkpoint_group, _put, _read_network, _read_tree, _write_network, _write_tree, no_initial_network,
 )
 from tcnet.validate import ConfigError, integer, positive
 
@@ -233,8 +233,7 @@ class RunRecord:
     def initial(self) -> Dynamics:
         """The network the run started from (StoreError for a run that failed creating it)."""
         if self.initial_data is None:
-            raise StoreError(f"{self.path}: run {self.run_id!r} has no initial network: it failed before "
-                             f"its network was created ({self.message})")
+            raise no_initial_network(self.path, self.run_id, self.message)
         return self.initial_data.build(self.plugins)
 
     @property

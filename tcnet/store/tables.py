@@ -35,8 +35,8 @@ def flatten_spec(spec: dict) -> dict:
 def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     """One row per run of the given files: file, run, status, the spec keys whose values differ
     between the runs, final loss and terms, iterations (last step number; None without steps),
-    evaluations (over every session of a resumed run), wall time, and the final network's summary() entries
-    ('final.<key>') where its plugin is installed. Every row has every column (None if absent)."""
+    evaluations (over every session of a resumed run), wall time, and the final network's summary()
+    entries ('final.<key>') where its plugin is installed. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
     records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
     flat = [flatten_spec(r.spec) for r in records]
