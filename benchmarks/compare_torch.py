@@ -58,8 +58,8 @@ def main(argv=None):
         return 0
     from autograd import value_and_grad
 
-    from tcnet_plugins._preparatory_backends import preparatory_losses
-    from tcnet_plugins.linear_decay import LinearDecay
+    from tcnet_plugins.preparatory.backends import preparatory_losses
+    from tcnet_plugins.preparatory.dynamics import LinearDecay
 
     weights = np.array([1.0, ALPHA, BETA])
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}")

@@ -13,7 +13,7 @@ Run: .venv/bin/python examples/constraint_methods.py
 import numpy as np
 
 import tcnet
-from tcnet_plugins.toy_gaussian import (
+from tcnet_plugins.constraints.toy_gaussian import (
     SLIDES_START, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec,
 )
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from tcnet import run
 from tcnet.plugins import registry
 from tcnet.store import RunWriter
-from tcnet_plugins import _preparatory_figures as figures
-from tcnet_plugins._preparatory_analysis import decay_time
-from tcnet_plugins._preparatory_cli import recipe, run_spec
+from tcnet_plugins.preparatory import figures
+from tcnet_plugins.preparatory.analysis import decay_time
+from tcnet_plugins.preparatory.cli import recipe, run_spec
 
 PUBLISHED = {0.0: 0.63368, 0.01: 0.64046, 0.1: 0.65156}
 

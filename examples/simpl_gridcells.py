@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from tcnet.store import RunWriter
-from tcnet_plugins import _simpl_data as simdata
-from tcnet_plugins._simpl_figures import all_figures
-from tcnet_plugins.simpl import fit, metrics_table
+from tcnet_plugins.simpl import data as simdata
+from tcnet_plugins.simpl.figures import all_figures
+from tcnet_plugins.simpl import fit
+from tcnet_plugins.simpl.cli import metrics_table
 
 
 def main():

@@ -2,7 +2,7 @@
 
 It is tau E int_0^inf (w^T dx/dt)^2 dt over x0 ~ N(0, I): the energy of the readout's rate of
 change, small when y = w^T x decays smoothly. The state computes it (`state.smoothness`, see
-`tcnet_plugins.linear_decay.LinearDecayState`) from the shared eigendecomposition; this plugin
+`tcnet_plugins.preparatory.dynamics.LinearDecayState`) from the shared eigendecomposition; this plugin
 only weights it into an objective (beta = 0.01 in the published runs).
 """
 from tcnet import Loss, hookimpl

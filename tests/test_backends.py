@@ -1,4 +1,4 @@
-"""Backends for the preparatory-network losses (tcnet_plugins._preparatory_backends).
+"""Backends for the preparatory-network losses (tcnet_plugins.preparatory.backends).
 
 Every reference is independent of the backends: the generic path (autograd through
 tcnet.linalg.eig with the DESIGN.md eigenbasis formulas, written out here), scipy's
@@ -14,7 +14,7 @@ from scipy.linalg import solve_continuous_lyapunov
 
 from tcnet import ConfigError
 from tcnet.linalg import eig
-from tcnet_plugins._preparatory_backends import BACKENDS, preparatory_losses
+from tcnet_plugins.preparatory.backends import BACKENDS, preparatory_losses
 
 TAU = 0.01
 WEIGHTS = np.array([1.0, 1e5, 0.01])  # L1 + alpha L2 + beta L3 of the published runs
@@ -187,9 +187,8 @@ def test_linear_decay_backend_setting_selects_the_same_objective():
     """The dynamics' `backend` setting: fused and lyapunov give the generic path's objective value,
     term values and gradient w.r.t. the trainable U, V (through the normalization) to 1e-8."""
     from tcnet import Objective, Term
-    from tcnet_plugins.linear_decay import Decay, LinearDecay
+    from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
     from tcnet_plugins.smoothness import Smoothness
-    from tcnet_plugins.stability import Stability
 
     def evaluate(backend):
         net = LinearDecay.create(seed=3, N=40, n_frac=0.2, backend=backend)
@@ -212,7 +211,7 @@ def test_recursive_triangular_sylvester_matches_scipy(monkeypatch, trana, tranb)
     8, splits next to 2 x 2 Schur blocks), against scipy.linalg.solve_sylvester."""
     import scipy.linalg
 
-    from tcnet_plugins import _preparatory_backends as backends
+    from tcnet_plugins.preparatory import backends
 
     monkeypatch.setattr(backends, "SYLVESTER_BLOCK", 8)
     rng = np.random.default_rng(11)

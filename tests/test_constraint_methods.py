@@ -8,7 +8,7 @@ import scipy.optimize
 import tcnet
 from tcnet import ConfigError
 from tcnet.run import Checkpoint
-from tcnet_plugins.toy_gaussian import constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec
+from tcnet_plugins.constraints.toy_gaussian import constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec
 
 U, C = np.array([1.0, 1.5]), np.array([[1.0, 0.7], [0.7, 1.0]])
 START = np.array([2.0, 1.0])

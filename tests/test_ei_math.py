@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from autograd import jacobian
 
-from tcnet_plugins import _ei_math as ei
+from tcnet_plugins.ei import model as ei
 
 PAR = ei.PRESETS["paradoxical"]["params"]
 NON = ei.PRESETS["non_paradoxical"]["params"]

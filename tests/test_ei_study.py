@@ -8,8 +8,8 @@ import pytest
 
 import tcnet
 from tcnet.cli import main
-from tcnet_plugins import _ei_math as ei
-from tcnet_plugins import _ei_study as study
+from tcnet_plugins.ei import model as ei
+from tcnet_plugins.ei import study
 
 
 @pytest.mark.parametrize("rule", ei.RULES)

@@ -7,7 +7,7 @@ import scipy.linalg as sl
 
 from tcnet import ConfigError, Objective, Term
 from tcnet.plugins import registry
-from tcnet_plugins._preparatory_analysis import decay_time, relative_sq_norm
+from tcnet_plugins.preparatory.analysis import decay_time, relative_sq_norm
 
 REG = registry()
 LinearDecay = REG.get("dynamics", "linear_decay")

@@ -7,10 +7,10 @@ import tcnet
 from tcnet import ConfigError
 from tcnet.cli import main as cli_main
 from tcnet.store import RunWriter, list_runs, read_run
-from tcnet_plugins import _simpl_data as simdata
-from tcnet_plugins._simpl_estep import gaussian_moments, kalman_smoother, likelihood_moments, poisson_maps
-from tcnet_plugins._simpl_metrics import align, metrics, validation_mask
-from tcnet_plugins._simpl_mstep import interpolate, kde_fields, make_grid
+from tcnet_plugins.simpl import data as simdata
+from tcnet_plugins.simpl.estep import gaussian_moments, kalman_smoother, likelihood_moments, poisson_maps
+from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
+from tcnet_plugins.simpl.mstep import interpolate, kde_fields, make_grid
 from tcnet_plugins.simpl import SimplLatent, fit
 
 SMALL = {"n_cells": 60, "duration": 300.0}

@@ -6,7 +6,7 @@ import scipy.optimize
 
 import tcnet
 from tcnet import ConfigError, Objective, Term
-from tcnet_plugins.toy_gaussian import (
+from tcnet_plugins.constraints.toy_gaussian import (
     ToyConstraint, ToyGaussian, ToyObjective, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho,
 )
 

@@ -1,7 +1,7 @@
 """Value and gradient of L1 + alpha L2 + beta L3 (alpha 1e5, beta 0.01) for linear_decay with
 n/N = 0.1, through the framework's Objective (J = J0 + U V, gradient w.r.t. U, V), per backend:
 "eig" (generic autograd through tcnet.linalg.eig), "fused" and "lyapunov"
-(tcnet_plugins._preparatory_backends). Each is reported as a ratio to a bare numpy.linalg.eig of
+(tcnet_plugins.preparatory.backends). Each is reported as a ratio to a bare numpy.linalg.eig of
 the same J, measured in the same session and interleaved with the candidate (one eig right before
 each timed round, via pedantic's untimed setup), so that load from other processes on a shared
 machine hits both alike; ratios of minima are the robust figure. Nothing asserts on time.
@@ -16,9 +16,8 @@ import pytest
 
 from _speed_table import NOTES, RATIOS
 from tcnet import Objective, Term
-from tcnet_plugins.linear_decay import Decay, LinearDecay
+from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
 from tcnet_plugins.smoothness import Smoothness
-from tcnet_plugins.stability import Stability
 
 SIZES = (100, 300, 500, 1000)
 ROUNDS = {100: 30, 300: 10, 500: 5, 1000: 3}

@@ -11,7 +11,7 @@ import pytest
 
 from _speed_table import NOTES
 from tcnet import Objective, run
-from tcnet_plugins._preparatory_cli import recipe, run_spec
+from tcnet_plugins.preparatory.cli import recipe, run_spec
 
 PUBLISHED = 0.64046  # TensorFlow implementation, beta = 0.01
 

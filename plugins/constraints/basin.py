@@ -11,7 +11,7 @@ import numpy as np
 
 import tcnet
 from tcnet.validate import ConfigError, integer, positive, real
-from tcnet_plugins.toy_gaussian import SLIDES_START, constrained_optimum, slides_methods, toy_spec
+from tcnet_plugins.constraints.toy_gaussian import SLIDES_START, constrained_optimum, slides_methods, toy_spec
 
 
 def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, steps=None, plugins=None) -> dict:

@@ -4,7 +4,7 @@ For each parameter set and each rule, n initial weight vectors are drawn uniform
 W = W_preset * U[box_low, box_high] (componentwise; default [0.5, 1.5], i.e. +-50 % around the
 preset's initial weights) and all of them learn at once, vectorized over the initial weights: at
 every step the QSS rates are the closed-form fixed point and W <- max(W + dW(E, I, W), 0), with
-the same formulas the optimizer plugins use (`_ei_math.rule_update`; for `exact` its closed-form
+the same formulas the optimizer plugins use (`model.rule_update`; for `exact` its closed-form
 implicit derivative, which the tests check against autograd and finite differences).
 
 A run counts as converged when its final rates are within `rtol` (1 %) of (E_set, I_set) and its
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tcnet.validate import choice, integer, positive, real
-from tcnet_plugins import _ei_math as ei
+from tcnet_plugins.ei import model as ei
 
 
 def within(E, I, p, rtol):

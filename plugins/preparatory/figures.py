@@ -1,7 +1,7 @@
 """Figures of preparatory-network runs (matplotlib, Agg backend, PNG files).
 
 - `learning_curve`: loss against step, log scale, with the Adam -> L-BFGS stage boundary marked;
-- `activity_decay`: rms activity sqrt(h(t)) (see `_preparatory_analysis`) with decay times marked;
+- `activity_decay`: rms activity sqrt(h(t)) (see `tcnet_plugins.preparatory.analysis`) with decay times marked;
 - `spectra`: eigenvalues of J in the complex plane with the unit circle and the stability line
   Re(lambda) = 1;
 - `readout_traces`: y(t) = w^T x(t) from one initial state, one curve per network (e.g. per beta).
@@ -11,7 +11,7 @@ Each takes labelled networks or histories and a path, and returns the path writt
 import numpy as np
 
 from tcnet.plot import plt
-from tcnet_plugins._preparatory_analysis import decay_time, relative_sq_norm
+from tcnet_plugins.preparatory.analysis import decay_time, relative_sq_norm
 
 FRACTIONS = (0.05, 0.01)
 

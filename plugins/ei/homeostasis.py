@@ -6,7 +6,7 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   "paradoxical" (default) or "non_paradoxical" gives the parameter sets of the original
   notebooks, single keys override it. Trainable array `W` = (W_EE, W_EI, W_IE, W_II) >= 0.
   The state's QSS rates are the closed-form Up state (Down state E = I = 0 where it does not
-  exist), traceable by autograd; see `_ei_math` for every formula.
+  exist), traceable by autograd; see `tcnet_plugins.ei.model` for every formula.
 - loss `homeostatic`: L = (E - E_set)^2/2 + (I - I_set)^2/2 at the QSS (set points default to the
   dynamics' E_set, I_set).
 - optimizers (learning rules) `exact`, `small_weight`, `up_state`, `cross_homeostatic` and
@@ -19,7 +19,7 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   have not settled can stop while the QSS rates are further off), r_max (a trial whose rates exceed it is a runaway and ends the
   run with status no_progress). Every step reports extra E, I (rates the rule used), E_qss,
   I_qss, up, stable, paradoxical to the run history.
-- command `tcnet ei-study`: the comparative study of the rules (see `_ei_study`).
+- command `tcnet ei-study`: the comparative study of the rules (see `tcnet_plugins.ei.study`).
 """
 from functools import cached_property
 
@@ -28,10 +28,10 @@ import numpy as np
 from autograd import jacobian as ag_jacobian
 from autograd.tracer import getval
 
-from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State, hookimpl
+from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 
-from tcnet_plugins import _ei_math as ei
+from tcnet_plugins.ei import model as ei
 
 
 def resolve_parameters(owner, config) -> dict:
@@ -280,24 +280,3 @@ class NaiveHomeostatic(LearningRule):
     dW_EI = -eta I (E_set - E), dW_IE = eta E (I_set - I), dW_II = -eta I (I_set - I)."""
 
     name = rule = "homeostatic"
-
-
-@hookimpl
-def tcnet_dynamics():
-    return [EIRate]
-
-
-@hookimpl
-def tcnet_losses():
-    return [Homeostatic]
-
-
-@hookimpl
-def tcnet_optimizers():
-    return [Exact, SmallWeight, UpState, CrossHomeostatic, NaiveHomeostatic]
-
-
-@hookimpl
-def tcnet_commands(subparsers):
-    from tcnet_plugins import _ei_study
-    _ei_study.add_command(subparsers)

@@ -33,7 +33,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from tcnet import ConfigError, Loss, Objective, Optimizer, Result, Term, hookimpl
+from tcnet import ConfigError, Loss, Objective, Optimizer, Result, Term
 from tcnet.validate import integer, positive, real
 
 
@@ -216,7 +216,7 @@ class Alternating(ConstraintMethod):
     The scheme does not converge to the constrained optimum: its fixed points solve
     lr P^c grad f(x) = 0 and lr P grad f(x) + constraint_lr P grad c(y) = 0, i.e. the constraint step
     only cancels the objective's pull, leaving a bias g != 0 of order lr/constraint_lr (derived in
-    closed form for the toy in `tcnet_plugins.toy_gaussian.alternating_fixed_point`).
+    closed form for the toy in `tcnet_plugins.constraints.toy_gaussian.alternating_fixed_point`).
     """
 
     name = "alternating"
@@ -268,7 +268,7 @@ class Lagrangian(ConstraintMethod):
     bias), with lambda its Lagrange multiplier. rho = 0 (the default) is the basic method; it is only
     locally stable where the Lagrangian is convex enough along the constraint normal, and rho > 0
     adds that curvature (for the slides' toy the optimum is unstable for rho < 0.207, derived in
-    `tcnet_plugins.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates, or once
+    `tcnet_plugins.constraints.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates, or once
     |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`. Resuming is exact
     (the state holds lambda).
     """
@@ -363,13 +363,3 @@ class Penalty(ConstraintMethod):
             if t >= steps:
                 return Result(x, "max_steps", f"{steps} steps done", t, trace.evaluations)
             x, t, first = x - lr * ev.grad, t + 1, False
-
-
-@hookimpl
-def tcnet_losses():
-    return [StateEquality]
-
-
-@hookimpl
-def tcnet_optimizers():
-    return [Alternating, Lagrangian, Penalty]

@@ -125,8 +125,8 @@ def train(args) -> int:
 def demo(args) -> int:
     from tcnet import run
     from tcnet.store import RunWriter
-    from tcnet_plugins import _preparatory_figures as figures
-    from tcnet_plugins._preparatory_analysis import decay_time
+    from tcnet_plugins.preparatory import figures
+    from tcnet_plugins.preparatory.analysis import decay_time
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

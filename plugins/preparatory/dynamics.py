@@ -1,7 +1,6 @@
 """Preparatory networks: tau dx/dt = -x + J x with a trainable low-rank part, J = J0 + U V.
 
-The dynamics `linear_decay` and the loss `decay` (L1, the mean integrated squared activity),
-after the thalamocortical preparatory-network study (seeds/thalamocortical_readme.md). J0 (N x N,
+The dynamics `linear_decay`, after the thalamocortical preparatory-network study (seeds/thalamocortical_readme.md). J0 (N x N,
 entries N(0, 1/N)) and the readout w (N, entries N(0, 1/N)) are fixed; U (N x n) and V (n x N) are
 trained, n = round(N n_frac).
 
@@ -35,11 +34,11 @@ from functools import cached_property
 import autograd.numpy as anp
 import numpy as np
 
-from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
+from tcnet import ConfigError, Dynamics, State
 from tcnet.linalg import eig
-from tcnet_plugins import _preparatory_backends as _backends
+from tcnet_plugins.preparatory import backends as _backends
 from tcnet.validate import array, choice, integer, no_extra, positive, real
-from tcnet_plugins._preparatory_analysis import decay_time
+from tcnet_plugins.preparatory.analysis import decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
@@ -47,7 +46,7 @@ DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights"
 BACKENDS = ("eig",) + _backends.BACKENDS
 """How the state computes L1..L3: "eig" (autograd through tcnet.linalg.eig, the generic path),
 "fused" (hand-derived VJP in the real eigenbasis) or "lyapunov" (eig-free, real Schur);
-see tcnet_plugins._preparatory_backends. Configs saved without the key mean "eig"."""
+see tcnet_plugins.preparatory.backends. Configs saved without the key mean "eig"."""
 
 
 def rank(N, n_frac) -> int:
@@ -269,29 +268,3 @@ class LinearDecay(Dynamics):
         for f in (0.01, 0.05):
             out[f"t_{round(f * 100)}pct"] = decay_time(self, f)
         return out
-
-
-class Decay(Loss):
-    """L1: mean integrated squared activity (1/(N tau)) E int ||x(t)||^2 dt, x0 ~ N(0, I)."""
-
-    name = "decay"
-
-    def __call__(self, state):
-        return state.decay
-
-
-@hookimpl
-def tcnet_dynamics():
-    return [LinearDecay]
-
-
-@hookimpl
-def tcnet_losses():
-    return [Decay]
-
-
-@hookimpl
-def tcnet_commands(subparsers):
-    from tcnet_plugins._preparatory_cli import add_commands
-
-    add_commands(subparsers)

@@ -48,9 +48,9 @@ import autograd.numpy as anp
 import numpy as np
 import scipy.optimize
 
-from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
+from tcnet import ConfigError, Dynamics, Loss, State
 from tcnet.validate import array, integer, real
-from tcnet_plugins.constraints import Equality
+from tcnet_plugins.constraints.methods import Equality
 
 SLIDES_U = (1.0, 1.5)
 SLIDES_C = ((1.0, 0.7), (0.7, 1.0))
@@ -212,20 +212,3 @@ class ToyConstraint(Equality):
 
     def residual(self, state):
         return state.x[:, self.index] - self.target
-
-
-@hookimpl
-def tcnet_dynamics():
-    return [ToyGaussian]
-
-
-@hookimpl
-def tcnet_losses():
-    return [ToyObjective, ToyConstraint]
-
-
-@hookimpl
-def tcnet_commands(subparsers):
-    from tcnet_plugins._basin import add_command
-
-    add_command(subparsers)

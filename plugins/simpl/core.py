@@ -15,7 +15,7 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
 - Dynamics `simpl_latent`: the only array is `latent` (T, 2), trainable, i.e. the flat parameter
   vector theta *is* the current latent trajectory. The data are not arrays of the network: the
   config names them (`data`: an HDF5 benchmark file, or `generator` settings plus `data_seed` for
-  the synthetic benchmark of `_simpl_data`), so a stored network (name + config + seed + latent)
+  the synthetic benchmark of `tcnet_plugins.simpl.data`), so a stored network (name + config + seed + latent)
   is rebuilt exactly without storing the spikes twice. The seed draws the validation mask. The
   state computes, lazily and once, the M-step for its latent: the grid, the tuning curves, the
   rates at the latent and the metrics. Initial latent: the behaviour Xb.
@@ -40,24 +40,23 @@ figures (`--figures DIR`). See examples/simpl_gridcells.py.
 import functools
 import json
 import os
-import time
 
 import numpy as np
 
-from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State, hookimpl
+from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State
 from tcnet.validate import choice, integer, positive, real
 
-from tcnet_plugins import _simpl_data as simdata
-from tcnet_plugins._simpl_estep import kalman_smoother, likelihood_moments
-from tcnet_plugins._simpl_metrics import align, metrics, validation_mask
-from tcnet_plugins._simpl_mstep import interpolate, kde_fields, make_grid
+from tcnet_plugins.simpl import data as simdata
+from tcnet_plugins.simpl.estep import kalman_smoother, likelihood_moments
+from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
+from tcnet_plugins.simpl.mstep import interpolate, kde_fields, make_grid
 
 # A small sensible default (create() with no config): 60 cells, 10 minutes.
 SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}
 
 CONFIG = {
     "data": None,                     # path of an HDF5 benchmark file, or None to generate
-    "generator": SMALL_GENERATOR,     # settings of _simpl_data.generate (missing: benchmark defaults)
+    "generator": SMALL_GENERATOR,     # settings of data.generate (missing: benchmark defaults)
     "data_seed": 0,                   # seed of the generator
     "bandwidth": 0.025,               # KDE bandwidth h (m)
     "grid_spacing": 0.02,             # spatial grid spacing (m)
@@ -202,7 +201,7 @@ class Simpl(Optimizer):
     """SIMPL's EM iterations (module doc): `iterations` E-steps with a random-walk prior of speed
     scale `speed` (m/s, step covariance (speed dt)^2 I; 0.1 is the published default), alignment to
     behaviour by a polynomial map of degree `align_degree` (1: affine, as published; 0: none; higher:
-    see _simpl_metrics.align), early stop when the validation log-likelihood rises by no more than
+    see metrics.align), early stop when the validation log-likelihood rises by no more than
     `tol` (nats per spike).
 
     Resuming continues from the checkpoint's latent with the remaining iteration budget; the
@@ -258,16 +257,6 @@ class Simpl(Optimizer):
 # --- command line -----------------------------------------------------------------------------
 
 
-def _generate(args) -> int:
-    settings = {"n_cells": args.cells, "duration": args.duration, "noise_timescale": args.noise_timescale}
-    data = simdata.generate(args.seed, **settings)
-    simdata.save(args.out, data)
-    err = 100 * np.linalg.norm(data["Xb"] - data["Xt"], axis=1).mean()
-    print(f"wrote {args.out}: {data['Y'].shape[1]} cells, {data['Y'].shape[0]} bins, "
-          f"{data['Y'].sum()} spikes, behaviour error {err:.1f} cm")
-    return 0
-
-
 def fit(data, *, seed=0, bandwidth=CONFIG["bandwidth"], recorders=(), progress=False, **settings):
     """Run SIMPL on a benchmark file (or generator settings dict) through tcnet.run; `settings` are
     those of the `simpl` optimizer (iterations, speed, align_degree, tol; defaults in Simpl.defaults)."""
@@ -278,77 +267,3 @@ def fit(data, *, seed=0, bandwidth=CONFIG["bandwidth"], recorders=(), progress=F
             "loss": [{"name": "simpl_nll"}],
             "optimizer": {"name": "simpl", **settings}}
     return run(spec, recorders=list(recorders), progress=progress)
-
-
-def metrics_table(steps) -> str:
-    """One line per EM iteration: latent error (cm), train/validation log-likelihood (nats per
-    spike), bits per spike, wall time (s)."""
-    lines = [f"{'iter':>4} {'error (cm)':>10} {'train LL':>9} {'val LL':>9} {'bits/spike':>10} {'t (s)':>7}"]
-    for s in steps:
-        e = s.extra
-        lines.append(f"{s.step:>4} {e['latent_error_cm']:>10.2f} {e['train_ll']:>9.4f} {e['val_ll']:>9.4f} "
-                     f"{e['bits_per_spike']:>10.4f} {s.wall_time:>7.1f}")
-    return "\n".join(lines)
-
-
-def _fit(args) -> int:
-    recorders = []
-    if args.store:
-        from tcnet.store import RunWriter
-
-        recorders.append(RunWriter(args.store))
-    t0 = time.perf_counter()
-    res = fit(args.data, seed=args.seed, bandwidth=args.bandwidth, recorders=recorders,
-              iterations=args.iterations, speed=args.speed, align_degree=args.align_degree)
-    elapsed = time.perf_counter() - t0
-    print(metrics_table(res.history.steps))
-    print(f"{res.result.status}: {res.result.message}; total {elapsed:.1f} s")
-    if recorders:
-        print(f"recorded as run {recorders[0].run_id} in {args.store}")
-    if args.figures:
-        from tcnet_plugins._simpl_figures import all_figures
-
-        for path in all_figures(res, args.figures):
-            print(f"wrote {path}")
-    return 0
-
-
-@hookimpl
-def tcnet_commands(subparsers):
-    p = subparsers.add_parser("simpl", help="SIMPL: latent trajectories and tuning curves from spikes")
-    sub = p.add_subparsers(dest="simpl_command", metavar="ACTION", required=True)
-    g = sub.add_parser("generate", help="write the synthetic grid-cell benchmark (HDF5)")
-    g.add_argument("out")
-    g.add_argument("--cells", type=int, default=200)
-    g.add_argument("--duration", type=float, default=3600.0, help="seconds")
-    g.add_argument("--noise-timescale", type=float, default=simdata.DEFAULTS["noise_timescale"],
-                   help="time constant (s) of the behaviour's noise")
-    g.add_argument("--seed", type=int, default=0)
-    g.set_defaults(handler=_generate)
-    f = sub.add_parser("fit", help="fit SIMPL to a benchmark file, print the table per iteration")
-    f.add_argument("data")
-    f.add_argument("--iterations", type=int, default=Simpl.defaults["iterations"])
-    f.add_argument("--speed", type=float, default=Simpl.defaults["speed"], help="random-walk speed scale (m/s)")
-    f.add_argument("--align-degree", type=int, default=Simpl.defaults["align_degree"],
-                   help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
-                        "published; 0: none)")
-    f.add_argument("--bandwidth", type=float, default=CONFIG["bandwidth"], help="KDE bandwidth (m)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the validation mask")
-    f.add_argument("--store", help="record the run in this HDF5 store")
-    f.add_argument("--figures", help="write figures (PNG) to this folder")
-    f.set_defaults(handler=_fit)
-
-
-@hookimpl
-def tcnet_dynamics():
-    return [SimplLatent]
-
-
-@hookimpl
-def tcnet_losses():
-    return [SimplNLL]
-
-
-@hookimpl
-def tcnet_optimizers():
-    return [Simpl]
