@@ -2,7 +2,8 @@
 
 The framework: `Dynamics` (a model and its traceable state), `Loss` terms combined into an
 `Objective`, `Optimizer`s reporting each step, pluggy `hookimpl` for plugins, `run` for one
-optimization. The science lives in plugins (the package `tcnet_plugins` and third parties).
+optimization, `open` for reading a file as pandas tables and xarray arrays (`tcnet.reader`). The
+science lives in plugins (the package `tcnet_plugins` and third parties).
 """
 from importlib.metadata import PackageNotFoundError, version
 
@@ -17,6 +18,18 @@ try:
     __version__ = version("tcnet")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+
+
+def __getattr__(name):
+    """`tcnet.open` is imported on first use: it brings pandas and xarray, which running and
+    storing optimizations (and every study worker) do not need."""
+    if name == "open":
+        from tcnet.reader import open
+
+        return open
+    raise AttributeError(f"module 'tcnet' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError", "Dynamics", "Evaluation", "History", "Loss", "NonFiniteError", "Objective",

@@ -104,7 +104,8 @@ def _simulate(args) -> int:
     if args.out:
         from pathlib import Path
         out = Path(args.out)
-        store.save_trajectories(out, t, x, source=str(args.file), network=args.network, seed=args.seed)
+        store.save_trajectories(out, t, x, source=str(args.file), network=args.network, seed=args.seed,
+                                dynamics=net.name)
         _plot_norms(out.with_suffix(".png"), t, ratio, f"{args.network} ({net.name})")
         print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0

@@ -13,8 +13,11 @@ Subclasses (plugins) define:
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
 - `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
   initial states (models without time evolution leave both undefined);
-- optionally `summary()`: scalar facts about the network (decay times, spectral abscissa, ...)
-  that `tcnet show`, `simulate` and `compare` print.
+- optionally `summary()`: scalar facts about the network (e.g. its spectral abscissa) that
+  `tcnet show`, `simulate` and `compare` print;
+- optionally `labels` (a `tcnet.labels.Labels`): labels and units of time, state entries, config
+  and summary keys, and the headline summary keys that tables and figures show by default; and
+  `trajectory_metrics(t, x)`: per-trajectory numbers that `tcnet simulate` prints.
 """
 from abc import ABC, abstractmethod
 from typing import ClassVar, Mapping
@@ -22,6 +25,7 @@ from typing import ClassVar, Mapping
 import autograd.numpy as anp
 import numpy as np
 
+from tcnet.labels import Labels
 from tcnet.validate import ConfigError
 
 
@@ -38,6 +42,7 @@ class Dynamics(ABC):
 
     name: ClassVar[str] = ""
     trainable: ClassVar[tuple[str, ...]] = ()
+    labels: ClassVar[Labels] = Labels()  # how tables, figures and labelled arrays show its numbers
 
     def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None):
         self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items()}
@@ -106,6 +111,11 @@ class Dynamics(ABC):
 
     def summary(self) -> dict:
         """Scalar facts about this network (name -> float) for listings and comparisons."""
+        return {}
+
+    def trajectory_metrics(self, t, x) -> dict:
+        """Numbers of each simulated trajectory (column header -> array of shape (n,)) for
+        trajectories x of shape (len(t), n, dim) from `simulate`; none by default."""
         return {}
 
     def __repr__(self):

@@ -22,7 +22,8 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
   checks, waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds for another process's HDF5 lock)
   and the writer lock. The waits are read there, so patch them on `tcnet.store._files`.
 - `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
-  checkpoint networks), `file_info`, `save_trajectories`, and the optimizer-state trees.
+  checkpoint networks), `file_info`, `save_trajectories`, `read_trajectories`, and the
+  optimizer-state trees.
 - `runs`: `RunWriter` (the recorder and its two-phase commit), `RunRecord`, `list_runs`,
   `read_run`, `resume`.
 - `tables`: comparing runs: `flatten_spec`, `compare_table`, `group_rows`, `table_csv`.
@@ -31,7 +32,8 @@ from tcnet.store._files import (
     CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, FileBusyError, StoreError,
 )
 from tcnet.store.networks import (
-    NetworkData, file_info, list_networks, load_network, network_data, save_network, save_trajectories,
+    NetworkData, file_info, list_networks, load_network, network_data, read_trajectories, save_network,
+    save_trajectories,
 )
 from tcnet.store.runs import RunRecord, RunWriter, list_runs, read_run, resume
 from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_csv
@@ -39,6 +41,6 @@ from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_cs
 __all__ = [
     "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
-    "group_rows", "list_networks", "list_runs", "load_network", "network_data", "read_run", "resume",
-    "save_network", "save_trajectories", "table_csv",
+    "group_rows", "list_networks", "list_runs", "load_network", "network_data", "read_run",
+    "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
 ]

@@ -12,7 +12,8 @@ from tcnet import __version__
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
-    FINISHED, FORMAT_VERSION, NETWORK_PARTS, StoreError, _WriteLock, _h5name, _owner, _reading, _text, _writing,
+    FINISHED, FORMAT_VERSION, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _h5name, _open_h5, _owner,
+    _reading, _text, _writing,
 )
 from tcnet.validate import ConfigError
 
@@ -171,15 +172,31 @@ def file_info(path) -> dict:
         return {k: (_text(v) if isinstance(v, (str, bytes)) else int(v)) for k, v in f.attrs.items()}
 
 
+TRAJECTORY_FORMAT = "tcnet-trajectories"
+
+
 def save_trajectories(path, t, x, **attrs) -> None:
     """Write simulated trajectories (a separate file, see docs/FORMAT.md): t (T,), x (T, n, dim),
     norms (T, n), with string/number attributes such as the source file, network and seed."""
     path = Path(path)
     with h5py.File(path, "w") as f:
-        f.attrs.update(format="tcnet-trajectories", format_version=FORMAT_VERSION, tcnet_version=__version__, **attrs)
+        f.attrs.update(format=TRAJECTORY_FORMAT, format_version=FORMAT_VERSION, tcnet_version=__version__, **attrs)
         f.create_dataset("t", data=np.asarray(t, dtype=np.float64))
         f.create_dataset("x", data=np.asarray(x, dtype=np.float64))
         f.create_dataset("norms", data=np.linalg.norm(x, axis=-1))
+
+
+def read_trajectories(path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A file of `save_trajectories`: t (T,), x (T, n, dim) and its root attributes."""
+    path = Path(path)
+    _check_signature(path)
+    with _open_h5(path, "r", None) as f:
+        found = _text(f.attrs.get("format", "none"))
+        if found != TRAJECTORY_FORMAT or "t" not in f or "x" not in f:
+            raise StoreError(f"{path}: not a trajectory file (expected format '{TRAJECTORY_FORMAT}' with "
+                             f"datasets t and x, found format {found!r}, members {sorted(f)})")
+        attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v.item()) for k, v in f.attrs.items()}
+        return np.array(f["t"][()]), np.array(f["x"][()]), attrs
 
 
 # --- optimizer state trees ---------------------------------------------------------------------

@@ -57,6 +57,13 @@ class Table:
     def columns(self) -> list[str]:
         return [*self.keys, "n", "failed", *(f"{m}:{s}" for m in self.metrics for s in ("mean", "std"))]
 
+    def frame(self):
+        """The table as a pandas DataFrame indexed by the swept keys (the columns of `to_csv`)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows, columns=self.columns)
+        return df.set_index(self.keys) if self.keys else df
+
     def to_csv(self, f) -> None:
         import csv
 

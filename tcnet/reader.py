@@ -1,0 +1,163 @@
+"""Reading tcnet files as analysis code wants them: pandas tables and labelled xarray arrays.
+
+    f = tcnet.open("runs.h5")
+    f.runs                      # one row per run: the table `tcnet compare --csv` prints
+    f.groups                    # repeats pooled (mean, std, n): `tcnet compare --group --csv`
+    f.history("run-0001")       # the run's steps, indexed by step, with stage names
+    f.network("run-0001")       # a network as its Dynamics (names as in load_network)
+    f.simulate("run-0001", t)   # trajectories: DataArray (time, trajectory, <state axis>)
+    f.grid("study.toml")        # a study's summary table, indexed by its swept keys
+    load_trajectories("sim.h5") # a file written by `tcnet simulate --out`, as a DataArray
+
+Nothing is read when a file is opened but its root attributes; each property or method reads what
+it needs when it is called (a file with thousands of runs costs one run's read for one history),
+and the run tables are read once per `StoreFile` (open the file again to see runs added since).
+Every table is built by the store's own functions (`compare_table`, `group_rows`, `read_run`,
+`load_network`, `read_trajectories`), so these frames hold the numbers the CLI prints.
+Labels and units of trajectories come from the dynamics' declaration (`tcnet.labels`).
+"""
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from tcnet import store
+from tcnet.dynamics import Dynamics
+from tcnet.labels import Labels
+from tcnet.plugins import Registry, registry as default_registry
+from tcnet.validate import ConfigError, integer
+
+
+def open(path, *, plugins: Registry | None = None) -> "StoreFile":  # noqa: A001 (tcnet.open, like xr.open_dataset)
+    """The tcnet file (runs and networks) at `path`, ready to read from."""
+    return StoreFile(path, plugins)
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """A DataFrame of table rows (dicts with the same keys) whose columns have the dtypes pandas
+    gives the same table read from CSV: None is a missing value, a column of None is float NaN."""
+    df = pd.DataFrame.from_records(rows, columns=list(rows[0]) if rows else None)
+    empty = [c for c in df.columns if df[c].isna().all()]
+    return df.astype({c: "float64" for c in empty})
+
+
+class StoreFile:
+    """One tcnet file opened for reading (see the module docstring)."""
+
+    def __init__(self, path, plugins: Registry | None = None):
+        self.path = Path(path)
+        self.plugins = plugins or default_registry()
+        self.info = store.file_info(self.path)  # checks that it is a tcnet file; reads nothing else
+
+    def __repr__(self):
+        return f"<tcnet file {str(self.path)!r}>"
+
+    # --- runs ------------------------------------------------------------------------------------
+    @property
+    def run_ids(self) -> list[str]:
+        """The run ids, in the order the runs were created."""
+        return store.list_runs(self.path)
+
+    @cached_property
+    def _rows(self) -> list[dict]:
+        return store.compare_table([self.path], plugins=self.plugins)
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """One row per run, the columns of `tcnet compare --csv`: file, run, status, the spec keys
+        that differ between runs, loss, term.<label>, iterations, evaluations, wall_time, final.<key>."""
+        return frame(self._rows)
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        """Repeats pooled, the columns of `tcnet compare --group --csv`: the differing spec keys
+        but seeds, n, finished, and mean and '<column>.std' of every numeric column."""
+        return frame(store.group_rows(self._rows))
+
+    def record(self, run_id: str) -> store.RunRecord:
+        """Everything stored about one run (tcnet.store.read_run)."""
+        return store.read_run(self.path, run_id, plugins=self.plugins)
+
+    def history(self, run_id: str) -> pd.DataFrame:
+        """The run's committed steps, indexed by `step`: stage (number) and stage_name (the
+        optimizer of that stage), loss, grad_norm, wall_time, term.<label> (unweighted term
+        values) and extra.<key> (the optimizer's extra columns), exactly as stored."""
+        rec = self.record(run_id)
+        names = _stage_names(rec.spec["optimizer"])
+        h = rec.history
+        columns = {"stage": h["stage"], "stage_name": [names.get(int(s), str(int(s))) for s in h["stage"]]}
+        columns.update({k: h[k] for k in ("loss", "grad_norm", "wall_time")})
+        columns.update({k.replace("/", ".", 1).replace("terms.", "term.", 1): v for k, v in h.items() if "/" in k})
+        return pd.DataFrame(columns, index=pd.Index(h["step"], name="step"))
+
+    # --- networks ----------------------------------------------------------------------------------
+    @property
+    def networks(self) -> list[str]:
+        """Names of the saved networks (/networks/<name>)."""
+        return store.list_networks(self.path)
+
+    def network(self, name: str) -> Dynamics:
+        """A network as its Dynamics: a saved network's name, or '<run>', '<run>/final',
+        '<run>/initial', '<run>/checkpoint' (tcnet.store.load_network)."""
+        return store.load_network(self.path, name, plugins=self.plugins)
+
+    def simulate(self, name: str, t, n: int = 8, seed: int = 0) -> xr.DataArray:
+        """Trajectories of network `name` at times t from n of its `sample_initial` states."""
+        net = self.network(name)
+        da = simulate(net, t, n, seed)
+        da.attrs.update(source=str(self.path), network=name)
+        return da
+
+    # --- studies -----------------------------------------------------------------------------------
+    def grid(self, study) -> pd.DataFrame:
+        """The summary table of `study` (a Study or a study file) over this file, indexed by the
+        swept keys: n, failed and '<metric>:mean', '<metric>:std' (what `tcnet study --csv` writes)."""
+        from tcnet.study import Study
+
+        if not isinstance(study, Study):
+            study = Study.from_toml(study)
+        return study.table(self.path).frame()
+
+
+def simulate(dynamics: Dynamics, t, n: int = 8, seed: int = 0) -> xr.DataArray:
+    """`dynamics.simulate` from its `sample_initial(n, seed)` states at times t, labelled."""
+    integer("simulate", "n", n, low=1)
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size < 1:
+        raise ConfigError(f"simulate: t must be a 1-D array of times, got shape {t.shape}")
+    x = np.asarray(dynamics.simulate(dynamics.sample_initial(n, seed=seed), t))
+    return trajectories(type(dynamics).labels, t, x, {"dynamics": dynamics.name, "seed": seed})
+
+
+def load_trajectories(path, *, plugins: Registry | None = None) -> xr.DataArray:
+    """The trajectories of a file written by `tcnet simulate --out`, labelled by the dynamics
+    that made them (when the file names it and its plugin is installed)."""
+    plugins = plugins or default_registry()
+    t, x, attrs = store.read_trajectories(path)
+    name = attrs.get("dynamics")
+    labels = plugins.get("dynamics", name).labels if name in plugins.entries["dynamics"] else Labels()
+    return trajectories(labels, t, x, attrs)
+
+
+def trajectories(labels: Labels, t, x, attrs: dict | None = None) -> xr.DataArray:
+    """Trajectories x (len(t), n, dim) as a DataArray with dims (time, trajectory, labels.axis),
+    the time coordinate and the state entries' names and units from `labels`."""
+    x = np.asarray(x)
+    dim = x.shape[-1]
+    entries = list(labels.entries) if len(labels.entries) == dim else np.arange(dim)
+    time = xr.Variable("time", np.asarray(t), {"long_name": labels.time.label, "units": labels.time.unit})
+    return xr.DataArray(x, dims=("time", "trajectory", labels.axis),
+                        coords={"time": time, "trajectory": np.arange(x.shape[1]), labels.axis: entries},
+                        name="x", attrs={"long_name": labels.state.label, "units": labels.state.unit,
+                                         **(attrs or {})})
+
+
+def _stage_names(optimizer: dict) -> dict[int, str]:
+    """Stage number -> the optimizer that runs it: the stages' names of a staged optimizer, else
+    the optimizer's own name for stage 0."""
+    stages = optimizer.get("stages")
+    if isinstance(stages, list) and stages:
+        return {i: s.get("name", str(i)) for i, s in enumerate(stages)}
+    return {0: optimizer["name"]}
