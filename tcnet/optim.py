@@ -1,12 +1,18 @@
-"""Optimizers: the base class, the step trace every optimizer reports to, and the generic built-ins.
+"""Optimizers: the base class, the monitor every optimizer reports to, and the generic built-ins.
 
 An optimizer minimizes an `Objective` over the flat parameter vector. Whatever its algorithm, it
-reports every accepted iterate to a `Trace` (step number, stage, loss, per-term values, gradient
-norm, wall time, and a resumable snapshot of its own state), which forwards it to a callback (the
-run history, a progress bar). Step 0 is the starting point; step k is the point after k updates.
+reports every accepted iterate to a `Monitor` (step number, stage, evaluations so far, loss,
+per-term values, gradient norm, wall time, and `opt_state`, the optimizer's own resumable
+snapshot: Adam's moments, a multiplier, a step counter), which forwards it to a callback (the run
+history, a progress bar). Step 0 is the starting point; step k is the point after k updates. A
+`Checkpoint` is where a run resumes: a reported step's point, clock, stage, count and opt_state.
+
+"opt_state" is optax's name for the same thing; it is not the dynamics' `State` (the quantities
+losses read at one parameter setting).
 
 Built-ins: `sgd`, `adam` (the Keras form used by the published preparatory-network code),
-`lbfgs` (scipy's L-BFGS-B) and `chain` (stages run one after another, e.g. Adam then L-BFGS).
+`lbfgs` (scipy's L-BFGS-B) and `staged` (stages run one after another, e.g. Adam then L-BFGS;
+the old name `chain` is still accepted in specs).
 """
 import time
 from abc import ABC, abstractmethod
@@ -23,18 +29,39 @@ from tcnet.validate import ConfigError, integer, no_extra, positive, real
 
 @dataclass(frozen=True)
 class Step:
-    """One reported iterate. `state` is the optimizer's snapshot for resuming at this point;
-    `extra` holds optimizer-specific scalars (e.g. a Lagrange multiplier)."""
+    """One reported iterate. `stage` is the index of the stage that reported it (0 unless staged),
+    `evaluations` the objective evaluations so far (every session of a resumed run), `opt_state`
+    the optimizer's snapshot for resuming at this point, `extra` optimizer-specific scalars for
+    the history (e.g. a Lagrange multiplier)."""
 
     step: int
     stage: int
+    evaluations: int
     loss: float
     terms: dict
     grad_norm: float
     wall_time: float
     x: np.ndarray
-    state: dict = field(default_factory=dict)
+    opt_state: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where to resume a run: the last recorded step number, its point, the optimizer's snapshot,
+    the clock, the stage and the evaluation count (all of which a resumed run continues)."""
+
+    step: int
+    x: np.ndarray
+    opt_state: dict
+    elapsed: float
+    stage: int = 0
+    evaluations: int = 0
+
+    @classmethod
+    def at(cls, step: Step) -> "Checkpoint":
+        """The checkpoint of a reported step."""
+        return cls(step.step, step.x, step.opt_state, step.wall_time, step.stage, step.evaluations)
 
 
 @dataclass(frozen=True)
@@ -53,28 +80,30 @@ class Result:
     evaluations: int
 
 
-class Trace:
-    """Numbers steps across stages, counts evaluations, and passes each step to `callback`.
-    Each step's state carries the stage and the evaluation count so far, so that a resumed run
-    continues both (Optimizer.minimize takes the count back out of the state).
+class Monitor:
+    """Numbers steps across stages, counts evaluations, keeps the clock, and passes each step to
+    `callback`; `callback(step) -> bool | None` returning True asks the optimizer to stop."""
 
-    `callback(step) -> bool | None` returning True asks the optimizer to stop. `first_step` and
-    `elapsed` continue the numbering and the clock of a resumed run.
-    """
-
-    def __init__(self, callback: Callable[[Step], bool | None] | None = None, first_step=0, elapsed=0.0):
+    def __init__(self, callback: Callable[[Step], bool | None] | None = None):
         self.callback = callback
-        self.next_step = first_step
+        self.next_step = 0
         self.stage = 0
         self.evaluations = 0
         self.last: Step | None = None
-        self._t0 = time.perf_counter() - elapsed
+        self._t0 = time.perf_counter()
+
+    def resume(self, checkpoint: Checkpoint) -> None:
+        """Continue the numbering, clock, stage and evaluation count of an interrupted run."""
+        self.next_step = checkpoint.step + 1
+        self.stage = checkpoint.stage
+        self.evaluations = checkpoint.evaluations
+        self._t0 = time.perf_counter() - checkpoint.elapsed
 
     def evaluate(self, objective: Objective, x) -> Evaluation:
         self.evaluations += 1
         return objective.evaluate(x)
 
-    def report(self, x, ev: Evaluation, *, state=None, extra=None, initial=False) -> bool:
+    def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate. `initial=True` marks the point an optimizer (or a chain stage, or a
         resumed run) starts from: it is recorded only as step 0 of a fresh run, since otherwise it
         was recorded already. Returns True if the callback asked to stop."""
@@ -83,12 +112,13 @@ class Trace:
         step = Step(
             step=self.next_step,
             stage=self.stage,
+            evaluations=self.evaluations,
             loss=ev.value,
             terms=dict(ev.terms),
             grad_norm=ev.grad_norm,
             wall_time=time.perf_counter() - self._t0,
             x=np.array(x, dtype=float),
-            state={"stage": self.stage, "evaluations": self.evaluations, **(state or {})},
+            opt_state=dict(opt_state or {}),
             extra=dict(extra or {}),
         )
         self.next_step += 1
@@ -97,14 +127,16 @@ class Trace:
 
 
 class Optimizer(ABC):
-    """Minimizes an objective from x0, reporting each iterate to a trace.
+    """Minimizes an objective from x0, reporting each iterate to a monitor.
 
     Subclasses set `name` and `defaults` (every accepted setting with its default), validate in
-    `check`, and implement `iterate`. `resume` is the `state` of a reported step (see Step): an
-    optimizer continues from it exactly where its algorithm allows, and documents where not.
+    `check`, and implement `iterate`. `opt_state` is the snapshot of a reported step (see Step):
+    an optimizer continues from it exactly where its algorithm allows, and documents where not.
+    `aliases` are former names still accepted in specs.
     """
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict] = {}
 
     def __init__(self, **settings):
@@ -125,21 +157,26 @@ class Optimizer(ABC):
         """JSON-serializable description from which `from_config` rebuilds this optimizer."""
         return {"name": self.name, **self.settings}
 
-    def minimize(self, objective: Objective, x0, trace: Trace | None = None, resume: dict | None = None) -> Result:
-        trace = trace if trace is not None else Trace()
-        x0 = np.array(x0, dtype=float)
-        resume = dict(resume or {})
-        trace.evaluations += int(resume.pop("evaluations", 0))  # a resumed run's count goes on
+    def minimize(self, objective: Objective, start, monitor: Monitor | None = None) -> Result:
+        """Minimize from `start`: a point, or the Checkpoint of an interrupted run (whose numbering,
+        clock, stage, evaluation count and optimizer snapshot then go on)."""
+        monitor = monitor if monitor is not None else Monitor()
+        opt_state = {}
+        if isinstance(start, Checkpoint):
+            monitor.resume(start)
+            start, opt_state = start.x, dict(start.opt_state)
+        x0 = np.array(start, dtype=float)
         try:
-            return self.iterate(objective, x0, trace, resume)
+            return self.iterate(objective, x0, monitor, opt_state)
         except NonFiniteError as err:
-            x = trace.last.x if trace.last is not None else x0
-            steps = trace.last.step if trace.last is not None else 0
-            return Result(x, "non-finite", str(err), steps, trace.evaluations)
+            x = monitor.last.x if monitor.last is not None else x0
+            steps = monitor.last.step if monitor.last is not None else 0
+            return Result(x, "non-finite", str(err), steps, monitor.evaluations)
 
     @abstractmethod
-    def iterate(self, objective: Objective, x0: np.ndarray, trace: Trace, resume: dict) -> Result:
-        """Run the algorithm; let NonFiniteError from trace.evaluate propagate."""
+    def iterate(self, objective: Objective, x0: np.ndarray, monitor: Monitor, opt_state: dict) -> Result:
+        """Run the algorithm from x0 (and `opt_state`, empty for a fresh start); let
+        NonFiniteError from monitor.evaluate propagate."""
 
 
 class FirstOrder(Optimizer):
@@ -159,18 +196,18 @@ class FirstOrder(Optimizer):
     def update(self, x, grad, state) -> tuple[np.ndarray, dict]:
         """One step: the new point and the new state (state['t'] counts updates)."""
 
-    def iterate(self, objective, x0, trace, resume):
-        state = {k: v for k, v in resume.items() if k != "stage"} or self.initial_state(x0)
+    def iterate(self, objective, x0, monitor, opt_state):
+        state = opt_state or self.initial_state(x0)
         x, first = x0, True
         steps = self.settings["steps"]
         while True:
-            ev = trace.evaluate(objective, x)
-            if trace.report(x, ev, state=state, initial=first):
-                return Result(x, "stopped", "stopped by callback", state["t"], trace.evaluations)
+            ev = monitor.evaluate(objective, x)
+            if monitor.report(x, ev, opt_state=state, initial=first):
+                return Result(x, "stopped", "stopped by callback", state["t"], monitor.evaluations)
             if ev.grad_norm <= self.settings["gtol"]:
-                return Result(x, "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol", state["t"], trace.evaluations)
+                return Result(x, "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol", state["t"], monitor.evaluations)
             if state["t"] >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", state["t"], trace.evaluations)
+                return Result(x, "max_steps", f"{steps} steps done", state["t"], monitor.evaluations)
             x, state = self.update(x, ev.grad, state)
             first = False
 
@@ -242,30 +279,30 @@ class LBFGS(Optimizer):
         real(self.name, "ftol", self.settings["ftol"], low=0)
         integer(self.name, "memory", self.settings["memory"], low=1)
 
-    def iterate(self, objective, x0, trace, resume):
-        nit = resume.get("nit", 0)
+    def iterate(self, objective, x0, monitor, opt_state):
+        nit = opt_state.get("nit", 0)
         budget = self.settings["max_iter"] - nit
-        ev = trace.evaluate(objective, x0)
-        if trace.report(x0, ev, state={"nit": nit}, initial=True):
-            return Result(x0, "stopped", "stopped by callback", 0, trace.evaluations)
+        ev = monitor.evaluate(objective, x0)
+        if monitor.report(x0, ev, opt_state={"nit": nit}, initial=True):
+            return Result(x0, "stopped", "stopped by callback", 0, monitor.evaluations)
         if budget <= 0:
-            return Result(x0, "max_steps", "no iterations left", 0, trace.evaluations)
+            return Result(x0, "max_steps", "no iterations left", 0, monitor.evaluations)
         recent = {x0.tobytes(): ev}  # evaluations of the current line search, keyed by the point
         stopped = False
         taken = 0
 
         def fun(x):
-            e = trace.evaluate(objective, x)
+            e = monitor.evaluate(objective, x)
             recent[x.tobytes()] = e
             return e.value, e.grad
 
         def callback(intermediate_result):
             nonlocal stopped, taken
             x = intermediate_result.x
-            e = recent.get(x.tobytes()) or trace.evaluate(objective, x)
+            e = recent.get(x.tobytes()) or monitor.evaluate(objective, x)
             recent.clear()
             taken += 1
-            if trace.report(x, e, state={"nit": nit + taken}):
+            if monitor.report(x, e, opt_state={"nit": nit + taken}):
                 stopped = True
                 raise StopIteration
 
@@ -274,7 +311,7 @@ class LBFGS(Optimizer):
             options={"maxiter": budget, "gtol": self.settings["gtol"], "ftol": self.settings["ftol"],
                      "maxcor": self.settings["memory"]},
         )
-        x = trace.last.x if trace.last is not None else res.x
+        x = monitor.last.x if monitor.last is not None else res.x
         if stopped:
             status = "stopped"
         elif res.success:
@@ -283,22 +320,24 @@ class LBFGS(Optimizer):
             status = "max_steps"
         else:
             status = "no_progress"
-        return Result(x, status, str(res.message), taken, trace.evaluations)
+        return Result(x, status, str(res.message), taken, monitor.evaluations)
 
 
-class Chain(Optimizer):
+class Staged(Optimizer):
     """Stages run one after another, each starting where the previous one ended (e.g. Adam, then
-    L-BFGS). Steps are numbered continuously; each step records its stage index."""
+    L-BFGS). Steps are numbered continuously; each step records its stage index. (Not optax's
+    `chain`, which composes update rules into one; specs may still say "chain".)"""
 
-    name = "chain"
+    name = "staged"
+    aliases = ("chain",)
     defaults = {"stages": []}
 
     def __init__(self, *stages: Optimizer):
         if not stages:
-            raise ConfigError("chain: stages must hold at least one optimizer")
+            raise ConfigError("staged: stages must hold at least one optimizer")
         for s in stages:
             if not isinstance(s, Optimizer):
-                raise ConfigError(f"chain: stages must be optimizers, got {s!r}")
+                raise ConfigError(f"staged: stages must be optimizers, got {s!r}")
         self.stages = stages
         super().__init__(stages=[s.config for s in stages])
 
@@ -307,13 +346,12 @@ class Chain(Optimizer):
         no_extra(cls.name, settings, cls.defaults)
         return cls(*(build(s) for s in settings.get("stages", [])))
 
-    def iterate(self, objective, x0, trace, resume):
-        first = resume.get("stage", 0)
+    def iterate(self, objective, x0, monitor, opt_state):
+        first = monitor.stage  # a resumed run goes on in the stage of its checkpoint
         x, results = x0, []
         for k in range(first, len(self.stages)):
-            trace.stage = k
-            inner = {key: v for key, v in resume.items() if key != "stage"} if k == first else {}
-            result = self.stages[k].iterate(objective, x, trace, inner)
+            monitor.stage = k
+            result = self.stages[k].iterate(objective, x, monitor, opt_state if k == first else {})
             results.append(result)
             x = result.x
             if result.status == "stopped":
@@ -321,9 +359,9 @@ class Chain(Optimizer):
         last = results[-1]
         message = "; ".join(f"stage {first + i} ({self.stages[first + i].name}): {r.status}, {r.message}"
                             for i, r in enumerate(results))
-        return Result(x, last.status, message, sum(r.steps for r in results), trace.evaluations)
+        return Result(x, last.status, message, sum(r.steps for r in results), monitor.evaluations)
 
 
 @hookimpl
 def tcnet_optimizers():
-    return [SGD, Adam, LBFGS, Chain]
+    return [SGD, Adam, LBFGS, Staged]

@@ -101,6 +101,7 @@ class Registry:
         for path in files:
             self._add(lambda path=path: _import_file(path), f"file {path}")
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # former name -> name
         for kind, hook in KINDS.items():
             self._collect(kind, hook)
 
@@ -130,11 +131,13 @@ class Registry:
                     other = self.entries[kind][name].source
                     raise PluginError(f"{kind} {name!r} is registered twice: by {other} and by {source}")
                 self.entries[kind][name] = Entry(kind, name, cls, source)
+                self.aliases[kind].update({alias: name for alias in getattr(cls, "aliases", ())})
 
     def get(self, kind: str, name: str) -> type:
-        """The class registered under `name` for `kind` ('dynamics', 'loss' or 'optimizer')."""
+        """The class registered under `name` (or a former name it declares in `aliases`) for
+        `kind` ('dynamics', 'loss' or 'optimizer')."""
         try:
-            return self.entries[kind][name].cls
+            return self.entries[kind][self.aliases.get(kind, {}).get(name, name)].cls
         except KeyError:
             known = ", ".join(sorted(self.entries.get(kind, {}))) or "none"
             raise UnknownPluginError(f"unknown {kind} {name!r}; registered: {known}") from None

@@ -5,7 +5,7 @@ A run specification is plain JSON, so that it can be saved with the run and rebu
 
     {"dynamics":  {"name": "linear_decay", "seed": 2, "N": 100, "n_frac": 0.1},
      "loss":      [{"name": "decay"}, {"name": "stability", "weight": 1e5}],
-     "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 30},
+     "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 30},
                                                {"name": "lbfgs", "max_iter": 200}]}}
 
 In `dynamics`, every key but name and seed is the dynamics' configuration; in a loss, every key but
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from tcnet.dynamics import Dynamics
 from tcnet.loss import Objective, Term
-from tcnet.optim import Optimizer, Result, Step, Trace
+from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.validate import ConfigError
 
@@ -115,16 +115,6 @@ class History:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
-    """Where to resume a run: the last recorded step, its point, optimizer state and clock."""
-
-    step: int
-    x: np.ndarray
-    state: dict
-    elapsed: float
-
-
-@dataclass(frozen=True)
 class RunResult:
     spec: RunSpec
     initial: Dynamics
@@ -157,13 +147,8 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.6g}", stage=step.stage, refresh=False)
 
-    if resume is None:
-        trace, x0, state = Trace(on_step), initial.vector(), None
-    else:
-        trace = Trace(on_step, first_step=resume.step + 1, elapsed=resume.elapsed)
-        x0, state = resume.x, resume.state
     try:
-        result = optimizer.minimize(objective, x0, trace, resume=state)
+        result = optimizer.minimize(objective, initial.vector() if resume is None else resume, Monitor(on_step))
     except BaseException as err:  # tell recorders that can mark the run failed/interrupted, re-raise
         for r in sinks:
             if hasattr(r, "fail"):

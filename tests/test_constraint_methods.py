@@ -7,7 +7,7 @@ import scipy.optimize
 
 import tcnet
 from tcnet import ConfigError
-from tcnet.run import Checkpoint
+from tcnet.optim import Checkpoint
 from tcnet_plugins.constraints.toy_gaussian import constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec
 
 U, C = np.array([1.0, 1.5]), np.array([[1.0, 0.7], [0.7, 1.0]])
@@ -86,7 +86,7 @@ def test_lagrangian_resume_is_exact():
     spec = toy_spec({**slides_methods()["lagrangian"], "steps": 300, "tol": 0.0})
     full = tcnet.run(spec, progress=False)
     cut = full.history.steps[120]
-    resumed = tcnet.run(spec, progress=False, resume=Checkpoint(cut.step, cut.x, cut.state, cut.wall_time))
+    resumed = tcnet.run(spec, progress=False, resume=Checkpoint.at(cut))
     assert np.array_equal(resumed.final.arrays["x"], full.final.arrays["x"])
     assert [s.extra["multiplier"] for s in resumed.history.steps] == \
         [s.extra["multiplier"] for s in full.history.steps[121:]]
@@ -214,7 +214,7 @@ def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path)
     assert h["extra/multiplier"][0] == 0.0
     assert h["extra/multiplier"][-1] == pytest.approx(constrained_optimum()[1], abs=1e-6)
     assert np.allclose(record.final.arrays["x"][0], constrained_optimum()[0], atol=1e-6)
-    assert np.allclose(record.checkpoint.state["multiplier"], constrained_optimum()[1], atol=1e-6)
+    assert np.allclose(record.checkpoint.opt_state["multiplier"], constrained_optimum()[1], atol=1e-6)
 
 
 @pytest.mark.parametrize("config,message", [

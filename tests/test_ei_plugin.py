@@ -167,11 +167,11 @@ def test_runaway_trial_stops_the_run():
 
 
 def test_resume_continues_exactly():
-    from tcnet.run import Checkpoint
+    from tcnet.optim import Checkpoint
 
     spec = {**SPEC, "optimizer": {"name": "up_state", "lr": 1e-3, "steps": 12}}
     full = tcnet.run(spec, progress=False)
     mid = full.history.steps[5]
-    resumed = tcnet.run(spec, progress=False, resume=Checkpoint(mid.step, mid.x, mid.state, mid.wall_time))
+    resumed = tcnet.run(spec, progress=False, resume=Checkpoint.at(mid))
     assert [s.step for s in resumed.history.steps] == list(range(6, 13))
     np.testing.assert_array_equal(resumed.result.x, full.result.x)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tcnet import ConfigError, Objective, Term, Trace
-from tcnet.optim import LBFGS, SGD, Adam, Chain
+from tcnet import Checkpoint, ConfigError, Monitor, Objective, Term
+from tcnet.optim import LBFGS, SGD, Adam, Staged
 from tcnet.run import build_objective, build_optimizer
 
 C = np.array([1.0, -2.0, 0.5])
@@ -16,9 +16,9 @@ def problem(point_plugins):
     return build_objective(dyn, [{"name": "quadratic"}], point_plugins), dyn.vector()
 
 
-def run(opt, objective, x0, **kw):
+def run(opt, objective, start):
     steps = []
-    result = opt.minimize(objective, x0, Trace(steps.append, **kw.pop("trace", {})), **kw)
+    result = opt.minimize(objective, start, Monitor(steps.append))
     return result, steps
 
 
@@ -60,9 +60,9 @@ def test_lbfgs_reaches_minimum_and_reports_every_iteration(problem):
         assert s.loss == pytest.approx(objective.evaluate(s.x).value, rel=1e-14)
 
 
-def test_chain_numbers_steps_across_stages(problem):
+def test_staged_numbers_steps_across_stages(problem):
     objective, x0 = problem
-    result, steps = run(Chain(Adam(steps=5), LBFGS(gtol=1e-10, ftol=0.0)), objective, x0)
+    result, steps = run(Staged(Adam(steps=5), LBFGS(gtol=1e-10, ftol=0.0)), objective, x0)
     assert [s.step for s in steps] == list(range(len(steps)))
     assert [s.stage for s in steps[:6]] == [0] * 6 and all(s.stage == 1 for s in steps[6:])
     np.testing.assert_allclose(result.x, C, atol=1e-8)
@@ -74,20 +74,26 @@ def test_resume_first_order_is_bitwise(problem, opt):
     objective, x0 = problem
     full, steps = run(opt, objective, x0)
     ck = steps[5]
-    resumed, later = run(opt, objective, ck.x, resume=ck.state, trace={"first_step": ck.step + 1})
+    resumed, later = run(opt, objective, Checkpoint.at(ck))
     assert np.array_equal(resumed.x, full.x)
     assert [s.step for s in later] == list(range(6, 13))
     assert [s.loss for s in later] == [s.loss for s in steps[6:]]
 
 
-def test_resume_chain_in_second_stage(problem):
+def test_resume_staged_in_second_stage(problem):
     objective, x0 = problem
-    opt = Chain(Adam(steps=4), LBFGS(gtol=1e-10, ftol=0.0))
+    opt = Staged(Adam(steps=4), LBFGS(gtol=1e-10, ftol=0.0))
     full, steps = run(opt, objective, x0)
     ck = steps[6]  # inside the L-BFGS stage
-    resumed, later = run(opt, objective, ck.x, resume=ck.state, trace={"first_step": 7})
-    assert ck.state["stage"] == 1 and all(s.stage == 1 for s in later)
+    resumed, later = run(opt, objective, Checkpoint.at(ck))
+    assert ck.stage == 1 and all(s.stage == 1 for s in later) and later[0].step == 7
+    assert later[0].evaluations > ck.evaluations  # the count goes on
     np.testing.assert_allclose(resumed.x, full.x, atol=1e-8)
+
+
+def test_former_name_chain_still_builds_a_staged_optimizer(point_plugins):
+    opt = build_optimizer({"name": "chain", "stages": [{"name": "adam", "steps": 2}]}, point_plugins)
+    assert isinstance(opt, Staged) and opt.config["name"] == "staged"
 
 
 def test_non_finite_guard_stops_with_last_finite_point(point_plugins):
@@ -104,7 +110,7 @@ def test_non_finite_guard_stops_with_last_finite_point(point_plugins):
 
 def test_callback_can_stop(problem):
     objective, x0 = problem
-    result = Adam(steps=100).minimize(objective, x0, Trace(lambda s: s.step >= 3))
+    result = Adam(steps=100).minimize(objective, x0, Monitor(lambda s: s.step >= 3))
     assert result.status == "stopped" and result.steps == 3
 
 
@@ -115,8 +121,8 @@ def test_callback_can_stop(problem):
         ({"name": "sgd", "steps": -1}, "sgd: steps must be an integer in [0, inf], got -1"),
         ({"name": "adam", "learning_rate": 0.1}, "adam: unknown setting(s) learning_rate; accepted:"),
         ({"name": "lbfgs", "memory": 0}, "lbfgs: memory must be an integer in [1, inf], got 0"),
-        ({"name": "chain", "stages": []}, "chain: stages must hold at least one optimizer"),
-        ({"name": "chain", "stages": [{"steps": 3}]}, "each optimizer entry must be a table with a string 'name'"),
+        ({"name": "staged", "stages": []}, "staged: stages must hold at least one optimizer"),
+        ({"name": "staged", "stages": [{"steps": 3}]}, "each optimizer entry must be a table with a string 'name'"),
     ],
 )
 def test_bad_optimizer_settings(point_plugins, cfg, message):

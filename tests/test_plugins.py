@@ -22,7 +22,7 @@ def write(tmp_path, name, body):
 
 def test_core_optimizers_come_from_the_entry_point():
     reg = Registry()
-    for name in ("sgd", "adam", "lbfgs", "chain"):
+    for name in ("sgd", "adam", "lbfgs", "staged"):
         assert reg.entries["optimizer"][name].source.startswith("entry point core (tcnet.optim)")
 
 
@@ -70,7 +70,7 @@ def test_unknown_name_lists_registered_ones(point_plugins):
 
 def test_run_with_a_file_plugin_reaches_the_closed_form_minimum(point_plugins):
     spec = {"dynamics": {"name": "point", "seed": 4, "n": 3}, "loss": [{"name": "quadratic"}],
-            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 10},
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 10},
                                                       {"name": "lbfgs", "gtol": 1e-10, "ftol": 0.0}]}}
     out = tcnet.run(spec, plugins=point_plugins, progress=False)
     np.testing.assert_allclose(out.final.arrays["x"], [1.0, -2.0, 0.5], atol=1e-8)

@@ -152,7 +152,7 @@ def test_network_round_trip(tmp_path, name):
 
 def test_run_history_and_networks_round_trip(tmp_path):
     path = tmp_path / "runs.h5"
-    r = go(spec({"name": "chain", "stages": [{"name": "adam", "steps": 8, "lr": 0.05}, {"name": "lbfgs"}]}),
+    r = go(spec({"name": "staged", "stages": [{"name": "adam", "steps": 8, "lr": 0.05}, {"name": "lbfgs"}]}),
            path, flush_steps=3)
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.status == "finished" and rec.attrs["optimizer_status"] == "converged"
@@ -220,7 +220,7 @@ def test_failed_and_interrupted_runs_keep_their_steps(tmp_path):
     assert (b.status, b.message) == ("interrupted", "KeyboardInterrupt")
     for rec in (a, b):
         assert np.array_equal(rec.history["step"], np.arange(6)) and rec.checkpoint.step == 5
-        assert rec.final is None and rec.checkpoint.state["t"] == 5
+        assert rec.final is None and rec.checkpoint.opt_state["t"] == 5
     with pytest.raises(StoreError) as err:
         store.load_network(path, "run-0001", plugins=PLUGINS)
     assert "has no final network (it did not finish; stored status failed); use 'run-0001/checkpoint'" in one_line(err, path)
@@ -240,9 +240,9 @@ def test_non_finite_run(tmp_path):
 
 
 def test_resume_adam_is_bitwise(tmp_path):
-    """Interrupted mid-Adam (in the first stage of a chain) and resumed: the same steps and final
+    """Interrupted mid-Adam (in the first stage of a staged optimizer) and resumed: the same steps and final
     loss as an uninterrupted run."""
-    opt = {"name": "chain", "stages": [{"name": "adam", "steps": 40, "lr": 0.05}, {"name": "lbfgs"}]}
+    opt = {"name": "staged", "stages": [{"name": "adam", "steps": 40, "lr": 0.05}, {"name": "lbfgs"}]}
     ref = go(spec(opt), tmp_path / "ref.h5")
     path = tmp_path / "runs.h5"
     with pytest.raises(KeyboardInterrupt):
@@ -266,7 +266,7 @@ def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path, monkeypatch):
     entry. For a mu-strongly convex f, f(x) - f* <= |grad f(x)|^2 / (2 mu), so each final loss is
     within grad_norm^2/(2 mu) (plus rounding of the sum, 1e-14) of f*. The stored evaluation count
     covers both sessions: it equals the objective evaluations counted by hand across them."""
-    opt = {"name": "chain", "stages": [{"name": "adam", "steps": 3, "lr": 0.05},
+    opt = {"name": "staged", "stages": [{"name": "adam", "steps": 3, "lr": 0.05},
                                        {"name": "lbfgs", "gtol": 1e-9, "ftol": 0.0, "max_iter": 500}]}
     s = spec(opt, N=4)
     ref = go(s, tmp_path / "ref.h5")
@@ -279,7 +279,7 @@ def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path, monkeypatch):
                   progress=False, plugins=PLUGINS)
     ckpt = store.read_run(path, "run-0001", plugins=PLUGINS).checkpoint
     # 3 Adam steps, then 3 L-BFGS iterations; every evaluation so far happened before step 6 was reported
-    assert ckpt.state == {"stage": 1, "nit": 3, "evaluations": len(calls)}
+    assert (ckpt.stage, ckpt.evaluations, ckpt.opt_state) == (1, len(calls), {"nit": 3})
     store.resume(path, "run-0001", plugins=PLUGINS)
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.status == "finished" and rec.attrs["optimizer_status"] == "converged"
@@ -317,7 +317,7 @@ def test_kill_between_the_two_commit_phases(tmp_path, monkeypatch):
         assert f["runs/r/history/loss"].shape == (20,) and f["runs/r"].attrs["rows"] == 10
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "interrupted" and rec.steps == 10 and rec.checkpoint.step == 9
-    assert rec.checkpoint.state["t"] == 9 and np.array_equal(rec.history["loss"], ref.history.column("loss")[:10])
+    assert rec.checkpoint.opt_state["t"] == 9 and np.array_equal(rec.history["loss"], ref.history.column("loss")[:10])
     store.resume(path, "r", plugins=PLUGINS)
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "finished" and np.array_equal(rec.history["loss"], ref.history.column("loss"))
@@ -571,6 +571,6 @@ def test_compare_table(tmp_path):
     parsed = list(__import__("csv").DictReader(store.table_csv(rows).splitlines()))
     assert [float(p["loss"]) for p in parsed] == [r["loss"] for r in rows]
     assert store.flatten_spec({"dynamics": {"name": "d"}, "loss": [{"name": "x", "label": "L", "weight": 2}],
-                               "optimizer": {"name": "chain", "stages": [{"name": "adam", "lr": 1}]}}) == \
-        {"dynamics.name": "d", "loss.L.name": "x", "loss.L.weight": 2, "optimizer.name": "chain",
+                               "optimizer": {"name": "staged", "stages": [{"name": "adam", "lr": 1}]}}) == \
+        {"dynamics.name": "d", "loss.L.name": "x", "loss.L.weight": 2, "optimizer.name": "staged",
          "optimizer.stages.0.name": "adam", "optimizer.stages.0.lr": 1}

@@ -23,7 +23,7 @@ def chain(delay):
     """Adam then L-BFGS on the 16-parameter bowl; `delay` (s per evaluation) changes no value."""
     return {"dynamics": {"name": "store_linear", "seed": 11, "N": 4},
             "loss": [{"name": "store_bowl", "c": 0.3, "delay": delay}],
-            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": ADAM_STEPS, "lr": 0.02},
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": ADAM_STEPS, "lr": 0.02},
                                                       {"name": "lbfgs", "gtol": 1e-10}]}}
 
 
@@ -101,5 +101,5 @@ def test_sigkill_at_random_times_never_corrupts(tmp_path):
         assert np.array_equal(rec.history["step"], np.arange(rec.steps)) and rec.checkpoint.step == rec.steps - 1
         # the checkpoint belongs to its step: Adam's counter, and the loss recomputed at its x
         J = rec.checkpoint.x.reshape(4, 4)
-        assert rec.checkpoint.state["t"] == rec.checkpoint.step
+        assert rec.checkpoint.opt_state["t"] == rec.checkpoint.step
         assert np.sum((J - 0.3) ** 2) + 0.1 * np.sum(np.sin(3 * J)) == pytest.approx(rec.history["loss"][-1], rel=1e-14)

@@ -29,7 +29,7 @@ C, H = np.array([1.0, -2.0, 0.5]), np.array([1.0, 4.0, 0.25])  # quadratic_plugi
 
 def base(steps=0):
     return {"dynamics": {"name": "point", "n": 3}, "loss": [{"name": "quadratic", "label": "q"}],
-            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": steps, "lr": 0.1},
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": steps, "lr": 0.1},
                                                        {"name": "lbfgs", "max_iter": 0}]}}
 
 

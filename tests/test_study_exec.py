@@ -21,7 +21,7 @@ C = np.array([1.0, -2.0, 0.5])
 
 def quadratic_study():
     base = {"dynamics": {"name": "point", "n": 3}, "loss": [{"name": "quadratic"}],
-            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 20, "lr": 0.1},
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 20, "lr": 0.1},
                                                        {"name": "lbfgs", "max_iter": 100, "gtol": 1e-10}]}}
     return Study(base, grid={"loss.quadratic.h": [[1.0, 4.0, 0.25], [2.0, 2.0, 2.0]]}, repeats=2, seed=99,
                  name="exec", plugin_files=[PLUGIN])

@@ -233,25 +233,25 @@ class Alternating(ConstraintMethod):
             for entry in subset:
                 _parse_subset_entry(self.name, entry)
 
-    def iterate(self, objective, x0, trace, resume):
+    def iterate(self, objective, x0, monitor, opt_state):
         rest, loss = self.split(objective)
         label = self.settings["constraint"]
         primary = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label)])  # f, and c recorded
         constraint = Objective(objective.dynamics, [Term(loss, 1.0, label)])
         mask = subset_mask(self.name, objective.dynamics, self.settings["subset"])
         lr, clr, tol, steps = (self.settings[k] for k in ("lr", "constraint_lr", "tol", "steps"))
-        t, x, first, moved = resume.get("t", 0), x0, True, math.inf
+        t, x, first, moved = opt_state.get("t", 0), x0, True, math.inf
         while True:
-            ev = trace.evaluate(primary, x)
+            ev = monitor.evaluate(primary, x)
             extra = {"objective": ev.value, "violation": self.violation(loss, ev.terms[label])}
-            if trace.report(x, ev, state={"t": t}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
             if moved <= tol:
-                return Result(x, "converged", f"|step| = {moved:.3g} <= tol", t, trace.evaluations)
+                return Result(x, "converged", f"|step| = {moved:.3g} <= tol", t, monitor.evaluations)
             if t >= steps:
-                return Result(x, "max_steps", f"{steps} iterations done", t, trace.evaluations)
+                return Result(x, "max_steps", f"{steps} iterations done", t, monitor.evaluations)
             y = x - lr * ev.grad
-            x_new = y - clr * np.where(mask, trace.evaluate(constraint, y).grad, 0.0)
+            x_new = y - clr * np.where(mask, monitor.evaluate(constraint, y).grad, 0.0)
             moved = float(np.linalg.norm(x_new - x))
             x, t, first = x_new, t + 1, False
 
@@ -283,7 +283,7 @@ class Lagrangian(ConstraintMethod):
         real(self.name, "rho", self.settings["rho"], low=0)
         real(self.name, "multiplier", self.settings["multiplier"])
 
-    def iterate(self, objective, x0, trace, resume):
+    def iterate(self, objective, x0, monitor, opt_state):
         rest, loss = self.split(objective)
         label = self.settings["constraint"]
         if not isinstance(loss, Equality):
@@ -293,23 +293,23 @@ class Lagrangian(ConstraintMethod):
         lagrangian = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
                                                     Term(coupling, 1.0, f"{label}_coupling")])
         lr, eta, tol, steps = (self.settings[k] for k in ("lr", "multiplier_lr", "tol", "steps"))
-        t, x, first = resume.get("t", 0), x0, True
-        lam = np.array(resume.get("multiplier", self.settings["multiplier"]), dtype=float)
+        t, x, first = opt_state.get("t", 0), x0, True
+        lam = np.array(opt_state.get("multiplier", self.settings["multiplier"]), dtype=float)
         while True:
             coupling.multiplier = lam
-            ev = trace.evaluate(lagrangian, x)
+            ev = monitor.evaluate(lagrangian, x)
             g = coupling.residual
             lam = np.broadcast_to(lam, g.shape).copy()
             violation = float(np.linalg.norm(g))
             extra = {"objective": ev.value - ev.terms[f"{label}_coupling"], "violation": violation,
                      **_multiplier_record(lam)}
-            if trace.report(x, ev, state={"t": t, "multiplier": lam.copy()}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if monitor.report(x, ev, opt_state={"t": t, "multiplier": lam.copy()}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
             if ev.grad_norm <= tol and violation <= tol:
                 return Result(x, "converged", f"|grad L| = {ev.grad_norm:.3g}, |g| = {violation:.3g} <= tol",
-                              t, trace.evaluations)
+                              t, monitor.evaluations)
             if t >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", t, trace.evaluations)
+                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
             x, lam = x - lr * ev.grad, lam + eta * g
             t, first = t + 1, False
 
@@ -339,27 +339,27 @@ class Penalty(ConstraintMethod):
         s = self.settings
         return float(min(s["mu"] * s["mu_factor"] ** (t // s["mu_every"]), s["mu_max"]))
 
-    def iterate(self, objective, x0, trace, resume):
+    def iterate(self, objective, x0, monitor, opt_state):
         rest, loss = self.split(objective)
         label = self.settings["constraint"]
         coupling = _Coupling(loss, 2 * self.settings["mu"])  # rho/2 |g|^2 = mu c
         penalized = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
                                                    Term(coupling, 1.0, f"{label}_penalty")])
         lr, tol, steps = (self.settings[k] for k in ("lr", "tol", "steps"))
-        t, x, first = resume.get("t", 0), x0, True
+        t, x, first = opt_state.get("t", 0), x0, True
         while True:
             mu = self.mu(t)
             coupling.rho = 2 * mu
-            ev = trace.evaluate(penalized, x)
+            ev = monitor.evaluate(penalized, x)
             extra = {"objective": ev.value - ev.terms[f"{label}_penalty"],
                      "violation": self.violation(loss, ev.terms[label]), "mu": mu}
             if isinstance(loss, Equality):
                 extra.update(_multiplier_record(2 * mu * coupling.residual))
-            if trace.report(x, ev, state={"t": t}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
             if mu >= self.settings["mu_max"] and ev.grad_norm <= tol:
                 return Result(x, "converged", f"mu = mu_max and |grad| = {ev.grad_norm:.3g} <= tol",
-                              t, trace.evaluations)
+                              t, monitor.evaluations)
             if t >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", t, trace.evaluations)
+                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
             x, t, first = x - lr * ev.grad, t + 1, False

@@ -201,28 +201,28 @@ class LearningRule(Optimizer):
         """dW for this step (subclasses with a non-local form override)."""
         return np.asarray(ei.rule_update(self.rule, E, I, W, p, self.settings["lr"]), dtype=float)
 
-    def iterate(self, objective, x0, trace, resume):
+    def iterate(self, objective, x0, monitor, opt_state):
         dyn, p = self._model(objective)
         s = self.settings
-        t, x, first = resume.get("t", 0), x0, True
+        t, x, first = opt_state.get("t", 0), x0, True
         while True:
-            ev = trace.evaluate(objective, x)
+            ev = monitor.evaluate(objective, x)
             E_q, I_q = (float(r) for r in ei.fixed_point(x, p))
             E, I = self.trial_rates(dyn, x) if s["mode"] == "trials" else (E_q, I_q)
             stable = bool(ei.stable_up(x, p))
             extra = {"E": E, "I": I, "E_qss": E_q, "I_qss": I_q, "up": float(ei.up_exists(x, p)),
                      "stable": float(stable), "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0)}
-            if trace.report(x, ev, state={"t": t}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, trace.evaluations)
+            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
+                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
             if not (np.isfinite(E) and np.isfinite(I)):
                 return Result(x, "no_progress", f"step {t}: trial rates exceeded r_max = {s['r_max']} "
-                              "(runaway excitation)", t, trace.evaluations)
+                              "(runaway excitation)", t, monitor.evaluations)
             within = abs(E - p["E_set"]) <= s["rtol"] * p["E_set"] and abs(I - p["I_set"]) <= s["rtol"] * p["I_set"]
             if s["rtol"] > 0 and within and stable:
                 return Result(x, "converged", f"rates within rtol = {s['rtol']} of the set points, "
-                              "stable Up state", t, trace.evaluations)
+                              "stable Up state", t, monitor.evaluations)
             if t >= s["steps"]:
-                return Result(x, "max_steps", f"{s['steps']} steps done", t, trace.evaluations)
+                return Result(x, "max_steps", f"{s['steps']} steps done", t, monitor.evaluations)
             x = np.maximum(x + self.update(objective, ev, x, E, I, p), 0.0)
             t, first = t + 1, False
 

@@ -21,8 +21,8 @@ ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
 
 
 def recipe(adam_steps=ADAM_STEPS, learning_rate=LEARNING_RATE, lbfgs_iters=LBFGS_ITERS, gtol=GTOL) -> dict:
-    """The published two-stage optimizer: Adam (Keras form) then L-BFGS, as a chain spec."""
-    return {"name": "chain", "stages": [
+    """The published two-stage optimizer: Adam (Keras form) then L-BFGS, as a staged spec."""
+    return {"name": "staged", "stages": [
         {"name": "adam", "steps": adam_steps, "lr": learning_rate},
         {"name": "lbfgs", "max_iter": lbfgs_iters, "gtol": gtol},
     ]}

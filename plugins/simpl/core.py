@@ -25,7 +25,7 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
   (the KDE through a 36000-bin latent would be a huge autograd tape): gradient optimizers reject it
   with a ConfigError; the `simpl` optimizer evaluates it directly.
 - Optimizer `simpl`: each iteration is one E-step from the current tuning curves, the alignment,
-  and the M-step of the new latent; it reports every iterate through `trace.report` with an
+  and the M-step of the new latent; it reports every iterate through `monitor.report` with an
   Evaluation built directly (value and terms from the losses, an empty gradient, so the recorded
   grad_norm is NaN: there is none) and extra = {latent_error_cm, train_ll, val_ll, bits_per_spike}.
   Step 0 is the behaviour itself. It stops after `iterations` E-steps or as soon as the validation
@@ -226,32 +226,32 @@ class Simpl(Optimizer):
         degree = self.settings["align_degree"]
         return align(mu, xb, degree)[0] if degree else mu
 
-    def iterate(self, objective, x0, trace, resume):
+    def iterate(self, objective, x0, monitor, opt_state):
         dynamics = objective.dynamics
         if not isinstance(dynamics, SimplLatent):
             raise ConfigError(f"simpl: the optimizer needs the dynamics simpl_latent, got {dynamics.name!r}")
-        k = resume.get("iteration", 0)
+        k = opt_state.get("iteration", 0)
         x = x0
-        trace.evaluations += 1
+        monitor.evaluations += 1
         ev, state = _evaluate(objective, x)
-        if trace.report(x, ev, state={"iteration": k}, extra=state.metrics, initial=True):
-            return Result(x, "stopped", "stopped by callback", 0, trace.evaluations)
+        if monitor.report(x, ev, opt_state={"iteration": k}, extra=state.metrics, initial=True):
+            return Result(x, "stopped", "stopped by callback", 0, monitor.evaluations)
         taken = 0
         while k < self.settings["iterations"]:
             x_new = self.estep(dynamics, state).ravel()
             k += 1
             taken += 1
-            trace.evaluations += 1
+            monitor.evaluations += 1
             ev, new_state = _evaluate(objective, x_new)
-            stop = trace.report(x_new, ev, state={"iteration": k}, extra=new_state.metrics)
+            stop = monitor.report(x_new, ev, opt_state={"iteration": k}, extra=new_state.metrics)
             rise = new_state.metrics["val_ll"] - state.metrics["val_ll"]
             if rise <= self.settings["tol"]:
                 return Result(x, "converged", f"validation log-likelihood rose by {rise:.3g} <= tol at "
-                              f"iteration {k}; returning iteration {k - 1}", taken, trace.evaluations)
+                              f"iteration {k}; returning iteration {k - 1}", taken, monitor.evaluations)
             x, state = x_new, new_state
             if stop:
-                return Result(x, "stopped", "stopped by callback", taken, trace.evaluations)
-        return Result(x, "max_steps", f"{k} iterations done", taken, trace.evaluations)
+                return Result(x, "stopped", "stopped by callback", taken, monitor.evaluations)
+        return Result(x, "max_steps", f"{k} iterations done", taken, monitor.evaluations)
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import numpy as np
 from tcnet import __version__
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
-from tcnet.run import Checkpoint, RunResult, RunSpec, run
+from tcnet.optim import Checkpoint
+from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, FileBusyError, StoreError, _WriteLock, _h5name,
     _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
@@ -189,7 +190,9 @@ class RunWriter:
             c.attrs["step"] = np.int64(last.step)
             c.attrs["elapsed"] = np.float64(last.wall_time)
             _put(c, "x", "array", np.asarray(last.x, dtype=np.float64))
-            _write_tree(c.require_group("state"), last.state, f"{self.path}: run {self.run_id!r}")
+            # checkpoint/state holds the stage and count beside the optimizer's snapshot (FORMAT.md)
+            state = {"stage": last.stage, "evaluations": last.evaluations, **last.opt_state}
+            _write_tree(c.require_group("state"), state, f"{self.path}: run {self.run_id!r}")
         if final is not None:
             if "final" in g["params"]:
                 del g["params/final"]
@@ -247,6 +250,15 @@ class RunRecord:
         return len(self.history["step"])
 
 
+def _checkpoint(c: h5py.Group) -> Checkpoint:
+    """A checkpoint group read back; a file written before the evaluation count was stored
+    counts from 0."""
+    opt_state = _read_tree(c["state"])
+    stage, evaluations = int(opt_state.pop("stage", 0)), int(opt_state.pop("evaluations", 0))
+    return Checkpoint(int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), opt_state,
+                      float(c.attrs["elapsed"]), stage, evaluations)
+
+
 def list_runs(path) -> list[str]:
     """Run ids in the order they were created."""
     with _reading(path) as f:
@@ -281,9 +293,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         history = {k: ds[:rows] for k, ds in columns.items()}
         attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
         c = _checkpoint_group(g)
-        checkpoint = None if c is None else Checkpoint(
-            int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), _read_tree(c["state"]),
-            float(c.attrs["elapsed"]))
+        checkpoint = None if c is None else _checkpoint(c)
         initial = _read_network(g["params/initial"], f"{where} initial network") if "initial" in g["params"] else None
         final = None
         if attrs["status"] in FINISHED:

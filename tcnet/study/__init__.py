@@ -50,19 +50,19 @@ Modules (everything public is re-exported here, so `from tcnet.study import ...`
   by this module path) and the executors: the local 'spawn' pool with `WORKER_ENV`, a
   concurrent.futures executor or a dask Client.
 - `records`: the study's runs in the store: `stored` (best attempt of each planned run),
-  `write_outcome`, `attempt_ids`, `DONE` and the final metrics of a stored run.
+  `write_outcome`, `attempt_ids` and the final metrics of a stored run.
 - `table`: `Table`, the summary of a study's file.
 - `core`: `Study` (parsing, planning and running a study) and `StudyReport`.
 - `cli`: `add_commands`, the `tcnet study` and `tcnet plot-study` subcommands.
 """
 from tcnet.study.cli import add_commands
 from tcnet.study.core import STUDY_KEYS, TOP_KEYS, Study, StudyReport
-from tcnet.study.records import DONE, attempt_ids, stored, write_outcome
+from tcnet.study.records import attempt_ids, stored, write_outcome
 from tcnet.study.spec import PlannedRun, canonical, derive_seed, set_key
 from tcnet.study.table import Table
 from tcnet.study.worker import WORKER_ENV, execute_run
 
 __all__ = [
-    "DONE", "STUDY_KEYS", "TOP_KEYS", "WORKER_ENV", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
+    "STUDY_KEYS", "TOP_KEYS", "WORKER_ENV", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
     "attempt_ids", "canonical", "derive_seed", "execute_run", "set_key", "stored", "write_outcome",
 ]

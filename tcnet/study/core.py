@@ -9,7 +9,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from tcnet.run import RunSpec
-from tcnet.study.records import DONE, stored, write_outcome
+from tcnet.store import FINISHED
+from tcnet.study.records import stored, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
 from tcnet.study.table import Table
 from tcnet.study.worker import _tasks, execute_run
@@ -122,7 +123,7 @@ class Study:
         plugins = registry(self.plugin_files)
         planned = self.runs()
         have = stored(path, planned, plugins)
-        skip = DONE if retry_failed else (*DONE, "failed")
+        skip = FINISHED if retry_failed else (*FINISHED, "failed")
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
         if not todo:

@@ -7,8 +7,6 @@ from tcnet.run import RunSpec
 from tcnet.study.spec import PlannedRun
 from tcnet.validate import ConfigError
 
-DONE = ("finished", "non-finite")  # stored statuses of a run that ended with a final network
-
 
 def attempt_ids(run_id: str, k: int) -> str:
     """The store id of attempt k (1, 2, ...) of a planned run: the run id, then '<id>.<k>'."""
@@ -69,10 +67,11 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     last = outcome["checkpoint"]
     for i in range(n):
         # the writer keeps the point and optimizer state of the last step only (its checkpoint)
-        writer.step(Step(step=int(h["step"][i]), stage=int(h["stage"][i]), loss=float(h["loss"][i]),
+        writer.step(Step(step=int(h["step"][i]), stage=int(h["stage"][i]),
+                         evaluations=last["evaluations"] if i == n - 1 else 0, loss=float(h["loss"][i]),
                          terms={k[6:]: float(h[k][i]) for k in terms}, grad_norm=float(h["grad_norm"][i]),
                          wall_time=float(h["wall_time"][i]), x=last["x"] if i == n - 1 else None,
-                         state=last["state"] if i == n - 1 else {},
+                         opt_state=last["opt_state"] if i == n - 1 else {},
                          extra={k[6:]: float(h[k][i]) for k in extra if np.isfinite(h[k][i])}))
     if outcome["status"] == "failed":
         # an exception of the worker's error type, so the store records "<Type>: <message>"

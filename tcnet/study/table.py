@@ -4,7 +4,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tcnet.study.records import DONE, _metrics
+from tcnet.store import FINISHED
+from tcnet.study.records import _metrics
 from tcnet.study.spec import canonical
 
 if TYPE_CHECKING:  # for the annotation only: tcnet.study.core imports this module
@@ -36,7 +37,7 @@ class Table:
         points: dict[str, tuple[dict, list]] = {}
         for p in study.runs():
             points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
-        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in DONE]
+        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in FINISHED]
                 for key, (_, recs) in points.items()}
         metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
         rows = []

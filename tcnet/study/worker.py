@@ -62,7 +62,8 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
                    message=str(err), traceback=traceback.format_exc())
     steps = history.steps
     out["history"] = _columns(steps)
-    out["checkpoint"] = {"x": steps[-1].x, "state": steps[-1].state} if steps else None
+    out["checkpoint"] = ({"x": steps[-1].x, "opt_state": steps[-1].opt_state, "evaluations": steps[-1].evaluations}
+                         if steps else None)
     out["wall_time"] = time.perf_counter() - t0
     return out
 

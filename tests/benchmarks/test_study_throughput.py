@@ -18,7 +18,7 @@ from tcnet.study import Study
 
 BASE = {"dynamics": {"name": "linear_decay", "N": 100, "n_frac": 0.1, "tau": 0.01},
         "loss": [{"name": "decay"}, {"name": "stability", "weight": 1e5}, {"name": "smoothness", "weight": 0.01}],
-        "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 30, "lr": 0.01},
+        "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 30, "lr": 0.01},
                                                    {"name": "lbfgs", "max_iter": 60}]}}
 
 

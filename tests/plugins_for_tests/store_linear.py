@@ -94,16 +94,16 @@ class ProbeGD(Optimizer):
     name = "store_probe_gd"
     defaults = {"steps": 5, "lr": 0.1}
 
-    def iterate(self, objective, x0, trace, resume):
-        start, x = resume.get("t", 0), x0
+    def iterate(self, objective, x0, monitor, opt_state):
+        start, x = opt_state.get("t", 0), x0
         for t in range(start, self.settings["steps"] + 1):
             if t > start:
                 x = x - self.settings["lr"] * ev.grad
-            ev = trace.evaluate(objective, x)
+            ev = monitor.evaluate(objective, x)
             state = {"t": t, "rule": "gd", "nothing": None, "pair": [1.0, 2.0], "flag": True,
                      "scale": 0.5, "moments": {"g": ev.grad.copy()}}
-            trace.report(x, ev, state=state, extra={"t_half": t / 2} if t >= 2 else {}, initial=(t == start))
-        return Result(x, "max_steps", "done", self.settings["steps"], trace.evaluations)
+            monitor.report(x, ev, opt_state=state, extra={"t_half": t / 2} if t >= 2 else {}, initial=(t == start))
+        return Result(x, "max_steps", "done", self.settings["steps"], monitor.evaluations)
 
 
 @hookimpl
