@@ -62,21 +62,9 @@ def _show(args) -> int:
     return 0
 
 
-def _crossing(t, ratio, f) -> float:
-    """First time ratio(t) falls to f, interpolated linearly in log(ratio) (exact for exponential
-    decay); nan if it never does on the grid."""
-    below = np.flatnonzero(ratio <= f)
-    if below.size == 0:
-        return float("nan")
-    i = below[0]
-    if i == 0:
-        return float(t[0])
-    la, lb = np.log(ratio[i - 1]), np.log(max(ratio[i], 1e-300))
-    return float(t[i - 1] + (np.log(f) - la) / (lb - la) * (t[i] - t[i - 1]))
-
-
 def _simulate(args) -> int:
-    """Simulate a stored network from sample_initial states; print its summary and decay times."""
+    """Simulate a stored network from sample_initial states; print its summary, and per trajectory
+    the norms at the start and the end and the numbers its dynamics declares (trajectory_metrics)."""
     from tcnet import store
     from tcnet.validate import integer, positive
     t_max = positive("simulate", "--t-max", args.t_max)
@@ -89,33 +77,32 @@ def _simulate(args) -> int:
     x0 = net.sample_initial(n, seed=args.seed)
     x = np.asarray(net.simulate(x0, t))
     norms = np.linalg.norm(x, axis=-1)  # (len(t), n)
-    ratio = norms / norms[0]
+    time = type(net).labels.time
     print(f"network {args.network} ({net.name}, config {json.dumps(net.config)}) from {args.file}")
     for k, v in net.summary().items():
         print(f"  {k} = {_fmt(v)}")
-    print(f"{n} trajectories from sample_initial(seed={args.seed}), t = 0..{t[-1]:g} step {dt:g}")
-    print(f"  {'traj':>4}  {'|x(0)|':>10}  {'|x(t_max)|':>10}  {'t(1/e)':>10}  {'t(0.1)':>10}")
+    unit = f" {time.unit}" if time.unit else ""
+    print(f"{n} trajectories from sample_initial(seed={args.seed}), {time.label} = 0..{t[-1]:g} step {dt:g}{unit}")
+    columns = {"|x(0)|": norms[0], "|x(t_max)|": norms[-1], **net.trajectory_metrics(t, x)}
+    widths = [max(10, len(c)) for c in columns]
+    print("  traj  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
     for i in range(n):
-        print(f"  {i:>4}  {norms[0, i]:>10.4g}  {norms[-1, i]:>10.4g}  {_crossing(t, ratio[:, i], np.exp(-1)):>10.4g}"
-              f"  {_crossing(t, ratio[:, i], 0.1):>10.4g}")
-    rms = np.sqrt(np.mean(norms**2, axis=1) / np.mean(norms[0] ** 2))
-    print(f"  rms over trajectories: t(1/e) = {_crossing(t, rms, np.exp(-1)):.4g}, t(0.1) = {_crossing(t, rms, 0.1):.4g}"
-          "  (f^2 = mean|x(t)|^2 / mean|x(0)|^2; nan: not reached by t_max)")
+        print(f"  {i:>4}  " + "  ".join(f"{float(v[i]):>{w}.4g}" for v, w in zip(columns.values(), widths)))
     if args.out:
         from pathlib import Path
         out = Path(args.out)
         store.save_trajectories(out, t, x, source=str(args.file), network=args.network, seed=args.seed,
                                 dynamics=net.name)
-        _plot_norms(out.with_suffix(".png"), t, ratio, f"{args.network} ({net.name})")
+        _plot_norms(out.with_suffix(".png"), t, norms / norms[0], str(time), f"{args.network} ({net.name})")
         print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
 
 
-def _plot_norms(path, t, ratio, title) -> None:
+def _plot_norms(path, t, ratio, xlabel, title) -> None:
     from tcnet.plot import plt
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(t, ratio, lw=1)
-    ax.set_xlabel("t")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("|x(t)| / |x(0)|")
     ax.set_title(title)
     fig.tight_layout()

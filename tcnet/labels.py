@@ -1,17 +1,15 @@
 """What a dynamics' numbers mean to a reader: labels, units and headline metrics.
 
-The framework knows no model, so it cannot know that a preparatory network's time is in seconds,
-that an E/I state has the entries E and I in Hz, or that a decay time is the number a study of
-preparatory networks is about. A `Dynamics` subclass declares these as its class attribute
-`labels` (a `Labels`); tables (`tcnet study`), figures (`tcnet plot-study`), the `simulate`
-printout and the labelled arrays of `tcnet.open` show what it declares, and fall back to the raw
-key names where it declares nothing::
+The framework knows no model, so it cannot know in which unit a model's time runs, that its
+state has named entries, or which of its `summary()` numbers a study of it is about. A `Dynamics`
+subclass declares these as its class attribute `labels` (a `Labels`); tables (`tcnet study`),
+figures (`tcnet plot-study`), the `simulate` printout and the labelled arrays of `tcnet.open`
+show what it declares, and fall back to the raw key names where it declares nothing::
 
-    class LinearDecay(Dynamics):
-        labels = Labels(time=Quantity("t", "s"), state=Quantity("activity x"), axis="unit",
-                        config={"n_frac": Quantity("n/N")},
-                        summary={"t_1pct": Quantity("decay time to 1 % of |x0|", "s")},
-                        headline=("t_1pct",))
+    class EIRate(Dynamics):
+        labels = Labels(time=Quantity("t", "ms"), state=Quantity("rate", "Hz"), axis="population",
+                        entries=("E", "I"), summary={"E_up": Quantity("Up-state rate E", "Hz")},
+                        headline=("E_up",))
 """
 from dataclasses import dataclass, field
 from types import MappingProxyType

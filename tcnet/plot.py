@@ -4,10 +4,11 @@ This module fixes the backend once for all of tcnet and its plugins: figure code
 `plt` from here (``from tcnet.plot import plt``) rather than choosing a backend itself.
 
 Studies: `study_lines` draws metrics (mean ± std over repeats) against one swept key, one line per
-value of the other swept keys; for preparatory networks that is final loss and decay time against
-n/N, one line per N. `study_tradeoff` draws, for a swept loss weight (e.g. the smoothness weight
-beta), the final value of that term against another term, one point per weight: the trade-off
-the weight controls. `study_figures` picks both for a study and its table.
+value of the other swept keys; by default the final loss and the headline metrics the dynamics
+declares (`Dynamics.labels`, tcnet.labels). `study_tradeoff` draws, for a swept loss weight, the
+final value of that term against another term, one point per weight: the trade-off the weight
+controls. `study_figures` picks both for a study and its table. Axis labels and units come from the
+dynamics' declaration (`Table.labels`); an undeclared key is shown as it is.
 """
 import json
 import math
@@ -32,7 +33,7 @@ def _log_scale(values) -> bool:
 
 
 def default_x(table) -> str:
-    """The swept numeric key with the most distinct values (ties: the last one, e.g. n/N after N)."""
+    """The swept numeric key with the most distinct values (ties: the last one in the file)."""
     best, count = None, 0
     for k in table.keys:
         values = {json.dumps(r[k]) for r in table.rows}
@@ -44,19 +45,20 @@ def default_x(table) -> str:
 
 
 def default_metrics(table) -> list[str]:
-    """Final loss plus decay times (summary keys t_*) when the dynamics reports them, else the terms."""
-    times = [m for m in table.metrics if m.startswith("summary/t_")]
-    return ["loss", *(times or [m for m in table.metrics if m.startswith("terms/")])]
+    """Final loss plus the headline summary metrics the dynamics declares, else the final terms."""
+    headline = [f"summary/{k}" for k in table.labels.headline if f"summary/{k}" in table.metrics]
+    return ["loss", *(headline or [m for m in table.metrics if m.startswith("terms/")])]
 
 
-def _label(key: str) -> str:
-    """Axis label of a swept key or a table metric."""
-    if key.startswith("summary/t_") and key.endswith("pct"):
-        return f"decay time to {key[10:-3]}% of |x0| (final net)"
-    if key.startswith(("summary/", "terms/")):
-        kind, name = key.split("/", 1)
-        return f"final {name}" + (" (summary)" if kind == "summary" else "")
-    return {"dynamics.n_frac": "n/N", "loss": "final loss"}.get(key, key)
+def label(table, key: str) -> str:
+    """Axis label of a swept key or a table metric, from the dynamics' declared labels."""
+    if key.startswith("summary/"):
+        return f"{table.labels.of_summary(key[8:])} (final network)"
+    if key.startswith("terms/"):
+        return f"final {key[6:]}"
+    if key.startswith("dynamics."):
+        return table.labels.of_config(key[9:])
+    return "final loss" if key == "loss" else key
 
 
 def study_lines(table, path, x=None, metrics=None, title="") -> Path:
@@ -71,7 +73,7 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
     others = [k for k in table.keys if k != x]
     lines: dict[str, list] = {}
     for r in table.rows:
-        name = ", ".join(f"{_label(k).split('.')[-1]} = {r[k]}" for k in others)
+        name = ", ".join(f"{label(table, k).split('.')[-1]} = {r[k]}" for k in others)
         lines.setdefault(name, []).append(r)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, m in zip(axes[0], metrics):
@@ -80,8 +82,8 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
             ax.errorbar([r[x] for r in rows], [r[f"{m}:mean"] for r in rows],
                         yerr=[0 if math.isnan(r[f"{m}:std"]) else r[f"{m}:std"] for r in rows],
                         marker="o", ms=4, capsize=3, label=name or None)
-        ax.set_xlabel(_label(x))
-        ax.set_ylabel(_label(m))
+        ax.set_xlabel(label(table, x))
+        ax.set_ylabel(label(table, m))
         if _log_scale([r[f"{m}:mean"] for r in table.rows]):
             ax.set_yscale("log")
         if others:
@@ -96,8 +98,8 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
 def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
     """Term `<label>` (whose weight `weight_key` = loss.<label>.weight is swept) against the term
     `versus` (default: the first other term), one point per weight (mean ± std), annotated."""
-    label = weight_key.split(".")[1]
-    y = f"terms/{label}"
+    term = weight_key.split(".")[1]
+    y = f"terms/{term}"
     x = versus or next((m for m in table.metrics if m.startswith("terms/") and m != y), None)
     if y not in table.metrics or x is None:
         raise ConfigError(f"plot-study: the trade-off needs the term values {y} and another term")
@@ -108,8 +110,8 @@ def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
                 marker="o", capsize=3)
     for r, xv, yv in zip(rows, xs, ys):
         ax.annotate(f"{r[weight_key]:g}", (xv, yv), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xlabel(f"final {x[6:]}")
-    ax.set_ylabel(f"final {label}")
+    ax.set_xlabel(label(table, x))
+    ax.set_ylabel(label(table, y))
     if _log_scale(xs):
         ax.set_xscale("log")
     if _log_scale(ys):

@@ -3,7 +3,7 @@ every step to a recorder (the HDF5 run writer, an in-memory `History`, a progres
 
 A run specification is plain JSON, so that it can be saved with the run and rebuilt later::
 
-    {"dynamics":  {"name": "linear_decay", "seed": 2, "N": 100, "n_frac": 0.1},
+    {"dynamics":  {"name": "linear_decay", "seed": 2, "N": 100},
      "loss":      [{"name": "decay"}, {"name": "stability", "weight": 1e5}],
      "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 30},
                                                {"name": "lbfgs", "max_iter": 200}]}}

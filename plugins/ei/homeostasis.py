@@ -29,6 +29,7 @@ from autograd import jacobian as ag_jacobian
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State
+from tcnet.labels import Labels, Quantity
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 
 from tcnet_plugins.ei import model as ei
@@ -89,6 +90,14 @@ class EIRate(Dynamics):
 
     name = "ei_rate"
     trainable = ("W",)
+    labels = Labels(
+        time=Quantity("t", "ms"), state=Quantity("rate", "Hz"), axis="population", entries=("E", "I"),
+        config={"E_set": Quantity("E set point", "Hz"), "I_set": Quantity("I set point", "Hz")},
+        summary={"E_up": Quantity("Up-state rate E", "Hz"), "I_up": Quantity("Up-state rate I", "Hz"),
+                 "up": Quantity("Up state exists"), "stable": Quantity("Up state stable"),
+                 "paradoxical": Quantity("paradoxical"), "W_EI_set": Quantity("set-point W_EI"),
+                 "W_II_set": Quantity("set-point W_II")},
+        headline=("E_up", "I_up"))
 
     @classmethod
     def create(cls, seed=0, preset="paradoxical", W=None, **params):
@@ -127,6 +136,10 @@ class EIRate(Dynamics):
         """n initial rates uniform in [0, 2 E_set] x [0, 2 I_set]."""
         rng = np.random.default_rng(seed)
         return rng.uniform(0.0, 1.0, size=(n, 2)) * 2.0 * np.array([self.p["E_set"], self.p["I_set"]])
+
+    def trajectory_metrics(self, t, x):
+        """Each trajectory's rates (Hz) at the last time."""
+        return {"E(t_max) [Hz]": x[-1, :, 0], "I(t_max) [Hz]": x[-1, :, 1]}
 
     def summary(self):
         W, p = self.arrays["W"], self.p

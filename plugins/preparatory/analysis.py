@@ -6,7 +6,8 @@ For x0 ~ N(0, I) the mean squared norm of x(t) = expm(A t) x0, relative to its i
 
 (DESIGN.md), i.e. h(t) = (1/N) Re e^T K conj(e) with e = exp(gamma t) and K = M o (R^H R)^T from the
 network's state: O(N^2) per time once the eigendecomposition is known. The decay time t_f to a
-fraction f of the initial norm solves h(t) = f^2.
+fraction f of the initial norm solves h(t) = f^2. For one simulated trajectory, `crossing_time`
+finds when its norm first falls to a fraction of its start.
 """
 import numpy as np
 from scipy.optimize import brentq
@@ -38,3 +39,16 @@ def decay_time(dynamics, f, max_doublings=60) -> float:
             return float(brentq(g, lo, hi, xtol=1e-14 * hi, rtol=1e-12))
         lo, hi = hi, 2 * hi
     return float("inf")
+
+
+def crossing_time(t, ratio, f) -> float:
+    """First time ratio(t) falls to f, interpolated linearly in log(ratio) between grid points
+    (exact for exponential decay); nan if it never does on the grid."""
+    below = np.flatnonzero(ratio <= f)
+    if below.size == 0:
+        return float("nan")
+    i = below[0]
+    if i == 0:
+        return float(t[0])
+    la, lb = np.log(ratio[i - 1]), np.log(max(ratio[i], 1e-300))
+    return float(t[i - 1] + (np.log(f) - la) / (lb - la) * (t[i] - t[i - 1]))

@@ -35,10 +35,11 @@ import autograd.numpy as anp
 import numpy as np
 
 from tcnet import ConfigError, Dynamics, State
+from tcnet.labels import Labels, Quantity
 from tcnet.linalg import eig
 from tcnet_plugins.preparatory import backends as _backends
 from tcnet.validate import array, choice, integer, no_extra, positive, real
-from tcnet_plugins.preparatory.analysis import decay_time
+from tcnet_plugins.preparatory.analysis import crossing_time, decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
@@ -169,6 +170,14 @@ class LinearDecay(Dynamics):
 
     name = "linear_decay"
     trainable = ("U", "V")
+    labels = Labels(
+        time=Quantity("t", "s"), state=Quantity("activity x"), axis="unit",
+        config={"N": Quantity("N"), "n_frac": Quantity("n/N"), "tau": Quantity("tau", "s")},
+        summary={"spectral_abscissa": Quantity("spectral abscissa of J"), "decay": Quantity("L1 (decay)"),
+                 "stability": Quantity("L2 (stability)"), "smoothness": Quantity("L3 (smoothness)"),
+                 "t_1pct": Quantity("decay time to 1 % of |x0|", "s"),
+                 "t_5pct": Quantity("decay time to 5 % of |x0|", "s")},
+        headline=("t_1pct", "t_5pct"))
 
     @classmethod
     def create(cls, seed=0, **config):
@@ -256,6 +265,13 @@ class LinearDecay(Dynamics):
     def sample_initial(self, n, seed=0):
         """n initial states x0 ~ N(0, I), the distribution L1 averages over."""
         return np.random.default_rng(seed).standard_normal((n, self.N))
+
+    def trajectory_metrics(self, t, x):
+        """When each trajectory's norm first falls to 1/e and to 0.1 of its start (nan: not by t[-1])."""
+        norms = np.linalg.norm(x, axis=-1)
+        ratio = norms / norms[0]
+        return {label: np.array([crossing_time(t, ratio[:, i], f) for i in range(ratio.shape[1])])
+                for label, f in (("t(1/e)", np.exp(-1)), ("t(0.1)", 0.1))}
 
     def summary(self):
         s = self.current

@@ -44,6 +44,7 @@ import os
 import numpy as np
 
 from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State
+from tcnet.labels import Labels, Quantity
 from tcnet.validate import choice, integer, positive, real
 
 from tcnet_plugins.simpl import data as simdata
@@ -120,6 +121,10 @@ class SimplLatent(Dynamics):
 
     name = "simpl_latent"
     trainable = ("latent",)
+    labels = Labels(summary={"cells": Quantity("cells"), "bins": Quantity("time bins"),
+                             "duration_s": Quantity("duration", "s"),
+                             "latent_error_cm": Quantity("latent error", "cm")},
+                    headline=("latent_error_cm",))
 
     @classmethod
     def create(cls, seed=0, **config):

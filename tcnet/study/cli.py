@@ -29,7 +29,7 @@ def add_commands(sub) -> None:
     sp.add_argument("--prefix", help="figure path prefix (default: FILE without .h5)")
     sp.add_argument("--x", help="swept key on the x axis (default: the numeric key with the most values)")
     sp.add_argument("--metric", action="append", help="metric to draw (repeatable; default: loss and "
-                    "decay times summary/t_* if the dynamics reports them, else the terms)")
+                    "the headline summary metrics the dynamics declares, else the terms)")
     sp.set_defaults(handler=_plot_study_command)
 
 

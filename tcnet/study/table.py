@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tcnet.labels import Labels
 from tcnet.store import FINISHED
 from tcnet.study.records import _metrics
 from tcnet.study.spec import canonical
@@ -22,12 +23,14 @@ class Table:
     """One row per study point: the swept keys' values, n (runs done: finished or non-finite),
     failed (count), and mean and std over the done repeats of every metric: loss (final total),
     terms/<label> (final unweighted term values), steps, wall_time (of the optimization) and
-    summary/<key> (the final network's `summary()`, e.g. decay times). The repeats are pooled by
-    `tcnet.store.group_rows`, as `tcnet compare --group` pools them; a std of one run is nan."""
+    summary/<key> (the final network's `summary()`). The repeats are pooled by
+    `tcnet.store.group_rows`, as `tcnet compare --group` pools them; a std of one run is nan.
+    `labels`: the study dynamics' declaration of labels, units and headline metrics."""
 
     keys: list
     metrics: list
     rows: list
+    labels: Labels = Labels()
 
     @classmethod
     def build(cls, study: "Study", records: dict) -> "Table":
@@ -52,7 +55,7 @@ class Table:
             for k in metrics:
                 row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(k)), _nan(group.get(f"{k}.std"))
             rows.append(row)
-        return cls(list(study.swept), metrics, rows)
+        return cls(list(study.swept), metrics, rows, _labels(study, records.values()))
 
     @property
     def columns(self) -> list[str]:
@@ -74,14 +77,25 @@ class Table:
             w.writerow([_csv_value(row[c]) for c in self.columns])
 
     def format(self, metrics=None) -> str:
-        """A plain-text table of mean ± std for `metrics` (default: loss, terms, decay times)."""
-        metrics = metrics or [m for m in self.metrics if m == "loss" or m.startswith(("terms/", "summary/t_"))]
+        """A plain-text table of mean ± std for `metrics` (default: loss, terms and the headline
+        summary metrics the dynamics declares)."""
+        headline = [f"summary/{k}" for k in self.labels.headline]
+        metrics = metrics or [m for m in self.metrics if m == "loss" or m.startswith("terms/") or m in headline]
         head = [*self.keys, "n", "failed", *metrics]
         lines = [[*(json.dumps(r[k]) for k in self.keys), str(r["n"]), str(r["failed"]),
                   *(f"{r[m + ':mean']:.4g} ± {r[m + ':std']:.2g}" for m in metrics)] for r in self.rows]
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         return "\n".join([fmt.format(*head), *(fmt.format(*line) for line in lines)]).rstrip()
+
+
+def _labels(study: "Study", records) -> Labels:
+    """The labels the study's dynamics declares (through a stored record's plugins; none without)."""
+    name = study.base["dynamics"]["name"]
+    for rec in records:
+        if rec is not None and rec.plugins is not None and name in rec.plugins.entries["dynamics"]:
+            return rec.plugins.get("dynamics", name).labels
+    return Labels()
 
 
 def _csv_value(v):

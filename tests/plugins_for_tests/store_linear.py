@@ -57,6 +57,15 @@ class StoreLinear(Dynamics):
     def summary(self):
         return {"spectral_abscissa": float(np.max(np.linalg.eigvals(self.A).real))}
 
+    def trajectory_metrics(self, t, x):
+        """When each trajectory's norm falls to 1/e and to 0.1 of its start (the preparatory plugin's
+        crossing_time: what a dynamics declares, `tcnet simulate` prints)."""
+        from tcnet_plugins.preparatory.analysis import crossing_time
+
+        ratio = np.linalg.norm(x, axis=-1) / np.linalg.norm(x[0], axis=-1)
+        return {name: np.array([crossing_time(t, r, f) for r in ratio.T])
+                for name, f in (("t(1/e)", np.exp(-1)), ("t(0.1)", 0.1))}
+
 
 class Bowl(Loss):
     name = "store_bowl"
