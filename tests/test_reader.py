@@ -26,7 +26,7 @@ PLUGINS = Registry(files=[PLUGIN])
 
 def spec(seed, lr, steps=6):
     return {"dynamics": {"name": "store_linear", "seed": seed, "N": 3}, "loss": [{"name": "store_bowl"}],
-            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": steps, "lr": lr},
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": steps, "lr": lr},
                                                       {"name": "lbfgs", "max_iter": 5}]}}
 
 
