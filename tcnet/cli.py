@@ -72,6 +72,8 @@ def _simulate(args) -> int:
     if dt > t_max:
         raise ConfigError(f"simulate: --dt must be at most --t-max ({t_max:g}), got {dt:g}")
     n = integer("simulate", "--n-init", args.n_init, low=1)
+    if args.out:
+        out, figure = _trajectory_paths(args.out, args.force)
     net = store.load_network(args.file, args.network, plugins=args.registry)
     t = np.arange(int(np.floor(t_max / dt + 1e-9)) + 1) * dt
     x0 = net.sample_initial(n, seed=args.seed)
@@ -89,24 +91,37 @@ def _simulate(args) -> int:
     for i in range(n):
         print(f"  {i:>4}  " + "  ".join(f"{float(v[i]):>{w}.4g}" for v, w in zip(columns.values(), widths)))
     if args.out:
-        from pathlib import Path
-        out = Path(args.out)
-        store.save_trajectories(out, t, x, source=str(args.file), network=args.network, seed=args.seed,
-                                dynamics=net.name)
-        _plot_norms(out.with_suffix(".png"), t, norms / norms[0], str(time), f"{args.network} ({net.name})")
-        print(f"wrote {out} and {out.with_suffix('.png')}")
+        store.save_trajectories(out, t, x, force=args.force, source=str(args.file), network=args.network,
+                                seed=args.seed, dynamics=net.name)
+        _plot_norms(figure, t, norms / norms[0], str(time), f"{args.network} ({net.name})", args.force)
+        print(f"wrote {out} and {figure}")
     return 0
 
 
-def _plot_norms(path, t, ratio, xlabel, title) -> None:
+def _trajectory_paths(out: str, force: bool):
+    """The trajectory file and its figure (FILE.png), both checked before anything is computed."""
+    from pathlib import Path
+
+    from tcnet.store import check_new
+    out = Path(out)
+    figure = out.with_suffix(".png")
+    if figure == out:
+        raise ConfigError(f"simulate: --out names the trajectory file (HDF5, e.g. traj.h5; its figure goes "
+                          f"to FILE.png), got {str(out)!r}")
+    return check_new(out, force), check_new(figure, force)
+
+
+def _plot_norms(path, t, ratio, xlabel, title, force) -> None:
     from tcnet.plot import plt
+    from tcnet.store import new_file
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(t, ratio, lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("|x(t)| / |x(0)|")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with new_file(path, force) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
 
 
@@ -157,6 +172,8 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="seed of the initial states (default 0)")
     sp.add_argument("--out", metavar="FILE.h5", help="write the trajectories to FILE.h5 and their "
                     "norms vs time to FILE.png")
+    sp.add_argument("--force", action="store_true", help="replace existing --out files (never a file "
+                    "another tcnet process is writing)")
     sp.set_defaults(handler=_simulate)
     sp = sub.add_parser("compare", help="one row per run: differing settings, final loss and terms, counts")
     sp.add_argument("files", nargs="+", metavar="FILE")

@@ -19,8 +19,11 @@ nested dicts of these) is stored as datasets and groups.
 
 Modules (everything public is re-exported here, so `from tcnet.store import ...` is the API):
 - `_files`: format constants, `StoreError`/`FileBusyError`, opening a file (signature and root
-  checks, waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds for another process's HDF5 lock)
-  and the writer lock. The waits are read there, so patch them on `tcnet.store._files`.
+  checks, waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds for another process's HDF5 lock),
+  the writer lock, and `new_file`/`new_h5`/`check_new`: the one way tcnet creates any other file
+  (trajectories, data sets, figures, tables): never over an existing file unless forced, never
+  over one a writer holds, complete under a temporary name and then renamed into place. The
+  waits are read there, so patch them on `tcnet.store._files`.
 - `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
   checkpoint networks), `file_info`, `save_trajectories`, `read_trajectories`, and the
   optimizer-state trees.
@@ -29,7 +32,8 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
 - `tables`: comparing runs: `flatten_spec`, `compare_table`, `group_rows`, `table_csv`.
 """
 from tcnet.store._files import (
-    CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, FileBusyError, StoreError,
+    CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, FileBusyError, StoreError, check_new,
+    new_file, new_h5,
 )
 from tcnet.store.networks import (
     NetworkData, file_info, list_networks, load_network, network_data, read_trajectories, save_network,
@@ -41,6 +45,6 @@ from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_cs
 __all__ = [
     "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
-    "group_rows", "list_networks", "list_runs", "load_network", "network_data", "read_run",
-    "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
+    "check_new", "group_rows", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
+    "read_run", "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
 ]

@@ -122,17 +122,93 @@ def _reading(path, wait: float | None = None):
 
 
 @contextmanager
-def _writing(path: Path, wait: float | None = None):
-    """The file open for appending. A missing file is first made complete (root attributes) under
-    a temporary name and renamed into place, so no reader ever sees a half-created file. The
-    caller holds the writer lock."""
-    if not path.exists():
-        partial = path.with_name(f".{path.name}.creating-{os.getpid()}")
-        with _open_h5(partial, "w", wait) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["tcnet_version"] = __version__
+def _complete(path: Path):
+    """A temporary path next to `path` (same directory, same suffix, so a writer that picks its
+    format from the name still does); when the block ends it is synced to disk and renamed onto
+    `path`, so no reader ever sees a half-written file. If the block raises it is removed and
+    `path` is untouched. The caller holds the writer lock of `path`."""
+    partial = path.with_name(f".{path.name}.creating-{os.getpid()}{path.suffix}")
+    try:
+        yield partial
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def check_new(path, force: bool = False) -> Path:
+    """`path` as a Path if tcnet may create it there: its directory exists, and it does not exist
+    yet or (with `force`) is a regular file no tcnet writer holds. Commands call this on every
+    output path before they compute anything; `new_file` checks again when it writes."""
+    path = _check_place(Path(path), force)
+    owner = _lock_owner(path.with_name(path.name + ".lock"))
+    if owner is not None and path.exists():
+        raise FileBusyError(f"{path}: another process is writing this file ({_describe(owner)}); "
+                            "refusing to replace it")
+    return path
+
+
+def _check_place(path: Path, force: bool) -> Path:
+    if not str(path) or path.name in ("", ".", ".."):
+        raise StoreError(f"{str(path)!r}: not a file name (expected a path to a file)")
+    if not path.parent.is_dir():
+        raise StoreError(f"{path}: no directory {path.parent} to create it in")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory (expected a path to a file)")
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise StoreError(f"{path}: exists already; refusing to replace it (--force, or force=True, "
+                             "replaces it)")
+        if not path.is_file():
+            raise StoreError(f"{path}: not a regular file; refusing to replace it")
+    return path
+
+
+@contextmanager
+def new_file(path, force: bool = False):
+    """The one way tcnet creates a file (a trajectory file, a data set, a figure, a table): yields
+    a temporary path to write the whole file to; when the block ends the file is renamed onto
+    `path`. An existing `path` is refused unless `force`, and never replaced while a tcnet writer
+    holds it (the writer lock, as for stores); a failed write leaves `path` as it was."""
+    path = check_new(path, force)
+    lock = _WriteLock(path)
+    lock.acquire(_owner())
+    try:
+        _check_place(path, force)  # again: the file may have appeared meanwhile
+        with _complete(path) as partial:
+            yield partial
+    finally:
+        lock.release()
+
+
+@contextmanager
+def new_h5(path, fmt: str, force: bool = False):
+    """A new HDF5 file (see `new_file`), open for writing, with root attributes format=`fmt`,
+    format_version and tcnet_version."""
+    with new_file(path, force) as partial:
+        with _open_h5(partial, "w", 0) as f:
+            _root(f, fmt)
+            yield f
+
+
+def _root(f: h5py.File, fmt: str) -> None:
+    f.attrs["format"] = fmt
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["tcnet_version"] = __version__
+
+
+@contextmanager
+def _writing(path: Path, wait: float | None = None):
+    """The store file open for appending. A missing file is first made complete (root attributes)
+    under a temporary name and renamed into place (`_complete`). The caller holds the writer lock."""
+    if not path.exists():
+        with _complete(path) as partial:
+            with _open_h5(partial, "w", wait) as f:
+                _root(f, FORMAT)
     _check_signature(path)
     f = _open_h5(path, "a", wait)
     try:

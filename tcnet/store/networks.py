@@ -8,12 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tcnet import __version__
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
-    FINISHED, FORMAT_VERSION, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _h5name, _open_h5, _owner,
-    _reading, _text, _writing,
+    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _h5name, _open_h5, _owner, _reading, _text,
+    _writing, new_h5,
 )
 from tcnet.validate import ConfigError
 
@@ -175,12 +174,12 @@ def file_info(path) -> dict:
 TRAJECTORY_FORMAT = "tcnet-trajectories"
 
 
-def save_trajectories(path, t, x, **attrs) -> None:
+def save_trajectories(path, t, x, *, force: bool = False, **attrs) -> None:
     """Write simulated trajectories (a separate file, see docs/FORMAT.md): t (T,), x (T, n, dim),
-    norms (T, n), with string/number attributes such as the source file, network and seed."""
-    path = Path(path)
-    with h5py.File(path, "w") as f:
-        f.attrs.update(format=TRAJECTORY_FORMAT, format_version=FORMAT_VERSION, tcnet_version=__version__, **attrs)
+    norms (T, n), with string/number attributes such as the source file, network and seed. An
+    existing file is replaced only with `force` (see `new_file`)."""
+    with new_h5(path, TRAJECTORY_FORMAT, force) as f:
+        f.attrs.update(**attrs)
         f.create_dataset("t", data=np.asarray(t, dtype=np.float64))
         f.create_dataset("x", data=np.asarray(x, dtype=np.float64))
         f.create_dataset("norms", data=np.linalg.norm(x, axis=-1))
