@@ -129,3 +129,21 @@ def test_trajectory_file_round_trip(tmp_path):
         np.testing.assert_allclose(f["norms"][()], np.linalg.norm(x, axis=-1))
     with pytest.raises(StoreError, match="exists already"):
         store.save_trajectories(tmp_path / "t.h5", t, x)
+
+
+def test_simpl_generate_refuses_to_replace_a_store(capsys, runs_file):
+    """Before: `simpl generate FILE` opened FILE with mode "w" and destroyed the store in it."""
+    before = runs_file.read_bytes()
+    code = main(["simpl", "generate", str(runs_file), "--cells", "5", "--duration", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"tcnet simpl: {runs_file}: exists already; refusing to replace it (--force, or " \
+                                 "force=True, replaces it)\n"
+    assert runs_file.read_bytes() == before
+
+
+def test_simpl_generate_force(capsys, tmp_path):
+    from tcnet_plugins.simpl import data as simdata
+    path = tmp_path / "bench.h5"
+    path.write_text("old")
+    assert main(["simpl", "generate", str(path), "--cells", "5", "--duration", "10", "--force"]) == 0
+    assert simdata.load(path)["Y"].shape == (int(10 / simdata.DEFAULTS["dt"]), 5)

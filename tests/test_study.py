@@ -245,6 +245,14 @@ def test_cli_study_runs_resumes_prints_csv_and_plot_study_draws(tmp_path, capsys
         assert float(row["terms/r:std"]) == pytest.approx(np.std(r, ddof=1), rel=1e-12)
     assert main(["study", str(toml), "-o", str(out), "--no-progress"]) == 0
     assert "4 already in the file, 0 done" in capsys.readouterr().err
+    table = tmp_path / "table.csv"
+    table.write_text("keep")  # --csv PATH never replaces a file unless forced
+    assert main(["study", str(toml), "-o", str(out), "--summary", "--csv", str(table)]) == 2
+    assert capsys.readouterr().err == f"tcnet study: {table}: exists already; refusing to replace it (--force, or " \
+                                      "force=True, replaces it)\n" and table.read_text() == "keep"
+    assert main(["study", str(toml), "-o", str(out), "--summary", "--csv", str(table), "--force"]) == 0
+    assert [r["n"] for r in csv.DictReader(table.open())] == ["2", "2"]
+    capsys.readouterr()
     assert main(["plot-study", str(toml), "-o", str(out), "--prefix", str(tmp_path / "fig")]) == 0
     figures = capsys.readouterr().out.split()
     assert figures == [str(tmp_path / "fig_vs_weight.png"), str(tmp_path / "fig_tradeoff_q.png")]

@@ -10,9 +10,12 @@ from tcnet_plugins.simpl.core import CONFIG, Simpl, fit
 
 
 def _generate(args) -> int:
+    from tcnet.store import check_new
+
+    check_new(args.out, args.force)  # before the data set is computed
     settings = {"n_cells": args.cells, "duration": args.duration, "noise_timescale": args.noise_timescale}
     data = simdata.generate(args.seed, **settings)
-    simdata.save(args.out, data)
+    simdata.save(args.out, data, args.force)
     err = 100 * np.linalg.norm(data["Xb"] - data["Xt"], axis=1).mean()
     print(f"wrote {args.out}: {data['Y'].shape[1]} cells, {data['Y'].shape[0]} bins, "
           f"{data['Y'].sum()} spikes, behaviour error {err:.1f} cm")
@@ -63,6 +66,8 @@ def add_command(subparsers) -> None:
     g.add_argument("--noise-timescale", type=float, default=simdata.DEFAULTS["noise_timescale"],
                    help="time constant (s) of the behaviour's noise")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--force", action="store_true", help="replace an existing OUT (never a file another tcnet "
+                   "process is writing)")
     g.set_defaults(handler=_generate)
     f = sub.add_parser("fit", help="fit SIMPL to a benchmark file, print the table per iteration")
     f.add_argument("data")

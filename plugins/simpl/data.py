@@ -137,14 +137,17 @@ def generate(seed=0, **settings) -> dict:
             "field_x": centres, "field_y": centres, "module_of": module_of, "settings": s, "seed": int(seed)}
 
 
-def save(path, data: dict) -> None:
-    """Write a data set to HDF5. Layout (all SI units):
+def save(path, data: dict, force: bool = False) -> None:
+    """Write a data set to HDF5 (a new file; an existing one is replaced only with `force`, see
+    tcnet.store.new_file). Layout (all SI units):
     Y (T, N) int32 spike counts per bin; Xt (T, 2) true position (m); Xb (T, 2) behaviour (m);
     time (T,) bin start (s); fields (N, B, B) true rate (Hz) at (field_x[i], field_y[j]);
     field_x, field_y (B,) bin centres (m); module_of (N,) module index of each cell.
-    Root attrs: format, dt (s), seed, and every generator setting (modules as an array)."""
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = FORMAT
+    Root attrs: format, format_version, tcnet_version, dt (s), seed, and every generator setting
+    (modules as an array)."""
+    from tcnet.store import new_h5
+
+    with new_h5(path, FORMAT, force) as f:
         f.attrs["seed"] = data["seed"]
         for key, value in data["settings"].items():
             f.attrs[key] = np.asarray(value) if isinstance(value, list) else value

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import tcnet.study
+from tcnet.store import check_new, new_file
 from tcnet.study.core import Study
 from tcnet.validate import ConfigError
 
@@ -20,6 +21,7 @@ def add_commands(sub) -> None:
     sp.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
     sp.add_argument("--summary", action="store_true", help="do not run anything: summarize the file")
     sp.add_argument("--csv", metavar="PATH", help="write the summary table as CSV to PATH ('-': stdout)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --csv file")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(handler=_study_command)
     sp = sub.add_parser("plot-study", help="figures of a study: metrics against a swept key, one line per "
@@ -44,6 +46,8 @@ def _cli_study(args) -> tuple[Study, Path]:
 def _study_command(args) -> int:
     """Run (unless --summary) the study into its file, then print or write its summary table."""
     study, path = _cli_study(args)
+    if args.csv and args.csv != "-":
+        check_new(args.csv, args.force)  # before the study runs
     status = 0
     if not args.summary:
         client = None
@@ -68,7 +72,7 @@ def _study_command(args) -> int:
     else:
         print(table.format())
         if args.csv:
-            with open(args.csv, "w", newline="") as f:
+            with new_file(args.csv, args.force) as partial, open(partial, "w", newline="") as f:
                 table.to_csv(f)
     return status
 
