@@ -10,29 +10,35 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
 - loss `homeostatic`: L = (E - E_set)^2/2 + (I - I_set)^2/2 at the QSS (set points default to the
   dynamics' E_set, I_set).
 - optimizers (learning rules) `exact`, `small_weight`, `up_state`, `cross_homeostatic` and
-  `homeostatic` (the naive rule): each step W <- max(W + dW(E, I, W), 0). Settings: lr (eta),
-  steps, mode ("qss": rates at the fixed point of the current weights; "trials": each step is a
-  trial that starts at E = I = 0, kicks the excitatory input by `kick` for `kick_duration` ms,
-  integrates the rate ODE for `trial_length` ms and averages the rates over the last `average`
-  ms, 0 meaning the end value), rtol (> 0: stop once both rates the rule used, the trial's in
-  trials mode, are within rtol of the set points with a stable Up state; short trials whose rates
-  have not settled can stop while the QSS rates are further off), r_max (a trial whose rates exceed it is a runaway and ends the
-  run with status no_progress). Every step reports extra E, I (rates the rule used), E_qss,
-  I_qss, up, stable, paradoxical to the run history.
+  `homeostatic` (the naive rule). Each step takes the rates of the current weights, low-passes
+  them across steps (avg <- avg + smoothing (rate - avg), from 0; smoothing 1 uses each step's
+  rates), shows the rule max(rate_floor, avg), and sets W <- max(W + dW(E, I, W), w_min).
+  Settings: lr (eta), steps, mode ("qss": the rates of the fixed point of the current weights;
+  "trials": each step is a simulated trial from rest, see `tcnet_plugins.ei.trials` for the
+  trial settings integrator, dt, trial_length, kick, kick_onset, kick_duration, average, noise,
+  noise_relaxation, clip, r_max, seed), smoothing, rate_floor, w_min, rtol (> 0: stop once both
+  rates the rule sees are within rtol of the set points with a stable Up state), and protocol
+  (null, or "soldado2022": the published trial protocol and learning settings as one preset;
+  keys given explicitly override it). A trial whose rates exceed r_max is a runaway and ends the
+  run with status no_progress. Every step reports extra E, I (rates the rule used), E_trial,
+  I_trial (this step's own rates), E_qss, I_qss, up, stable, paradoxical to the run history;
+  its loss is the homeostatic loss at the QSS, with its gradient norm in QSS mode only (in
+  trials mode no rule uses the gradient, and autograd would cost more than the trial).
 - command `tcnet ei-study`: the comparative study of the rules (see `tcnet_plugins.ei.study`).
 """
 from functools import cached_property
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import jacobian as ag_jacobian
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State
 from tcnet.labels import Labels, Quantity
+from tcnet.loss import Evaluation, NonFiniteError
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 
 from tcnet_plugins.ei import model as ei
+from tcnet_plugins.ei.trials import PROTOCOLS, Trial
 
 
 def resolve_parameters(owner, config) -> dict:
@@ -176,8 +182,18 @@ class LearningRule(Optimizer):
     """A local plasticity rule dW(E, I, W) applied in QSS or in simulated trials (see module doc)."""
 
     rule = ""
-    defaults = {"lr": 1e-3, "steps": 5000, "mode": "qss", "rtol": 0.0, "trial_length": 300.0,
-                "kick": 10.0, "kick_duration": 10.0, "average": 100.0, "r_max": 1e3}
+    defaults = {"lr": 1e-3, "steps": 5000, "mode": "qss", "rtol": 0.0, "protocol": None, "integrator": "adaptive",
+                "dt": 0.1, "trial_length": 300.0, "kick": 10.0, "kick_onset": 0.0, "kick_duration": 10.0,
+                "average": 100.0, "noise": 0.0, "noise_relaxation": 0.1, "clip": None, "r_max": 1e3,
+                "smoothing": 1.0, "rate_floor": 0.0, "w_min": 0.0, "seed": 0}
+
+    def __init__(self, **settings):
+        """Settings: the defaults, overridden by the named `protocol`'s values, overridden by the
+        keys given."""
+        protocol = settings.get("protocol")
+        if protocol is not None:
+            settings = {**PROTOCOLS[choice(self.name, "protocol", protocol, tuple(PROTOCOLS))], **settings}
+        super().__init__(**settings)
 
     def check(self):
         s = self.settings
@@ -185,11 +201,10 @@ class LearningRule(Optimizer):
         integer(self.name, "steps", s["steps"], low=0)
         choice(self.name, "mode", s["mode"], ("qss", "trials"))
         real(self.name, "rtol", s["rtol"], low=0)
-        positive(self.name, "trial_length", s["trial_length"])
-        real(self.name, "kick", s["kick"])
-        real(self.name, "kick_duration", s["kick_duration"], low=0, high=s["trial_length"])
-        real(self.name, "average", s["average"], low=0, high=s["trial_length"] - s["kick_duration"])
-        positive(self.name, "r_max", s["r_max"])
+        real(self.name, "smoothing", s["smoothing"], low=0, high=1, low_open=True)
+        real(self.name, "rate_floor", s["rate_floor"], low=0)
+        real(self.name, "w_min", s["w_min"], low=0)
+        self.trial = Trial.from_settings(self.name, s)
 
     def _model(self, objective):
         """The ei_rate dynamics and its parameters with the homeostatic term's set points."""
@@ -202,30 +217,46 @@ class LearningRule(Optimizer):
         E_set, I_set = losses[0].set_points(dyn)
         return dyn, {**dyn.p, "E_set": E_set, "I_set": I_set}
 
-    def trial_rates(self, dyn, W):
-        """(E, I) of one trial: kick from E = I = 0, integrate, average the end window."""
-        s = self.settings
-        T = s["trial_length"]
-        t = np.concatenate([[0.0], np.linspace(T - s["average"], T, 51)]) if s["average"] > 0 else np.array([0.0, T])
-        r = ei.integrate(W, dyn.p, (0.0, 0.0), t, s["kick"], s["kick_duration"], s["r_max"])[1:]
-        return float(np.mean(r[:, 0])), float(np.mean(r[:, 1]))
+    @staticmethod
+    def _value(objective, x, monitor) -> Evaluation:
+        """The objective at x without its gradient (grad_norm NaN): in trials mode no rule uses
+        it, and autograd would cost more than the trial."""
+        monitor.evaluations += 1
+        state = objective.dynamics.state(x)
+        terms = {t.label: float(t.loss(state)) for t in objective.terms}
+        ev = Evaluation(sum(t.weight * terms[t.label] for t in objective.terms), np.zeros(0), terms)
+        if not ev.finite:
+            raise NonFiniteError(ev)
+        return ev
 
     def update(self, objective, ev, W, E, I, p):
         """dW for this step (subclasses with a non-local form override)."""
         return np.asarray(ei.rule_update(self.rule, E, I, W, p, self.settings["lr"]), dtype=float)
 
     def iterate(self, objective, x0, monitor, opt_state):
+        """Each step: the rates of the current weights (QSS, or trial number t), low-passed across
+        steps (avg <- avg + smoothing (rate - avg), from 0), floored at rate_floor for the rule;
+        then W <- max(W + dW, w_min). The state (t, avg, trial noise before step t) resumes exactly."""
         dyn, p = self._model(objective)
         s = self.settings
         t, x, first = opt_state.get("t", 0), x0, True
+        avg = np.array(opt_state.get("avg", (0.0, 0.0)), dtype=float)
+        noise = tuple(float(v) for v in opt_state.get("noise", (0.0, 0.0)))
         while True:
-            ev = monitor.evaluate(objective, x)
+            ev = monitor.evaluate(objective, x) if s["mode"] == "qss" else self._value(objective, x, monitor)
             E_q, I_q = (float(r) for r in ei.fixed_point(x, p))
-            E, I = self.trial_rates(dyn, x) if s["mode"] == "trials" else (E_q, I_q)
+            state = {"t": t, "avg": avg.tolist(), "noise": list(noise)}
+            if s["mode"] == "trials":
+                rates, noise, _ = self.trial.run(x, dyn.p, noise, t)
+            else:
+                rates = (E_q, I_q)
+            avg = np.array(rates) if s["smoothing"] == 1 else avg + s["smoothing"] * (np.array(rates) - avg)
+            E, I = (float(v) for v in np.maximum(avg, s["rate_floor"]))
             stable = bool(ei.stable_up(x, p))
-            extra = {"E": E, "I": I, "E_qss": E_q, "I_qss": I_q, "up": float(ei.up_exists(x, p)),
-                     "stable": float(stable), "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0)}
-            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
+            extra = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
+                     "I_qss": I_q, "up": float(ei.up_exists(x, p)), "stable": float(stable),
+                     "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0)}
+            if monitor.report(x, ev, opt_state=state, extra=extra, initial=first):
                 return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
             if not (np.isfinite(E) and np.isfinite(I)):
                 return Result(x, "no_progress", f"step {t}: trial rates exceeded r_max = {s['r_max']} "
@@ -236,23 +267,21 @@ class LearningRule(Optimizer):
                               "stable Up state", t, monitor.evaluations)
             if t >= s["steps"]:
                 return Result(x, "max_steps", f"{s['steps']} steps done", t, monitor.evaluations)
-            x = np.maximum(x + self.update(objective, ev, x, E, I, p), 0.0)
+            x = np.maximum(x + self.update(objective, ev, x, E, I, p), s["w_min"])
             t, first = t + 1, False
 
 
 class Exact(LearningRule):
-    """-eta dL/dW through the fixed point by autograd. In QSS mode it is the objective's gradient;
-    in trials mode the chain rule with the trial's rate errors: dW = -eta S^T (r_trial - r_set),
-    S = d(E*, I*)/dW by autograd at the fixed point of the current weights."""
+    """-eta dL/dW through the fixed point. In QSS mode it is the objective's gradient (autograd);
+    in trials mode the implicit derivative of the Up state, which is linear in the rates, taken at
+    the rates the rule sees: dW = eta S(E, I)^T (r_set - r), S = `model.sensitivities`."""
 
     name = rule = "exact"
 
     def update(self, objective, ev, W, E, I, p):
         if self.settings["mode"] == "qss":
             return -self.settings["lr"] * ev.grad
-        dyn = objective.dynamics
-        S = ag_jacobian(lambda w: anp.stack(dyn.state(w).rates))(W)
-        return -self.settings["lr"] * (S.T @ np.array([E - p["E_set"], I - p["I_set"]]))
+        return super().update(objective, ev, W, E, I, p)
 
 
 class SmallWeight(LearningRule):

@@ -184,10 +184,11 @@ def sensitivities(E, I, W, p):
     return anp.stack([dE, dI], axis=-2)
 
 
-def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None):
+def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None, kick_onset=0.0):
     """Rates (E, I) at times t (t[0] is the start) from r0, with `kick` added to the excitatory
-    input during [t[0], t[0] + kick_duration). Returns (len(t), 2); rows after a runaway (E or I
-    above r_max) are NaN. scipy's RK45 is restarted at the end of the kick (input discontinuity).
+    input during [t[0] + kick_onset, t[0] + kick_onset + kick_duration). Returns (len(t), 2); rows
+    after a runaway (E or I above r_max) are NaN. scipy's RK45 is restarted at the kick's edges
+    (input discontinuities).
     """
     W_EE, W_EI, W_IE, W_II = (float(w) for w in W)
     t = np.asarray(t, dtype=float)
@@ -205,8 +206,8 @@ def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None):
             return r_max - max(r[0], r[1])
         runaway.terminal = True
         events = runaway
-    t_kick = t[0] + kick_duration
-    segments = [(t[0], min(t_kick, t[-1]), kick), (t_kick, t[-1], 0.0)] if kick_duration > 0 else [(t[0], t[-1], 0.0)]
+    on, off = t[0] + kick_onset, t[0] + kick_onset + kick_duration
+    segments = [(t[0], min(on, t[-1]), 0.0), (on, min(off, t[-1]), kick), (off, t[-1], 0.0)]
     y = np.asarray(r0, dtype=float)
     out[0] = y
     for a, b, extra in segments:
