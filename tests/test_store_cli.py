@@ -238,4 +238,4 @@ def test_simpl_generate_force(capsys, tmp_path):
     path = tmp_path / "bench.h5"
     path.write_text("old")
     assert main(["simpl", "generate", str(path), "--cells", "5", "--duration", "10", "--force"]) == 0
-    assert simdata.load(path)["Y"].shape == (int(10 / simdata.DEFAULTS["dt"]), 5)
+    assert simdata.load(path)["counts"].shape == (int(10 / simdata.DEFAULTS["dt"]), 5)

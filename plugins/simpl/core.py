@@ -1,24 +1,24 @@
 """SIMPL (George et al., ICLR 2025): latent trajectories and tuning curves from spike counts, as a
 tcnet plugin, in numpy/scipy.
 
-SIMPL starts from measured behaviour (position) and alternates two steps: fit every neuron's tuning
-curve to its spikes given the current latent (M-step: Gaussian KDE on a spatial grid), then decode
-the latent from the spikes given those curves (E-step: per-bin Poisson likelihood maps,
-moment-matched to Gaussians, smoothed by a Kalman filter/RTS smoother under a random-walk prior),
-and align the decoded latent to behaviour (affinely, as published, or by a low-degree polynomial:
-`align_degree`). The latent is free to leave behaviour where the population says so. Held-out
-(time, neuron) entries of a speckled validation mask (1 s blocks, 10 % of each neuron's time) are
-used by neither step; their log-likelihood decides when to stop.
+SIMPL starts from measured behaviour and alternates two steps: fit every neuron's tuning curve to
+its spikes given the current latent (M-step: Gaussian KDE on a grid), then decode the latent from
+the spikes given those curves (E-step: per-bin Poisson likelihood maps, moment-matched to
+Gaussians, smoothed under a random-walk prior that restarts at time gaps), and align the decoded
+latent to behaviour (affinely, as published; by a rotation on the circle; or by a low-degree
+polynomial: `align_degree`). The latent is free to leave behaviour where the population says so.
+Held-out (time, neuron) entries of a speckled validation mask (blocks of `val_block` s,
+`val_fraction` of each neuron's time) are used by neither step; their log-likelihood decides when
+to stop. The latent space is a line, the plane or the circle (`tcnet_plugins.simpl.space`).
 
 How it sits in tcnet (EM is not gradient descent, but its iterations are a run like any other):
 
-- Dynamics `simpl_latent`: the only array is `latent` (T, 2), trainable, i.e. the flat parameter
-  vector theta *is* the current latent trajectory. The data are not arrays of the network: the
-  config names them (`data`: an HDF5 benchmark file, or `generator` settings plus `data_seed` for
-  the synthetic benchmark of `tcnet_plugins.simpl.data`), so a stored network (name + config + seed + latent)
-  is rebuilt exactly without storing the spikes twice. The seed draws the validation mask. The
-  state computes, lazily and once, the M-step for its latent: the grid, the tuning curves, the
-  rates at the latent and the metrics. Initial latent: the behaviour Xb.
+- Dynamics `simpl_latent`: the trainable array is `latent` (T, D), i.e. the flat parameter vector
+  theta *is* the current latent trajectory; the data are fixed arrays of the same network (`counts`
+  (T, N), `behaviour` (T, D), `time` (T,), optionally `truth` (T, D)), so a stored network rebuilds
+  the fit exactly. The seed draws the validation mask. The state computes, lazily and once, the
+  M-step for its latent: the grid, the tuning curves, the rates at the latent and the metrics.
+  Initial latent: the behaviour. `create` builds one from a data file or the synthetic generator.
 - Loss `simpl_nll`: minus the mean Poisson log-likelihood per spike (nats) of the validation
   entries (`split="val"`, default) or of the training entries, under the tuning curves fitted to
   the training entries at the state's latent. It is a plain numpy function and NOT differentiable
@@ -27,19 +27,15 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
 - Optimizer `simpl`: each iteration is one E-step from the current tuning curves, the alignment,
   and the M-step of the new latent; it reports every iterate through `monitor.report` with an
   Evaluation built directly (value and terms from the losses, an empty gradient, so the recorded
-  grad_norm is NaN: there is none) and extra = {latent_error_cm, train_ll, val_ll, bits_per_spike}.
-  Step 0 is the behaviour itself. It stops after `iterations` E-steps or as soon as the validation
-  log-likelihood fails to rise by more than `tol`, returning the last iterate that raised it.
-  The history therefore lands in the run store (RunWriter) like any other run, and studies can
-  compare SIMPL runs by these columns.
+  grad_norm is NaN: there is none) and extra = {train_ll, val_ll, bits_per_spike, and
+  latent_error when the truth is known}. Step 0 is the behaviour itself. It stops after
+  `iterations` E-steps or as soon as the validation log-likelihood fails to rise by more than
+  `tol`, returning the last iterate that raised it.
 
-Command: `tcnet simpl generate OUT.h5` writes the synthetic benchmark; `tcnet simpl fit DATA.h5`
-runs the EM, prints the table per iteration, and optionally records the run (`--store`) and draws
-figures (`--figures DIR`). See examples/simpl_gridcells.py.
+The scikit-learn-shaped entry point for a lab's arrays is `tcnet_plugins.simpl.SIMPL`
+(estimator.py); `tcnet simpl fit FILE` reads them from .npz, HDF5 or NWB (files.py, docs/SIMPL.md).
 """
 import functools
-import json
-import os
 
 import numpy as np
 
@@ -48,42 +44,37 @@ from tcnet.labels import Labels, Quantity
 from tcnet.validate import choice, integer, positive, real
 
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.estep import kalman_smoother, likelihood_moments
+from tcnet_plugins.simpl.estep import SILENT_VARIANCE, likelihood_moments, segment_starts, smooth
+from tcnet_plugins.simpl.inputs import check_inputs
 from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
-from tcnet_plugins.simpl.mstep import interpolate, kde_fields, make_grid
+from tcnet_plugins.simpl.mstep import interpolate, kde_fields
+from tcnet_plugins.simpl.space import TURN, Space
 
-# A small sensible default (create() with no config): 60 cells, 10 minutes.
-SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}
+# Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
+SPACE_DEFAULTS = {
+    "linear": {"bandwidth": 0.025, "grid_spacing": 0.02, "speed": 0.1},
+    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0},
+}
 
 CONFIG = {
-    "data": None,                     # path of an HDF5 benchmark file, or None to generate
-    "generator": SMALL_GENERATOR,     # settings of data.generate (missing: benchmark defaults)
-    "data_seed": 0,                   # seed of the generator
-    "bandwidth": 0.025,               # KDE bandwidth h (m)
-    "grid_spacing": 0.02,             # spatial grid spacing (m)
-    "grid_margin": 0.05,              # grid extends this far beyond the latent's range (m)
+    "space": "linear",                # 'linear' (behaviour with 1 or 2 columns) or 'angular' (1 column, rad)
+    "extent": None,                   # one (low, high) per axis, or None: the latent's range plus grid_margin
+    "dt": None,                       # bin width (s); None: the median step of time
+    "bandwidth": None,                # KDE bandwidth h (latent units; None: SPACE_DEFAULTS)
+    "grid_spacing": None,             # tuning-curve grid spacing (latent units; None: SPACE_DEFAULTS)
+    "grid_margin": 0.05,              # grid extends this far beyond the latent's range (linear, no extent)
     "rate_floor": 0.01,               # smallest tuning-curve rate (Hz)
     "val_fraction": 0.1,              # held-out fraction of each neuron's time
     "val_block": 1.0,                 # length of held-out blocks (s)
 }
+DATA = ("counts", "behaviour", "time")
+SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}  # create() without data: 60 grid cells, 10 minutes
 
-_DATA_CACHE: dict = {}
 
-
-def _load_data(config) -> dict:
-    """The data set a config names (cached: several networks of one run share it)."""
-    if config["data"] is not None:
-        path = os.path.abspath(str(config["data"]))
-        key = ("file", path, os.path.getmtime(path) if os.path.exists(path) else None)
-        make = lambda: simdata.load(path)  # noqa: E731
-    else:
-        key = ("gen", json.dumps(config["generator"], sort_keys=True), config["data_seed"])
-        make = lambda: simdata.generate(config["data_seed"], **config["generator"])  # noqa: E731
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) >= 2:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = make()
-    return _DATA_CACHE[key]
+def setting(config, key):
+    """A setting's value, SPACE_DEFAULTS filling in None."""
+    value = config.get(key)
+    return SPACE_DEFAULTS[config.get("space", "linear")][key] if value is None else value
 
 
 class SimplState(State):
@@ -98,38 +89,68 @@ class SimplState(State):
         return x
 
     @functools.cached_property
-    def grid(self):
-        c = self.dynamics.config
-        return make_grid(self.latent, c["grid_spacing"], c["grid_margin"])
+    def axes(self) -> tuple:
+        d = self.dynamics
+        return d.space.axes(self.latent, setting(d.config, "grid_spacing"), d.config["grid_margin"])
 
     @functools.cached_property
     def fields(self) -> np.ndarray:
-        """Tuning curves (N, Gx, Gy) in Hz fitted to the training entries at this latent."""
-        d, c = self.dynamics.data, self.dynamics.config
-        return kde_fields(self.latent, d["Y"], ~self.dynamics.validation, d["settings"]["dt"], self.grid,
-                          c["bandwidth"], c["rate_floor"])
+        """Tuning curves (N, *grid) in Hz fitted to the training entries at this latent."""
+        d = self.dynamics
+        return kde_fields(self.latent, d.counts, ~d.validation, d.dt, self.axes, setting(d.config, "bandwidth"),
+                          d.config["rate_floor"], d.space.angular)
 
     @functools.cached_property
     def metrics(self) -> dict:
-        d = self.dynamics.data
-        rates = interpolate(self.fields, self.grid, self.latent)
-        return metrics(d["Y"], rates, d["settings"]["dt"], self.dynamics.validation, self.latent, d["Xt"])
+        d = self.dynamics
+        rates = interpolate(self.fields, self.axes, self.latent, d.space.angular)
+        return metrics(d.counts, rates, d.dt, d.validation, self.latent, d.arrays.get("truth"), d.space)
 
 
 class SimplLatent(Dynamics):
-    """The latent trajectory of a SIMPL fit; its data are named by the config (see module doc)."""
+    """The latent trajectory of a SIMPL fit and the data it explains (see module doc)."""
 
     name = "simpl_latent"
     trainable = ("latent",)
     labels = Labels(summary={"cells": Quantity("cells"), "bins": Quantity("time bins"),
                              "duration_s": Quantity("duration", "s"),
-                             "latent_error_cm": Quantity("latent error", "cm")},
-                    headline=("latent_error_cm",))
+                             "latent_error": Quantity("latent error", "m, or rad on the circle")},
+                    headline=("latent_error",))
 
     @classmethod
-    def create(cls, seed=0, **config):
+    def create(cls, seed=0, *, data=None, generator=None, data_seed=0, **config):
+        """A fit starting at the behaviour of a data file (`data`: .npz, HDF5 or NWB, see
+        files.read) or of the synthetic benchmark (`generator`: settings of data.generate, with
+        `data_seed`; neither: SMALL_GENERATOR)."""
+        if data is not None and generator is not None:
+            raise ConfigError("simpl_latent: give one of data (a file) or generator (settings), not both")
+        if data is None and generator is None:
+            generator = SMALL_GENERATOR
+        if data is not None:
+            from tcnet_plugins.simpl.files import read
+
+            arrays = read(data, dt=config.get("dt"))
+        else:
+            if not isinstance(generator, dict):
+                raise ConfigError(f"simpl_latent: generator must be a table of generator settings, got {generator!r}")
+            integer(cls.name, "data_seed", data_seed, low=0)
+            arrays = simdata.generate(data_seed, **generator)
+            config = {"space": simdata.space_of(generator), **config}
+        return cls.from_arrays(arrays["counts"], arrays["behaviour"], arrays["time"], truth=arrays.get("truth"),
+                               missing=arrays.get("missing"), seed=seed, **config)
+
+    @classmethod
+    def from_arrays(cls, counts, behaviour, time, *, truth=None, missing=None, seed=0, **config):
+        """A fit of checked arrays (inputs.check_inputs), starting at the behaviour."""
         cfg = cls._complete(config)
-        return cls({"latent": _load_data(cfg)["Xb"]}, cfg, seed)
+        choice(cls.name, "space", cfg["space"], tuple(SPACE_DEFAULTS))
+        inputs = check_inputs(counts, behaviour, time, dt=cfg["dt"], missing=missing, truth=truth,
+                              angular=cfg["space"] == "angular")
+        arrays = {"latent": inputs.behaviour, "counts": inputs.counts, "behaviour": inputs.behaviour,
+                  "time": inputs.time}
+        if inputs.truth is not None:
+            arrays["truth"] = inputs.truth
+        return cls(arrays, cfg, seed)
 
     @staticmethod
     def _complete(config) -> dict:
@@ -140,43 +161,75 @@ class SimplLatent(Dynamics):
         return {**CONFIG, **config}
 
     def check(self):
-        self.config = self._complete(self.config)
-        c = self.config
-        if c["data"] is None:
-            if not isinstance(c["generator"], dict):
-                raise ConfigError(f"simpl_latent: generator must be a table of generator settings, got {c['generator']!r}")
-            simdata.check_settings(c["generator"])
-            integer(self.name, "data_seed", c["data_seed"], low=0)
-        elif not isinstance(c["data"], str):
-            raise ConfigError(f"simpl_latent: data must be a path (string) or null, got {c['data']!r}")
-        for key in ("bandwidth", "grid_spacing", "val_block"):
-            positive(self.name, key, c[key])
+        self.config = c = self._complete(self.config)
+        choice(self.name, "space", c["space"], tuple(SPACE_DEFAULTS))
+        missing = [k for k in DATA if k not in self.arrays]
+        if missing:
+            raise ConfigError(f"simpl_latent: missing data array(s) {', '.join(missing)}")
+        for key in ("bandwidth", "grid_spacing"):
+            positive(self.name, key, setting(c, key))
+        positive(self.name, "val_block", c["val_block"])
         real(self.name, "grid_margin", c["grid_margin"], low=0)
         positive(self.name, "rate_floor", c["rate_floor"])
         real(self.name, "val_fraction", c["val_fraction"], low=0, high=1, low_open=True, high_open=True)
-        T = self.data["Y"].shape[0]
-        if self.arrays["latent"].shape != (T, 2):
-            raise ConfigError(f"simpl_latent: latent must have shape ({T}, 2), got {self.arrays['latent'].shape}")
+        a = self.arrays
+        checked = check_inputs(a["counts"], a["behaviour"], a["time"], dt=c["dt"], truth=a.get("truth"))
+        self.dt = checked.dt
+        self.space = Space(c["space"], checked.behaviour.shape[1],
+                           None if c["extent"] is None else tuple(map(tuple, c["extent"])))
+        a["behaviour"] = checked.behaviour  # (T, D) also for one column given as (T,)
+        if checked.truth is not None:
+            a["truth"] = checked.truth
+        if a["latent"].ndim == 1:
+            a["latent"] = a["latent"][:, None]
+        if a["latent"].shape != a["behaviour"].shape:
+            raise ConfigError(f"simpl_latent: latent must have the shape of behaviour {a['behaviour'].shape}, "
+                              f"got {a['latent'].shape}")
 
-    @property
-    def data(self) -> dict:
-        return _load_data(self.config)
+    @functools.cached_property
+    def counts(self) -> np.ndarray:
+        return self.arrays["counts"].astype(np.int32)
+
+    @functools.cached_property
+    def starts(self) -> np.ndarray:
+        """First bin of each segment between time gaps (estep.segment_starts)."""
+        return segment_starts(self.arrays["time"], self.dt)
 
     @functools.cached_property
     def validation(self) -> np.ndarray:
         """The held-out mask (T, N), drawn from this network's seed."""
-        d, c = self.data, self.config
-        block = max(1, int(round(c["val_block"] / d["settings"]["dt"])))
-        return validation_mask(*d["Y"].shape, block, c["val_fraction"], self.seed or 0)
+        block = max(1, int(round(self.config["val_block"] / self.dt)))
+        return validation_mask(*self.counts.shape, block, self.config["val_fraction"], self.seed or 0)
+
+    def prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the latent at a segment's first bin: behaviour's, on a line or
+        plane; uninformative on the circle (no single mean fits every unwrapped segment)."""
+        if self.space.angular:
+            return np.zeros(1), np.array([[SILENT_VARIANCE]])
+        b = self.arrays["behaviour"]
+        return b.mean(axis=0), np.atleast_2d(np.cov(b.T))
+
+    def decode(self, fields, axes, counts, mask, starts, speed, reference=None) -> np.ndarray:
+        """The random-walk-smoothed latent (T, D) of `counts` under `fields`; on the circle the
+        observations are first moved within pi of `reference` (unwrapped), or of a smoothed
+        circular mean of themselves (see space.circular_reference)."""
+        sp = self.space
+        z, R = likelihood_moments(counts, mask, fields, axes, self.dt, sp.angular)
+        if sp.angular:
+            ref = sp.unwrap(reference, starts) if reference is not None else sp.circular_reference(z, R, starts)
+            z = sp.near(z, ref)
+        m0, P0 = self.prior()
+        return sp.canonical(smooth(z, R, (speed * self.dt) ** 2, m0, P0, starts))
 
     def make_state(self, params):
         return SimplState(self, params)
 
     def summary(self):
-        d = self.data
-        err = 100 * np.linalg.norm(self.arrays["latent"] - d["Xt"], axis=1).mean()
-        return {"cells": float(d["Y"].shape[1]), "bins": float(d["Y"].shape[0]),
-                "duration_s": float(d["Y"].shape[0] * d["settings"]["dt"]), "latent_error_cm": float(err)}
+        T, N = self.counts.shape
+        out = {"cells": float(N), "bins": float(T), "duration_s": float(T * self.dt)}
+        if "truth" in self.arrays:
+            out["latent_error"] = self.space.error(self.arrays["latent"], self.arrays["truth"])
+        return out
 
 
 class SimplNLL(Loss):
@@ -204,32 +257,38 @@ def _evaluate(objective, x) -> tuple[Evaluation, SimplState]:
 
 class Simpl(Optimizer):
     """SIMPL's EM iterations (module doc): `iterations` E-steps with a random-walk prior of speed
-    scale `speed` (m/s, step covariance (speed dt)^2 I; 0.1 is the published default), alignment to
-    behaviour by a polynomial map of degree `align_degree` (1: affine, as published; 0: none; higher:
-    see metrics.align), early stop when the validation log-likelihood rises by no more than
-    `tol` (nats per spike).
+    scale `speed` (latent units per second, step covariance (speed dt)^2 I; None: SPACE_DEFAULTS,
+    0.1 m/s is the published default), alignment to behaviour by a polynomial map of degree
+    `align_degree` (1: affine, as published, a rotation on the circle; 0: none; higher: see
+    metrics.align), early stop when the validation log-likelihood rises by no more than `tol`
+    (nats per spike).
 
     Resuming continues from the checkpoint's latent with the remaining iteration budget; the
     M-step is deterministic, so the resumed iterations equal the uninterrupted ones."""
 
     name = "simpl"
-    defaults = {"iterations": 10, "speed": 0.1, "align_degree": 1, "tol": 0.0}
+    defaults = {"iterations": 10, "speed": None, "align_degree": 1, "tol": 0.0}
 
     def check(self):
         integer(self.name, "iterations", self.settings["iterations"], low=0)
-        positive(self.name, "speed", self.settings["speed"])
+        if self.settings["speed"] is not None:
+            positive(self.name, "speed", self.settings["speed"])
         integer(self.name, "align_degree", self.settings["align_degree"], low=0)
         real(self.name, "tol", self.settings["tol"], low=0)
 
+    def speed(self, dynamics) -> float:
+        return setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
+
     def estep(self, dynamics, state) -> np.ndarray:
-        """The next latent (T, 2): decode with the state's tuning curves, smooth, align."""
-        d = dynamics.data
-        dt = d["settings"]["dt"]
-        z, R = likelihood_moments(d["Y"], ~dynamics.validation, state.fields, state.grid, dt)
-        xb = d["Xb"]
-        mu, _ = kalman_smoother(z, R, (self.settings["speed"] * dt) ** 2, xb.mean(axis=0), np.cov(xb.T))
+        """The next latent (T, D): decode with the state's tuning curves, smooth, align."""
         degree = self.settings["align_degree"]
-        return align(mu, xb, degree)[0] if degree else mu
+        if dynamics.space.angular and degree > 1:
+            raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
+        mu = dynamics.decode(state.fields, state.axes, dynamics.counts, ~dynamics.validation, dynamics.starts,
+                             self.speed(dynamics), reference=state.latent)
+        if not degree:
+            return mu
+        return align(mu, dynamics.arrays["behaviour"], degree, dynamics.space.angular)[0]
 
     def iterate(self, objective, x0, monitor, opt_state):
         dynamics = objective.dynamics
@@ -257,18 +316,3 @@ class Simpl(Optimizer):
             if stop:
                 return Result(x, "stopped", "stopped by callback", taken, monitor.evaluations)
         return Result(x, "max_steps", f"{k} iterations done", taken, monitor.evaluations)
-
-
-# --- command line -----------------------------------------------------------------------------
-
-
-def fit(data, *, seed=0, bandwidth=CONFIG["bandwidth"], recorders=(), progress=False, **settings):
-    """Run SIMPL on a benchmark file (or generator settings dict) through tcnet.run; `settings` are
-    those of the `simpl` optimizer (iterations, speed, align_degree, tol; defaults in Simpl.defaults)."""
-    from tcnet import run
-
-    source = {"data": str(data)} if not isinstance(data, dict) else {"generator": data}
-    spec = {"dynamics": {"name": "simpl_latent", "seed": seed, "bandwidth": bandwidth, **source},
-            "loss": [{"name": "simpl_nll"}],
-            "optimizer": {"name": "simpl", **settings}}
-    return run(spec, recorders=list(recorders), progress=progress)

@@ -1,9 +1,15 @@
-"""Synthetic grid-cell benchmark for SIMPL: a smooth random walk in a box, grid cells, Poisson counts.
+"""Synthetic benchmarks for SIMPL: an animal moving smoothly, cells tuned to where it is, Poisson
+counts, and "behaviour" = the truth seen through slow smooth noise. Three kinds:
 
-The agent's velocity is a 2-D Ornstein-Uhlenbeck process with coherence time `coherence` (s); its
-stationary per-axis standard deviation s is set so that the mean speed is `speed` (the speed of an
-isotropic 2-D Gaussian velocity is Rayleigh distributed with mean s sqrt(pi/2)). Walls reflect:
-a coordinate that leaves [0, box] is mirrored back and that velocity component changes sign.
+- `grid`: a 2-D random walk in a square box, grid cells (the project's benchmark);
+- `linear_track`: a 1-D random walk on a track, place cells with Gaussian fields;
+- `head_direction`: an angle on the circle, head-direction cells with von Mises tuning.
+
+Movement: the velocity (or angular velocity) is an Ornstein-Uhlenbeck process with coherence time
+`coherence` (s); its stationary standard deviation s per axis is set so that the mean speed is
+`speed` (2-D: Rayleigh mean s sqrt(pi/2); 1-D: half-normal mean s sqrt(2/pi)). Walls reflect: a
+coordinate that leaves [0, box] is mirrored back and that velocity component changes sign. An
+angle simply wraps.
 
 Grid cells: `modules` are grid scales lambda (m) in the convention of RatInABox, the simulator behind
 the published SIMPL benchmark: lambda is the wavelength of each of the three plane waves, so
@@ -11,48 +17,71 @@ the published SIMPL benchmark: lambda is the wavelength of each of the three pla
 Each module has one random orientation, each cell a phase phi uniform over a unit cell of its
 lattice. A cell's field is the rectified sum of three plane waves 60 degrees apart,
     f(x) = max_rate * max(0, sum_i cos(k_i . (x - phi))) / 3,
-which equals max_rate at every lattice point phi + n a_1 + m a_2. Counts are Poisson(f(x_t) dt).
+which equals max_rate at every lattice point phi + n a_1 + m a_2.
+Place cells: f(x) = max_rate exp(-(x - c)^2 / (2 width^2)), centres c uniform on the track.
+Head-direction cells: f(x) = max_rate exp(concentration (cos(x - c) - 1)), c uniform on the circle.
+Counts are Poisson(f(x_t) dt).
 
-"Behaviour" is the true position plus slow, smooth noise: per axis, white noise convolved with a
-Gaussian kernel of standard deviation `noise_timescale` (s) (circularly, by FFT), scaled to the
-standard deviation noise_sd = noise_mean / sqrt(pi/2), so that the mean Euclidean error
-|Xb - Xt| is `noise_mean` (Rayleigh mean again). Unlike an OU process, its paths are smooth.
+Behaviour is the truth plus, per axis, white noise convolved with a Gaussian kernel of standard
+deviation `noise_timescale` (s) (circularly, by FFT), scaled so that the mean error |Xb - Xt| is
+`noise_mean` (Rayleigh or half-normal mean again). Unlike an OU process, its paths are smooth.
 
-Files are HDF5 (h5py, no pickle); see `save` for the layout.
+Files are HDF5 (h5py, no pickle) in the layout every SIMPL input uses (docs/SIMPL.md), plus the
+true fields; see `save`.
 """
+import json
+
 import h5py
 import numpy as np
 
 from tcnet.validate import ConfigError, integer, positive, real
 
-DEFAULTS = {
-    "n_cells": 200, "duration": 3600.0, "dt": 0.1, "box": 1.0, "speed": 0.08, "coherence": 0.7,
-    "modules": [0.3, 0.5, 0.8], "max_rate": 10.0, "noise_mean": 0.2, "noise_timescale": 3.0,
-    "field_bins": 100,
+COMMON = {"n_cells": 200, "duration": 3600.0, "dt": 0.1, "coherence": 0.7, "max_rate": 10.0,
+          "noise_timescale": 3.0, "field_bins": 100}
+KINDS = {
+    "grid": {**COMMON, "box": 1.0, "speed": 0.08, "modules": [0.3, 0.5, 0.8], "noise_mean": 0.2},
+    "linear_track": {**COMMON, "box": 2.0, "speed": 0.15, "width": 0.1, "noise_mean": 0.2},
+    "head_direction": {**COMMON, "speed": 1.5, "coherence": 0.5, "concentration": 4.0, "max_rate": 15.0,
+                       "noise_mean": 0.35, "field_bins": 360},
 }
+DEFAULTS = KINDS["grid"]
+SPACES = {"grid": "linear", "linear_track": "linear", "head_direction": "angular"}
 
-FORMAT = "tcnet-simpl-benchmark/1"
+FORMAT = "tcnet-simpl-benchmark/2"
+
+
+def space_of(settings: dict) -> str:
+    """The latent space ('linear' or 'angular') of a generator's settings."""
+    return SPACES.get(settings.get("kind", "grid"), "linear")
 
 
 def check_settings(settings: dict) -> dict:
-    """The generator settings completed with DEFAULTS; ConfigError names any bad one."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
+    """The generator settings completed with the defaults of their `kind` (default 'grid');
+    ConfigError names any bad one."""
+    kind = settings.get("kind", "grid")
+    if kind not in KINDS:
+        raise ConfigError(f"simpl data: kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
+    defaults = KINDS[kind]
+    unknown = sorted(set(settings) - set(defaults) - {"kind"})
     if unknown:
-        raise ConfigError(f"simpl data: unknown setting(s) {', '.join(unknown)}; "
-                          f"accepted: {', '.join(sorted(DEFAULTS))}")
-    s = {**DEFAULTS, **settings}
+        raise ConfigError(f"simpl data: unknown setting(s) {', '.join(unknown)} for kind {kind!r}; "
+                          f"accepted: {', '.join(sorted(defaults))}")
+    s = {**defaults, **settings, "kind": kind}
     integer("simpl data", "n_cells", s["n_cells"], low=1)
     integer("simpl data", "field_bins", s["field_bins"], low=2)
-    for key in ("duration", "dt", "box", "speed", "coherence", "max_rate", "noise_timescale"):
-        positive("simpl data", key, s[key])
+    for key in ("duration", "dt", "box", "speed", "coherence", "max_rate", "noise_timescale", "width",
+                "concentration"):
+        if key in s:
+            positive("simpl data", key, s[key])
     real("simpl data", "noise_mean", s["noise_mean"], low=0)
-    if not isinstance(s["modules"], (list, tuple)) or not s["modules"]:
-        raise ConfigError(f"simpl data: modules must be a non-empty list of grid scales (m), got {s['modules']!r}")
-    for lam in s["modules"]:
-        positive("simpl data", "modules entry", lam)
+    if kind == "grid":
+        if not isinstance(s["modules"], (list, tuple)) or not s["modules"]:
+            raise ConfigError(f"simpl data: modules must be a non-empty list of grid scales (m), got {s['modules']!r}")
+        for lam in s["modules"]:
+            positive("simpl data", "modules entry", lam)
+        s["modules"] = [float(m) for m in s["modules"]]
     if s["duration"] < 2 * s["dt"]:
         raise ConfigError(f"simpl data: duration must be at least 2 dt = {2 * s['dt']}, got {s['duration']!r}")
-    s["modules"] = [float(m) for m in s["modules"]]
     return s
 
 
@@ -78,15 +107,16 @@ def smooth_noise(rng, n_steps, dt, timescale, sd, dim=2):
     return sd * out
 
 
-def random_walk(rng, n_steps, dt, box, speed, coherence):
-    """Positions (n_steps, 2) of the reflecting OU-velocity walk described in the module docstring."""
-    v = ou_process(rng, n_steps, dt, coherence, speed / np.sqrt(np.pi / 2)) * dt
-    x = np.empty((n_steps, 2))
-    pos = list(rng.uniform(0, box, size=2))
-    sign = [1.0, 1.0]  # a reflection mirrors the rest of that velocity component
-    for t, (dx, dy) in enumerate(v.tolist()):
+def random_walk(rng, n_steps, dt, box, speed, coherence, dim=2):
+    """Positions (n_steps, dim) of the reflecting OU-velocity walk described in the module docstring."""
+    mean_abs = np.sqrt(np.pi / 2) if dim == 2 else np.sqrt(2 / np.pi)
+    v = ou_process(rng, n_steps, dt, coherence, speed / mean_abs, dim) * dt
+    x = np.empty((n_steps, dim))
+    pos = list(rng.uniform(0, box, size=dim))
+    sign = [1.0] * dim  # a reflection mirrors the rest of that velocity component
+    for t, step in enumerate(v.tolist()):
         x[t] = pos
-        for i, d in ((0, dx), (1, dy)):
+        for i, d in enumerate(step):
             p = pos[i] + sign[i] * d
             if p < 0 or p > box:
                 p = -p if p < 0 else 2 * box - p
@@ -120,47 +150,74 @@ def grid_rates(x, k, phase, max_rate):
     return max_rate * np.maximum(0.0, np.cos(arg).sum(axis=2)) / 3
 
 
-def generate(seed=0, **settings) -> dict:
-    """A benchmark data set: dict with Y (T, N) counts, Xt, Xb (T, 2), time (T,), fields (N, B, B)
-    true rates on the grid `field_x` x `field_y` (bin centres), module_of (N,), and `settings`."""
-    s = check_settings(settings)
-    rng = np.random.default_rng(seed)
-    n_steps = int(round(s["duration"] / s["dt"]))
+def _grid(rng, s, n_steps):
     xt = random_walk(rng, n_steps, s["dt"], s["box"], s["speed"], s["coherence"])
     k, phase, module_of = grid_parameters(rng, s["n_cells"], s["modules"])
-    y = rng.poisson(grid_rates(xt, k, phase, s["max_rate"]) * s["dt"]).astype(np.int32)
-    noise = smooth_noise(rng, n_steps, s["dt"], s["noise_timescale"], s["noise_mean"] / np.sqrt(np.pi / 2))
     centres = (np.arange(s["field_bins"]) + 0.5) * s["box"] / s["field_bins"]
     gx, gy = np.meshgrid(centres, centres, indexing="ij")
     fields = grid_rates(np.stack([gx, gy], -1), k, phase, s["max_rate"]).T.reshape(s["n_cells"], *gx.shape)
-    return {"Y": y, "Xt": xt, "Xb": xt + noise, "time": np.arange(n_steps) * s["dt"], "fields": fields,
-            "field_x": centres, "field_y": centres, "module_of": module_of, "settings": s, "seed": int(seed)}
+    return xt, grid_rates(xt, k, phase, s["max_rate"]), fields, [centres, centres], {"module_of": module_of}
+
+
+def _linear_track(rng, s, n_steps):
+    xt = random_walk(rng, n_steps, s["dt"], s["box"], s["speed"], s["coherence"], dim=1)
+    c = rng.uniform(0, s["box"], size=s["n_cells"])
+    rates = lambda x: s["max_rate"] * np.exp(-0.5 * ((x[:, None] - c) / s["width"]) ** 2)  # noqa: E731
+    centres = (np.arange(s["field_bins"]) + 0.5) * s["box"] / s["field_bins"]
+    return xt, rates(xt[:, 0]), rates(centres).T, [centres], {"centres": c}
+
+
+def _head_direction(rng, s, n_steps):
+    omega = ou_process(rng, n_steps, s["dt"], s["coherence"], s["speed"] / np.sqrt(2 / np.pi), dim=1)
+    xt = np.mod(rng.uniform(0, 2 * np.pi) + np.cumsum(omega * s["dt"], axis=0), 2 * np.pi)
+    c = rng.uniform(0, 2 * np.pi, size=s["n_cells"])
+    rates = lambda x: s["max_rate"] * np.exp(s["concentration"] * (np.cos(x[:, None] - c) - 1))  # noqa: E731
+    centres = (np.arange(s["field_bins"]) + 0.5) * 2 * np.pi / s["field_bins"]
+    return xt, rates(xt[:, 0]), rates(centres).T, [centres], {"centres": c}
+
+
+def generate(seed=0, **settings) -> dict:
+    """A benchmark data set: dict with counts (T, N), truth and behaviour (T, D), time (T,),
+    fields (N, *B) true rates on the grid `field_axes` (bin centres), `settings` (with kind),
+    `seed`, and per kind module_of (N,) or centres (N,)."""
+    s = check_settings(settings)
+    rng = np.random.default_rng(seed)
+    n_steps = int(round(s["duration"] / s["dt"]))
+    make = {"grid": _grid, "linear_track": _linear_track, "head_direction": _head_direction}[s["kind"]]
+    xt, rates, fields, field_axes, extra = make(rng, s, n_steps)
+    counts = rng.poisson(rates * s["dt"]).astype(np.int32)
+    dim = xt.shape[1]
+    mean_abs = np.sqrt(np.pi / 2) if dim == 2 else np.sqrt(2 / np.pi)
+    noise = smooth_noise(rng, n_steps, s["dt"], s["noise_timescale"], s["noise_mean"] / mean_abs, dim)
+    behaviour = np.mod(xt + noise, 2 * np.pi) if s["kind"] == "head_direction" else xt + noise
+    return {"counts": counts, "truth": xt, "behaviour": behaviour, "time": np.arange(n_steps) * s["dt"],
+            "fields": fields, "field_axes": field_axes, "settings": s, "seed": int(seed), **extra}
 
 
 def save(path, data: dict, force: bool = False) -> None:
-    """Write a data set to HDF5 (a new file; an existing one is replaced only with `force`, see
-    tcnet.store.new_file). Layout (all SI units):
-    Y (T, N) int32 spike counts per bin; Xt (T, 2) true position (m); Xb (T, 2) behaviour (m);
-    time (T,) bin start (s); fields (N, B, B) true rate (Hz) at (field_x[i], field_y[j]);
-    field_x, field_y (B,) bin centres (m); module_of (N,) module index of each cell.
-    Root attrs: format, format_version, tcnet_version, dt (s), seed, and every generator setting
-    (modules as an array)."""
+    """Write a data set to a new HDF5 file (an existing one is replaced only with `force`, see
+    tcnet.store.new_file): the SIMPL input layout of docs/SIMPL.md (counts (T, N) int32,
+    behaviour and truth (T, D), time (T,) bin starts, root attribute dt) plus fields (N, *B) true
+    rates (Hz) on the bin centres field_axis_0, field_axis_1, ... Root attrs: format,
+    format_version, tcnet_version, seed, and the generator settings as JSON."""
     from tcnet.store import new_h5
 
     with new_h5(path, FORMAT, force) as f:
         f.attrs["seed"] = data["seed"]
-        for key, value in data["settings"].items():
-            f.attrs[key] = np.asarray(value) if isinstance(value, list) else value
-        for key in ("Y", "Xt", "Xb", "time", "fields", "field_x", "field_y", "module_of"):
+        f.attrs["dt"] = data["settings"]["dt"]
+        f.attrs["settings"] = json.dumps(data["settings"], sort_keys=True)
+        for key in ("counts", "behaviour", "truth", "time", "fields"):
             f.create_dataset(key, data=data[key], compression="gzip", compression_opts=1)
-        f["Y"].attrs["description"] = "spike counts per time bin (rows) and cell (columns)"
-        f["Xt"].attrs["description"] = "true position of the agent (m)"
-        f["Xb"].attrs["description"] = "behaviour: true position plus slow smooth Gaussian noise (m)"
-        f["fields"].attrs["description"] = "true rate maps (Hz) on field_x x field_y"
+        for i, axis in enumerate(data["field_axes"]):
+            f.create_dataset(f"field_axis_{i}", data=axis)
+        f["counts"].attrs["description"] = "spike counts per time bin (rows) and cell (columns)"
+        f["truth"].attrs["description"] = "true latent (m, or rad for head direction)"
+        f["behaviour"].attrs["description"] = "behaviour: the truth plus slow smooth Gaussian noise"
+        f["fields"].attrs["description"] = "true rate maps (Hz) on the field axes"
 
 
 def load(path) -> dict:
-    """Read a data set written by `save` (same dict as `generate`)."""
+    """Read a data set written by `save` (same dict as `generate`, without per-kind extras)."""
     try:
         f = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as err:
@@ -168,9 +225,8 @@ def load(path) -> dict:
     with f:
         if f.attrs.get("format") != FORMAT:
             raise ConfigError(f"simpl: data file {str(path)!r} is not a {FORMAT} file")
-        out = {key: f[key][()] for key in ("Y", "Xt", "Xb", "time", "fields", "field_x", "field_y", "module_of")}
-        settings = {key: f.attrs[key] for key in DEFAULTS}
+        out = {key: f[key][()] for key in ("counts", "behaviour", "truth", "time", "fields")}
+        out["field_axes"] = [f[f"field_axis_{i}"][()] for i in range(out["fields"].ndim - 1)]
+        out["settings"] = json.loads(f.attrs["settings"])
         out["seed"] = int(f.attrs["seed"])
-    settings["modules"] = [float(m) for m in settings["modules"]]
-    out["settings"] = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in settings.items()}
     return out

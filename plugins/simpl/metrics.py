@@ -17,15 +17,21 @@ def validation_mask(n_bins, n_cells, block, fraction, seed):
 
 
 def monomials(x, degree):
-    """Design matrix (T, (d+1)(d+2)/2) of all monomials u^i v^j, i + j <= degree, of the
-    standardized coordinates (u, v) of x (T, 2); the first column is the constant."""
+    """Design matrix (T, K) of all monomials of total degree <= `degree` in the standardized
+    coordinates of x (T, D), D = 1 or 2; the first column is the constant."""
     u = (x - x.mean(axis=0)) / x.std(axis=0)
+    if u.shape[1] == 1:
+        return u[:, 0:1] ** np.arange(degree + 1)
     return np.stack([u[:, 0] ** i * u[:, 1] ** (d - i) for d in range(degree + 1) for i in range(d, -1, -1)], axis=1)
 
 
-def align(latent, behaviour, degree=1):
-    """The least-squares image of latent (T, 2) in behaviour's coordinates by a polynomial map of
+def align(latent, behaviour, degree=1, angular=False):
+    """The least-squares image of latent (T, D) in behaviour's coordinates by a polynomial map of
     total degree `degree` (1: the affine map of the published method), and its coefficients.
+    On the circle (`angular`, degree 1) the map is a rotation, or a reflection and a rotation,
+    whichever brings the latent closer to behaviour: the offset phi maximizing
+    sum_t cos(s x_t + phi - b_t) is the angle of sum_t exp(i (b_t - s x_t)), s = +-1; the
+    coefficients are (s, phi).
 
     Why a higher degree can help: EM's likelihood does not change under a smooth invertible warp
     of the latent (the tuning curves warp with it), so a warp picked up in the first iterations
@@ -33,15 +39,22 @@ def align(latent, behaviour, degree=1):
     the map from the latent back to the true position, warp included; a polynomial regression
     estimates it. The price: a genuine smooth discrepancy between latent and behaviour is removed
     too, so keep degree 1 when such a discrepancy is what you are looking for."""
+    if angular:
+        x, b = latent[:, 0], behaviour[:, 0]
+        resultants = [np.mean(np.exp(1j * (b - s * x))) for s in (1.0, -1.0)]
+        k = int(np.abs(resultants[1]) > np.abs(resultants[0]))
+        s, phi = (1.0, -1.0)[k], float(np.angle(resultants[k]))
+        return np.mod(s * latent + phi, 2 * np.pi), np.array([s, phi])
     design = monomials(latent, degree)
     coef, *_ = np.linalg.lstsq(design, behaviour, rcond=None)
     return design @ coef, coef
 
 
-def metrics(y, rates, dt, val, latent, truth):
+def metrics(y, rates, dt, val, latent=None, truth=None, space=None):
     """Per-iteration scalars from counts y (T, N), rates at the latent (T, N, Hz), mask val (T, N):
     train_ll and val_ll (nats per spike of that split), bits_per_spike (validation information
-    gain over each cell's mean training rate) and latent_error_cm (mean |latent - truth|).
+    gain over each cell's mean training rate) and, when the truth is known, latent_error (mean
+    distance |latent - truth| in the space's unit: m, or rad along the circle).
 
     One pass over (T, N) for the model's log-probabilities y log(r dt) - r dt - log y!; the
     constant-rate reference needs only per-cell sums of the validation entries."""
@@ -63,5 +76,5 @@ def metrics(y, rates, dt, val, latent, truth):
         "bits_per_spike": (ll_val - ll_const) / (n_val * np.log(2)),
     }
     if truth is not None:
-        out["latent_error_cm"] = float(100 * np.linalg.norm(latent - truth, axis=1).mean())
+        out["latent_error"] = space.error(latent, truth)
     return out
