@@ -3,8 +3,9 @@
     .venv/bin/python examples/simpl_gridcells.py                 # 200 cells, 1 hour (the benchmark)
     .venv/bin/python examples/simpl_gridcells.py --cells 60 --duration 300   # a quick look
 
-Writes OUT/benchmark.h5 (the data, in the layout `tcnet simpl fit` reads), OUT/runs.h5 (the run,
-readable with tcnet.store.read_run or `tcnet show`), three PNG figures, and prints the table per
+Writes OUT/benchmark.h5 (the data, in the layout `tcnet simpl fit` reads; replaced on a rerun),
+OUT/runs.h5 (each run appended, readable with tcnet.store.read_run or `tcnet show`), three PNG
+figures (replaced on a rerun), and prints the table per
 iteration with the wall time of the fit (generation excluded). A lab's own arrays go through the
 same estimator: `SIMPL(...).fit(counts, behaviour, time)` (docs/SIMPL.md).
 """
@@ -33,7 +34,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     data = simdata.generate(args.seed, n_cells=args.cells, duration=args.duration)
-    simdata.save(out / "benchmark.h5", data)
+    simdata.save(out / "benchmark.h5", data, force=True)
     print(f"data: {args.cells} cells, {data['counts'].shape[0]} bins of {data['settings']['dt']} s, "
           f"{int(data['counts'].sum())} spikes -> {out / 'benchmark.h5'}")
 
@@ -47,7 +48,7 @@ def main():
     print(f"final latent error {100 * model.history_[-1]['latent_error']:.2f} cm (behaviour "
           f"{100 * model.history_[0]['latent_error']:.2f} cm); fit took {elapsed:.1f} s "
           f"(run {model.run_id_} in {out / 'runs.h5'})")
-    for path in all_figures(model, out):
+    for path in all_figures(model, out, force=True):
         print(f"figure: {path}")
 
 
