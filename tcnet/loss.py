@@ -4,13 +4,22 @@ A `Loss` is a named scalar function of a `State`. An `Objective` is sum_k w_k L_
 its value, the value of every term and the gradient with respect to theta come from a single
 autograd forward/backward pass, so terms that read the same cached quantity of the state (an
 eigendecomposition, say) share one computation of it.
+
+Side results are outputs, not side channels. A loss may return `(value, aux)`, aux a dict of
+numbers or arrays it computed on the way (a constraint's signed residual, say); the evaluation
+carries them, by term label, in `Evaluation.aux`. A loss may also take run-time inputs (a Lagrange
+multiplier, a penalty weight): it names them in `inputs`, and `Objective.evaluate(theta, inputs)`
+passes each term the ones it names. Nothing is written onto an object while autograd traces, so
+one objective can be evaluated from several threads at once.
 """
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
 import numpy as np
-from autograd import value_and_grad
+from autograd.builtins import tuple as atuple
+from autograd.core import make_vjp
+from autograd.extend import vspace
 from autograd.tracer import getval
 
 from tcnet.dynamics import Dynamics, State
@@ -18,16 +27,19 @@ from tcnet.validate import ConfigError, real
 
 
 class Loss(ABC):
-    """A scalar term of a state. `config` holds the keyword settings (JSON-serializable)."""
+    """A scalar term of a state. `config` holds the keyword settings (JSON-serializable);
+    `inputs` names the run-time inputs `__call__` takes as keyword arguments."""
 
     name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config):
         self.config = config
 
     @abstractmethod
-    def __call__(self, state: State):
-        """The term's value (an autograd-traceable real scalar)."""
+    def __call__(self, state: State, **inputs):
+        """The term's value (an autograd-traceable real scalar), or (value, aux) with aux a dict
+        of side results (numbers or arrays; they are not differentiated)."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +57,13 @@ class Term:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The objective at one point: total value, gradient and each term's unweighted value."""
+    """The objective at one point: total value, gradient, each term's unweighted value and, by
+    term label, the side results of the terms that return them."""
 
     value: float
     grad: np.ndarray
     terms: dict
+    aux: dict = field(default_factory=dict)
 
     @property
     def grad_norm(self) -> float:
@@ -83,31 +97,52 @@ class Objective:
             raise ConfigError(f"objective: term labels must be unique, repeated: {', '.join(dupes)}")
         self.dynamics = dynamics
         self.terms = tuple(terms)
-        self._value_and_grad = value_and_grad(self._traced)
-        self._last_terms: dict = {}
 
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(t.label for t in self.terms)
 
-    def _traced(self, theta):
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The run-time inputs its terms take (the keys `evaluate`'s `inputs` must hold)."""
+        return tuple(dict.fromkeys(k for t in self.terms for k in t.loss.inputs))
+
+    def _split(self, theta, inputs):
+        """(total, (term values, aux by label)): the total is traced, the rest are plain values."""
         state = self.dynamics.state(theta)
-        total = 0.0
+        total, values, aux = 0.0, {}, {}
         for t in self.terms:
-            v = t.loss(state)
-            self._last_terms[t.label] = float(np.real(getval(v)))
+            out = t.loss(state, **{k: inputs[k] for k in t.loss.inputs})
+            v, side = out if isinstance(out, tuple) else (out, None)
+            values[t.label] = float(np.real(getval(v)))
+            if side is not None:
+                aux[t.label] = {k: np.asarray(getval(a)) for k, a in side.items()}
             total = total + t.weight * v
-        return total
+        return total, (values, aux)
 
-    def __call__(self, theta):
+    def _inputs(self, inputs) -> dict:
+        inputs = dict(inputs or {})
+        missing = [k for k in self.inputs if k not in inputs]
+        if missing:
+            raise ConfigError(f"objective: input(s) {', '.join(missing)} required by its terms are missing")
+        return inputs
+
+    def __call__(self, theta, inputs: dict | None = None):
         """The total value (traceable, so objectives can be composed inside other autograd code)."""
-        return self._traced(theta)
+        return self._split(theta, self._inputs(inputs))[0]
 
-    def evaluate(self, theta) -> Evaluation:
-        """Value, gradient and per-term values in one pass; raises NonFiniteError if not finite."""
-        self._last_terms = {}
-        value, grad = self._value_and_grad(np.asarray(theta, dtype=float))
-        ev = Evaluation(float(value), np.asarray(grad, dtype=float), dict(self._last_terms))
+    def evaluate(self, theta, inputs: dict | None = None, gradient: bool = True) -> Evaluation:
+        """Value, gradient (empty with gradient=False), per-term values and side results in one
+        pass, with the run-time `inputs` its terms name; raises NonFiniteError if not finite."""
+        theta, inputs = np.asarray(theta, dtype=float), self._inputs(inputs)
+        if not gradient:
+            value, (values, aux) = self._split(theta, inputs)
+            ev = Evaluation(float(np.real(value)), np.zeros(0), values, aux)
+        else:
+            vjp, (value, (values, aux)) = make_vjp(lambda th: atuple(self._split(th, inputs)), theta)
+            side = (values, aux)
+            grad = vjp((vspace(value).ones(), vspace(side).zeros()))
+            ev = Evaluation(float(value), np.asarray(grad, dtype=float), values, aux)
         if not ev.finite:
             raise NonFiniteError(ev)
         return ev

@@ -14,6 +14,7 @@ Built-ins: `sgd`, `adam` (the Keras form used by the published preparatory-netwo
 `lbfgs` (scipy's L-BFGS-B) and `staged` (stages run one after another, e.g. Adam then L-BFGS;
 the old name `chain` is still accepted in specs).
 """
+import copy
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -99,9 +100,10 @@ class Monitor:
         self.evaluations = checkpoint.evaluations
         self._t0 = time.perf_counter() - checkpoint.elapsed
 
-    def evaluate(self, objective: Objective, x) -> Evaluation:
+    def evaluate(self, objective: Objective, x, inputs: dict | None = None, gradient: bool = True) -> Evaluation:
+        """objective.evaluate(x, inputs, gradient), counted."""
         self.evaluations += 1
-        return objective.evaluate(x)
+        return objective.evaluate(x, inputs, gradient)
 
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate. `initial=True` marks the point an optimizer (or a chain stage, or a
@@ -179,37 +181,97 @@ class Optimizer(ABC):
         NonFiniteError from monitor.evaluate propagate."""
 
 
-class FirstOrder(Optimizer):
-    """Fixed-step-count gradient methods: `steps` updates, or fewer once |grad| < gtol."""
+class Iterative(Optimizer):
+    """An optimizer given by its update rule; the loop is written once, here.
 
-    defaults = {"steps": 100, "lr": 0.01, "gtol": 0.0}
+    Each iteration evaluates the objective at x, reports x (with the history columns of
+    `columns`), ends the run if `stop` says so or `steps` updates are done, and otherwise moves
+    to `step`'s new point and state. The loop keeps the update count in `opt_state["t"]`, numbers
+    and reports the steps, counts evaluations, resumes from a checkpoint's opt_state and returns
+    the status ("stopped", "max_steps", or what `stop` says; "non-finite" comes from
+    Optimizer.minimize). A subclass writes its rule:
+
+    - `step(x, ev, opt_state) -> (x_new, opt_state_new)`: one update, from the evaluation `ev` at x
+      (required; opt_state_new need not carry "t");
+    - `init(x0) -> dict`: the opt_state at the start (default: empty);
+    - `stop(ev, opt_state) -> (status, message) | None`: its own stopping test at a reported point;
+    - `columns(ev, opt_state) -> dict`: optimizer-specific history scalars at a reported point;
+    - `setup(objective) -> Objective` and `evaluate(x, opt_state) -> Evaluation`: what is
+      evaluated (default: the run's objective at x, with no inputs); a rule that needs more
+      (a Lagrangian built from the run's terms, a multiplier passed as an input, a second gradient
+      in its step) keeps it on `self` in `setup` and evaluates through `self.monitor.evaluate`
+      (which counts).
+
+    The loop runs on a copy of the optimizer made for the run, so `setup` may keep what it derives
+    on `self` without touching the instance a spec built.
+    """
+
+    defaults = {"steps": 100}
 
     def check(self):
         integer(self.name, "steps", self.settings["steps"], low=0)
+
+    # --- the rule (override) ------------------------------------------------------------------
+    def setup(self, objective: Objective) -> Objective:
+        """What the loop evaluates (default: the run's objective itself)."""
+        return objective
+
+    def init(self, x0: np.ndarray) -> dict:
+        """The optimizer's state at the starting point (without "t", which the loop keeps)."""
+        return {}
+
+    def evaluate(self, x, opt_state: dict) -> Evaluation:
+        """The evaluation at x that the report, the stopping test and the step read."""
+        return self.monitor.evaluate(self.objective, x)
+
+    @abstractmethod
+    def step(self, x, ev: Evaluation, opt_state: dict) -> tuple[np.ndarray, dict]:
+        """One update: the new point and the new state."""
+
+    def stop(self, ev: Evaluation, opt_state: dict) -> tuple[str, str] | None:
+        """(status, message) to end the run at this reported point, or None to go on."""
+        return None
+
+    def columns(self, ev: Evaluation, opt_state: dict) -> dict:
+        """Optimizer-specific scalars for the history at this reported point."""
+        return {}
+
+    # --- the loop (written once) --------------------------------------------------------------
+    def iterate(self, objective, x0, monitor, opt_state):
+        rule = copy.copy(self)
+        rule.monitor = monitor
+        rule.objective = rule.setup(objective)
+        steps = self.settings["steps"]
+        state = {"t": 0, **opt_state} if opt_state else {"t": 0, **rule.init(x0)}
+        x, first = x0, True
+        while True:
+            t = state["t"]
+            ev = rule.evaluate(x, state)
+            if monitor.report(x, ev, opt_state=state, extra=rule.columns(ev, state), initial=first):
+                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
+            end = rule.stop(ev, state)
+            if end is not None:
+                return Result(x, *end, t, monitor.evaluations)
+            if t >= steps:
+                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
+            x, new = rule.step(x, ev, state)
+            state, first = {**new, "t": t + 1}, False
+
+
+class FirstOrder(Iterative):
+    """Fixed-step-count gradient methods: `steps` updates, or fewer once |grad| < gtol."""
+
+    defaults = {**Iterative.defaults, "lr": 0.01, "gtol": 0.0}
+
+    def check(self):
+        super().check()
         positive(self.name, "lr", self.settings["lr"])
         real(self.name, "gtol", self.settings["gtol"], low=0)
 
-    def initial_state(self, x0) -> dict:
-        return {"t": 0}
-
-    @abstractmethod
-    def update(self, x, grad, state) -> tuple[np.ndarray, dict]:
-        """One step: the new point and the new state (state['t'] counts updates)."""
-
-    def iterate(self, objective, x0, monitor, opt_state):
-        state = opt_state or self.initial_state(x0)
-        x, first = x0, True
-        steps = self.settings["steps"]
-        while True:
-            ev = monitor.evaluate(objective, x)
-            if monitor.report(x, ev, opt_state=state, initial=first):
-                return Result(x, "stopped", "stopped by callback", state["t"], monitor.evaluations)
-            if ev.grad_norm <= self.settings["gtol"]:
-                return Result(x, "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol", state["t"], monitor.evaluations)
-            if state["t"] >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", state["t"], monitor.evaluations)
-            x, state = self.update(x, ev.grad, state)
-            first = False
+    def stop(self, ev, opt_state):
+        if ev.grad_norm <= self.settings["gtol"]:
+            return "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol"
+        return None
 
 
 class SGD(FirstOrder):
@@ -222,12 +284,12 @@ class SGD(FirstOrder):
         super().check()
         real(self.name, "momentum", self.settings["momentum"], low=0, high=1, high_open=True)
 
-    def initial_state(self, x0):
-        return {"t": 0, "velocity": np.zeros_like(x0)}
+    def init(self, x0):
+        return {"velocity": np.zeros_like(x0)}
 
-    def update(self, x, grad, state):
-        velocity = self.settings["momentum"] * state["velocity"] - self.settings["lr"] * grad
-        return x + velocity, {"t": state["t"] + 1, "velocity": velocity}
+    def step(self, x, ev, opt_state):
+        velocity = self.settings["momentum"] * opt_state["velocity"] - self.settings["lr"] * ev.grad
+        return x + velocity, {"velocity": velocity}
 
 
 class Adam(FirstOrder):
@@ -249,16 +311,16 @@ class Adam(FirstOrder):
             real(self.name, key, self.settings[key], low=0, high=1, high_open=True)
         positive(self.name, "eps", self.settings["eps"])
 
-    def initial_state(self, x0):
-        return {"t": 0, "m": np.zeros_like(x0), "v": np.zeros_like(x0)}
+    def init(self, x0):
+        return {"m": np.zeros_like(x0), "v": np.zeros_like(x0)}
 
-    def update(self, x, grad, state):
+    def step(self, x, ev, opt_state):
         b1, b2, eps, lr = (self.settings[k] for k in ("beta1", "beta2", "eps", "lr"))
-        t = state["t"] + 1
-        m = b1 * state["m"] + (1 - b1) * grad
-        v = b2 * state["v"] + (1 - b2) * grad * grad
-        step = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
-        return x - step * m / (np.sqrt(v) + eps), {"t": t, "m": m, "v": v}
+        g, t = ev.grad, opt_state["t"] + 1
+        m = b1 * opt_state["m"] + (1 - b1) * g
+        v = b2 * opt_state["v"] + (1 - b2) * g * g
+        rate = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        return x - rate * m / (np.sqrt(v) + eps), {"m": m, "v": v}
 
 
 class LBFGS(Optimizer):

@@ -65,3 +65,39 @@ def test_doc_example_runs_and_the_new_term_matters(wiring_file, monkeypatch):
     cost_without = wiring(baseline.final.state())
     assert cost_with < 0.9 * cost_without  # the weighted wiring term buys a cheaper perturbation
     assert np.all(np.isfinite(out.history.column("terms/wiring")))
+
+
+@pytest.fixture(scope="module")
+def rmsprop_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("doc") / "rmsprop.py"
+    path.write_text(next(b for b in blocks("python") if "class RMSprop" in b))
+    return path
+
+
+def test_cli_lists_the_doc_optimizer(rmsprop_file):
+    out = subprocess.run([sys.executable, "-m", "tcnet.cli", "--plugin", str(rmsprop_file), "plugins"],
+                         capture_output=True, text=True)
+    row = [l.split() for l in out.stdout.splitlines() if l.split()[:2] == ["optimizer", "rmsprop"]]
+    assert row and row[0][2:] == ["file", str(rmsprop_file)]
+
+
+def test_doc_optimizer_is_its_update_rule_and_resumes_exactly(rmsprop_file):
+    """The one-file rule, run by the shared loop, follows a plain RMSprop loop written here step by
+    step on the quadratic 0.5 sum h (x - c)^2 of the test plugin, and resumes bitwise."""
+    plugins = Registry(files=[rmsprop_file, Path(__file__).parent / "quadratic_plugin.py"])
+    spec = {"dynamics": {"name": "point", "seed": 4}, "loss": [{"name": "quadratic"}],
+            "optimizer": {"name": "rmsprop", "steps": 30, "lr": 0.05, "rho": 0.8}}
+    out = tcnet.run(spec, plugins=plugins, progress=False)
+    c, h = np.array([1.0, -2.0, 0.5]), np.array([1.0, 4.0, 0.25])
+    x, v, losses = out.initial.vector(), 0.0, []
+    for _ in range(31):
+        losses.append(0.5 * np.sum(h * (x - c) ** 2))
+        g = h * (x - c)
+        v = 0.8 * v + 0.2 * g * g
+        x = x - 0.05 * g / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(out.history.column("loss"), losses, rtol=1e-13)
+    assert out.result.status == "max_steps" and out.result.steps == 30 and out.result.evaluations == 31
+    cut = out.history.steps[12]
+    resumed = tcnet.run(spec, plugins=plugins, progress=False, resume=tcnet.Checkpoint.at(cut))
+    assert [s.step for s in resumed.history.steps] == list(range(13, 31))
+    assert np.array_equal(resumed.result.x, out.result.x)

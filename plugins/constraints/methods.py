@@ -33,7 +33,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from tcnet import ConfigError, Loss, Objective, Optimizer, Result, Term
+from tcnet import ConfigError, Iterative, Loss, Objective, Term
 from tcnet.validate import integer, positive, real
 
 
@@ -100,23 +100,23 @@ def _numeric(value):
 
 
 class _Coupling(Loss):
-    """The constraint's part of a Lagrangian, lambda . g + rho/2 |g|^2 (or rho/2 * loss value for a
-    constraint that is not an `Equality`, where lambda must be 0). Keeps the last residual seen, so
-    that the optimizer reads g from the same autograd pass that gives the gradient."""
+    """The constraint's part of a Lagrangian, multiplier . g + rho/2 |g|^2, with the multiplier and
+    rho run-time inputs of the evaluation, and g returned as the side result `residual` (so the
+    optimizer reads g from the same autograd pass that gives the gradient). A constraint that is
+    not an `Equality` enters as rho/2 * its loss value (the multiplier must then be 0)."""
 
     name = "coupling"
+    inputs = ("multiplier", "rho")
 
-    def __init__(self, constraint: Loss, rho: float, multiplier=0.0):
-        super().__init__(rho=rho)
-        self.constraint, self.rho, self.multiplier = constraint, rho, multiplier
-        self.residual = None
+    def __init__(self, constraint: Loss):
+        super().__init__()
+        self.constraint = constraint
 
-    def __call__(self, state):
+    def __call__(self, state, multiplier, rho):
         if not isinstance(self.constraint, Equality):
-            return 0.5 * self.rho * self.constraint(state)
+            return 0.5 * rho * self.constraint(state)
         g = self.constraint.residual(state)
-        self.residual = np.array(getval(g), dtype=float)
-        return anp.sum(self.multiplier * g) + 0.5 * self.rho * anp.sum(g * g)
+        return anp.sum(multiplier * g) + 0.5 * rho * anp.sum(g * g), {"residual": g}
 
 
 _ENTRY = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*$")
@@ -171,7 +171,7 @@ def _multiplier_record(values) -> dict:
     return {"multiplier": float(v.ravel()[0])} if v.size == 1 else {"multiplier_norm": float(np.linalg.norm(v))}
 
 
-class ConstraintMethod(Optimizer):
+class ConstraintMethod(Iterative):
     """Common settings and the split of the objective into f and the constraint term.
 
     `steps`: maximum number of updates; `lr`: gradient-descent step on the parameters; `tol`:
@@ -184,7 +184,7 @@ class ConstraintMethod(Optimizer):
         if not isinstance(c, str) or not c:
             raise ConfigError(f"{self.name}: constraint must be the label of the objective's constraint "
                               f"term (a non-empty string), got {c!r}")
-        integer(self.name, "steps", self.settings["steps"], low=0)
+        super().check()
         positive(self.name, "lr", self.settings["lr"])
         real(self.name, "tol", self.settings["tol"], low=0)
 
@@ -199,8 +199,19 @@ class ConstraintMethod(Optimizer):
             raise ConfigError(f"{self.name}: the objective needs at least one term besides the constraint {label!r}")
         return list(objective.restrict(others).terms), objective.restrict([label]).terms[0].loss
 
+    def coupled(self, objective: Objective, suffix: str) -> Objective:
+        """f, the constraint term recorded with weight 0, and the coupling term '<label>_<suffix>'
+        (kept on self as `loss`, `label` and `coupling` for the other methods of the rule)."""
+        rest, self.loss = self.split(objective)
+        self.label, self.coupling = self.settings["constraint"], f"{self.settings['constraint']}_{suffix}"
+        return Objective(objective.dynamics, [*rest, Term(self.loss, 0.0, self.label),
+                                              Term(_Coupling(self.loss), 1.0, self.coupling)])
+
     def violation(self, constraint: Loss, value: float) -> float:
         return math.sqrt(max(value, 0.0)) if isinstance(constraint, Equality) else value
+
+    def step(self, x, ev, opt_state):
+        return x - self.settings["lr"] * ev.grad, {}
 
 
 class Alternating(ConstraintMethod):
@@ -211,7 +222,7 @@ class Alternating(ConstraintMethod):
 
     with c the constraint term's loss value (|g|^2 for an `Equality`). `subset`: list of trainable
     parameter names with an optional numpy-style index ('x', 'x[:, 1]', 'J[0:3]'), None for all.
-    Stops after `steps` iterations, or once |x_new - x| <= tol.
+    Stops after `steps` iterations, or once |x_new - x| <= tol (the state keeps it as `moved`).
 
     The scheme does not converge to the constrained optimum: its fixed points solve
     lr P^c grad f(x) = 0 and lr P grad f(x) + constraint_lr P grad c(y) = 0, i.e. the constraint step
@@ -233,27 +244,25 @@ class Alternating(ConstraintMethod):
             for entry in subset:
                 _parse_subset_entry(self.name, entry)
 
-    def iterate(self, objective, x0, monitor, opt_state):
-        rest, loss = self.split(objective)
-        label = self.settings["constraint"]
-        primary = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label)])  # f, and c recorded
-        constraint = Objective(objective.dynamics, [Term(loss, 1.0, label)])
-        mask = subset_mask(self.name, objective.dynamics, self.settings["subset"])
-        lr, clr, tol, steps = (self.settings[k] for k in ("lr", "constraint_lr", "tol", "steps"))
-        t, x, first, moved = opt_state.get("t", 0), x0, True, math.inf
-        while True:
-            ev = monitor.evaluate(primary, x)
-            extra = {"objective": ev.value, "violation": self.violation(loss, ev.terms[label])}
-            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
-            if moved <= tol:
-                return Result(x, "converged", f"|step| = {moved:.3g} <= tol", t, monitor.evaluations)
-            if t >= steps:
-                return Result(x, "max_steps", f"{steps} iterations done", t, monitor.evaluations)
-            y = x - lr * ev.grad
-            x_new = y - clr * np.where(mask, monitor.evaluate(constraint, y).grad, 0.0)
-            moved = float(np.linalg.norm(x_new - x))
-            x, t, first = x_new, t + 1, False
+    def setup(self, objective):
+        rest, self.loss = self.split(objective)
+        self.label = self.settings["constraint"]
+        self.constraint = Objective(objective.dynamics, [Term(self.loss, 1.0, self.label)])
+        self.mask = subset_mask(self.name, objective.dynamics, self.settings["subset"])
+        return Objective(objective.dynamics, [*rest, Term(self.loss, 0.0, self.label)])  # f, and c recorded
+
+    def columns(self, ev, opt_state):
+        return {"objective": ev.value, "violation": self.violation(self.loss, ev.terms[self.label])}
+
+    def stop(self, ev, opt_state):
+        moved = opt_state.get("moved", math.inf)
+        return ("converged", f"|step| = {moved:.3g} <= tol") if moved <= self.settings["tol"] else None
+
+    def step(self, x, ev, opt_state):
+        y = x - self.settings["lr"] * ev.grad
+        pull = self.monitor.evaluate(self.constraint, y).grad
+        x_new = y - self.settings["constraint_lr"] * np.where(self.mask, pull, 0.0)
+        return x_new, {"moved": float(np.linalg.norm(x_new - x))}
 
 
 class Lagrangian(ConstraintMethod):
@@ -268,9 +277,9 @@ class Lagrangian(ConstraintMethod):
     bias), with lambda its Lagrange multiplier. rho = 0 (the default) is the basic method; it is only
     locally stable where the Lagrangian is convex enough along the constraint normal, and rho > 0
     adds that curvature (for the slides' toy the optimum is unstable for rho < 0.207, derived in
-    `tcnet_plugins.constraints.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates, or once
-    |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`. Resuming is exact
-    (the state holds lambda).
+    `tcnet_plugins.constraints.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates,
+    or once |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`. Resuming is
+    exact (the state holds lambda).
     """
 
     name = "lagrangian"
@@ -283,45 +292,51 @@ class Lagrangian(ConstraintMethod):
         real(self.name, "rho", self.settings["rho"], low=0)
         real(self.name, "multiplier", self.settings["multiplier"])
 
-    def iterate(self, objective, x0, monitor, opt_state):
-        rest, loss = self.split(objective)
-        label = self.settings["constraint"]
-        if not isinstance(loss, Equality):
-            raise ConfigError(f"{self.name}: the constraint term {label!r} (loss {loss.name!r}) has no signed "
-                              "residual; use an Equality loss, e.g. the generic 'equality' loss")
-        coupling = _Coupling(loss, self.settings["rho"])
-        lagrangian = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
-                                                    Term(coupling, 1.0, f"{label}_coupling")])
-        lr, eta, tol, steps = (self.settings[k] for k in ("lr", "multiplier_lr", "tol", "steps"))
-        t, x, first = opt_state.get("t", 0), x0, True
-        lam = np.array(opt_state.get("multiplier", self.settings["multiplier"]), dtype=float)
-        while True:
-            coupling.multiplier = lam
-            ev = monitor.evaluate(lagrangian, x)
-            g = coupling.residual
-            lam = np.broadcast_to(lam, g.shape).copy()
-            violation = float(np.linalg.norm(g))
-            extra = {"objective": ev.value - ev.terms[f"{label}_coupling"], "violation": violation,
-                     **_multiplier_record(lam)}
-            if monitor.report(x, ev, opt_state={"t": t, "multiplier": lam.copy()}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
-            if ev.grad_norm <= tol and violation <= tol:
-                return Result(x, "converged", f"|grad L| = {ev.grad_norm:.3g}, |g| = {violation:.3g} <= tol",
-                              t, monitor.evaluations)
-            if t >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
-            x, lam = x - lr * ev.grad, lam + eta * g
-            t, first = t + 1, False
+    def setup(self, objective):
+        lagrangian = self.coupled(objective, "coupling")
+        if not isinstance(self.loss, Equality):
+            raise ConfigError(f"{self.name}: the constraint term {self.label!r} (loss {self.loss.name!r}) has no "
+                              "signed residual; use an Equality loss, e.g. the generic 'equality' loss")
+        return lagrangian
+
+    def init(self, x0):
+        return {"multiplier": np.array(self.settings["multiplier"], dtype=float)}
+
+    def evaluate(self, x, opt_state):
+        inputs = {"multiplier": opt_state["multiplier"], "rho": self.settings["rho"]}
+        return self.monitor.evaluate(self.objective, x, inputs)
+
+    def residual(self, ev, opt_state):
+        """g at the evaluated point, and lambda broadcast to its shape."""
+        g = ev.aux[self.coupling]["residual"]
+        return g, np.broadcast_to(opt_state["multiplier"], g.shape).copy()
+
+    def columns(self, ev, opt_state):
+        g, lam = self.residual(ev, opt_state)
+        return {"objective": ev.value - ev.terms[self.coupling], "violation": float(np.linalg.norm(g)),
+                **_multiplier_record(lam)}
+
+    def stop(self, ev, opt_state):
+        violation, tol = float(np.linalg.norm(self.residual(ev, opt_state)[0])), self.settings["tol"]
+        if ev.grad_norm <= tol and violation <= tol:
+            return "converged", f"|grad L| = {ev.grad_norm:.3g}, |g| = {violation:.3g} <= tol"
+        return None
+
+    def step(self, x, ev, opt_state):
+        g, lam = self.residual(ev, opt_state)
+        return x - self.settings["lr"] * ev.grad, {"multiplier": lam + self.settings["multiplier_lr"] * g}
 
 
 class Penalty(ConstraintMethod):
     """Quadratic penalty with a growing weight: gradient descent on f + mu_t c, where c is the
     constraint loss (|g|^2 for an `Equality`) and mu_t = min(mu * mu_factor^(t // mu_every), mu_max).
 
-    The minimizer of f + mu c violates the constraint by g ~ -lambda*/(2 mu), so the penalty leaves a
-    bias that shrinks only as mu_max grows; plain gradient descent is stable only while
-    lr * (curvature of f + mu c) < 2, which bounds the usable mu_max. Stops after `steps` updates,
-    or once mu = mu_max and the penalized gradient is <= tol.
+    The minimizer of f + mu c violates the constraint by g ~ +lambda*/(2 mu), lambda* the Lagrange
+    multiplier of L = f + lambda g (lambda* = -df/dx_i for the constraint x_i = t; the multiplier
+    estimate 2 mu g recorded below agrees), so the penalty leaves a bias that shrinks only as mu_max
+    grows; plain gradient descent is stable only while lr * (curvature of f + mu c) < 2, which bounds
+    the usable mu_max. Stops after `steps` updates, or once mu = mu_max and the penalized gradient
+    is <= tol.
     """
 
     name = "penalty"
@@ -339,27 +354,21 @@ class Penalty(ConstraintMethod):
         s = self.settings
         return float(min(s["mu"] * s["mu_factor"] ** (t // s["mu_every"]), s["mu_max"]))
 
-    def iterate(self, objective, x0, monitor, opt_state):
-        rest, loss = self.split(objective)
-        label = self.settings["constraint"]
-        coupling = _Coupling(loss, 2 * self.settings["mu"])  # rho/2 |g|^2 = mu c
-        penalized = Objective(objective.dynamics, [*rest, Term(loss, 0.0, label),
-                                                   Term(coupling, 1.0, f"{label}_penalty")])
-        lr, tol, steps = (self.settings[k] for k in ("lr", "tol", "steps"))
-        t, x, first = opt_state.get("t", 0), x0, True
-        while True:
-            mu = self.mu(t)
-            coupling.rho = 2 * mu
-            ev = monitor.evaluate(penalized, x)
-            extra = {"objective": ev.value - ev.terms[f"{label}_penalty"],
-                     "violation": self.violation(loss, ev.terms[label]), "mu": mu}
-            if isinstance(loss, Equality):
-                extra.update(_multiplier_record(2 * mu * coupling.residual))
-            if monitor.report(x, ev, opt_state={"t": t}, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
-            if mu >= self.settings["mu_max"] and ev.grad_norm <= tol:
-                return Result(x, "converged", f"mu = mu_max and |grad| = {ev.grad_norm:.3g} <= tol",
-                              t, monitor.evaluations)
-            if t >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
-            x, t, first = x - lr * ev.grad, t + 1, False
+    def setup(self, objective):
+        return self.coupled(objective, "penalty")
+
+    def evaluate(self, x, opt_state):  # rho/2 |g|^2 = mu c
+        return self.monitor.evaluate(self.objective, x, {"multiplier": 0.0, "rho": 2 * self.mu(opt_state["t"])})
+
+    def columns(self, ev, opt_state):
+        mu = self.mu(opt_state["t"])
+        out = {"objective": ev.value - ev.terms[self.coupling],
+               "violation": self.violation(self.loss, ev.terms[self.label]), "mu": mu}
+        if isinstance(self.loss, Equality):
+            out.update(_multiplier_record(2 * mu * ev.aux[self.coupling]["residual"]))
+        return out
+
+    def stop(self, ev, opt_state):
+        if self.mu(opt_state["t"]) >= self.settings["mu_max"] and ev.grad_norm <= self.settings["tol"]:
+            return "converged", f"mu = mu_max and |grad| = {ev.grad_norm:.3g} <= tol"
+        return None
