@@ -272,7 +272,7 @@ def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path, monkeypatch):
     ref = go(s, tmp_path / "ref.h5")
     calls = []
     evaluate = tcnet.Objective.evaluate
-    monkeypatch.setattr(tcnet.Objective, "evaluate", lambda self, x: calls.append(1) or evaluate(self, x))
+    monkeypatch.setattr(tcnet.Objective, "evaluate", lambda self, *a: calls.append(1) or evaluate(self, *a))
     path = tmp_path / "runs.h5"
     with pytest.raises(KeyboardInterrupt):
         tcnet.run(s, recorders=[RunWriter(path, flush_steps=1), Raiser(6, KeyboardInterrupt())],
