@@ -19,18 +19,31 @@ def blocks(lang):
     return re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
-@pytest.fixture(scope="module")
-def wiring_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("doc") / "wiring.py"
-    path.write_text(blocks("python")[0])
+def doc_file(tmp_path_factory, name, marker):
+    """The docs' python block containing `marker`, saved as `name`."""
+    path = tmp_path_factory.mktemp("doc") / name
+    path.write_text(next(b for b in blocks("python") if marker in b))
     return path
 
 
-def test_cli_lists_the_doc_plugin(wiring_file):
-    out = subprocess.run([sys.executable, "-m", "tcnet.cli", "--plugin", str(wiring_file), "plugins"],
+@pytest.fixture(scope="module")
+def wiring_file(tmp_path_factory):
+    return doc_file(tmp_path_factory, "wiring.py", "class Wiring")
+
+
+@pytest.fixture(scope="module")
+def rmsprop_file(tmp_path_factory):
+    return doc_file(tmp_path_factory, "rmsprop.py", "class RMSprop")
+
+
+@pytest.mark.parametrize("kind, name, fixture", [("loss", "wiring", "wiring_file"),
+                                                 ("optimizer", "rmsprop", "rmsprop_file")])
+def test_cli_lists_the_doc_plugins(kind, name, fixture, request):
+    path = request.getfixturevalue(fixture)
+    out = subprocess.run([sys.executable, "-m", "tcnet.cli", "--plugin", str(path), "plugins"],
                          capture_output=True, text=True)
-    row = [l.split() for l in out.stdout.splitlines() if l.split()[:2] == ["loss", "wiring"]]
-    assert row and row[0][2:] == ["file", str(wiring_file)]
+    row = [l.split() for l in out.stdout.splitlines() if l.split()[:2] == [kind, name]]
+    assert row and row[0][2:] == ["file", str(path)]
 
 
 def test_doc_loss_value_and_gradient(wiring_file):
@@ -65,20 +78,6 @@ def test_doc_example_runs_and_the_new_term_matters(wiring_file, monkeypatch):
     cost_without = wiring(baseline.final.state())
     assert cost_with < 0.9 * cost_without  # the weighted wiring term buys a cheaper perturbation
     assert np.all(np.isfinite(out.history.column("terms/wiring")))
-
-
-@pytest.fixture(scope="module")
-def rmsprop_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("doc") / "rmsprop.py"
-    path.write_text(next(b for b in blocks("python") if "class RMSprop" in b))
-    return path
-
-
-def test_cli_lists_the_doc_optimizer(rmsprop_file):
-    out = subprocess.run([sys.executable, "-m", "tcnet.cli", "--plugin", str(rmsprop_file), "plugins"],
-                         capture_output=True, text=True)
-    row = [l.split() for l in out.stdout.splitlines() if l.split()[:2] == ["optimizer", "rmsprop"]]
-    assert row and row[0][2:] == ["file", str(rmsprop_file)]
 
 
 def test_doc_optimizer_is_its_update_rule_and_resumes_exactly(rmsprop_file):
