@@ -2,8 +2,10 @@
 `tcnet_commands` hook. `--plugin FILE` (repeatable) loads single-file plugins first, so their
 dynamics, losses, optimizers and commands are available to every subcommand."""
 import argparse
+import inspect
 import json
 import sys
+import textwrap
 
 import numpy as np
 
@@ -15,11 +17,22 @@ from tcnet.validate import ConfigError
 
 
 def _plugins(args) -> int:
-    """List every registered dynamics, loss and optimizer with the plugin it came from."""
+    """List every registered dynamics, loss and optimizer with the plugin it came from; with a
+    NAME, that plugin's description and declared settings (tcnet.settings)."""
     entries = args.registry.all()
+    if args.name is not None:
+        entries = [e for e in entries if args.name in (e.name, *getattr(e.cls, "aliases", ()))]
+        if not entries:
+            known = ", ".join(sorted({e.name for e in args.registry.all()}))
+            raise UnknownPluginError(f"no plugin named {args.name!r}; registered: {known}")
     width = max((len(e.name) for e in entries), default=4)
     for e in entries:
         print(f"{e.kind:<10} {e.name:<{width}}  {e.source}")
+        if args.name is not None:
+            paragraph = inspect.getdoc(e.cls).split("\n\n")[0] if e.cls.__doc__ else "(no description)"
+            print(textwrap.indent(paragraph, "  "))
+            for line in getattr(e.cls, "SETTINGS", ()) and e.cls.SETTINGS.help_lines():
+                print(f"  {line}")
     return 1 if args.registry.failures else 0
 
 
@@ -157,6 +170,8 @@ def parser(plugins) -> argparse.ArgumentParser:
                    help="load a single-file plugin (.py); repeatable")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sp = sub.add_parser("plugins", help="list registered dynamics, losses and optimizers and their sources")
+    sp.add_argument("name", nargs="?", help="show this plugin's description and settings (name, "
+                    "allowed values, default)")
     sp.set_defaults(handler=_plugins)
     sp = sub.add_parser("show", help="tree of the networks and runs in a tcnet HDF5 file")
     sp.add_argument("file")

@@ -9,6 +9,9 @@ fixed point, a Gramian) are computed once per evaluation: subclasses compute the
 Subclasses (plugins) define:
 - `name` (the plugin name) and `trainable` (names of the trainable arrays);
 - `create(seed, **config)`: a new random instance (its `config` must be JSON-serializable);
+- `SETTINGS` (optional, tcnet.settings): the configuration declared once (name, default, allowed
+  values, one line of doc); the base then fills defaults into `config` and validates it, so that
+  `check()` is left with what relates several settings or the arrays;
 - `check()`: validation of the arrays and config (raise `tcnet.validate.ConfigError`);
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
 - `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
@@ -26,6 +29,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from tcnet.labels import Labels
+from tcnet.settings import Settings
 from tcnet.validate import ConfigError
 
 
@@ -43,10 +47,13 @@ class Dynamics(ABC):
     name: ClassVar[str] = ""
     trainable: ClassVar[tuple[str, ...]] = ()
     labels: ClassVar[Labels] = Labels()  # how tables, figures and labelled arrays show its numbers
+    SETTINGS: ClassVar[Settings] = Settings()  # the declared configuration (none: not declared)
 
     def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None):
         self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items()}
         self.config = dict(config or {})
+        if self.SETTINGS:
+            self.config = self.SETTINGS.resolve(self.name, self.config)
         self.seed = seed
         missing = [k for k in self.trainable if k not in self.arrays]
         if missing:

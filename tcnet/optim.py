@@ -25,7 +25,8 @@ import scipy.optimize
 
 from tcnet.loss import Evaluation, NonFiniteError, Objective
 from tcnet.plugins import hookimpl
-from tcnet.validate import ConfigError, integer, no_extra, positive, real
+from tcnet.settings import Integer, Real, Setting, Settings
+from tcnet.validate import ConfigError, no_extra
 
 
 @dataclass(frozen=True)
@@ -131,23 +132,32 @@ class Monitor:
 class Optimizer(ABC):
     """Minimizes an objective from x0, reporting each iterate to a monitor.
 
-    Subclasses set `name` and `defaults` (every accepted setting with its default), validate in
-    `check`, and implement `iterate`. `opt_state` is the snapshot of a reported step (see Step):
-    an optimizer continues from it exactly where its algorithm allows, and documents where not.
-    `aliases` are former names still accepted in specs.
+    Subclasses set `name`, declare their settings once in `SETTINGS` (tcnet.settings: name,
+    default, allowed values, one line of doc; validation, `defaults`, the saved `config` and
+    `tcnet plugins NAME` follow from it), check relations between settings in `check`, and
+    implement `iterate`. `opt_state` is the snapshot of a reported step (see Step): an optimizer
+    continues from it exactly where its algorithm allows, and documents where not. `aliases` are
+    former names still accepted in specs.
     """
 
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
+    SETTINGS: ClassVar[Settings] = Settings()
     defaults: ClassVar[dict] = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "SETTINGS" in cls.__dict__:
+            cls.defaults = cls.SETTINGS.defaults
+        elif "defaults" in cls.__dict__:  # not declared yet: plain settings, no bounds or docs
+            cls.SETTINGS = Settings(*(Setting(k, v, "") for k, v in cls.defaults.items()))
+
     def __init__(self, **settings):
-        no_extra(self.name, settings, self.defaults)
-        self.settings = {**self.defaults, **settings}
+        self.settings = self.SETTINGS.resolve(self.name, settings)
         self.check()
 
     def check(self) -> None:
-        """Validate self.settings; raise ConfigError naming the setting."""
+        """Validate relations between settings; raise ConfigError naming the setting."""
 
     @classmethod
     def from_config(cls, settings: dict, build: Callable[[dict], "Optimizer"]) -> "Optimizer":
@@ -206,10 +216,7 @@ class Iterative(Optimizer):
     on `self` without touching the instance a spec built.
     """
 
-    defaults = {"steps": 100}
-
-    def check(self):
-        integer(self.name, "steps", self.settings["steps"], low=0)
+    SETTINGS = Settings(Integer("steps", 100, "maximum number of updates", low=0))
 
     # --- the rule (override) ------------------------------------------------------------------
     def setup(self, objective: Objective) -> Objective:
@@ -261,12 +268,10 @@ class Iterative(Optimizer):
 class FirstOrder(Iterative):
     """Fixed-step-count gradient methods: `steps` updates, or fewer once |grad| < gtol."""
 
-    defaults = {**Iterative.defaults, "lr": 0.01, "gtol": 0.0}
-
-    def check(self):
-        super().check()
-        positive(self.name, "lr", self.settings["lr"])
-        real(self.name, "gtol", self.settings["gtol"], low=0)
+    SETTINGS = Iterative.SETTINGS + Settings(
+        Real("lr", 0.01, "learning rate (step size)", low=0, low_open=True),
+        Real("gtol", 0.0, "stop once |grad| <= gtol (0: run every step)", low=0),
+    )
 
     def stop(self, ev, opt_state):
         if ev.grad_norm <= self.settings["gtol"]:
@@ -278,11 +283,9 @@ class SGD(FirstOrder):
     """Gradient descent x <- x - lr g, with optional heavy-ball momentum."""
 
     name = "sgd"
-    defaults = {**FirstOrder.defaults, "momentum": 0.0}
-
-    def check(self):
-        super().check()
-        real(self.name, "momentum", self.settings["momentum"], low=0, high=1, high_open=True)
+    SETTINGS = FirstOrder.SETTINGS + Settings(
+        Real("momentum", 0.0, "heavy-ball momentum (0: plain gradient descent)", low=0, high=1, high_open=True),
+    )
 
     def init(self, x0):
         return {"velocity": np.zeros_like(x0)}
@@ -303,13 +306,11 @@ class Adam(FirstOrder):
     """
 
     name = "adam"
-    defaults = {**FirstOrder.defaults, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
-
-    def check(self):
-        super().check()
-        for key in ("beta1", "beta2"):
-            real(self.name, key, self.settings[key], low=0, high=1, high_open=True)
-        positive(self.name, "eps", self.settings["eps"])
+    SETTINGS = FirstOrder.SETTINGS + Settings(
+        Real("beta1", 0.9, "decay rate of the first-moment average m", low=0, high=1, high_open=True),
+        Real("beta2", 0.999, "decay rate of the second-moment average v", low=0, high=1, high_open=True),
+        Real("eps", 1e-7, "added to sqrt(v) in the denominator", low=0, low_open=True),
+    )
 
     def init(self, x0):
         return {"m": np.zeros_like(x0), "v": np.zeros_like(x0)}
@@ -333,13 +334,12 @@ class LBFGS(Optimizer):
     """
 
     name = "lbfgs"
-    defaults = {"max_iter": 200, "gtol": 1e-5, "ftol": 2.220446049250313e-09, "memory": 10}
-
-    def check(self):
-        integer(self.name, "max_iter", self.settings["max_iter"], low=0)
-        real(self.name, "gtol", self.settings["gtol"], low=0)
-        real(self.name, "ftol", self.settings["ftol"], low=0)
-        integer(self.name, "memory", self.settings["memory"], low=1)
+    SETTINGS = Settings(
+        Integer("max_iter", 200, "maximum number of iterations", low=0),
+        Real("gtol", 1e-5, "stop once the largest gradient component is <= gtol", low=0),
+        Real("ftol", 2.220446049250313e-09, "stop once the relative decrease of the loss is <= ftol", low=0),
+        Integer("memory", 10, "number of curvature pairs kept (scipy's maxcor)", low=1),
+    )
 
     def iterate(self, objective, x0, monitor, opt_state):
         nit = opt_state.get("nit", 0)
@@ -392,7 +392,7 @@ class Staged(Optimizer):
 
     name = "staged"
     aliases = ("chain",)
-    defaults = {"stages": []}
+    SETTINGS = Settings(Setting("stages", [], "the optimizers' specs, run one after another"))
 
     def __init__(self, *stages: Optimizer):
         if not stages:
@@ -405,7 +405,7 @@ class Staged(Optimizer):
 
     @classmethod
     def from_config(cls, settings, build):
-        no_extra(cls.name, settings, cls.defaults)
+        no_extra(cls.name, settings, cls.SETTINGS.names)
         return cls(*(build(s) for s in settings.get("stages", [])))
 
     def iterate(self, objective, x0, monitor, opt_state):

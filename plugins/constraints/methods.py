@@ -34,7 +34,8 @@ import numpy as np
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Iterative, Loss, Objective, Term
-from tcnet.validate import integer, positive, real
+from tcnet.settings import Integer, Real, Setting, Settings, Text
+from tcnet.validate import integer, real
 
 
 class Equality(Loss):
@@ -177,16 +178,12 @@ class ConstraintMethod(Iterative):
     `steps`: maximum number of updates; `lr`: gradient-descent step on the parameters; `tol`:
     stopping tolerance (its meaning is given per method; 0 runs all steps)."""
 
-    defaults = {"constraint": None, "steps": 1000, "lr": 0.01, "tol": 0.0}
-
-    def check(self):
-        c = self.settings["constraint"]
-        if not isinstance(c, str) or not c:
-            raise ConfigError(f"{self.name}: constraint must be the label of the objective's constraint "
-                              f"term (a non-empty string), got {c!r}")
-        super().check()
-        positive(self.name, "lr", self.settings["lr"])
-        real(self.name, "tol", self.settings["tol"], low=0)
+    SETTINGS = Settings(
+        Text("constraint", None, "the label of the objective's constraint term"),
+        *Iterative.SETTINGS.with_defaults(steps=1000),
+        Real("lr", 0.01, "gradient-descent step on the parameters", low=0, low_open=True),
+        Real("tol", 0.0, "stopping tolerance (per method; 0 runs every step)", low=0),
+    )
 
     def split(self, objective: Objective) -> tuple[list, Loss]:
         """The terms of f and the constraint's loss."""
@@ -231,11 +228,12 @@ class Alternating(ConstraintMethod):
     """
 
     name = "alternating"
-    defaults = {**ConstraintMethod.defaults, "constraint_lr": 0.2, "subset": None}
+    SETTINGS = ConstraintMethod.SETTINGS + Settings(
+        Real("constraint_lr", 0.2, "gradient-descent step on the constraint loss", low=0, low_open=True),
+        Setting("subset", None, "trainable entries the constraint step moves, e.g. ['x[:, 1]'] (None: all)"),
+    )
 
     def check(self):
-        super().check()
-        positive(self.name, "constraint_lr", self.settings["constraint_lr"])
         subset = self.settings["subset"]
         if subset is not None:
             if not isinstance(subset, (list, tuple)) or not subset:
@@ -283,14 +281,11 @@ class Lagrangian(ConstraintMethod):
     """
 
     name = "lagrangian"
-    defaults = {**ConstraintMethod.defaults, "lr": 0.05, "multiplier_lr": 0.05, "rho": 0.0,
-                "multiplier": 0.0}
-
-    def check(self):
-        super().check()
-        positive(self.name, "multiplier_lr", self.settings["multiplier_lr"])
-        real(self.name, "rho", self.settings["rho"], low=0)
-        real(self.name, "multiplier", self.settings["multiplier"])
+    SETTINGS = ConstraintMethod.SETTINGS.with_defaults(lr=0.05) + Settings(
+        Real("multiplier_lr", 0.05, "gradient-ascent step on the multiplier", low=0, low_open=True),
+        Real("rho", 0.0, "augmentation rho/2 |g|^2 (0: the basic method)", low=0),
+        Real("multiplier", 0.0, "the multiplier's starting value"),
+    )
 
     def setup(self, objective):
         lagrangian = self.coupled(objective, "coupling")
@@ -340,14 +335,14 @@ class Penalty(ConstraintMethod):
     """
 
     name = "penalty"
-    defaults = {**ConstraintMethod.defaults, "steps": 3000, "mu": 1.0, "mu_factor": 2.0, "mu_every": 100,
-                "mu_max": 10.0}
+    SETTINGS = ConstraintMethod.SETTINGS.with_defaults(steps=3000) + Settings(
+        Real("mu", 1.0, "the penalty weight at the start", low=0, low_open=True),
+        Real("mu_factor", 2.0, "factor by which mu grows", low=1),
+        Integer("mu_every", 100, "updates between two growths of mu", low=1),
+        Real("mu_max", 10.0, "largest mu (at least mu)", low=0, low_open=True),
+    )
 
     def check(self):
-        super().check()
-        positive(self.name, "mu", self.settings["mu"])
-        real(self.name, "mu_factor", self.settings["mu_factor"], low=1)
-        integer(self.name, "mu_every", self.settings["mu_every"], low=1)
         real(self.name, "mu_max", self.settings["mu_max"], low=self.settings["mu"])
 
     def mu(self, t: int) -> float:

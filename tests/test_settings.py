@@ -1,0 +1,111 @@
+"""Settings declared once (tcnet.settings): defaults, validation, the saved configuration and the
+help text all come from the one declaration, for optimizers and dynamics."""
+import numpy as np
+import pytest
+
+from tcnet import ConfigError, Dynamics, State
+from tcnet.cli import main
+from tcnet.optim import SGD, Adam, Iterative
+from tcnet.settings import Choice, Integer, Real, Setting, Settings, Text
+
+DECLARED = Settings(
+    Integer("steps", 100, "maximum number of updates", low=0),
+    Real("lr", 0.01, "step size", low=0, low_open=True),
+    Choice("mode", "qss", "how rates are computed", options=("qss", "trials")),
+    Text("label", None, "the label of a term"),
+)
+
+
+def test_declaration_gives_defaults_validation_and_help():
+    assert DECLARED.names == ("steps", "lr", "mode", "label")
+    assert DECLARED.defaults == {"steps": 100, "lr": 0.01, "mode": "qss", "label": None}
+    assert DECLARED.resolve("opt", {"label": "c", "lr": 0.5}) == {"steps": 100, "lr": 0.5, "mode": "qss", "label": "c"}
+    bad = [({"label": "c", "lr": 0}, "opt: lr must be in (0, inf], got 0"),
+           ({"label": "c", "steps": 1.5}, "opt: steps must be an integer, got 1.5"),
+           ({"label": "c", "mode": "fast"}, "opt: mode must be one of 'qss', 'trials', got 'fast'"),
+           ({}, "opt: label must be the label of a term (a non-empty string), got None"),
+           ({"label": "c", "rate": 1}, "opt: unknown setting(s) rate; accepted: label, lr, mode, steps")]
+    for given, message in bad:
+        with pytest.raises(ConfigError) as err:
+            DECLARED.resolve("opt", given)
+        assert str(err.value) == message
+    assert DECLARED.help_lines() == [
+        "steps: maximum number of updates (an integer in [0, inf]; default 100)",
+        "lr: step size (a real number in (0, inf]; default 0.01)",
+        "mode: how rates are computed (one of 'qss', 'trials'; default 'qss')",
+        "label: the label of a term (a non-empty string; default None)",
+    ]
+
+
+def test_adding_replaces_by_name_and_with_defaults_keeps_the_bounds():
+    more = DECLARED + Settings(Real("lr", 0.1, "larger step", low=0), Setting("extra", [], "anything"))
+    assert more.names == ("steps", "mode", "label", "lr", "extra") and more.defaults["lr"] == 0.1
+    longer = DECLARED.with_defaults(steps=5000)
+    assert longer.defaults["steps"] == 5000
+    with pytest.raises(ConfigError, match="steps must be an integer in \\[0, inf\\], got -1"):
+        longer.resolve("opt", {"label": "c", "steps": -1})
+    with pytest.raises(KeyError, match="no declared setting\\(s\\) nope"):
+        DECLARED.with_defaults(nope=1)
+
+
+def test_optimizer_settings_and_saved_config_come_from_the_declaration():
+    assert Adam.defaults == Adam.SETTINGS.defaults
+    assert Adam(lr=0.1).config == {"name": "adam", "steps": 100, "lr": 0.1, "gtol": 0.0, "beta1": 0.9,
+                                   "beta2": 0.999, "eps": 1e-7}
+    assert SGD.SETTINGS.names == ("steps", "lr", "gtol", "momentum")
+    with pytest.raises(ConfigError, match="sgd: momentum must be in \\[0, 1\\), got 1.0"):
+        SGD(momentum=1.0)
+
+
+def test_a_class_with_plain_defaults_still_works():
+    """Optimizers not yet declared (a plain `defaults` dict and a `check`) keep working."""
+
+    class Plain(Iterative):
+        name = "plain"
+        defaults = {"steps": 3, "lr": 0.5}
+
+        def step(self, x, ev, opt_state):
+            return x - self.settings["lr"] * ev.grad, {}
+
+    assert Plain.SETTINGS.names == ("steps", "lr") and Plain(lr=0.1).settings == {"steps": 3, "lr": 0.1}
+    with pytest.raises(ConfigError, match="plain: unknown setting\\(s\\) rate"):
+        Plain(rate=1)
+
+
+class Leaky(Dynamics):
+    """x' = -x / tau, declared with a bounded time constant."""
+
+    name = "leaky"
+    trainable = ("a",)
+    SETTINGS = Settings(Real("tau", 0.02, "time constant (s)", low=0, low_open=True),
+                        Integer("n", 2, "number of units", low=1))
+
+    @classmethod
+    def create(cls, seed=0, **config):
+        n = config.get("n", 2)
+        return cls({"a": np.zeros(n if isinstance(n, int) and n > 0 else 1)}, config, seed)
+
+    def make_state(self, params):
+        return State(self, params)
+
+
+def test_dynamics_config_is_completed_and_checked_from_its_declaration():
+    assert Leaky.create().config == {"tau": 0.02, "n": 2}
+    assert Leaky.create(n=3, tau=0.5).config == {"tau": 0.5, "n": 3}
+    with pytest.raises(ConfigError, match="leaky: tau must be in \\(0, inf\\], got -1"):
+        Leaky.create(tau=-1)
+    with pytest.raises(ConfigError, match="leaky: unknown setting\\(s\\) size"):
+        Leaky.create(size=3)
+
+
+def test_cli_prints_a_plugins_settings(capsys):
+    assert main(["plugins", "penalty"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["optimizer", "penalty"]
+    from tcnet.plugins import registry
+
+    for line in registry().get("optimizer", "penalty").SETTINGS.help_lines():
+        assert f"  {line}" in out
+    assert main(["plugins", "chain"]) == 0 and "staged" in capsys.readouterr().out  # the former name
+    assert main(["plugins", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("tcnet plugins: no plugin named 'nope'; registered: ")
