@@ -5,8 +5,9 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   Theta_E, Theta_I, I_ext (any real), tau_E, tau_I (ms, > 0), E_set, I_set (> 0); `preset`
   "paradoxical" (default) or "non_paradoxical" gives the parameter sets of the original
   notebooks, single keys override it. Trainable array `W` = (W_EE, W_EI, W_IE, W_II) >= 0.
-  The state's QSS rates are the closed-form Up state (Down state E = I = 0 where it does not
-  exist), traceable by autograd; see `tcnet_plugins.ei.model` for every formula.
+  The state's QSS rates are the fixed point a kicked trial from rest reaches (`model.steady_state`:
+  every fixed point of the four linear regions, the stable one with the largest E; NaN where none
+  is stable), traceable by autograd; see `tcnet_plugins.ei.model` for every formula.
 - loss `homeostatic`: L = (E - E_set)^2/2 + (I - I_set)^2/2 at the QSS (set points default to the
   dynamics' E_set, I_set).
 - optimizers (learning rules) `exact`, `small_weight`, `up_state`, `cross_homeostatic` and
@@ -21,7 +22,9 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   (null, or "soldado2022": the published trial protocol and learning settings as one preset;
   keys given explicitly override it). A trial whose rates exceed r_max is a runaway and ends the
   run with status no_progress. Every step reports extra E, I (rates the rule used), E_trial,
-  I_trial (this step's own rates), E_qss, I_qss, up, stable, paradoxical to the run history;
+  I_trial (this step's own rates), E_qss, I_qss, regime (the model.REGIONS index of the QSS in
+  QSS mode, of the trial's rates in trials mode; -1 runaway), up, stable, paradoxical to the run
+  history; a QSS run reaching weights without a steady state ends with status no_progress;
   its loss is the homeostatic loss at the QSS, with its gradient norm in QSS mode only (in
   trials mode no rule uses the gradient, and autograd would cost more than the trial).
 - command `tcnet ei-study`: the comparative study of the rules (see `tcnet_plugins.ei.study`).
@@ -34,7 +37,7 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State
 from tcnet.labels import Labels, Quantity
-from tcnet.loss import Evaluation, NonFiniteError
+from tcnet.loss import Evaluation
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 
 from tcnet_plugins.ei import model as ei
@@ -75,6 +78,11 @@ class EIState(State):
         return self.rates[1]
 
     @cached_property
+    def regime(self) -> int:
+        """The QSS's linear region (model.REGIONS index; model.RUNAWAY without a stable fixed point)."""
+        return int(ei.steady_state(getval(self.W), self.dynamics.p)[2])
+
+    @cached_property
     def up(self) -> bool:
         return bool(ei.up_exists(getval(self.W), self.dynamics.p))
 
@@ -99,11 +107,13 @@ class EIRate(Dynamics):
     labels = Labels(
         time=Quantity("t", "ms"), state=Quantity("rate", "Hz"), axis="population", entries=("E", "I"),
         config={"E_set": Quantity("E set point", "Hz"), "I_set": Quantity("I set point", "Hz")},
-        summary={"E_up": Quantity("Up-state rate E", "Hz"), "I_up": Quantity("Up-state rate I", "Hz"),
+        summary={"E_qss": Quantity("steady-state rate E", "Hz"), "I_qss": Quantity("steady-state rate I", "Hz"),
+                 "regime": Quantity("steady-state regime (0 rest, 1 E only, 2 I only, 3 Up, -1 runaway)"),
+                 "E_up": Quantity("Up-state rate E", "Hz"), "I_up": Quantity("Up-state rate I", "Hz"),
                  "up": Quantity("Up state exists"), "stable": Quantity("Up state stable"),
                  "paradoxical": Quantity("paradoxical"), "W_EI_set": Quantity("set-point W_EI"),
                  "W_II_set": Quantity("set-point W_II")},
-        headline=("E_up", "I_up"))
+        headline=("E_qss", "I_qss"))
 
     @classmethod
     def create(cls, seed=0, preset="paradoxical", W=None, **params):
@@ -148,11 +158,16 @@ class EIRate(Dynamics):
         return {"E(t_max) [Hz]": x[-1, :, 0], "I(t_max) [Hz]": x[-1, :, 1]}
 
     def summary(self):
+        """The steady state (QSS) and its regime; the Up state (E_up, I_up NaN where it does not
+        exist), its trace, det, stability and paradoxical flag; the set-point W_EI, W_II."""
         W, p = self.arrays["W"], self.p
-        E, I = ei.fixed_point(W, p)
+        E, I, regime = ei.steady_state(W, p)
+        E_up, I_up, _ = ei.linear_up(W, p)
+        up = ei.up_exists(W, p)
         tr, det = ei.trace_det(W, p)
         W_EI_set, W_II_set = ei.set_point_weights(W[0], W[2], p)
-        return {"E_up": float(E), "I_up": float(I), "up": float(ei.up_exists(W, p)),
+        return {"E_qss": float(E), "I_qss": float(I), "regime": float(regime),
+                "E_up": float(E_up) if up else np.nan, "I_up": float(I_up) if up else np.nan, "up": float(up),
                 "trace": float(tr), "det": float(det), "stable": float(ei.stable_up(W, p)),
                 "paradoxical": float(ei.paradoxical_coefficient(W, p) > 0),
                 "W_EI_set": float(W_EI_set), "W_II_set": float(W_II_set)}
@@ -220,14 +235,12 @@ class LearningRule(Optimizer):
     @staticmethod
     def _value(objective, x, monitor) -> Evaluation:
         """The objective at x without its gradient (grad_norm NaN): in trials mode no rule uses
-        it, and autograd would cost more than the trial."""
+        it, and autograd would cost more than the trial. NaN where the QSS runs away (the trial
+        decides what happens)."""
         monitor.evaluations += 1
         state = objective.dynamics.state(x)
         terms = {t.label: float(t.loss(state)) for t in objective.terms}
-        ev = Evaluation(sum(t.weight * terms[t.label] for t in objective.terms), np.zeros(0), terms)
-        if not ev.finite:
-            raise NonFiniteError(ev)
-        return ev
+        return Evaluation(sum(t.weight * terms[t.label] for t in objective.terms), np.zeros(0), terms)
 
     def update(self, objective, ev, W, E, I, p):
         """dW for this step (subclasses with a non-local form override)."""
@@ -243,18 +256,22 @@ class LearningRule(Optimizer):
         avg = np.array(opt_state.get("avg", (0.0, 0.0)), dtype=float)
         noise = tuple(float(v) for v in opt_state.get("noise", (0.0, 0.0)))
         while True:
+            E_q, I_q, regime = (float(v) for v in ei.steady_state(x, p))
+            if s["mode"] == "qss" and regime == ei.RUNAWAY:
+                return Result(x, "no_progress", f"step {t}: no steady state at W = {x.tolist()} (a kicked trial "
+                              "from rest runs away or keeps moving)", t, monitor.evaluations)
             ev = monitor.evaluate(objective, x) if s["mode"] == "qss" else self._value(objective, x, monitor)
-            E_q, I_q = (float(r) for r in ei.fixed_point(x, p))
             state = {"t": t, "avg": avg.tolist(), "noise": list(noise)}
             if s["mode"] == "trials":
                 rates, noise, _ = self.trial.run(x, dyn.p, noise, t)
+                regime = float(ei.region_of(*rates, x, p)) if np.all(np.isfinite(rates)) else ei.RUNAWAY
             else:
                 rates = (E_q, I_q)
             avg = np.array(rates) if s["smoothing"] == 1 else avg + s["smoothing"] * (np.array(rates) - avg)
             E, I = (float(v) for v in np.maximum(avg, s["rate_floor"]))
             stable = bool(ei.stable_up(x, p))
             extra = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
-                     "I_qss": I_q, "up": float(ei.up_exists(x, p)), "stable": float(stable),
+                     "I_qss": I_q, "regime": regime, "up": float(ei.up_exists(x, p)), "stable": float(stable),
                      "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0)}
             if monitor.report(x, ev, opt_state=state, extra=extra, initial=first):
                 return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)

@@ -12,8 +12,14 @@ Up state. With both brackets positive the fixed point solves the linear system A
     E_up = [g_E (I_ext - Theta_E)(1 + g_I W_II) + g_E g_I W_EI Theta_I] / D,
     I_up = g_I [g_E W_IE (I_ext - Theta_E) + (g_E W_EE - 1) Theta_I] / D.
 
-It exists when E_up > 0 and I_up > 0 (then both brackets equal r/g > 0); otherwise the QSS is the
-Down state E = I = 0 (partially active states, E > 0 with I below threshold, are not modelled).
+It exists when E_up > 0 and I_up > 0 (then both brackets equal r/g > 0).
+
+Every fixed point. The model is linear in each of four regions (REGIONS: rest, E only, I only,
+Up), and the fixed point of a region is the Up-state formula with the gain of each inactive
+population set to 0 (`gated`); it exists when it lies in its region (`fixed_points`). E.g. E
+alone: E = g_E (I_ext - Theta_E) / (1 - g_E W_EE) with W_IE E <= Theta_I. The QSS
+(`steady_state`) is the fixed point a kicked trial from rest ends at (`reached_regime`), NaN
+where that trial runs away.
 Jacobian at the Up state: [[(g_E W_EE - 1)/tau_E, -g_E W_EI/tau_E], [g_I W_IE/tau_I,
 -(1 + g_I W_II)/tau_I]]; trace < 0 and det = D/(tau_E tau_I) > 0 is stability. Paradoxical: the
 coefficient of Theta_I in I_up, g_I (g_E W_EE - 1)/D, is positive (raising the inhibitory
@@ -44,8 +50,11 @@ with P, Q built from the errors e_E = E_set - E, e_I = I_set - I:
 Everything here accepts weights of shape (..., 4) and broadcasts, with autograd.numpy so that
 autograd traces it; `integrate` (scipy) is plain numpy.
 """
+from functools import lru_cache
+
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 from scipy.integrate import solve_ivp
 
 PARAMETERS = ("g_E", "g_I", "Theta_E", "Theta_I", "I_ext", "tau_E", "tau_I", "E_set", "I_set")
@@ -56,6 +65,14 @@ PRESETS = {
     "paradoxical": {"params": _PARADOXICAL, "W": (5.0, 2.0, 10.0, 2.0)},
     "non_paradoxical": {"params": {**_PARADOXICAL, "g_E": 0.5, "I_ext": 8.0}, "W": (1.5, 1.0, 15.0, 2.0)},
 }
+
+REGIONS = ("rest", "E only", "I only", "Up")
+"""The linear regions, indexed by which populations are active: 1 for E, plus 2 for I."""
+RUNAWAY = -1
+"""The regime of a trial whose rates grow without bound (or keep moving)."""
+QSS_KICK = (10.0, 10.0)
+"""The kick (amplitude, duration in ms, from t = 0) of the trial whose end state is the QSS: the
+trial mode's default."""
 
 RULES = ("exact", "small_weight", "up_state", "cross_homeostatic", "homeostatic")
 
@@ -83,11 +100,135 @@ def up_exists(W, p):
     return (E > 0) & (I > 0) & (D != 0)
 
 
+def gated(p, region):
+    """The parameters of one linear region: the gain of each population the region holds inactive
+    set to 0, so that `linear_up`, `trace_det` and `sensitivities` give that region's fixed point,
+    Jacobian and implicit derivative. `region` may be an array (per weight vector)."""
+    region = np.asarray(region)
+    return {**p, "g_E": p["g_E"] * (region & 1), "g_I": p["g_I"] * ((region >> 1) & 1)}
+
+
+def inputs(E, I, W, p):
+    """The bracketed inputs (x_E, x_I) of the rate equations at rates (E, I)."""
+    W_EE, W_EI, W_IE, W_II = _split(W)
+    return W_EE * E - W_EI * I - p["Theta_E"] + p["I_ext"], W_IE * E - W_II * I - p["Theta_I"]
+
+
+def region_of(E, I, W, p):
+    """The linear region holding rates (E, I): 1 if x_E > 0, plus 2 if x_I > 0 (see REGIONS)."""
+    x_E, x_I = inputs(E, I, W, p)
+    return (np.asarray(getval(x_E)) > 0) * 1 + (np.asarray(getval(x_I)) > 0) * 2
+
+
+def fixed_points(W, p):
+    """Every fixed point: (E, I, exists, stable), each of shape (..., 4), indexed by REGIONS.
+
+    In each region the model is linear: the active populations follow the Up-state system, an
+    inactive one decays to 0 (`gated`). The region's solution is a fixed point when it is
+    consistent: every active population's rate > 0 (its input x = r/g > 0), every inactive one's
+    input x <= 0. Stable: trace < 0 and det > 0 of the region's Jacobian. A singular region
+    (D = 0: a line of equilibria or none) is left out. Traceable in E and I.
+    """
+    Es, Is, exists, stable = [], [], [], []
+    for region in range(4):
+        q = gated(p, region)
+        E, I, D = linear_up(W, q)
+        x_E, x_I = (np.asarray(getval(x)) for x in inputs(E, I, W, p))
+        ok_E = np.asarray(getval(E)) > 0 if region & 1 else x_E <= 0
+        ok_I = np.asarray(getval(I)) > 0 if region & 2 else x_I <= 0
+        ok = ok_E & ok_I & (np.asarray(getval(D)) != 0)
+        tr, det = (np.asarray(getval(v)) for v in trace_det(W, q))
+        Es.append(E)
+        Is.append(I)
+        exists.append(ok)
+        stable.append(ok & (tr < 0) & (det > 0))
+    return anp.stack(Es, axis=-1), anp.stack(Is, axis=-1), np.stack(exists, axis=-1), np.stack(stable, axis=-1)
+
+
+def _rise(u, a, g, tau, t):
+    """E after time t from E = 0 under the drive u with I silent (tau E' = -a E + g u where the
+    bracket is positive; it stays so from E = 0 when u > 0). E = 0 for u <= 0."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        E = np.where(a == 0, g * u * t / tau, g * u / a * (1.0 - np.exp(-a * t / tau)))
+    return np.where(u > 0, E, 0.0)
+
+
+def reached_regime(W, p, kick=QSS_KICK[0], duration=QSS_KICK[1]):
+    """The regime a trial from rest ends in when `kick` is added to E's input for `duration` ms.
+
+    While I is silent (W_IE E <= Theta_I) E alone is a one-dimensional linear system, solved in
+    closed form: during the kick it rises to E_k (`_rise`); afterwards it relaxes monotonically to
+    its own fixed point E* = g_E (I_ext - Theta_E) / (1 - g_E W_EE) when 1 - g_E W_EE > 0 (rest if
+    E* <= 0), or, when 1 - g_E W_EE <= 0, grows without bound if E_k is past the saddle E* and
+    decays to rest otherwise. If E never wakes I the trial ends there: rest or E alone (regime 0
+    or 1; RUNAWAY if E grows and W_IE = 0). If E wakes I, inhibition can only hold E below that
+    path: where E alone decays the trial ends at rest; where E alone grows it ends in the Up state
+    if that is stable, and otherwise inhibition may quench E or not: those weights alone are
+    simulated (`_simulated_regime`); where E alone settles it ends in the Up state if stable,
+    else at E alone if that is stable (a kick that overshot), else nowhere (RUNAWAY: the rates
+    keep moving). For Theta_I <= 0 (I active at rest) the choice falls back to the most excited
+    stable state. Not traceable (a region index); tests/test_ei_fixed_points.py checks it against
+    simulated trials on a grid of weights for both presets.
+    """
+    W = np.asarray(getval(W), dtype=float)
+    W_EE, W_IE = W[..., 0], W[..., 2]
+    g, tau, c = p["g_E"], p["tau_E"], p["I_ext"] - p["Theta_E"]
+    a = 1.0 - g * W_EE
+    E_k = _rise(c + kick, a, g, tau, duration)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        E_star = g * c / a
+    grows = np.where(a > 0, False, np.where(a == 0, c > 0, E_k > E_star))
+    E_end = np.where(grows, np.inf, np.where(a > 0, np.maximum(E_star, 0.0), 0.0))
+    with np.errstate(invalid="ignore"):
+        wakes_I = W_IE * np.maximum(E_k, E_end) > p["Theta_I"]  # inf * 0 is NaN: False
+    E, _, _, stable = fixed_points(W, p)
+    if p["Theta_I"] <= 0:
+        score = np.where(stable, np.asarray(getval(E)), -np.inf)
+        return np.where(stable.any(axis=-1), np.argmax(score, axis=-1), RUNAWAY)
+    settled_up = np.where(stable[..., 3], 3, np.where(stable[..., 1], 1, RUNAWAY))
+    excited = np.where(grows, 3, np.where(E_end > 0, settled_up, 0))
+    quiet = np.where(grows, RUNAWAY, np.where(E_end > 0, 1, 0))
+    regime = np.where(wakes_I, excited, quiet)
+    unsure = wakes_I & grows & ~stable[..., 3]  # I may quench E (rest) or not (runaway)
+    if np.any(unsure):
+        regime = np.array(regime)
+        unsure = np.broadcast_to(unsure, regime.shape)
+        for idx in np.ndindex(regime.shape):
+            if unsure[idx]:
+                regime[idx] = _simulated_regime(tuple(W[idx]), tuple(sorted(p.items())), kick, duration)
+    return regime
+
+
+@lru_cache(maxsize=4096)
+def _simulated_regime(W, p_items, kick, duration, T=3000.0, r_max=1e4):
+    """The regime a kicked trial from rest ends in, by RK45 for T ms: the stable fixed point within
+    1e-6 of its end, else RUNAWAY (above r_max, or still moving). Cached: a learning run that is
+    stuck asks for the same weights at every step."""
+    p = dict(p_items)
+    end = integrate(W, p, (0.0, 0.0), np.array([0.0, T]), kick, duration, r_max)[-1]
+    E, I, _, stable = fixed_points(np.array(W), p)
+    for region in np.flatnonzero(stable):
+        if np.allclose(end, [E[region], I[region]], rtol=1e-6, atol=1e-6):
+            return int(region)
+    return RUNAWAY
+
+
+def steady_state(W, p):
+    """The QSS (E, I, regime): the fixed point of the regime a trial from rest reaches with the
+    trial mode's default kick (`reached_regime`); NaN rates where it runs away. Traceable in E, I."""
+    E, I, _, _ = fixed_points(W, p)
+    regime = reached_regime(W, p)
+    E_ss, I_ss = np.nan, np.nan
+    for region in range(4):
+        E_ss = anp.where(regime == region, E[..., region], E_ss)
+        I_ss = anp.where(regime == region, I[..., region], I_ss)
+    return E_ss, I_ss, regime
+
+
 def fixed_point(W, p):
-    """QSS rates (E, I): the Up state where it exists, else the Down state (0, 0). Traceable."""
-    E, I, D = linear_up(W, p)
-    up = (E > 0) & (I > 0) & (D != 0)
-    return anp.where(up, E, 0.0), anp.where(up, I, 0.0)
+    """The QSS rates (E, I) of `steady_state` (NaN where the rates run away). Traceable."""
+    E, I, _ = steady_state(W, p)
+    return E, I
 
 
 def jacobian(W, p):

@@ -36,14 +36,14 @@ def learn(rule, W0, p, lr, steps, rtol=0.01, record=()):
     last_bad = np.zeros(len(W), dtype=int)
     paths = {i: np.empty((steps + 1, 6)) for i in record}
     for k in range(steps + 1):
-        E, I = ei.fixed_point(W, p)
+        E, I, regime = ei.steady_state(W, p)
         ok = within(E, I, p, rtol) & ei.stable_up(W, p)
         last_bad[~ok] = k + 1
         for i in record:
             paths[i][k] = (E[i], I[i], *W[i])
         if k < steps:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                dW = ei.rule_update(rule, E, I, W, p, lr)
+                dW = ei.rule_update(rule, E, I, W, ei.gated(p, regime) if rule == "exact" else p, lr)
             W = np.maximum(W + np.nan_to_num(dW, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
     converged = last_bad <= steps
     return W, converged, np.where(converged, last_bad, -1), paths
