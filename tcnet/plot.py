@@ -1,7 +1,9 @@
 """Figures (matplotlib, Agg backend, PNG files).
 
 This module fixes the backend once for all of tcnet and its plugins: figure code imports
-`plt` from here (``from tcnet.plot import plt``) rather than choosing a backend itself.
+`plt` from here (``from tcnet.plot import plt``) rather than choosing a backend itself. The backend
+is Agg (files only, no window), unless one was chosen through MPLBACKEND: Jupyter kernels set it
+to their inline backend, so figures drawn in a notebook show there.
 
 Studies: `study_lines` draws metrics (mean ± std over repeats) against one swept key, one line per
 value of the other swept keys; by default the final loss and the headline metrics the dynamics
@@ -12,11 +14,13 @@ dynamics' declaration (`Table.labels`); an undeclared key is shown as it is.
 """
 import json
 import math
+import os
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tcnet.validate import ConfigError  # noqa: E402

@@ -147,11 +147,15 @@ def trajectories(labels: Labels, t, x, attrs: dict | None = None) -> xr.DataArra
     x = np.asarray(x)
     dim = x.shape[-1]
     entries = list(labels.entries) if len(labels.entries) == dim else np.arange(dim)
-    time = xr.Variable("time", np.asarray(t), {"long_name": labels.time.label, "units": labels.time.unit})
+    time = xr.Variable("time", np.asarray(t), _cf(labels.time))
     return xr.DataArray(x, dims=("time", "trajectory", labels.axis),
                         coords={"time": time, "trajectory": np.arange(x.shape[1]), labels.axis: entries},
-                        name="x", attrs={"long_name": labels.state.label, "units": labels.state.unit,
-                                         **(attrs or {})})
+                        name="x", attrs={**_cf(labels.state), **(attrs or {})})
+
+
+def _cf(q) -> dict:
+    """The attributes xarray's plots label an axis with: long_name, and units when there is one."""
+    return {"long_name": q.label, **({"units": q.unit} if q.unit else {})}
 
 
 def _stage_names(optimizer: dict) -> dict[int, str]:

@@ -122,6 +122,9 @@ def test_labels_name_dims_entries_and_units():
     assert da["time"].attrs == {"long_name": "t", "units": "ms"}
     assert (da.attrs["long_name"], da.attrs["units"]) == ("rate", "Hz")
     assert float(da.sel(population="I", trajectory=1, time=1.0)) == 7.0
+    plain = trajectories(Labels(), [0.0], np.zeros((1, 1, 3)))  # undeclared: numbered entries, no units
+    assert plain.dims == ("time", "trajectory", "state") and plain["state"].values.tolist() == [0, 1, 2]
+    assert "units" not in plain.attrs and plain["time"].attrs == {"long_name": "time"}
 
 
 def test_simulate_rejects_bad_arguments(runs_file):
