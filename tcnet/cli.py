@@ -4,6 +4,7 @@ dynamics, losses, optimizers and commands are available to every subcommand."""
 import argparse
 import inspect
 import json
+import os
 import sys
 import textwrap
 
@@ -157,9 +158,37 @@ def _compare(args) -> int:
     return 0
 
 
+def _resume(args) -> int:
+    """Continue a file's interrupted run RUN (or, with --all, every interrupted run) from its
+    checkpoint, appending to the same history; print how each ended."""
+    from tcnet import store
+    if bool(args.run) == args.all:
+        raise ConfigError("resume: give either RUN or --all (every interrupted run of FILE)")
+    if args.run:
+        run_ids = [args.run]
+    else:
+        run_ids = [r for r in store.list_runs(args.file)
+                   if store.read_run(args.file, r, plugins=args.registry).status == "interrupted"]
+        if not run_ids:
+            print(f"{args.file}: no interrupted runs")
+            return 0
+    failed = 0
+    for run_id in run_ids:
+        out = store.resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
+        r = out.result
+        failed += r.status == "non-finite"
+        print(f"run {run_id}: {r.status} at step {out.history.steps[-1].step if out.history.steps else '-'} "
+              f"({r.message}); {len(out.history.steps)} steps this session -> {args.file}")
+    return 1 if failed else 0
+
+
 # What a command reports as one line on stderr with exit code 2, for every command (plugins' too):
-# errors in what the user gave, not bugs, which keep their traceback.
+# errors in what the user gave. Anything else is a bug: one line too (exit 70, EX_SOFTWARE), and the
+# traceback with --debug or TCNET_DEBUG=1. Ctrl-C: one line saying what was kept and how to go on
+# (the writers add that as notes to the KeyboardInterrupt), exit 130.
 USER_ERRORS = (ConfigError, StoreError, UnknownPluginError, NotImplementedError, OSError)
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
 
 
 def parser(plugins) -> argparse.ArgumentParser:
@@ -168,6 +197,8 @@ def parser(plugins) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tcnet {__version__}")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
                    help="load a single-file plugin (.py); repeatable")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (for bug "
+                   "reports; also TCNET_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sp = sub.add_parser("plugins", help="list registered dynamics, losses and optimizers and their sources")
     sp.add_argument("name", nargs="?", help="show this plugin's description and settings (name, "
@@ -196,6 +227,14 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("--group", action="store_true", help="pool repeats (runs differing only in a seed, "
                     "as in a study): one row per setting of the other differing keys, mean, std and n")
     sp.set_defaults(handler=_compare)
+    sp = sub.add_parser("resume", help="continue an interrupted run (or every one, --all) from its checkpoint",
+                        description="Continue run RUN of FILE (status interrupted or failed) from its last "
+                        "checkpoint, appending to its history; --all resumes every interrupted run of FILE.")
+    sp.add_argument("file")
+    sp.add_argument("run", nargs="?", metavar="RUN")
+    sp.add_argument("--all", action="store_true", help="every run of FILE whose status is interrupted")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.set_defaults(handler=_resume)
     add_study_commands(sub)
     plugins.add_commands(sub)
     return p
@@ -205,28 +244,56 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
+    pre.add_argument("--debug", action="store_true")
     known, _ = pre.parse_known_args(argv)
+    debug = known.debug or os.environ.get("TCNET_DEBUG", "") not in ("", "0")
+    command, handler = "tcnet", None
     try:
-        plugins = registry(known.plugin)
-    except PluginError as err:
-        print(f"tcnet: {err}", file=sys.stderr)
-        return 2
-    p = parser(plugins)
-    args = p.parse_args(argv)
-    for failure in plugins.failures:
-        print(f"tcnet: {failure}", file=sys.stderr)
-    if args.command is None:
-        p.print_help()
-        return 0
-    args.registry = plugins
-    try:
-        return args.handler(args)
+        try:
+            plugins = registry(known.plugin)
+        except PluginError as err:
+            print(f"tcnet: {err}", file=sys.stderr)
+            return 2
+        p = parser(plugins)
+        args = p.parse_args(argv)
+        for failure in plugins.failures:
+            print(f"tcnet: {failure}", file=sys.stderr)
+        if args.command is None:
+            p.print_help()
+            return 0
+        command = f"tcnet {args.command}"
+        args.registry = plugins
+        handler = args.handler
+        return handler(args)
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        print("; ".join([f"{command}: interrupted", *getattr(err, "__notes__", [])]), file=sys.stderr)
+        return INTERRUPTED
     except USER_ERRORS as err:  # bad input or an unreadable file: one line, no traceback
-        message = str(err)
-        if not message.startswith(f"{args.command}: "):
-            message = f"{args.command}: {message}"
-        print(f"tcnet {message}", file=sys.stderr)
+        if debug:
+            raise
+        sub, message = command[len("tcnet "):], _one_line(err)
+        if sub and message.startswith(f"{sub}: "):
+            message = message[len(sub) + 2:]
+        print(f"{command}: {message}", file=sys.stderr)
         return 2
+    except Exception as err:  # a bug, here or in a plugin: one line naming where, the traceback on request
+        if debug:
+            raise
+        print(f"{command}: internal error{_origin(handler)}: {type(err).__name__}: {_one_line(err)} (run again "
+              "with --debug or TCNET_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
+
+
+def _origin(handler) -> str:
+    """' (plugin module M)' for a command a plugin added, '' for tcnet's own commands."""
+    module = getattr(handler, "__module__", None) or "tcnet"
+    return "" if module.split(".")[0] == "tcnet" else f" (plugin module {module})"
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ process's HDF5 lock) and the one-writer-at-a-time lock.
 Every other module of tcnet.store reads and writes through `_reading` and `_writing` here, and a
 writer holds `_WriteLock` for as long as it writes.
 """
+import errno
 import fcntl
 import json
 import numbers
@@ -38,6 +39,15 @@ class StoreError(ValueError):
 
 class FileBusyError(StoreError):
     """Another process is writing (or holds open) the file."""
+
+
+class DiskFullError(StoreError):
+    """The file cannot grow: the device is full (ENOSPC), a quota is reached (EDQUOT) or the file
+    size limit (EFBIG). Nothing was written: the file holds what it held before."""
+
+
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+RESERVE_MARGIN = 256 * 1024  # bytes reserved beyond a write's data for HDF5's metadata (headers, B-trees, heaps)
 
 
 # --- opening files -----------------------------------------------------------------------------
@@ -201,15 +211,38 @@ def _root(f: h5py.File, fmt: str) -> None:
     f.attrs["tcnet_version"] = __version__
 
 
+def _reserve(path: Path, nbytes: int) -> None:
+    """Allocate `nbytes` past the end of the file (posix_fallocate) before HDF5 opens it to write.
+
+    A full device or a file size limit then fails here, cleanly (DiskFullError), instead of in the
+    middle of HDF5's own writes, after which HDF5 can neither finish nor close the file (it ends in
+    pages of errors and a crash). HDF5 writes into the reserved space and, closing the file, trims
+    it to what it used."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, os.fstat(fd).st_size, nbytes)
+    except OSError as err:
+        if err.errno in _FULL:
+            full = DiskFullError(f"{path}: cannot grow the file by {nbytes} bytes ({err.strerror})")
+            full.reason = err.strerror
+            raise full from None
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: no reservation
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def _writing(path: Path, wait: float | None = None):
-    """The store file open for appending. A missing file is first made complete (root attributes)
+def _writing(path: Path, wait: float | None = None, reserve: int = 0):
+    """The store file open for appending, with `reserve` bytes (plus RESERVE_MARGIN) allocated
+    for it to grow into (`_reserve`). A missing file is first made complete (root attributes)
     under a temporary name and renamed into place (`_complete`). The caller holds the writer lock."""
     if not path.exists():
         with _complete(path) as partial:
             with _open_h5(partial, "w", wait) as f:
                 _root(f, FORMAT)
     _check_signature(path)
+    _reserve(path, reserve + RESERVE_MARGIN)
     f = _open_h5(path, "a", wait)
     try:
         _check_root(path, f)

@@ -85,7 +85,7 @@ def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False
     lock = _WriteLock(path)
     lock.acquire(_owner())
     try:
-        with _writing(path) as f:
+        with _writing(path, reserve=_nbytes(dynamics.arrays)) as f:
             networks = f.require_group("networks")
             if name in networks:
                 if not overwrite:
@@ -220,6 +220,15 @@ def _leaf(key: str, value, where: str):
             return "list", a
     raise StoreError(f"{where}: cannot store optimizer state {key!r} of type {type(value).__name__} "
                      "(allowed: numpy arrays, numbers, strings, None, lists of numbers, dicts of these)")
+
+
+def _nbytes(tree) -> int:
+    """Bytes of the numbers and strings in a dict of arrays (or an optimizer-state tree)."""
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    if isinstance(tree, str):
+        return len(tree.encode())
+    return 0 if tree is None else np.asarray(tree).nbytes
 
 
 def _put(group: h5py.Group, name: str, kind: str, value) -> None:

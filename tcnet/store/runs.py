@@ -5,6 +5,7 @@ import os
 import socket
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from tcnet.plugins import Registry, registry as default_registry
 from tcnet.optim import Checkpoint
 from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
-    CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, FileBusyError, StoreError, _WriteLock, _h5name,
-    _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
+    CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, DiskFullError, FileBusyError, StoreError, _WriteLock,
+    _h5name, _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
 )
 from tcnet.store.networks import (
-    NetworkData, _checkpoint_group, _put, _read_network, _read_tree, _write_network, _write_tree, no_initial_network,
+    NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
+    no_initial_network,
 )
 from tcnet.validate import ConfigError, integer, positive
 
@@ -38,6 +40,10 @@ class RunWriter:
     (1) the new history rows go past the committed length `rows`, and the checkpoint goes to the
     checkpoint slot (0 or 1) not in use; the file is flushed. (2) the run attributes `rows` and
     `checkpoint` (the slot) are modified in place. Readers see only the committed rows and slot.
+
+    Before each commit the space it needs is reserved in the file (see `_files._reserve`): a full
+    disk raises DiskFullError before anything is written, naming what is intact and how to resume;
+    the run is left interrupted at its last committed checkpoint.
     """
 
     def __init__(self, path, run_id: str | None = None, *, flush_steps: int = 50,
@@ -53,6 +59,8 @@ class RunWriter:
         self._buffer: list = []
         self._flushed_at = 0.0
         self._warned = False
+        self._committed = resume_from  # step of the last committed checkpoint
+        self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
 
     # Recorder protocol
     def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
@@ -62,7 +70,8 @@ class RunWriter:
             _h5name(self.run_id, "run", self.path)
         self._lock.acquire(_owner(self.run_id))
         try:
-            with _writing(self.path, FINAL_WAIT) as f:
+            initial = 0 if dynamics is None else _nbytes(dynamics.arrays)
+            with self._writing(FINAL_WAIT, initial + 8 * CHUNK * (len(HISTORY_COLUMNS) + len(spec.loss))) as f:
                 runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
                 if self.resume_from is None:
                     self._create(runs, spec, dynamics)
@@ -77,13 +86,14 @@ class RunWriter:
 
     def step(self, step) -> None:
         self._buffer.append(step)
+        self._keys.update(step.terms, step.extra)
         if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
             self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
         status = "non-finite" if result.status == "non-finite" else "finished"
         try:
-            with _writing(self.path, FINAL_WAIT) as f:
+            with self._writing(FINAL_WAIT, self._growth() + _nbytes(final.arrays)) as f:
                 self._commit(f, final=final, attrs=dict(
                     status=status, message=result.message, optimizer_status=result.status,
                     evaluations=np.int64(result.evaluations), ended=_now()))
@@ -91,16 +101,25 @@ class RunWriter:
             self._lock.release()
 
     def fail(self, error: BaseException) -> None:
-        """Record the steps so far and mark the run interrupted (KeyboardInterrupt) or failed."""
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        """Record the steps so far and mark the run interrupted (KeyboardInterrupt, a full disk)
+        or failed. After a full disk the buffered steps are dropped; if even the status cannot be
+        written, the run still reads as interrupted (its writer is gone)."""
+        full = isinstance(error, DiskFullError)
+        status = "interrupted" if full or isinstance(error, KeyboardInterrupt) else "failed"
         text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+        if full:
+            self._buffer = []
         try:
-            with _writing(self.path, FINAL_WAIT) as f:
+            with self._writing(FINAL_WAIT, self._growth()) as f:
                 self._commit(f, attrs=dict(status=status, message=text, ended=_now()))
+        except DiskFullError:
+            pass
         except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
             warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
         finally:
             self._lock.release()
+        if isinstance(error, KeyboardInterrupt):
+            error.add_note(self.resume_hint())
 
     def flush(self, wait: float | None = None, must: bool = True) -> None:
         """Append the buffered steps and their checkpoint now. A file held open by another process
@@ -108,8 +127,10 @@ class RunWriter:
         if not self._buffer:
             return
         try:
-            with _writing(self.path, wait=wait) as f:
+            with self._writing(wait, self._growth()) as f:
                 self._commit(f)
+        except DiskFullError:
+            raise
         except FileBusyError as err:
             if must:
                 raise
@@ -120,6 +141,36 @@ class RunWriter:
         self._flushed_at = time.monotonic()
 
     # writing
+    @contextmanager
+    def _writing(self, wait: float | None, reserve: int):
+        """The file open to write, `reserve` bytes reserved for it to grow into; a full disk is a
+        DiskFullError in one line saying what is intact and how to go on."""
+        try:
+            with _writing(self.path, wait, reserve) as f:
+                yield f
+        except DiskFullError as err:
+            full = DiskFullError(f"no space left on device writing {self.path} ({err.reason}); runs before "
+                                 f"{self.run_id or 'this one'} are intact; {self.resume_hint()} once there is space")
+            full.reason = err.reason
+            raise full from None
+
+    def resume_hint(self) -> str:
+        """What of this run is kept and how to continue it, in a few words."""
+        if self._committed is None:
+            return f"run {self.run_id or '(new)'} has no checkpoint yet: start it again"
+        return (f"run {self.run_id} is interrupted at step {self._committed}: resume it with "
+                f"`tcnet resume {self.path} {self.run_id}`")
+
+    def _growth(self) -> int:
+        """Bytes a commit of the buffered steps can add to the file at most: a new chunk of every
+        history column per CHUNK rows (plus one partly filled), and the checkpoint twice."""
+        if not self._buffer:
+            return 0
+        columns = len(HISTORY_COLUMNS) + len(self._keys)
+        last = self._buffer[-1]
+        checkpoint = np.asarray(last.x).nbytes + _nbytes(last.opt_state)
+        return 8 * CHUNK * columns * (len(self._buffer) // CHUNK + 2) + 2 * checkpoint
+
     def _create(self, runs: h5py.Group, spec: RunSpec, dynamics: Dynamics) -> None:
         if self.run_id is None:
             n = len(runs) + 1
@@ -204,6 +255,8 @@ class RunWriter:
         if attrs:
             f.flush()
             g.attrs.update(attrs)
+        if steps:
+            self._committed = int(steps[-1].step)
         self._buffer = []
 
 

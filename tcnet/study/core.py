@@ -148,6 +148,10 @@ class Study:
                         report.done.append(written)
                     if on_result is not None:
                         on_result(p, outcome)
+        except KeyboardInterrupt as err:
+            err.add_note(f"{len(report.done) + len(report.failed)} runs of this session are in {path}; run the same "
+                         "study again to do the rest")
+            raise
         finally:
             bar.close()
         return report
