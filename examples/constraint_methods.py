@@ -6,7 +6,7 @@ Prints, per method: final x, constraint violation |x2 - 3|, distance to the exac
 optimum x* = (-0.05, 3), and the iterations used. The alternating scheme is shown twice: with the
 slides' 1000 iterations and run until its iterate stops moving, where it sits at its derived fixed
 point, which is biased away from x*. The Lagrangian method is shown without augmentation (rho = 0:
-x* is an unstable point of it on this problem, see `lagrangian_critical_rho`) and with rho = 1.
+x* is an unstable point of it on this problem, see `lagrangian_discrete_critical_rho`) and with rho = 1.
 
 Run: .venv/bin/python examples/constraint_methods.py
 """
@@ -14,7 +14,8 @@ import numpy as np
 
 import tcnet
 from tcnet_plugins.constraints.toy_gaussian import (
-    SLIDES_START, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec,
+    SLIDES_START, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho, lagrangian_discrete_critical_rho,
+    slides_methods, toy_spec,
 )
 
 
@@ -28,7 +29,8 @@ def main():
             ("penalty (mu -> 50)", methods["penalty"])]
     print(f"start {SLIDES_START}, constrained optimum x* = ({x_star[0]:.6g}, {x_star[1]:.6g}), lambda* = {lam_star:.6f}")
     print(f"alternating fixed point (derived): {np.array2string(alternating_fixed_point(), precision=8)}")
-    print(f"lagrangian: x* is stable for rho > {lagrangian_critical_rho():.4f} (lr = multiplier_lr)\n")
+    print(f"lagrangian: x* is stable for rho > {lagrangian_discrete_critical_rho():.4f} at lr = multiplier_lr = 0.05 "
+          f"(> {lagrangian_critical_rho():.4f} in the small-step limit)\n")
     header = f"{'method':<32}{'final x':<28}{'|x2 - 3|':>12}{'|x - x*|':>12}{'iterations':>12}  {'multiplier':>11}"
     print(header)
     print("-" * len(header))

@@ -8,7 +8,10 @@ import scipy.optimize
 import tcnet
 from tcnet import ConfigError
 from tcnet.optim import Checkpoint
-from tcnet_plugins.constraints.toy_gaussian import constrained_optimum, lagrangian_critical_rho, slides_methods, toy_spec
+from tcnet_plugins.constraints.toy_gaussian import (
+    constrained_optimum, lagrangian_critical_rho, lagrangian_discrete_critical_rho, lagrangian_step_jacobian,
+    slides_methods, toy_spec,
+)
 
 U, C = np.array([1.0, 1.5]), np.array([[1.0, 0.7], [0.7, 1.0]])
 START = np.array([2.0, 1.0])
@@ -82,6 +85,25 @@ def test_basic_lagrangian_leaves_the_optimum_and_augmentation_above_the_critical
     assert np.allclose(damped.final.arrays["x"][0], x_star, atol=1e-6)
 
 
+def test_discrete_critical_rho_separates_runs_that_settle_from_runs_that_drift():
+    """At lr = multiplier_lr = 0.05 the small-step threshold rho > 0.2071 is not enough: the step map
+    needs rho > 0.2526. Runs from near (x*, lambda*) on either side of it (0.23 passes the small-step
+    test) move away from or towards it at the rate the step Jacobian's spectral radius predicts."""
+    x_star, lam_star = constrained_optimum()
+    rho_c, rho_d = lagrangian_critical_rho(), lagrangian_discrete_critical_rho()
+    assert rho_c == pytest.approx(0.2071, abs=1e-4) and rho_d == pytest.approx(0.2526, abs=1e-4)
+    for rho in (0.23, 0.30):
+        method = {"name": "lagrangian", "constraint": "constraint", "steps": 2000, "lr": 0.05,
+                  "multiplier_lr": 0.05, "rho": rho, "multiplier": lam_star, "tol": 0.0}
+        res = tcnet.run(toy_spec(method, start=x_star + 1e-3), progress=False)
+        dist = np.array([np.hypot(np.linalg.norm(s.x - x_star), s.extra["multiplier"] - lam_star)
+                         for s in res.history.steps])
+        rate = np.log(dist[1700:].max() / dist[300:600].max()) / 1400  # envelope of the oscillation
+        radius = np.abs(np.linalg.eigvals(lagrangian_step_jacobian(rho))).max()
+        assert rate == pytest.approx(np.log(radius), rel=0.1)
+        assert (rate > 0) == (rho < rho_d)
+
+
 def test_lagrangian_resume_is_exact():
     spec = toy_spec({**slides_methods()["lagrangian"], "steps": 300, "tol": 0.0})
     full = tcnet.run(spec, progress=False)
@@ -106,6 +128,7 @@ def test_penalty_ends_at_the_minimizer_of_the_final_penalized_objective():
     assert res.history.steps[-1].extra["multiplier"] == pytest.approx(2 * 50.0 * (x[1] - 3.0), rel=1e-9)
     assert res.history.steps[-1].extra["multiplier"] == pytest.approx(lam_star, rel=0.05)
     assert 1e-3 < abs(x[1] - 3.0) < 1e-2
+    assert x[1] - 3.0 == pytest.approx(lam_star / (2 * 50.0), rel=0.05)  # g ~ +lambda*/(2 mu), sign included
 
 
 def test_batched_copies_equal_separate_runs():

@@ -8,6 +8,7 @@ import tcnet
 from tcnet import ConfigError, Objective, Term
 from tcnet_plugins.constraints.toy_gaussian import (
     ToyConstraint, ToyGaussian, ToyObjective, alternating_fixed_point, constrained_optimum, lagrangian_critical_rho,
+    lagrangian_discrete_critical_rho, lagrangian_step_jacobian,
 )
 
 SLIDES = dict(u=(1.0, 1.5), C=((1.0, 0.7), (0.7, 1.0)), target=3.0, index=1)
@@ -137,3 +138,27 @@ def test_lagrangian_critical_rho_is_where_the_linearized_flow_loses_stability(ka
     assert growth(0.0) > 0  # the basic method is unstable at the slides' optimum
     crossing = scipy.optimize.brentq(growth, 0.0, 5.0, xtol=1e-12)
     assert lagrangian_critical_rho(kappa=kappa) == pytest.approx(crossing, abs=1e-6)
+
+
+def test_lagrangian_step_jacobian_is_the_derivative_of_one_step():
+    """Central differences of one Lagrangian step (x, lambda) -> (x - lr grad_x L, lambda + eta g),
+    written here with the numpy gradient of f, at (x*, lambda*)."""
+    x_star, lam_star = constrained_optimum()
+    lr, eta, rho = 0.05, 0.03, 0.4
+
+    def step(z):
+        x, lam = z[:2], z[2]
+        g = x[1] - 3.0
+        grad_L = grad_numpy(x, SLIDES["u"], SLIDES["C"]) + (lam + rho * g) * np.array([0.0, 1.0])
+        return np.append(x - lr * grad_L, lam + eta * g)
+
+    z, h = np.append(x_star, lam_star), 1e-6
+    fd = np.column_stack([(step(z + h * e) - step(z - h * e)) / (2 * h) for e in np.eye(3)])
+    np.testing.assert_allclose(lagrangian_step_jacobian(rho, lr, eta), fd, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 2.0])
+def test_discrete_critical_rho_tends_to_the_small_step_limit(kappa):
+    small = lagrangian_discrete_critical_rho(lr=1e-3 * kappa, multiplier_lr=1e-3)
+    assert small == pytest.approx(lagrangian_critical_rho(kappa=kappa), abs=2e-3)
+    assert lagrangian_discrete_critical_rho(lr=0.05 * kappa, multiplier_lr=0.05) > lagrangian_critical_rho(kappa=kappa)

@@ -274,8 +274,9 @@ class Lagrangian(ConstraintMethod):
     so where the iteration converges it converges to a constrained stationary point itself (no
     bias), with lambda its Lagrange multiplier. rho = 0 (the default) is the basic method; it is only
     locally stable where the Lagrangian is convex enough along the constraint normal, and rho > 0
-    adds that curvature (for the slides' toy the optimum is unstable for rho < 0.207, derived in
-    `tcnet_plugins.constraints.toy_gaussian.lagrangian_critical_rho`). Stops after `steps` updates,
+    adds that curvature (for the slides' toy at lr = multiplier_lr = 0.05 the optimum is unstable
+    for rho < 0.2526, and for rho < 0.2071 in the small-step limit: `lagrangian_discrete_critical_rho`
+    and `lagrangian_critical_rho` in `tcnet_plugins.constraints.toy_gaussian`). Stops after `steps` updates,
     or once |grad_x L| <= tol and |g| <= tol. The constraint term must be an `Equality`. Resuming is
     exact (the state holds lambda).
     """

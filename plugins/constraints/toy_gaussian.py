@@ -36,7 +36,14 @@ Delta = H_jj (H_ii + rho) - H_ij^2. By Routh-Hurwitz (H_jj > 0 since x* minimize
 the optimum is stable iff T > 0 and T (1 + kappa Delta) > H_jj, kappa = lr/eta. The boundary is the
 larger root of kappa H_jj rho^2 + (B + kappa H_jj A) rho + (A B - H_jj) = 0, A = tr(H),
 B = 1 + kappa det(H). On the slides' toy H is indefinite (f is concave along x2 at x*) and the
-basic method (rho = 0) is unstable there: it needs rho > 0.207 (kappa = 1).
+basic method (rho = 0) is unstable there: it needs rho > 0.2071 (kappa = 1) in this limit.
+
+At finite steps the method is the map z <- z + (-lr grad_x L, eta g) on z = (x, lambda), whose
+Jacobian at (x*, lambda*) is [[I - lr (H + rho e e^T), -lr e], [eta e^T, 1]]; x* is stable iff its
+spectral radius is < 1. At the rates actually used, lr = eta = 0.05, that needs rho > 0.2526
+(`lagrangian_discrete_critical_rho`): rho = 0.23 satisfies the small-step bound and still drifts
+away, growing by the radius 1.00054 per step. As lr, eta -> 0 at fixed kappa the discrete threshold
+tends to the continuous one.
 
 The network holds k independent copies of the problem (x has shape (k, 2); the objective is the
 sum over copies, the constraint residual has one entry per copy), so one run of a generic method
@@ -110,10 +117,7 @@ def lagrangian_critical_rho(kappa=1.0, u=SLIDES_U, C=SLIDES_C, target=3.0, index
     0 if the basic method (rho = 0) is already stable."""
     u, C = check_gaussian("lagrangian_critical_rho", u, C)
     kappa = real("lagrangian_critical_rho", "kappa", kappa, low=0, low_open=True)
-    x, _ = constrained_optimum(u, C, target, index)
-    j = 1 - index
-    d = x - u
-    H = 2 * np.exp(-d @ C @ d) * (C - 2 * np.outer(C @ d, C @ d))
+    H, j = _hessian_at_optimum(u, C, target, index), 1 - index
     A, B, h = np.trace(H), 1 + kappa * np.linalg.det(H), H[j, j]
     if A > 0 and A * B > h:
         return 0.0
@@ -121,10 +125,54 @@ def lagrangian_critical_rho(kappa=1.0, u=SLIDES_U, C=SLIDES_C, target=3.0, index
     return float(max(0.0, roots.real.max()))
 
 
+def _hessian_at_optimum(u, C, target, index) -> np.ndarray:
+    """H = 2 exp(-q*) (C - 2 C d d^T C), d = x* - u: the Hessian of f at the constrained optimum."""
+    x, _ = constrained_optimum(u, C, target, index)
+    d = x - u
+    return 2 * np.exp(-d @ C @ d) * (C - 2 * np.outer(C @ d, C @ d))
+
+
+def lagrangian_step_jacobian(rho, lr=0.05, multiplier_lr=0.05, u=SLIDES_U, C=SLIDES_C, target=3.0,
+                             index=1) -> np.ndarray:
+    """The Jacobian of one step of the Lagrangian method, (x, lambda) -> (x - lr grad_x L,
+    lambda + multiplier_lr g(x)), at its fixed point (x*, lambda*) (module docstring):
+    [[I - lr (H + rho e e^T), -lr e], [multiplier_lr e^T, 1]]."""
+    u, C = check_gaussian("lagrangian_step_jacobian", u, C)
+    e = np.eye(2)[index]
+    J = np.eye(3)
+    J[:2, :2] -= lr * (_hessian_at_optimum(u, C, target, index) + rho * np.outer(e, e))
+    J[:2, 2], J[2, :2] = -lr * e, multiplier_lr * e
+    return J
+
+
+def lagrangian_discrete_critical_rho(lr=0.05, multiplier_lr=0.05, u=SLIDES_U, C=SLIDES_C, target=3.0,
+                                     index=1) -> float:
+    """The smallest rho for which the Lagrangian method with these step sizes is locally stable at
+    the constrained optimum: where the spectral radius of `lagrangian_step_jacobian` falls below 1
+    (0 if it already is at rho = 0). Tends to `lagrangian_critical_rho(lr / multiplier_lr)` as the
+    steps shrink; at the slides' rates lr = multiplier_lr = 0.05 it is 0.2526, not the 0.2071 of
+    the small-step limit. Found on a log-spaced grid of rho in [1e-3, 2 / lr] (beyond 2 / lr the
+    term lr rho alone destabilizes the x update), refined by bisection."""
+    lr = real("lagrangian_discrete_critical_rho", "lr", lr, low=0, low_open=True)
+    eta = real("lagrangian_discrete_critical_rho", "multiplier_lr", multiplier_lr, low=0, low_open=True)
+
+    def excess(rho):
+        return np.abs(np.linalg.eigvals(lagrangian_step_jacobian(rho, lr, eta, u, C, target, index))).max() - 1
+
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, 2 / lr, 600)])
+    stable = np.flatnonzero([excess(rho) < 0 for rho in grid])
+    if stable.size == 0:
+        raise ConfigError(f"lagrangian_discrete_critical_rho: no rho in [0, {2 / lr:g}] makes the iteration "
+                          f"stable at lr = {lr:g}, multiplier_lr = {eta:g}")
+    k = stable[0]
+    return 0.0 if k == 0 else float(scipy.optimize.brentq(excess, grid[k - 1], grid[k], xtol=1e-14))
+
+
 def slides_methods(index=1) -> dict:
     """Optimizer specs of the methods as run on the toy (the slides' rates for alternating: SGD 0.01
     on everything, then SGD 0.2 on the constrained coordinate, 1000 iterations; the Lagrangian
-    augmented with rho = 1 above the critical 0.207, and without augmentation as `lagrangian_basic`)."""
+    augmented with rho = 1, above the critical 0.2526 of these rates (0.2071 in the small-step
+    limit), and without augmentation as `lagrangian_basic`)."""
     return {
         "alternating": {"name": "alternating", "constraint": "constraint", "steps": 1000, "lr": 0.01,
                         "constraint_lr": 0.2, "subset": [f"x[:, {index}]"]},
