@@ -88,8 +88,11 @@ class StoreFile:
         names = _stage_names(rec.spec["optimizer"])
         h = rec.history
         columns = {"stage": h["stage"], "stage_name": [names.get(int(s), str(int(s))) for s in h["stage"]]}
-        columns.update({k: h[k] for k in ("loss", "grad_norm", "wall_time")})
-        columns.update({k.replace("/", ".", 1).replace("terms.", "term.", 1): v for k, v in h.items() if "/" in k})
+        columns.update({k: h[k] for k in store.HISTORY_COLUMNS if k not in ("step", "stage")})
+        for key, values in h.items():
+            if "/" in key:  # terms/<label> -> term.<label> (as in f.runs), extra/<key> -> extra.<key>
+                group, name = key.split("/", 1)
+                columns[f"{'term' if group == 'terms' else group}.{name}"] = values
         return pd.DataFrame(columns, index=pd.Index(h["step"], name="step"))
 
     # --- networks ----------------------------------------------------------------------------------

@@ -85,3 +85,19 @@ def test_the_framework_names_no_model():
     hits = [f"{p.relative_to(FRAMEWORK)}:{i}" for p in sorted(FRAMEWORK.rglob("*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert hits == []
+
+
+def test_a_study_table_carries_its_dynamics_declaration(tmp_path):
+    """Table.build takes the labels of the study's dynamics (from the stored runs' plugins)."""
+    import concurrent.futures
+
+    from tcnet.study import Study
+
+    study = Study({"dynamics": {"name": "linear_decay", "N": 4, "n_frac": 0.25}, "loss": [{"name": "decay"}],
+                   "optimizer": {"name": "adam", "steps": 1}}, grid={"dynamics.N": [4, 8]}, name="tiny")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        study.run(tmp_path / "tiny.h5", pool, progress=False)
+    table = study.table(tmp_path / "tiny.h5")
+    assert table.labels is registry().get("dynamics", "linear_decay").labels
+    assert default_metrics(table) == ["loss", "summary/t_1pct", "summary/t_5pct"]
+    assert label(table, "dynamics.N") == "N"

@@ -190,3 +190,19 @@ optimizer = {{name = "adam", steps = 3}}
     expected = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index(["dynamics.N", "optimizer.lr"])
     pd.testing.assert_frame_equal(grid, expected)
     assert grid.loc[(3, 0.02), "n"] == 2
+
+
+def test_history_extra_columns_are_the_stored_ones(tmp_path):
+    """An optimizer's extra columns (the E/I learning rules record the rates E, I, ...) come back
+    as extra.<key>, bit for bit; a single-stage optimizer names stage 0 after itself."""
+    path = tmp_path / "ei.h5"
+    spec = {"dynamics": {"name": "ei_rate", "preset": "paradoxical"}, "loss": [{"name": "homeostatic"}],
+            "optimizer": {"name": "cross_homeostatic", "steps": 5}}
+    tcnet.run(spec, recorders=[RunWriter(path, "ei")], progress=False)
+    h = tcnet.open(path).history("ei")
+    with h5py.File(path, "r") as raw:
+        extra = raw["runs/ei/history/extra"]
+        assert sorted(c for c in h.columns if c.startswith("extra.")) == sorted(f"extra.{k}" for k in extra)
+        for key in extra:
+            assert np.array_equal(h[f"extra.{key}"].to_numpy(), extra[key][()], equal_nan=True), key
+    assert set(h["stage_name"]) == {"cross_homeostatic"} and "extra.E" in h
