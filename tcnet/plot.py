@@ -77,7 +77,8 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
     others = [k for k in table.keys if k != x]
     lines: dict[str, list] = {}
     for r in table.rows:
-        name = ", ".join(f"{label(table, k).split('.')[-1]} = {r[k]}" for k in others)
+        name = ", ".join(f"{label(table, k).split('.')[-1]} = {r[k]}"
+                         for k in others)
         lines.setdefault(name, []).append(r)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, m in zip(axes[0], metrics):
