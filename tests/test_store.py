@@ -170,6 +170,42 @@ def test_run_history_and_networks_round_trip(tmp_path):
     assert np.array_equal(store.load_network(path, "run-0001/checkpoint", plugins=PLUGINS).vector(), r.result.x)
 
 
+def test_whole_column_write_equals_step_by_step(tmp_path):
+    """RunWriter.write (whole columns and the last checkpoint, as the study's driver writes a
+    worker's run) stores exactly what the steps written one by one store; fail(message) records
+    the message as given."""
+    from tcnet.optim import Checkpoint
+    from tcnet.run import RunSpec
+    path = tmp_path / "runs.h5"
+    s = spec({"name": "store_probe_gd", "steps": 6, "lr": 0.1})  # an extra key from step 2 on
+    r = go(s, path, flush_steps=2)
+    steps = r.history.steps
+    writer = RunWriter(path, "whole")
+    writer.start(RunSpec.from_dict(s), r.initial)
+    writer.write(store.history_columns(steps), Checkpoint.at(steps[-1]))
+    writer.finish(r.result, r.final)
+    one, whole = (store.read_run(path, rid, plugins=PLUGINS) for rid in ("run-0001", "whole"))
+    assert whole.status == one.status == "finished" and list(whole.history) == list(one.history)
+    for key, column in one.history.items():
+        np.testing.assert_array_equal(whole.history[key], column, err_msg=key)
+    assert np.isnan(whole.history["extra/t_half"][:2]).all() and whole.history["extra/t_half"][2] == 1.0
+    assert whole.checkpoint.step == one.checkpoint.step == 6 and whole.checkpoint.evaluations == one.checkpoint.evaluations
+    np.testing.assert_array_equal(whole.checkpoint.x, one.checkpoint.x)
+    assert whole.checkpoint.opt_state.keys() == one.checkpoint.opt_state.keys()
+    np.testing.assert_array_equal(whole.checkpoint.opt_state["moments"]["g"], one.checkpoint.opt_state["moments"]["g"])
+    np.testing.assert_array_equal(whole.final.arrays["J"], one.final.arrays["J"])
+
+    writer = RunWriter(path, "failed")
+    writer.start(RunSpec.from_dict(s), r.initial)
+    writer.write(store.history_columns(steps[:3]), Checkpoint.at(steps[2]))
+    writer.fail("LinAlgError: the worker's matrix is singular")
+    rec = store.read_run(path, "failed", plugins=PLUGINS)
+    assert rec.status == "failed" and rec.message == "LinAlgError: the worker's matrix is singular"
+    assert rec.steps == 3 and rec.checkpoint.step == 2
+    with pytest.raises(StoreError, match="history columns must include step, stage, loss, grad_norm, wall_time"):
+        RunWriter(path, "x").write({"step": [0]}, Checkpoint.at(steps[0]))
+
+
 def test_sequential_runs_share_a_file(tmp_path):
     path = tmp_path / "runs.h5"
     for lr in (0.01, 0.02, 0.03):

@@ -27,8 +27,8 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
 - `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
   checkpoint networks), `file_info`, `save_trajectories`, `read_trajectories`, and the
   optimizer-state trees.
-- `runs`: `RunWriter` (the recorder and its two-phase commit), `RunRecord`, `list_runs`,
-  `read_run`, `resume`.
+- `runs`: `RunWriter` (the recorder and its two-phase commit; steps one by one or whole columns),
+  `history_columns`, `RunRecord`, `list_runs`, `read_run`, `resume`.
 - `tables`: comparing runs: `flatten_spec`, `compare_table`, `group_rows`, `table_csv`.
 """
 from tcnet.store._files import (
@@ -39,12 +39,12 @@ from tcnet.store.networks import (
     NetworkData, file_info, list_networks, load_network, network_data, read_trajectories, save_network,
     save_trajectories,
 )
-from tcnet.store.runs import RunRecord, RunWriter, list_runs, read_run, resume
+from tcnet.store.runs import RunRecord, RunWriter, history_columns, list_runs, read_run, resume
 from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_csv
 
 __all__ = [
     "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "DiskFullError", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
-    "check_new", "group_rows", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
+    "check_new", "group_rows", "history_columns", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
     "read_run", "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
 ]

@@ -100,13 +100,17 @@ class RunWriter:
         finally:
             self._lock.release()
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException | str) -> None:
         """Record the steps so far and mark the run interrupted (KeyboardInterrupt, a full disk)
-        or failed. After a full disk the buffered steps are dropped; if even the status cannot be
-        written, the run still reads as interrupted (its writer is gone)."""
+        or failed; `error` is the exception, or the message to record ("<ErrorType>: <text>").
+        After a full disk the buffered steps are dropped; if even the status cannot be written,
+        the run still reads as interrupted (its writer is gone)."""
         full = isinstance(error, DiskFullError)
         status = "interrupted" if full or isinstance(error, KeyboardInterrupt) else "failed"
-        text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+        if isinstance(error, str):
+            text = _one_line(error)
+        else:
+            text = _one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
         if full:
             self._buffer = []
         try:
@@ -120,6 +124,20 @@ class RunWriter:
             self._lock.release()
         if isinstance(error, KeyboardInterrupt):
             error.add_note(self.resume_hint())
+
+    def write(self, columns: dict, checkpoint: Checkpoint) -> None:
+        """Append whole history columns (named as `history_columns` names them, of equal length,
+        with every column of HISTORY_COLUMNS) and the checkpoint of their last row, in one commit
+        (e.g. a run computed elsewhere, such as a study's worker). Buffered steps go first."""
+        missing = [k for k in HISTORY_COLUMNS if k not in columns]
+        lengths = {len(v) for v in columns.values()}
+        if missing or len(lengths) != 1:
+            raise StoreError(f"{self.path}: run {self.run_id!r}: history columns must include "
+                             f"{', '.join(HISTORY_COLUMNS)} and have equal lengths (missing {missing}, "
+                             f"lengths {sorted(lengths)})")
+        self.flush()
+        with self._writing(FINAL_WAIT, _growth(lengths.pop(), len(columns), checkpoint)) as f:
+            self._commit(f, columns, checkpoint)
 
     def flush(self, wait: float | None = None, must: bool = True) -> None:
         """Append the buffered steps and their checkpoint now. A file held open by another process
@@ -162,14 +180,10 @@ class RunWriter:
                 f"`tcnet resume {self.path} {self.run_id}`")
 
     def _growth(self) -> int:
-        """Bytes a commit of the buffered steps can add to the file at most: a new chunk of every
-        history column per CHUNK rows (plus one partly filled), and the checkpoint twice."""
+        """Bytes a commit of the buffered steps can add to the file at most (see `_growth`)."""
         if not self._buffer:
             return 0
-        columns = len(HISTORY_COLUMNS) + len(self._keys)
-        last = self._buffer[-1]
-        checkpoint = np.asarray(last.x).nbytes + _nbytes(last.opt_state)
-        return 8 * CHUNK * columns * (len(self._buffer) // CHUNK + 2) + 2 * checkpoint
+        return _growth(len(self._buffer), len(HISTORY_COLUMNS) + len(self._keys), Checkpoint.at(self._buffer[-1]))
 
     def _create(self, runs: h5py.Group, spec: RunSpec, dynamics: Dynamics) -> None:
         if self.run_id is None:
@@ -218,46 +232,67 @@ class RunWriter:
         g.attrs.update(status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
                        resumed_at=np.array(resumed, dtype=np.int64))
 
-    def _commit(self, f: h5py.File, final: Dynamics | None = None, attrs: dict | None = None) -> None:
-        """Write the buffered steps (and the final network, the closing attributes) in the two
-        phases described in the class docstring."""
+    def _commit(self, f: h5py.File, columns: dict | None = None, checkpoint: Checkpoint | None = None,
+                final: Dynamics | None = None, attrs: dict | None = None) -> None:
+        """Write history `columns` and their `checkpoint` (default: those of the buffered steps),
+        the final network and the closing attributes, in the two phases of the class docstring."""
+        if columns is None and self._buffer:
+            columns, checkpoint = history_columns(self._buffer), Checkpoint.at(self._buffer[-1])
         g = f["runs"][self.run_id]
-        steps, h = self._buffer, g["history"]
+        h = g["history"]
         rows, slot = int(g.attrs["rows"]), int(g.attrs["checkpoint"])
-        if steps:
-            n = rows + len(steps)
+        if columns:
+            n = rows + len(columns["step"])
             for name in HISTORY_COLUMNS:
                 h[name].resize((n,))
-                h[name][rows:n] = [getattr(s, name) for s in steps]
+                h[name][rows:n] = columns[name]
+            for key in columns:
+                sub, _, name = key.partition("/")
+                if sub in ("terms", "extra") and name not in h[sub]:
+                    _column(h[sub], _h5name(name, f"{sub} key", self.path), rows)
             for sub in ("terms", "extra"):
-                new = [k for s in steps for k in getattr(s, sub) if k not in h[sub]]
-                for key in dict.fromkeys(new):
-                    _column(h[sub], _h5name(key, f"{sub} key", self.path), rows)
-                for key, ds in h[sub].items():
+                for name, ds in h[sub].items():  # NaN where these rows lack the key
                     ds.resize((n,))
-                    ds[rows:n] = [float(getattr(s, sub).get(key, np.nan)) for s in steps]
-            last, slot = steps[-1], (1 - slot if slot >= 0 else 0)
+                    ds[rows:n] = columns.get(f"{sub}/{name}", np.nan)
+            slot = 1 - slot if slot >= 0 else 0
             c = g["checkpoint"][str(slot)]
-            c.attrs["step"] = np.int64(last.step)
-            c.attrs["elapsed"] = np.float64(last.wall_time)
-            _put(c, "x", "array", np.asarray(last.x, dtype=np.float64))
+            c.attrs["step"] = np.int64(checkpoint.step)
+            c.attrs["elapsed"] = np.float64(checkpoint.elapsed)
+            _put(c, "x", "array", np.asarray(checkpoint.x, dtype=np.float64))
             # checkpoint/state holds the stage and count beside the optimizer's snapshot (FORMAT.md)
-            state = {"stage": last.stage, "evaluations": last.evaluations, **last.opt_state}
+            state = {"stage": checkpoint.stage, "evaluations": checkpoint.evaluations, **checkpoint.opt_state}
             _write_tree(c.require_group("state"), state, f"{self.path}: run {self.run_id!r}")
         if final is not None:
             if "final" in g["params"]:
                 del g["params/final"]
             _write_network(g["params"].create_group("final", track_order=True), final, self.path)
         f.flush()  # phase 1 is on disk before anything refers to it
-        if steps:
+        if columns:
             g.attrs.modify("rows", np.int64(n))
             g.attrs.modify("checkpoint", np.int64(slot))
+            self._committed = int(checkpoint.step)
         if attrs:
             f.flush()
             g.attrs.update(attrs)
-        if steps:
-            self._committed = int(steps[-1].step)
         self._buffer = []
+
+
+def _growth(rows: int, columns: int, checkpoint: Checkpoint) -> int:
+    """Bytes that appending `rows` rows to `columns` history columns, with their checkpoint, can
+    add to a file at most: a new chunk per column per CHUNK rows plus one partly filled, and the
+    checkpoint twice (its slot may be written for the first time)."""
+    return 8 * CHUNK * columns * (rows // CHUNK + 2) + 2 * (np.asarray(checkpoint.x).nbytes + _nbytes(checkpoint.opt_state))
+
+
+def history_columns(steps) -> dict:
+    """The history columns (numpy arrays) of a list of Steps, named as the store names them:
+    step, stage, loss, grad_norm, wall_time, terms/<label>, extra/<key> (NaN where a step lacks it)."""
+    history = {k: np.array([getattr(s, k) for s in steps]) for k in HISTORY_COLUMNS}
+    for label in dict.fromkeys(k for s in steps for k in s.terms):
+        history[f"terms/{label}"] = np.array([s.terms.get(label, np.nan) for s in steps], dtype=float)
+    for key in dict.fromkeys(k for s in steps for k in s.extra):
+        history[f"extra/{key}"] = np.array([s.extra.get(key, np.nan) for s in steps], dtype=float)
+    return history
 
 
 def _column(group: h5py.Group, name: str, rows: int) -> None:

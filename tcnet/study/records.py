@@ -1,8 +1,6 @@
 """Reading and writing a study's runs through the store (tcnet.store); only the driver writes."""
 from pathlib import Path
 
-import numpy as np
-
 from tcnet.run import RunSpec
 from tcnet.study.spec import PlannedRun
 from tcnet.validate import ConfigError
@@ -49,39 +47,31 @@ def stored(path, planned: list, plugins=None) -> dict:
 
 def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str:
     """Write a worker's outcome as a complete run through the store's RunWriter (this process
-    only): the spec, the initial network (none if it could not be created), every history row, then the final network (finish) or the error (fail). Returns the stored id."""
-    from tcnet.optim import Result, Step
+    only): the spec and initial network (none if it could not be created), the history as whole
+    columns with the last step's checkpoint, then the final network (finish) or the error (fail).
+    Returns the stored id."""
+    from tcnet.optim import Result
     from tcnet.store import RunWriter
 
     def network(arrays):  # the worker's network (dynamics, config, seed) with these arrays
         return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"])
 
-    initial = None if outcome["initial"] is None else network(outcome["initial"])
-    h = outcome["history"]
-    n = len(h["step"])
-    terms = [k for k in h if k.startswith("terms/")]
-    extra = [k for k in h if k.startswith("extra/")]
     run_id = attempt_ids(planned.run_id, attempt)
-    writer = RunWriter(path, run_id, flush_steps=n + 1, flush_seconds=1e9)  # one commit, at the end
-    writer.start(RunSpec.from_dict(planned.spec), initial)
-    last = outcome["checkpoint"]
-    for i in range(n):
-        # the writer keeps the point and optimizer state of the last step only (its checkpoint)
-        writer.step(Step(step=int(h["step"][i]), stage=int(h["stage"][i]),
-                         evaluations=last["evaluations"] if i == n - 1 else 0, loss=float(h["loss"][i]),
-                         terms={k[6:]: float(h[k][i]) for k in terms}, grad_norm=float(h["grad_norm"][i]),
-                         wall_time=float(h["wall_time"][i]), x=last["x"] if i == n - 1 else None,
-                         opt_state=last["opt_state"] if i == n - 1 else {},
-                         extra={k[6:]: float(h[k][i]) for k in extra if np.isfinite(h[k][i])}))
+    writer = RunWriter(path, run_id)
+    writer.start(RunSpec.from_dict(planned.spec), None if outcome["initial"] is None else network(outcome["initial"]))
+    try:
+        if outcome["checkpoint"] is not None:
+            writer.write(outcome["history"], outcome["checkpoint"])
+    except BaseException as err:
+        writer.fail(err)
+        raise
     if outcome["status"] == "failed":
-        # an exception of the worker's error type, so the store records "<Type>: <message>"
-        writer.fail(type(outcome["error_type"], (RuntimeError,), {})(outcome["message"]))
+        writer.fail(outcome["error"])
     else:
         final = network(outcome["final"])
         writer.finish(Result(final.vector(), outcome["optimizer_status"], outcome["message"], outcome["steps"],
                              outcome["evaluations"]), final)
     return run_id
-
 
 
 def _metrics(record) -> dict:

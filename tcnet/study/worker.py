@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 
-import numpy as np
 
 from tcnet.run import RunSpec
 from tcnet.validate import ConfigError, integer
@@ -24,26 +23,19 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 
 
 # --- the task a worker runs ------------------------------------------------------------------
-def _columns(steps) -> dict:
-    """History columns (numpy arrays) of a list of Steps, named as the store names them."""
-    history = {k: np.array([getattr(s, k) for s in steps]) for k in ("step", "stage", "loss", "grad_norm", "wall_time")}
-    for label in dict.fromkeys(k for s in steps for k in s.terms):
-        history[f"terms/{label}"] = np.array([s.terms.get(label, np.nan) for s in steps], dtype=float)
-    for key in dict.fromkeys(k for s in steps for k in s.extra):
-        history[f"extra/{key}"] = np.array([s.extra.get(key, np.nan) for s in steps], dtype=float)
-    return history
-
-
 def execute_run(spec_json: str, plugin_files: list) -> dict:
     """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
 
-    status (the store's: "finished", "non-finite" or "failed"), error, the result's counts and
-    message, the network (name, config, seed, initial and final arrays), the history columns, the
-    last step's point and optimizer state, wall time and worker. A run that raises is returned as
+    status (the store's: "finished", "non-finite" or "failed"), error ("<Type>: <text>"), the
+    result's counts and message, the network (name, config, seed, initial and final arrays), the
+    history columns (tcnet.store.history_columns), the last step's Checkpoint (None without
+    steps), wall time and worker. A run that raises is returned as
     failed with its error and the steps it made; it never raises itself.
     """
+    from tcnet.optim import Checkpoint
     from tcnet.plugins import registry
     from tcnet.run import History, build_dynamics, run
+    from tcnet.store import history_columns
 
     t0 = time.perf_counter()
     out = {"worker": f"{socket.gethostname()}:{os.getpid()}", "error": "", "initial": None}
@@ -58,12 +50,10 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
         out.update(status="non-finite" if r.status == "non-finite" else "finished", optimizer_status=r.status,
                    message=r.message, steps=r.steps, evaluations=r.evaluations, final=dict(res.final.arrays))
     except Exception as err:
-        out.update(status="failed", error=f"{type(err).__name__}: {err}", error_type=type(err).__name__,
-                   message=str(err), traceback=traceback.format_exc())
+        out.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     steps = history.steps
-    out["history"] = _columns(steps)
-    out["checkpoint"] = ({"x": steps[-1].x, "opt_state": steps[-1].opt_state, "evaluations": steps[-1].evaluations}
-                         if steps else None)
+    out["history"] = history_columns(steps)
+    out["checkpoint"] = Checkpoint.at(steps[-1]) if steps else None
     out["wall_time"] = time.perf_counter() - t0
     return out
 
