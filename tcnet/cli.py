@@ -80,7 +80,8 @@ def _simulate(args) -> int:
     """Simulate a stored network from sample_initial states; print its summary, and per trajectory
     the norms at the start and the end and the numbers its dynamics declares (trajectory_metrics)."""
     from tcnet import store
-    from tcnet.validate import integer, positive
+    from tcnet.validate import integer, positive, seed
+    seed("simulate", "--seed", args.seed)
     t_max = positive("simulate", "--t-max", args.t_max)
     dt = positive("simulate", "--dt", args.dt)
     if dt > t_max:
@@ -142,7 +143,9 @@ def _plot_norms(path, t, ratio, xlabel, title, force) -> None:
 def _compare(args) -> int:
     """Print one row per run of the given files, or per group of repeats with --group (CSV with --csv)."""
     from tcnet import store
-    rows = store.compare_table(args.files, plugins=args.registry)
+    from pathlib import Path
+    files = list({Path(f).resolve(): f for f in reversed(args.files)}.values())[::-1]  # each file once
+    rows = store.compare_table(files, plugins=args.registry)
     if args.group:
         rows = store.group_rows(rows)
     if args.csv:
@@ -257,7 +260,7 @@ def main(argv=None) -> int:
         p = parser(plugins)
         args = p.parse_args(argv)
         for failure in plugins.failures:
-            print(f"tcnet: {failure}", file=sys.stderr)
+            print(f"tcnet: {_one_line(failure)}", file=sys.stderr)
         if args.command is None:
             p.print_help()
             return 0

@@ -66,13 +66,13 @@ def eig(A):
 def _relative_gap(lam):
     """min_{i != j} |lam_i - lam_j| / max|lam| (inf for a 1 x 1 matrix)."""
     gaps = np.abs(lam[:, None] - lam[None, :]) + np.diag(np.full(len(lam), np.inf))
-    return np.min(gaps, initial=np.inf) / max(np.max(np.abs(lam)), np.finfo(float).tiny)
+    return np.min(gaps, initial=np.inf) / max(np.max(np.abs(lam), initial=0.0), np.finfo(float).tiny)
 
 
 def _reciprocal_gaps(lam):
     """F_ij = 1 / (lam_j - lam_i) off the diagonal, 0 on it, regularized (see `GAP_EPS`)."""
     d = lam[None, :] - lam[:, None]
-    scale = np.max(np.abs(lam)) or 1.0  # the zero matrix: all d = 0, any eps > 0 gives F = 0
+    scale = np.max(np.abs(lam), initial=0.0) or 1.0  # the zero matrix: all d = 0, any eps > 0 gives F = 0
     return np.conj(d) / (np.abs(d) ** 2 + (GAP_EPS * scale) ** 2)
 
 

@@ -98,7 +98,7 @@ class Registry:
             for ep in sorted(entry_points(group=entry_point_group), key=lambda e: e.name):
                 dist = f" [{ep.dist.name} {ep.dist.version}]" if ep.dist else ""
                 self._add(lambda ep=ep: ep.load(), f"entry point {ep.name} ({ep.value}){dist}")
-        for path in files:
+        for path in dict.fromkeys(Path(f).resolve() for f in files):  # the same file given twice loads once
             self._add(lambda path=path: _import_file(path), f"file {path}")
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # former name -> name
@@ -108,11 +108,10 @@ class Registry:
     def _add(self, load, source):
         try:
             module = load()
-        except Exception as err:  # a broken plugin must not take the others down
+            if not self.manager.is_registered(module):
+                self.manager.register(module, name=source)  # the plugin's name is where it came from
+        except Exception as err:  # a broken plugin (or a hook with a wrong signature) must not take the others down
             self.failures.append(PluginFailure(source, err))
-            return
-        if not self.manager.is_registered(module):
-            self.manager.register(module, name=source)  # the plugin's name is where it came from
 
     def _collect(self, kind, hook):
         for impl in getattr(self.manager.hook, hook).get_hookimpls():

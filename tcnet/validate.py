@@ -48,6 +48,16 @@ def integer(owner, name, value, *, low=None, high=None):
     return int(value)
 
 
+SEED_BOUND = 2**32
+"""Seeds are integers in [0, 2^32): what numpy's legacy RandomState accepts, and what every
+generator tcnet seeds can take."""
+
+
+def seed(owner, name, value):
+    """A random seed: an integer in [0, 2^32)."""
+    return integer(owner, name, value, low=0, high=SEED_BOUND - 1)
+
+
 def choice(owner, name, value, allowed):
     """One of a fixed set of strings."""
     if value not in allowed:

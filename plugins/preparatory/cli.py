@@ -15,7 +15,7 @@ import time
 from itertools import product
 from pathlib import Path
 
-from tcnet.validate import ConfigError
+from tcnet.validate import ConfigError, seed
 
 ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
 
@@ -83,6 +83,8 @@ def _grid(args):
     """(N, n_frac, beta, seed) for every combination, validated before anything runs."""
     if args.repeats < 1:
         raise ConfigError(f"train: --repeats must be an integer >= 1, got {args.repeats}")
+    seed("train", "--seed", args.seed)
+    seed("train", "--seed + --repeats - 1 (the last repeat's seed)", args.seed + args.repeats - 1)
     sizes = _flatten(args.sizes, [100])
     fracs = _flatten(args.n_fracs, [0.1])
     betas = _flatten(args.betas, [0.01])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tcnet.store import check_new, new_file
-from tcnet.validate import ConfigError
+from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.core import CONFIG, Simpl
 from tcnet_plugins.simpl.estimator import SIMPL
@@ -19,6 +19,7 @@ from tcnet_plugins.simpl.files import read
 
 def _generate(args) -> int:
     check_new(args.out, args.force)  # before the data set is computed
+    seed("simpl", "--seed", args.seed)
     settings = {"kind": args.kind, "n_cells": args.cells, "duration": args.duration,
                 "noise_timescale": args.noise_timescale}
     data = simdata.generate(args.seed, **settings)

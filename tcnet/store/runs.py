@@ -53,6 +53,8 @@ class RunWriter:
         if resume_from is not None and run_id is None:
             raise ConfigError("RunWriter: resume_from needs the run_id of the run to continue")
         self.path = Path(path)
+        if self.path.name in ("", ".", ".."):
+            raise ConfigError(f"RunWriter: the file must be a path to a file, got {str(path)!r}")
         self.run_id = run_id
         self.resume_from = resume_from
         self._lock = _WriteLock(self.path)

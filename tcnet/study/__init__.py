@@ -7,6 +7,7 @@ A study file (TOML)::
     seed = 2017                   # the one seed every run's seed is derived from
     repeats = 3                   # runs per grid point, with different seeds
     plugins = []                  # single-file plugins (paths relative to the study file)
+                                  # loading a plugin runs its code: run study files you trust
 
     [base.dynamics]               # the base run spec, exactly as for one run (see tcnet.run)
     name = "linear_decay"

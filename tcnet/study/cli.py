@@ -8,6 +8,9 @@ from tcnet.study.core import Study
 from tcnet.validate import ConfigError
 
 
+DASK_TIMEOUT = 10  # seconds to reach the scheduler
+
+
 def add_commands(sub) -> None:
     """The `tcnet study` and `tcnet plot-study` subcommands."""
     sp = sub.add_parser("study", help="run a study file (grid of runs) into one HDF5 file, resumably, "
@@ -54,7 +57,11 @@ def _study_command(args) -> int:
         if args.dask_scheduler:
             from distributed import Client
 
-            client = Client(args.dask_scheduler)
+            try:
+                client = Client(args.dask_scheduler, timeout=DASK_TIMEOUT)
+            except (ValueError, OSError, TimeoutError) as err:
+                raise ConfigError(f"study: --dask-scheduler must be the address of a running dask scheduler "
+                                  f"(e.g. tcp://host:8786), got {args.dask_scheduler!r} ({err})") from None
         try:
             report = study.run(path, client, workers=args.workers, progress=not args.no_progress)
         finally:

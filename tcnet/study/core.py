@@ -50,7 +50,11 @@ class Study:
         if not isinstance(self.overrides, list) or not all(isinstance(o, dict) for o in self.overrides):
             raise ConfigError(f"study: overrides must be a list of tables, got {self.overrides!r}")
         self.overrides = [_flatten(o) for o in self.overrides]
-        self.plugin_files = tuple(str(Path(p).resolve()) for p in self.plugin_files)
+        self.plugin_files = tuple(dict.fromkeys(str(Path(p).resolve()) for p in self.plugin_files))
+        missing = [p for p in self.plugin_files if not Path(p).is_file()]
+        if missing:
+            raise ConfigError(f"study: plugin file(s) {', '.join(missing)} do not exist (plugins are paths "
+                              "relative to the study file)")
         self.runs()  # every key must address the base spec
 
     @classmethod
