@@ -1,7 +1,8 @@
 """tcnet: optimize dynamical network models with plugin losses, autograd gradients and HDF5 runs.
 
 The framework: `Dynamics` (a model and its traceable state), `Loss` terms combined into an
-`Objective`, `Optimizer`s reporting each step, pluggy `hookimpl` for plugins, `run` for one
+`Objective`, `Optimizer`s reporting each step to a `Monitor` (an iterative one is an `Iterative`
+update rule; settings are declared in `tcnet.settings`), pluggy `hookimpl` for plugins, `run` for one
 optimization, `open` for reading a file as pandas tables and xarray arrays (`tcnet.reader`). The
 science lives in plugins (the package `tcnet_plugins` and third parties).
 """
