@@ -30,7 +30,7 @@ import tcnet
 from tcnet.store import RunWriter
 
 FAST = os.environ.get("TCNET_FAST") == "1"  # short step budgets (the test suite's run)
-QSS_STEPS, TRIAL_STEPS = (600, 20) if FAST else (5000, 20000)
+QSS_STEPS, TRIAL_STEPS = (200, 5) if FAST else (5000, 20000)
 OUT = Path("out/ei_learning_rules")
 OUT.mkdir(parents=True, exist_ok=True)
 
