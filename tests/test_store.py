@@ -539,12 +539,54 @@ def test_malformed_run(tmp_path):
         del f["runs/run-0001/history/loss"]
     with pytest.raises(StoreError) as err:
         store.read_run(path, "run-0001", plugins=PLUGINS)
-    assert "corrupt or malformed tcnet file (expected the layout of docs/FORMAT.md" in one_line(err, path)
+    assert "run 'run-0001' history: malformed file (expected a dataset 'loss', found nothing)" in one_line(err, path)
     with h5py.File(path, "a") as f:
         f["runs/run-0001/history"].create_dataset("loss", data=np.zeros(1))
     with pytest.raises(StoreError) as err:
         store.read_run(path, "run-0001", plugins=PLUGINS)
     assert "malformed history (expected 3 rows in every column, found {'loss': 1})" in one_line(err, path)
+
+
+RUN = "runs/run-0001"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f[RUN].attrs.modify("config", "{not json"), "run 'run-0001': malformed file (expected attribute "
+     "'config' to hold JSON, found '{not json')"),
+    (lambda f: f[RUN].attrs.modify("config", "[1, 2]"), "attribute 'config' to hold a JSON object, found list"),
+    (lambda f: f[RUN].attrs.__setitem__("rows", 2.5), "attribute 'rows' to be an integer, found np.float64(2.5)"),
+    (lambda f: f[RUN].attrs.modify("rows", -1), "attribute 'rows' in [0, inf], found -1"),  # was silently wrong
+    (lambda f: f[RUN].attrs.__setitem__("checkpoint", "0"), "attribute 'checkpoint' to be an integer, found '0'"),
+    (lambda f: f[RUN].attrs.modify("checkpoint", 7), "attribute 'checkpoint' in [-1, 1], found 7"),
+    (lambda f: f[RUN].attrs.modify("status", "finishd"), "attribute 'status' one of running, finished"),
+    (lambda f: f[f"{RUN}/params/initial"].attrs.__setitem__("seed", "three"),
+     "initial network: malformed file (expected attribute 'seed' to be an integer, found 'three')"),
+    (lambda f: (f[RUN + "/history"].__delitem__("loss"), f[RUN + "/history"].create_dataset("loss", data=["a"] * 3)),
+     "history: malformed file (expected 'loss' to be a 1-D numeric dataset, found dtype object, shape (3,))"),
+    (lambda f: (f[RUN + "/history"].__delitem__("loss"), f[RUN + "/history"].create_dataset("loss", data=np.zeros((3, 2)))),
+     "expected 'loss' to be a 1-D numeric dataset, found dtype float64, shape (3, 2)"),
+    (lambda f: (f[RUN + "/history"].__delitem__("step"), f[RUN + "/history"].create_group("step")),
+     "history: malformed file (expected a dataset 'step', found a group)"),
+    (lambda f: (f[RUN].__delitem__("checkpoint"), f[RUN].create_dataset("checkpoint", data=1)),
+     "malformed file (expected a group 'checkpoint', found a dataset)"),
+    (lambda f: f[f"{RUN}/checkpoint/{f[RUN].attrs['checkpoint']}"].attrs.modify("step", 1),
+     "expected the checkpoint at the last committed step 2, found step 1"),
+])
+def test_malformed_metadata_is_refused_in_one_line(tmp_path, capsys, damage, message):
+    """Each of these gave a traceback in show/compare/simulate before (and rows < 0 a wrong history)."""
+    from tcnet.cli import main
+    path = tmp_path / "runs.h5"
+    go(spec({"name": "adam", "steps": 2}), path, flush_steps=1)
+    with h5py.File(path, "a") as f:
+        damage(f)
+    with pytest.raises(StoreError) as err:
+        store.read_run(path, "run-0001", plugins=PLUGINS)
+    assert message in one_line(err, path)
+    for command in (["show", path], ["compare", path], ["simulate", path, "run-0001/initial"]):
+        code = main(["--plugin", str(PLUGIN_FILES[0]), *map(str, command)])
+        err = capsys.readouterr().err
+        if command[0] != "simulate" or "initial network" in message:  # simulate reads only the network
+            assert code == 2 and err.count("\n") == 1 and message in err, (command, err)
 
 
 def test_missing_names(saved):

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from tcnet import __version__
 
@@ -29,6 +30,7 @@ FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until 
 FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
 NETWORK_PARTS = ("initial", "final", "checkpoint")
 FINISHED = ("finished", "non-finite")  # statuses with a final network
+STATUSES = ("running", *FINISHED, "interrupted", "failed")
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -337,6 +339,70 @@ def _owner(run_id=None) -> dict:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --- reading what the file says, checked against docs/FORMAT.md ------------------------------------
+
+def _malformed(where: str, expected: str, found) -> StoreError:
+    return StoreError(f"{where}: malformed file (expected {expected}, found {found})")
+
+
+def _int_attr(obj, key: str, where: str, low: int | None = None, high: int | None = None) -> int:
+    """The integer attribute `key` of `obj` (a scalar of an integer type) within [low, high]."""
+    value = obj.attrs.get(key)
+    if value is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise _malformed(where, f"attribute {key!r} to be an integer", repr(value))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _malformed(where, f"attribute {key!r} in [{low}, {'inf' if high is None else high}]", int(value))
+    return int(value)
+
+
+def _real_attr(obj, key: str, where: str) -> float:
+    value = obj.attrs.get(key)
+    if value is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise _malformed(where, f"attribute {key!r} to be a real number", repr(value))
+    return float(value)
+
+
+def _text_attr(obj, key: str, where: str, default: str | None = None) -> str:
+    value = obj.attrs.get(key, default)
+    if not isinstance(value, (str, bytes)):
+        raise _malformed(where, f"attribute {key!r} to be a string", repr(value))
+    try:
+        return _text(value)
+    except UnicodeDecodeError:
+        raise _malformed(where, f"attribute {key!r} to be UTF-8 text", repr(value)) from None
+
+
+def _json_attr(obj, key: str, where: str) -> dict:
+    """The JSON object held by the string attribute `key`."""
+    text = _text_attr(obj, key, where)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _malformed(where, f"attribute {key!r} to hold JSON", repr(text[:60])) from None
+    if not isinstance(value, dict):
+        raise _malformed(where, f"attribute {key!r} to hold a JSON object", type(value).__name__)
+    return value
+
+
+def _dataset(group, key: str, where: str, ndim: int | None = None, kinds: str = "iuf") -> h5py.Dataset:
+    """The member `key` of `group`, which must be a dataset of a numeric dtype (numpy kinds
+    `kinds`: i signed, u unsigned integers, f floats, b bool) and, if given, of rank `ndim`."""
+    ds = group.get(key)
+    if not isinstance(ds, h5py.Dataset):
+        raise _malformed(where, f"a dataset {key!r}", "nothing" if ds is None else "a group")
+    if ds.dtype.kind not in kinds or (ndim is not None and ds.ndim != ndim):
+        rank = "" if ndim is None else f"{ndim}-D "
+        raise _malformed(where, f"{key!r} to be a {rank}numeric dataset", f"dtype {ds.dtype}, shape {ds.shape}")
+    return ds
+
+
+def _group(group, key: str, where: str):
+    g = group.get(key)
+    if not isinstance(g, h5py.Group):
+        raise _malformed(where, f"a group {key!r}", "nothing" if g is None else "a dataset")
+    return g
 
 
 def _h5name(name, what: str, path: Path) -> str:

@@ -11,8 +11,8 @@ import numpy as np
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
-    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _h5name, _open_h5, _owner, _reading, _text,
-    _writing, new_h5,
+    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _dataset, _group, _h5name, _int_attr,
+    _json_attr, _open_h5, _owner, _reading, _text, _text_attr, _writing, new_h5,
 )
 from tcnet.validate import ConfigError
 
@@ -65,14 +65,13 @@ def _read_network(group: h5py.Group, where: str) -> NetworkData:
     for key, ds in group.items():
         if not isinstance(ds, h5py.Dataset):
             raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
-        a = np.array(ds[()], dtype=np.float64)
+        a = np.array(_dataset(group, key, where, kinds="f")[()], dtype=np.float64)
         bad = np.count_nonzero(~np.isfinite(a))
         if bad:
             raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
         arrays[key] = a
-    seed = group.attrs.get("seed")
-    return NetworkData(where, _text(group.attrs["dynamics"]), json.loads(_text(group.attrs["config"])),
-                       None if seed is None else int(seed), arrays)
+    seed = None if "seed" not in group.attrs else _int_attr(group, "seed", where, low=0)
+    return NetworkData(where, _text_attr(group, "dynamics", where), _json_attr(group, "config", where), seed, arrays)
 
 
 def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False) -> None:
@@ -102,10 +101,11 @@ def no_initial_network(path, run_id: str, message: str) -> StoreError:
                       f"created ({message})")
 
 
-def _checkpoint_group(g: h5py.Group) -> h5py.Group | None:
+def _checkpoint_group(g: h5py.Group, where: str = "") -> h5py.Group | None:
     """The committed checkpoint slot of a run group, or None before the first flush."""
-    slot = int(g.attrs.get("checkpoint", -1))
-    return None if slot < 0 else g["checkpoint"][str(slot)]
+    where = where or g.name
+    slot = _int_attr(g, "checkpoint", where, low=-1, high=1) if "checkpoint" in g.attrs else -1
+    return None if slot < 0 else _group(_group(g, "checkpoint", where), str(slot), where)
 
 
 def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.ndarray | None]:

@@ -18,8 +18,9 @@ from tcnet.plugins import Registry, registry as default_registry
 from tcnet.optim import Checkpoint
 from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
-    CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, DiskFullError, FileBusyError, StoreError, _WriteLock,
-    _h5name, _lock_owner, _now, _one_line, _owner, _reading, _text, _writing,
+    CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
+    _WriteLock, _dataset, _group, _h5name, _int_attr, _json_attr, _lock_owner, _malformed, _now, _one_line, _owner,
+    _reading, _real_attr, _text, _text_attr, _writing,
 )
 from tcnet.store.networks import (
     NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
@@ -340,13 +341,15 @@ class RunRecord:
         return len(self.history["step"])
 
 
-def _checkpoint(c: h5py.Group) -> Checkpoint:
+def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
     """A checkpoint group read back; a file written before the evaluation count was stored
     counts from 0."""
-    opt_state = _read_tree(c["state"])
-    stage, evaluations = int(opt_state.pop("stage", 0)), int(opt_state.pop("evaluations", 0))
-    return Checkpoint(int(c.attrs["step"]), np.array(c["x"][()], dtype=np.float64), opt_state,
-                      float(c.attrs["elapsed"]), stage, evaluations)
+    opt_state = _read_tree(_group(c, "state", where))
+    stage, evaluations = opt_state.pop("stage", 0), opt_state.pop("evaluations", 0)
+    if not all(isinstance(v, int) and v >= 0 for v in (stage, evaluations)):
+        raise _malformed(where, "state/stage and state/evaluations to be integers >= 0", (stage, evaluations))
+    return Checkpoint(_int_attr(c, "step", where, low=0), np.array(_dataset(c, "x", where, ndim=1, kinds="f")[()]),
+                      opt_state, _real_attr(c, "elapsed", where), stage, evaluations)
 
 
 def list_runs(path) -> list[str]:
@@ -370,25 +373,33 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         if any(k not in g.attrs for k in need) or "history" not in g or "params" not in g:
             raise StoreError(f"{where}: malformed run (expected attributes {', '.join(need)}, groups history "
                              f"and params; found attributes {sorted(g.attrs)}, members {sorted(g)})")
-        if "initial" not in g["params"] and (_text(g.attrs["status"]) != "failed" or int(g.attrs["rows"])):
+        rows = _int_attr(g, "rows", where, low=0)
+        stored_status = _text_attr(g, "status", where)
+        if stored_status not in STATUSES:
+            raise _malformed(where, f"attribute 'status' one of {', '.join(STATUSES)}", repr(stored_status))
+        spec = _json_attr(g, "config", where)
+        params, h = _group(g, "params", where), _group(g, "history", where)
+        if "initial" not in params and (stored_status != "failed" or rows):
             raise StoreError(f"{where}: malformed run (no params/initial, which only a run that failed "
                              "before its network was created may lack)")
-        rows = int(g.attrs["rows"])
-        columns = {name: g["history"][name] for name in HISTORY_COLUMNS}
+        columns = {name: _dataset(h, name, f"{where} history", ndim=1) for name in HISTORY_COLUMNS}
         for sub in ("terms", "extra"):
-            columns.update({f"{sub}/{k}": ds for k, ds in g["history"][sub].items()})
+            group = _group(h, sub, f"{where} history")
+            columns.update({f"{sub}/{k}": _dataset(group, k, f"{where} history/{sub}", ndim=1) for k in group})
         short = {k: ds.shape[0] for k, ds in columns.items() if ds.shape[0] < rows}
         if short:
             raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
         history = {k: ds[:rows] for k, ds in columns.items()}
         attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
-        c = _checkpoint_group(g)
-        checkpoint = None if c is None else _checkpoint(c)
-        initial = _read_network(g["params/initial"], f"{where} initial network") if "initial" in g["params"] else None
+        c = _checkpoint_group(g, where)
+        checkpoint = None if c is None else _checkpoint(c, f"{where} checkpoint")
+        if checkpoint is not None and rows and checkpoint.step != history["step"][-1]:
+            raise _malformed(where, f"the checkpoint at the last committed step {history['step'][-1]}",
+                             f"step {checkpoint.step}")
+        initial = _read_network(_group(params, "initial", where), f"{where} initial network") if "initial" in params else None
         final = None
-        if attrs["status"] in FINISHED:
-            final = _read_network(g["params/final"], f"{where} final network")
-        spec = json.loads(_text(g.attrs["config"]))
+        if stored_status in FINISHED:
+            final = _read_network(_group(params, "final", where), f"{where} final network")
     status, message = attrs["status"], attrs.get("message", "")
     if status == "running":
         owner = _lock_owner(path.with_name(path.name + ".lock"))
