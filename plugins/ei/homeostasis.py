@@ -29,13 +29,14 @@ Plugins (names are per kind, so the loss and the naive rule may share the name `
   trials mode no rule uses the gradient, and autograd would cost more than the trial).
 - command `tcnet ei-study`: the comparative study of the rules (see `tcnet_plugins.ei.study`).
 """
+from dataclasses import replace
 from functools import cached_property
 
 import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from tcnet import ConfigError, Dynamics, Loss, Optimizer, Result, State
+from tcnet import ConfigError, Dynamics, Iterative, Loss, State
 from tcnet.labels import Labels, Quantity
 from tcnet.loss import Evaluation
 from tcnet.validate import array, choice, integer, no_extra, positive, real
@@ -193,14 +194,16 @@ class Homeostatic(Loss):
         return 0.5 * (state.E - E_set) ** 2 + 0.5 * (state.I - I_set) ** 2
 
 
-class LearningRule(Optimizer):
-    """A local plasticity rule dW(E, I, W) applied in QSS or in simulated trials (see module doc)."""
+class LearningRule(Iterative):
+    """A local plasticity rule dW(E, I, W) applied in QSS or in simulated trials (see module doc):
+    the rule's state is the low-passed rates, the trial noise and the convergence streak; one
+    step measures the rates (`evaluate`) and moves the weights (`step`)."""
 
     rule = ""
-    defaults = {"lr": 1e-3, "steps": 5000, "mode": "qss", "rtol": 0.0, "protocol": None, "integrator": "adaptive",
-                "dt": 0.1, "trial_length": 300.0, "kick": 10.0, "kick_onset": 0.0, "kick_duration": 10.0,
-                "average": 100.0, "noise": 0.0, "noise_relaxation": 0.1, "clip": None, "r_max": 1e3,
-                "smoothing": 1.0, "rate_floor": 0.0, "w_min": 0.0, "seed": 0}
+    defaults = {"lr": 1e-3, "steps": 5000, "mode": "qss", "rtol": 0.0, "hold": 1, "protocol": None,
+                "integrator": "adaptive", "dt": 0.1, "trial_length": 300.0, "kick": 10.0, "kick_onset": 0.0,
+                "kick_duration": 10.0, "average": 100.0, "noise": 0.0, "noise_relaxation": 0.1, "clip": None,
+                "r_max": 1e3, "smoothing": 1.0, "rate_floor": 0.0, "w_min": 0.0, "seed": 0}
 
     def __init__(self, **settings):
         """Settings: the defaults, overridden by the named `protocol`'s values, overridden by the
@@ -211,17 +214,18 @@ class LearningRule(Optimizer):
         super().__init__(**settings)
 
     def check(self):
+        super().check()
         s = self.settings
         positive(self.name, "lr", s["lr"])
-        integer(self.name, "steps", s["steps"], low=0)
         choice(self.name, "mode", s["mode"], ("qss", "trials"))
         real(self.name, "rtol", s["rtol"], low=0)
+        integer(self.name, "hold", s["hold"], low=1)
         real(self.name, "smoothing", s["smoothing"], low=0, high=1, low_open=True)
         real(self.name, "rate_floor", s["rate_floor"], low=0)
         real(self.name, "w_min", s["w_min"], low=0)
         self.trial = Trial.from_settings(self.name, s)
 
-    def _model(self, objective):
+    def setup(self, objective):
         """The ei_rate dynamics and its parameters with the homeostatic term's set points."""
         dyn = objective.dynamics
         if not isinstance(dyn, EIRate):
@@ -230,62 +234,65 @@ class LearningRule(Optimizer):
         if not losses:
             raise ConfigError(f"{self.name}: the objective needs a 'homeostatic' loss term (the set points)")
         E_set, I_set = losses[0].set_points(dyn)
-        return dyn, {**dyn.p, "E_set": E_set, "I_set": I_set}
+        self.dynamics, self.p = dyn, {**dyn.p, "E_set": E_set, "I_set": I_set}
+        return objective
 
-    @staticmethod
-    def _value(objective, x, monitor) -> Evaluation:
-        """The objective at x without its gradient (grad_norm NaN): in trials mode no rule uses
-        it, and autograd would cost more than the trial. NaN where the QSS runs away (the trial
-        decides what happens)."""
-        monitor.evaluations += 1
-        state = objective.dynamics.state(x)
-        terms = {t.label: float(t.loss(state)) for t in objective.terms}
-        return Evaluation(sum(t.weight * terms[t.label] for t in objective.terms), np.zeros(0), terms)
+    def init(self, x0):
+        return {"avg": [0.0, 0.0], "noise": [0.0, 0.0], "streak": -1}
 
-    def update(self, objective, ev, W, E, I, p):
+    def evaluate(self, x, opt_state):
+        """The loss at x (its gradient in QSS mode only: in trials mode no rule uses it, and
+        autograd would cost more than the trial; NaN where the QSS runs away) with this step's
+        measurement as the side result "learning": the rates (QSS, or trial number t), low-passed
+        across steps, floored for the rule, their regime, and the convergence streak."""
+        s, p, t = self.settings, self.p, opt_state["t"]
+        E_q, I_q, regime = (float(v) for v in ei.steady_state(x, p))
+        if s["mode"] == "qss" and regime != ei.RUNAWAY:
+            ev = self.monitor.evaluate(self.objective, x)
+        else:
+            self.monitor.evaluations += 1
+            state = self.dynamics.state(x)
+            terms = {term.label: float(term.loss(state)) for term in self.objective.terms}
+            ev = Evaluation(sum(term.weight * terms[term.label] for term in self.objective.terms), np.zeros(0), terms)
+        noise = tuple(opt_state["noise"])
+        if s["mode"] == "trials":
+            rates, noise, _ = self.trial.run(x, self.dynamics.p, noise, t)
+            regime = float(ei.region_of(*rates, x, p)) if np.all(np.isfinite(rates)) else ei.RUNAWAY
+        else:
+            rates = (E_q, I_q)
+        avg = np.array(rates) if s["smoothing"] == 1 else np.array(opt_state["avg"]) + s["smoothing"] * (
+            np.array(rates) - opt_state["avg"])
+        E, I = (float(v) for v in np.maximum(avg, s["rate_floor"]))
+        stable = bool(ei.stable_up(x, p))
+        ok = s["rtol"] > 0 and bool(ei.within(E, I, p, s["rtol"])) and stable
+        measured = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
+                    "I_qss": I_q, "regime": regime, "up": float(ei.up_exists(x, p)), "stable": float(stable),
+                    "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0),
+                    "avg": avg.tolist(), "noise": list(noise), "streak": int(ei.streak(opt_state["streak"], ok, t))}
+        return replace(ev, aux={**ev.aux, "learning": measured})
+
+    def columns(self, ev, opt_state):
+        return {k: v for k, v in ev.aux["learning"].items() if k not in ("avg", "noise", "streak")}
+
+    def stop(self, ev, opt_state):
+        m, s, t = ev.aux["learning"], self.settings, opt_state["t"]
+        if not (np.isfinite(m["E"]) and np.isfinite(m["I"])):
+            if s["mode"] == "qss":
+                return "no_progress", f"step {t}: no steady state (a kicked trial from rest runs away or keeps moving)"
+            return "no_progress", f"step {t}: trial rates exceeded r_max = {s['r_max']} (runaway excitation)"
+        if m["streak"] >= 0 and t - m["streak"] + 1 >= s["hold"]:
+            return "converged", (f"rates within rtol = {s['rtol']} of the set points with a stable Up state from "
+                                 f"step {m['streak']} for {s['hold']} step(s)")
+        return None
+
+    def update(self, ev, W, E, I):
         """dW for this step (subclasses with a non-local form override)."""
-        return np.asarray(ei.rule_update(self.rule, E, I, W, p, self.settings["lr"]), dtype=float)
+        return np.asarray(ei.rule_update(self.rule, E, I, W, self.p, self.settings["lr"]), dtype=float)
 
-    def iterate(self, objective, x0, monitor, opt_state):
-        """Each step: the rates of the current weights (QSS, or trial number t), low-passed across
-        steps (avg <- avg + smoothing (rate - avg), from 0), floored at rate_floor for the rule;
-        then W <- max(W + dW, w_min). The state (t, avg, trial noise before step t) resumes exactly."""
-        dyn, p = self._model(objective)
-        s = self.settings
-        t, x, first = opt_state.get("t", 0), x0, True
-        avg = np.array(opt_state.get("avg", (0.0, 0.0)), dtype=float)
-        noise = tuple(float(v) for v in opt_state.get("noise", (0.0, 0.0)))
-        while True:
-            E_q, I_q, regime = (float(v) for v in ei.steady_state(x, p))
-            if s["mode"] == "qss" and regime == ei.RUNAWAY:
-                return Result(x, "no_progress", f"step {t}: no steady state at W = {x.tolist()} (a kicked trial "
-                              "from rest runs away or keeps moving)", t, monitor.evaluations)
-            ev = monitor.evaluate(objective, x) if s["mode"] == "qss" else self._value(objective, x, monitor)
-            state = {"t": t, "avg": avg.tolist(), "noise": list(noise)}
-            if s["mode"] == "trials":
-                rates, noise, _ = self.trial.run(x, dyn.p, noise, t)
-                regime = float(ei.region_of(*rates, x, p)) if np.all(np.isfinite(rates)) else ei.RUNAWAY
-            else:
-                rates = (E_q, I_q)
-            avg = np.array(rates) if s["smoothing"] == 1 else avg + s["smoothing"] * (np.array(rates) - avg)
-            E, I = (float(v) for v in np.maximum(avg, s["rate_floor"]))
-            stable = bool(ei.stable_up(x, p))
-            extra = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
-                     "I_qss": I_q, "regime": regime, "up": float(ei.up_exists(x, p)), "stable": float(stable),
-                     "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0)}
-            if monitor.report(x, ev, opt_state=state, extra=extra, initial=first):
-                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
-            if not (np.isfinite(E) and np.isfinite(I)):
-                return Result(x, "no_progress", f"step {t}: trial rates exceeded r_max = {s['r_max']} "
-                              "(runaway excitation)", t, monitor.evaluations)
-            within = abs(E - p["E_set"]) <= s["rtol"] * p["E_set"] and abs(I - p["I_set"]) <= s["rtol"] * p["I_set"]
-            if s["rtol"] > 0 and within and stable:
-                return Result(x, "converged", f"rates within rtol = {s['rtol']} of the set points, "
-                              "stable Up state", t, monitor.evaluations)
-            if t >= s["steps"]:
-                return Result(x, "max_steps", f"{s['steps']} steps done", t, monitor.evaluations)
-            x = np.maximum(x + self.update(objective, ev, x, E, I, p), s["w_min"])
-            t, first = t + 1, False
+    def step(self, x, ev, opt_state):
+        m = ev.aux["learning"]
+        x_new = np.maximum(x + self.update(ev, x, m["E"], m["I"]), self.settings["w_min"])
+        return x_new, {"avg": m["avg"], "noise": m["noise"], "streak": m["streak"]}
 
 
 class Exact(LearningRule):
@@ -295,10 +302,10 @@ class Exact(LearningRule):
 
     name = rule = "exact"
 
-    def update(self, objective, ev, W, E, I, p):
+    def update(self, ev, W, E, I):
         if self.settings["mode"] == "qss":
             return -self.settings["lr"] * ev.grad
-        return super().update(objective, ev, W, E, I, p)
+        return super().update(ev, W, E, I)
 
 
 class SmallWeight(LearningRule):
@@ -321,9 +328,9 @@ class UpState(LearningRule):
             ref = array(self.name, "reference", ref, shape=(2,))
             self.settings["reference"] = [float(v) for v in ref]
 
-    def update(self, objective, ev, W, E, I, p):
+    def update(self, ev, W, E, I):
         ref = self.settings["reference"]
-        return np.asarray(ei.rule_update(self.rule, E, I, W, p, self.settings["lr"],
+        return np.asarray(ei.rule_update(self.rule, E, I, W, self.p, self.settings["lr"],
                                          None if ref is None else tuple(ref)), dtype=float)
 
 

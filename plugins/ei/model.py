@@ -314,6 +314,33 @@ def rule_update(rule, E, I, W, p, eta, reference=None):
     return eta * anp.stack([E * P, -I * P, E * Q, -I * Q], axis=-1)
 
 
+def error_response(rule, p, W_EE, W_IE):
+    """M (2x2): near the set point (E_set, I_set) at the set-point weights with these W_EE, W_IE,
+    one step of a rule with rate eta changes the rate error e = r_set - r by -eta M e.
+
+    dW = eta G e to first order in e, with G = diag(E_set, -I_set, E_set, -I_set) times the
+    rule's (P, Q) coefficients (P, Q are linear in e); the rates respond by S dW, S = d(E, I)/dW
+    (`sensitivities`), so M = S G. For `exact` M = S S^T.
+    """
+    W_EI, W_II = set_point_weights(W_EE, W_IE, p)
+    W = np.array([W_EE, W_EI, W_IE, W_II], dtype=float)
+    Es, Is = p["E_set"], p["I_set"]
+    C = np.array([rule_factors(rule, Es - 1.0, Is, W, p), rule_factors(rule, Es, Is - 1.0, W, p)]).T
+    G = np.array([Es, -Is, Es, -Is])[:, None] * np.repeat(C, 2, axis=0)
+    return sensitivities(Es, Is, W, p) @ G
+
+
+def natural_scale(rule, p, W_EE, W_IE):
+    """eta / lr of a rule on the natural scale: rho(M_cross) / rho(M_rule) (`error_response`,
+    rho the spectral radius), so that with eta = lr natural_scale every rule removes the rate
+    error at the same rate along its fastest direction near the set point, and the
+    cross-homeostatic rule's eta is lr itself. Step counts then compare the rules' directions
+    (how well they treat the slow direction), not their step sizes, which differ by a factor of
+    about D between the rules with the 1/D of the implicit derivative and those without."""
+    rho = [np.abs(np.linalg.eigvals(error_response(r, p, W_EE, W_IE))).max() for r in (rule, "cross_homeostatic")]
+    return float(rho[1] / rho[0])
+
+
 def sensitivities(E, I, W, p):
     """The exact d(E, I)/dW as a (..., 2, 4) array, from the implicit derivative at rates (E, I)."""
     W_EE, W_EI, W_IE, W_II = _split(W)
@@ -323,6 +350,19 @@ def sensitivities(E, I, W, p):
     dE = anp.stack([gE * d * E, -gE * d * I, -gE * gI * W_EI * E, gE * gI * W_EI * I], axis=-1) / D[..., None]
     dI = anp.stack([gE * gI * W_IE * E, -gE * gI * W_IE * I, gI * a * E, -gI * a * I], axis=-1) / D[..., None]
     return anp.stack([dE, dI], axis=-2)
+
+
+def within(E, I, p, rtol):
+    """True where both rates are within rtol (relative) of the set points."""
+    return (np.abs(E - p["E_set"]) <= rtol * p["E_set"]) & (np.abs(I - p["I_set"]) <= rtol * p["I_set"])
+
+
+def streak(start, ok, k):
+    """Convergence, one definition for the optimizers and the study: a run has converged at step
+    k0 once its rates are within tolerance with a stable Up state at every step from k0 on, for
+    `hold` steps. Given the streak's first step before step k (-1: none) and whether step k is
+    within, the streak's first step after it (-1 if step k is not within)."""
+    return np.where(ok, np.where(np.asarray(start) < 0, k, start), -1)
 
 
 def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None, kick_onset=0.0):

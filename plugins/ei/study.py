@@ -22,31 +22,32 @@ from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
 
 
-def within(E, I, p, rtol):
-    return (np.abs(E - p["E_set"]) <= rtol * p["E_set"]) & (np.abs(I - p["I_set"]) <= rtol * p["I_set"])
+def learn(rule, W0, p, lr, steps, rtol=0.01, hold=1, record=()):
+    """Learn from each row of W0 (n, 4) for up to `steps` QSS steps with rate eta = lr.
 
-
-def learn(rule, W0, p, lr, steps, rtol=0.01, record=()):
-    """Learn from each row of W0 (n, 4) for `steps` QSS steps.
-
+    A row stops (its weights freeze) once it has converged (`model.streak`: rates within rtol of
+    the set points with a stable Up state for `hold` steps), as the optimizer plugin stops.
     Returns (W_final, converged (n,), steps_to_converge (n,) with -1 where not converged,
-    trajectories {i: (steps + 1, 6) array of E, I, W} for the rows listed in `record`).
+    trajectories {i: (steps + 1, 6) array of E, I, W} for the rows listed in `record`; a frozen
+    row repeats its last values).
     """
     W = np.array(W0, dtype=float)
-    last_bad = np.zeros(len(W), dtype=int)
+    start = np.full(len(W), -1)
+    done = np.zeros(len(W), dtype=bool)
     paths = {i: np.empty((steps + 1, 6)) for i in record}
     for k in range(steps + 1):
         E, I, regime = ei.steady_state(W, p)
-        ok = within(E, I, p, rtol) & ei.stable_up(W, p)
-        last_bad[~ok] = k + 1
+        ok = ei.within(E, I, p, rtol) & ei.stable_up(W, p)
+        start = np.where(done, start, ei.streak(start, ok, k))
+        done |= (start >= 0) & (k - start + 1 >= hold)
         for i in record:
             paths[i][k] = (E[i], I[i], *W[i])
         if k < steps:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 dW = ei.rule_update(rule, E, I, W, ei.gated(p, regime) if rule == "exact" else p, lr)
-            W = np.maximum(W + np.nan_to_num(dW, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-    converged = last_bad <= steps
-    return W, converged, np.where(converged, last_bad, -1), paths
+            dW = np.where(done[:, None], 0.0, np.nan_to_num(dW, nan=0.0, posinf=0.0, neginf=0.0))
+            W = np.maximum(W + dW, 0.0)
+    return W, done, np.where(done, start, -1), paths
 
 
 def run_study(presets=tuple(ei.PRESETS), rules=ei.RULES, n_init=200, steps=30000, lr=3e-4, seed=0,
