@@ -32,23 +32,74 @@ def test_convergence_count_and_steps():
     p = ei.PRESETS["paradoxical"]["params"]
     at_set = np.array([5.0, 15.2 / 14, 10.0, 21.5 / 14])  # published set-point weights
     down = np.array([0.5, 2.0, 1.0, 2.0])  # no Up state: no rule can move it (E = I = 0)
-    W, conv, k, _ = study.learn("cross_homeostatic", np.stack([at_set, down]), p, 1e-3, 20)
+    W, conv, k, _ = study.learn("cross_homeostatic", np.stack([at_set, down]), p, 1e-3, 20, hold=5)
     assert conv.tolist() == [True, False] and k.tolist() == [0, -1]
     np.testing.assert_allclose(W, np.stack([at_set, down]), rtol=1e-12)
 
 
-def test_ei_study_command_writes_table_json_and_figures(tmp_path):
+@pytest.mark.parametrize("rule", ["cross_homeostatic", "exact"])
+def test_study_and_optimizer_share_one_definition_of_convergence(rule):
+    """The optimizer stops `hold` steps into the streak; the study reports the streak's first step
+    and freezes the row there: same step, same weights."""
+    lr, hold = 2e-3, 25
+    res = tcnet.run({"dynamics": {"name": "ei_rate"}, "loss": [{"name": "homeostatic"}],
+                     "optimizer": {"name": rule, "lr": lr, "steps": 5000, "rtol": 0.01, "hold": hold}}, progress=False)
+    assert res.result.status == "converged"
+    p = ei.PRESETS["paradoxical"]["params"]
+    W, conv, k, _ = study.learn(rule, np.array([ei.PRESETS["paradoxical"]["W"]]), p, lr, 5000, 0.01, hold)
+    assert conv[0] and k[0] == res.result.steps - hold + 1
+    np.testing.assert_allclose(W[0], res.result.x, rtol=1e-10)
+    within = [ei.within(s.extra["E"], s.extra["I"], p, 0.01) for s in res.history.steps]
+    assert all(within[k[0]:]) and not within[k[0] - 1]
+
+
+def solve_up(W, p):
+    W_EE, W_EI, W_IE, W_II = W
+    A = np.array([[1 - p["g_E"] * W_EE, p["g_E"] * W_EI], [-p["g_I"] * W_IE, 1 + p["g_I"] * W_II]])
+    return np.linalg.solve(A, [p["g_E"] * (p["I_ext"] - p["Theta_E"]), -p["g_I"] * p["Theta_I"]])
+
+
+@pytest.mark.parametrize("rule", ei.RULES)
+@pytest.mark.parametrize("preset", list(ei.PRESETS))
+def test_error_response_is_the_linearized_step(rule, preset):
+    """M e = the rate change (numpy's solve, central differences) of the step the rule takes at rates
+    r_set - e from the set-point weights, for small e; the natural scale is the ratio of spectral radii."""
+    p, W0 = ei.PRESETS[preset]["params"], ei.PRESETS[preset]["W"]
+    W_EI, W_II = ei.set_point_weights(W0[0], W0[2], p)
+    W = np.array([W0[0], W_EI, W0[2], W_II])
+    M = ei.error_response(rule, p, W0[0], W0[2])
+    h = 1e-6
+    for e in (np.array([1e-4, 0.0]), np.array([0.0, 1e-4]), np.array([3e-5, -5e-5])):
+        dW = ei.rule_update(rule, p["E_set"] - e[0], p["I_set"] - e[1], W, p, 1.0)
+        dr = (solve_up(W + h * dW, p) - solve_up(W - h * dW, p)) / (2 * h)
+        np.testing.assert_allclose(dr, M @ e, rtol=2e-3, atol=1e-9 * np.abs(M).max())
+    rho = lambda r: np.abs(np.linalg.eigvals(ei.error_response(r, p, W0[0], W0[2]))).max()
+    np.testing.assert_allclose(ei.natural_scale(rule, p, W0[0], W0[2]), rho("cross_homeostatic") / rho(rule), rtol=1e-12)
+
+
+def test_ei_study_command_writes_tables_json_and_figures(tmp_path):
     out = tmp_path / "study"
-    code = main(["ei-study", "--n-init", "4", "--steps", "30", "--rules", "exact", "cross_homeostatic",
-                 "--out", str(out)])
+    code = main(["ei-study", "--n-init", "3", "--steps", "30", "--trial-inits", "1", "--trials", "3", "--seeds", "2",
+                 "--rules", "exact", "cross_homeostatic", "--hold", "2", "--out", str(out)])
     assert code == 0
     numbers = json.loads((out / "ei_study.json").read_text())
-    assert numbers["settings"]["n_init"] == 4
-    for preset in ei.PRESETS:
-        for rule in ("exact", "cross_homeostatic"):
-            assert 0.0 <= numbers["results"][preset]["rules"][rule]["converged"] <= 1.0
-        for fig in (f"ei_trajectories_{preset}.png", f"ei_regions_{preset}.png"):
-            assert (out / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| paradoxical | exact |" in (out / "ei_study.md").read_text()
+    assert numbers["settings"]["qss"]["n_init"] == 3 and numbers["settings"]["trials"]["steps"] == 3
+    for mode in ("qss", "trials"):
+        for preset in ei.PRESETS:
+            for rule in ("exact", "cross_homeostatic"):
+                row = numbers["results"][mode][preset]["rules"][rule]
+                assert 0.0 <= row["converged"] <= 1.0
+                lr = 3e-4 if mode == "qss" else 5e-4
+                W = ei.PRESETS[preset]["W"]
+                np.testing.assert_allclose(row["eta"], lr * ei.natural_scale(rule, ei.PRESETS[preset]["params"],
+                                                                            W[0], W[2]), rtol=1e-12)
+            for kind in ("trajectories", "regions"):
+                assert (out / f"ei_{mode}_{kind}_{preset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["seed"] for r in numbers["results"]["published"]] == [0, 1]
+    for fig in ("trial_traces", "learning_curves", "paradoxical_response", "phase_plane"):
+        assert (out / f"ei_{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "ei_study.md").read_text()
+    assert "| paradoxical | exact |" in text and "### trials" in text and "### published" in text
     assert main(["ei-study", "--box", "2", "1", "--out", str(out)]) == 2
     assert main(["ei-study", "--rules", "magic", "--out", str(out)]) == 2
+    assert main(["ei-study", "--mode", "fast", "--out", str(out)]) == 2
