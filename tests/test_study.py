@@ -145,6 +145,24 @@ def test_table_groups_repeats_with_mean_std_n_of_the_closed_form_losses(tmp_path
                                      r["terms/q:std"]), rel=1e-14) for r in table.rows]
 
 
+def test_a_second_driver_on_one_file_is_refused_before_computing(tmp_path, capsys):
+    """Before: the second driver computed every run, then its writes were refused."""
+    from tcnet.store import FileBusyError, driver_lock
+    s = Study(base(), grid={"loss.q.weight": [1.0, 3.0]}, plugin_files=[PLUGIN])
+    path = tmp_path / "s.h5"
+    computed = []
+    with driver_lock(path), concurrent.futures.ThreadPoolExecutor(1) as pool:  # the first driver holds the file
+        with pytest.raises(FileBusyError, match="another process is writing this file"):
+            s.run(path, pool, progress=False, on_result=lambda p, o: computed.append(p))
+        toml = tmp_path / "s.toml"
+        toml.write_text(f'[study]\nplugins = ["{PLUGIN}"]\n' + _base_toml())
+        assert main(["study", str(toml), "-o", str(path), "--workers", "1", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"tcnet study: {path}: another process is writing this file (pid") and err.count("\n") == 1
+    assert computed == [] and not path.exists()
+    assert len(s.run(path, progress=False, workers=1).done) == 2  # free again
+
+
 def test_failing_run_is_recorded_with_its_error_and_the_study_goes_on(tmp_path):
     # c of length 2 cannot broadcast against x in R^3: the loss raises at the first evaluation
     s = Study(base(), grid={"loss.q.c": [[1.0, -2.0, 0.5], [1.0, 2.0]]}, repeats=2, seed=1, plugin_files=[PLUGIN])

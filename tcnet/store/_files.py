@@ -258,9 +258,9 @@ class _WriteLock:
     a JSON description of the writer (pid, host, run). The kernel releases the lock when the
     process dies, so a killed writer never blocks later ones."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, suffix: str = ".lock"):
         self.path = path
-        self.lockpath = path.with_name(path.name + ".lock")
+        self.lockpath = path.with_name(path.name + suffix)
         self.fd = None
 
     def acquire(self, owner: dict, wait: float = 0.5) -> None:
@@ -304,6 +304,20 @@ class _WriteLock:
             pass
         os.close(self.fd)
         self.fd = None
+
+
+@contextmanager
+def driver_lock(path):
+    """Exclusive right to drive many runs into one file (a study): `flock` on `<file>.driver.lock`
+    for as long as the block runs, taken before anything is computed, so a second driver on the
+    same file is refused at once rather than after computing everything (FileBusyError). The
+    runs themselves are still written one at a time under the writer lock."""
+    lock = _WriteLock(Path(path), ".driver.lock")
+    lock.acquire(_owner(), wait=0)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _lock_owner(lockpath: Path) -> dict | None:

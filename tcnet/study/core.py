@@ -121,7 +121,14 @@ class Study:
         count), a concurrent.futures.Executor, or a dask.distributed Client. Runs stored as failed
         are skipped unless `retry_failed`; interrupted ones are always redone (as a new attempt,
         id '<run id>.<k>'). `on_result(planned, outcome)` is called after each run is written.
+        A second driver on the same file is refused before it computes anything (`driver_lock`).
         """
+        from tcnet.store import driver_lock
+
+        with driver_lock(Path(path)):
+            return self._drive(path, executor, workers, progress, retry_failed, on_result)
+
+    def _drive(self, path, executor, workers, progress, retry_failed, on_result) -> "StudyReport":
         from tcnet.plugins import registry
 
         plugins = registry(self.plugin_files)
