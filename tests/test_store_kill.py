@@ -103,3 +103,45 @@ def test_sigkill_at_random_times_never_corrupts(tmp_path):
         J = rec.checkpoint.x.reshape(4, 4)
         assert rec.checkpoint.opt_state["t"] == rec.checkpoint.step
         assert np.sum((J - 0.3) ** 2) + 0.1 * np.sum(np.sin(3 * J)) == pytest.approx(rec.history["loss"][-1], rel=1e-14)
+
+
+@pytest.mark.slow
+def test_sigkill_during_resume_and_simulate_out(tmp_path):
+    """`tcnet resume` killed at random times leaves a file that reads back interrupted at a
+    consistent checkpoint, and resuming again ends exactly where one uninterrupted run ends;
+    `tcnet simulate --out` killed at random times leaves the trajectory file complete or absent
+    (it is written under a temporary name and renamed)."""
+    rng = np.random.default_rng(1)
+    spec = chain(delay=0.002)
+    path = tmp_path / "runs.h5"
+    worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path), json.dumps(spec), "5"])
+    time.sleep(2.0)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    cli = [sys.executable, "-m", "tcnet.cli", "--plugin", str(HERE / "store_linear.py")]
+    for trial in range(5):
+        resumer = subprocess.Popen([*cli, "resume", str(path), "victim", "--no-progress"], stdout=subprocess.DEVNULL)
+        time.sleep(1.5 + rng.random())
+        resumer.send_signal(signal.SIGKILL)
+        resumer.wait()
+        rec = store.read_run(path, "victim", plugins=PLUGINS)
+        if rec.status == "finished":
+            break
+        assert rec.status == "interrupted" and rec.checkpoint.step == rec.steps - 1, trial
+        assert np.array_equal(rec.history["step"], np.arange(rec.steps))
+    if rec.status != "finished":
+        store.resume(path, "victim", plugins=PLUGINS)
+    done, ref = store.read_run(path, "victim", plugins=PLUGINS), tcnet.run(chain(0.0), progress=False, plugins=PLUGINS)
+    assert np.array_equal(done.history["loss"], ref.history.column("loss"))
+    assert np.array_equal(done.final.arrays["J"], ref.final.arrays["J"])
+
+    for trial in range(10):
+        out = tmp_path / f"traj{trial}.h5"
+        sim = subprocess.Popen([*cli, "simulate", str(path), "victim", "--n-init", "200", "--dt", "0.001",
+                                "--out", str(out)], stdout=subprocess.DEVNULL)
+        time.sleep(1.0 + 2 * rng.random())
+        sim.send_signal(signal.SIGKILL)
+        sim.wait()
+        if out.exists():
+            t, x, attrs = store.read_trajectories(out)
+            assert x.shape == (len(t), 200, 4) and attrs["network"] == "victim", trial
