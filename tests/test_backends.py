@@ -12,9 +12,11 @@ import pytest
 from autograd import grad
 from scipy.linalg import solve_continuous_lyapunov
 
-from tcnet import ConfigError
+from tcnet import ConfigError, Objective, Term
 from tcnet.linalg import eig
-from tcnet_plugins.preparatory.backends import BACKENDS, preparatory_losses
+from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
+from tcnet_plugins.preparatory.backends import AUTO_CONDITION, BACKENDS, factorize, preparatory_losses
+from tcnet_plugins.smoothness import Smoothness
 
 TAU = 0.01
 WEIGHTS = np.array([1.0, 1e5, 0.01])  # L1 + alpha L2 + beta L3 of the published runs
@@ -179,21 +181,22 @@ def test_lyapunov_backend_is_accurate_where_the_eig_paths_are_not():
 
 def test_unknown_backend_is_a_config_error():
     J, w = network(4, 0)
-    with pytest.raises(ConfigError, match="backend must be one of fused, lyapunov"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, fused, lyapunov"):
         preparatory_losses(J, w, TAU, "torch")
 
 
+def published_objective(net):
+    """L1 + 1e5 L2 + 0.01 L3 as `tcnet train` builds it."""
+    return Objective(net, [Term(Decay(), 1.0), Term(Stability(), 1e5), Term(Smoothness(), 0.01)])
+
+
 def test_linear_decay_backend_setting_selects_the_same_objective():
-    """The dynamics' `backend` setting: fused and lyapunov give the generic path's objective value,
-    term values and gradient w.r.t. the trainable U, V (through the normalization) to 1e-8."""
-    from tcnet import Objective, Term
-    from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
-    from tcnet_plugins.smoothness import Smoothness
+    """The dynamics' `backend` setting: auto, fused and lyapunov give the generic path's objective
+    value, term values and gradient w.r.t. the trainable U, V (through the normalization) to 1e-8."""
 
     def evaluate(backend):
         net = LinearDecay.create(seed=3, N=40, n_frac=0.2, backend=backend)
-        terms = [Term(Decay(), 1.0), Term(Stability(), 1e5), Term(Smoothness(), 0.01)]
-        return Objective(net, terms).evaluate(net.vector())
+        return published_objective(net).evaluate(net.vector())
 
     ref = evaluate("eig")
     for backend in BACKENDS:
@@ -222,3 +225,86 @@ def test_recursive_triangular_sylvester_matches_scipy(monkeypatch, trana, tranb)
     op = lambda M, t: M.T if t == "T" else M  # noqa: E731
     X = backends._sylvester(A, B, C, trana, tranb)
     assert rel(X, scipy.linalg.solve_sylvester(op(A, trana), op(B, tranb), C)) < 1e-12
+
+
+def test_auto_takes_the_fused_path_on_well_conditioned_networks():
+    """Random networks (N = 10..200) have eigenvalue condition numbers far below AUTO_CONDITION:
+    auto is the fused path, bit for bit."""
+    for N, seed in ((10, 12), (60, 13), (200, 14)):
+        J, w = network(N, seed, 1.1)
+        factor = factorize(J, w, TAU)
+        assert factor.path == "fused" and 1 <= factor.condition < AUTO_CONDITION / 5
+        assert np.array_equal(preparatory_losses(J, w, TAU), preparatory_losses(J, w, TAU, "fused"))
+        assert np.array_equal(grad(total(lambda J, w: preparatory_losses(J, w, TAU)))(J, w),
+                              grad(total(lambda J, w: preparatory_losses(J, w, TAU, "fused")))(J, w))
+
+
+def test_eigenvalue_condition_numbers_match_the_left_and_right_eigenvectors():
+    """`condition` = max_i ||y_i|| ||x_i|| / |y_i^H x_i| from numpy's left eigenvectors (rows of
+    inv(R)) and right ones, here with complex pairs and real eigenvalues."""
+    J, w = network(30, 15, 1.0)
+    lam, R = np.linalg.eig(J)
+    assert np.any(lam.imag != 0) and np.any(lam.imag == 0)
+    Y = np.linalg.inv(R).conj().T  # columns y_i with y_i^H x_j = delta_ij
+    kappa = np.linalg.norm(Y, axis=0) * np.linalg.norm(R, axis=0) / np.abs(np.sum(Y.conj() * R, axis=0))
+    assert np.isclose(factorize(J, w, TAU).condition, kappa.max(), rtol=1e-10)
+
+
+def network_with_J(J, w, n_frac=0.25):
+    """A default-configured linear_decay network whose effective J0 + U V equals the given J."""
+    net = LinearDecay.create(seed=0, N=len(J), n_frac=n_frac)
+    s = net.state()
+    arrays = {**net.arrays, "J0": J - np.array(s.U) @ np.array(s.V), "w": w}
+    return LinearDecay(arrays, net.config, 0)
+
+
+def test_default_is_accurate_where_an_eigenvalue_is_nearly_repeated():
+    """The nearly defective J of the test above, as `tcnet train` would see it (default backend,
+    published weights): auto takes the Lyapunov path (no EigGradientWarning), the terms match
+    scipy's Lyapunov solve and the gradient w.r.t. U, V matches central differences to 1e-7."""
+    J, w = nearly_defective(1e-20)
+    net = network_with_J(J, w)
+    assert net.config["backend"] == "auto"
+    assert np.allclose(np.array(net.state().J), J, rtol=0, atol=1e-14)
+    obj = published_objective(net)
+    theta = net.vector()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an EigGradientWarning (or any other) fails the test
+        ev = obj.evaluate(theta)
+    assert net.state(theta).path == "lyapunov" and factorize(J, w, TAU, "fused").condition > 1e6
+    N = len(J)
+    A = (J - np.eye(N)) / TAU
+    P = solve_continuous_lyapunov(A, -np.eye(N))
+    assert np.isclose(ev.terms["decay"], np.trace(P) / (N * TAU), rtol=1e-9)
+    assert np.isclose(ev.terms["smoothness"], TAU * w @ A @ P @ A.T @ w, rtol=1e-9)
+    for seed in (16, 17):
+        d = np.random.default_rng(seed).standard_normal(theta.shape)
+        fd = central_difference(obj, theta, d, 1e-4)
+        assert np.isclose(ev.grad @ d, fd, rtol=1e-7, atol=0)
+
+
+def test_a_loss_reading_the_eigenvalues_shares_the_states_eigendecomposition(monkeypatch):
+    """A user term reading state.lam (docs/PLUGINS.md style) next to the built-in terms: one
+    numpy.linalg.eig per evaluation with the default backend, and the gradient of the sum is the
+    sum of the generic path's gradients (checked against backend "eig")."""
+    from tcnet import Loss
+
+    class Abscissa(Loss):
+        name = "abscissa"
+
+        def __call__(self, state):
+            return anp.sum(anp.real(state.lam) ** 3)
+
+    calls = []
+    numpy_eig = np.linalg.eig
+    monkeypatch.setattr(np.linalg, "eig", lambda a: calls.append(1) or numpy_eig(a))
+
+    def evaluate(backend):
+        net = LinearDecay.create(seed=4, N=30, backend=backend)
+        terms = list(published_objective(net).terms) + [Term(Abscissa(), 0.5)]
+        return Objective(net, terms).evaluate(net.vector())
+
+    ev = evaluate("auto")
+    assert len(calls) == 1
+    ref = evaluate("eig")
+    assert np.isclose(ev.value, ref.value, rtol=1e-10) and rel(ev.grad, ref.grad) < 1e-8

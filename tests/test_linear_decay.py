@@ -187,6 +187,7 @@ def test_decay_time_matches_direct_expm_norm():
     ({"tau": -1.0}, "tau must be in (0, inf]"),
     ({"normalization": "unit"}, "normalization must be one of"),
     ({"init": "random"}, "init must be one of"),
+    ({"backend": "torch"}, "backend must be one of 'eig', 'auto', 'fused', 'lyapunov'"),
 ])
 def test_bad_config_is_rejected(config, message):
     with pytest.raises(ConfigError, match="linear_decay") as err:
@@ -218,3 +219,50 @@ def test_simulate_rejects_wrong_dimension():
     d = LinearDecay.create(seed=0, N=20)
     with pytest.raises(ConfigError, match="x0 must have last dimension N = 20"):
         d.simulate(np.zeros(19), [0.0])
+
+
+class InterruptAt:
+    """A recorder raising KeyboardInterrupt at step `at` (after the run writer has recorded it)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def start(self, spec, dynamics):
+        pass
+
+    def step(self, step):
+        if step.step == self.at:
+            raise KeyboardInterrupt
+
+    def finish(self, result, final):
+        pass
+
+
+def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
+    """A network config saved before the `backend` setting existed meant the generic eig path. A
+    run stored that way, interrupted and resumed, continues on that path: its whole history is
+    bitwise that of an uninterrupted run with backend "eig" (Adam resumes bitwise), while new
+    networks default to "auto", here the fused path."""
+    import tcnet
+    from tcnet import store
+    from tcnet.store import RunWriter
+
+    new = LinearDecay.create(seed=4, N=30)
+    assert new.config["backend"] == "auto" and new.state().path == "fused"
+    old_config = {k: v for k, v in new.config.items() if k != "backend"}
+    old = LinearDecay(new.arrays, old_config, 4)
+    assert old.backend == "eig" and old.state().path == "eig" and old.summary()["lyapunov_path"] == 0.0
+    spec = {"dynamics": {"name": "linear_decay", "seed": 4, "N": 30},
+            "loss": [{"name": "decay"}, {"name": "stability", "weight": 1e5}, {"name": "smoothness", "weight": 0.01}],
+            "optimizer": {"name": "adam", "steps": 8, "lr": 0.01}}
+    path = tmp_path / "old.h5"
+    with pytest.raises(KeyboardInterrupt):
+        tcnet.run(spec, dynamics=old, recorders=[RunWriter(path, flush_steps=1), InterruptAt(4)], progress=False)
+    rec = store.read_run(path, "run-0001")
+    assert rec.status == "interrupted" and "backend" not in rec.initial.config
+    store.resume(path, "run-0001")
+    resumed = store.read_run(path, "run-0001")
+    assert resumed.status == "finished" and "backend" not in resumed.final.config
+    eig = tcnet.run(spec, dynamics=LinearDecay(new.arrays, {**old_config, "backend": "eig"}, 4), progress=False)
+    assert np.array_equal(resumed.history["loss"], eig.history.column("loss"))
+    assert np.array_equal(resumed.final.arrays["U"], eig.final.arrays["U"])

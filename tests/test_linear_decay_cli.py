@@ -29,6 +29,8 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
         J0 = np.random.RandomState(dyn["seed"]).randn(100, 100) / np.sqrt(100)
         np.testing.assert_array_equal(rec.initial.arrays["J0"], J0)
         assert rec.history["loss"][-1] <= rec.history["loss"][0]
+        assert "backend" not in dyn and rec.initial.config["backend"] == "auto"  # the default, saved
+        assert rec.final.summary()["lyapunov_path"] == 0.0  # auto took the fused path here
     assert seen == {(0.1, 7), (0.1, 8), (0.2, 7), (0.2, 8)}
     capsys.readouterr()
 
@@ -37,6 +39,21 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
     assert all(run_id in table for run_id in runs)
     assert main(["simulate", str(out), runs[0], "--t-max", "0.05", "--dt", "0.01", "--n-init", "2"]) == 0
     assert "t_1pct" in capsys.readouterr().out
+
+
+def test_train_backend_flag_sets_the_backend(tmp_path, capsys):
+    """--backend lyapunov: saved in the spec and the network, and the run's final network says so."""
+    out = tmp_path / "lyap.h5"
+    assert main(["train", "-N", "30", "-A", "2", "-L", "2", "--backend", "lyapunov", "-f", str(out),
+                 "--no-progress"]) == 0
+    rec = store.read_run(out, store.list_runs(out)[0])
+    assert rec.spec["dynamics"]["backend"] == "lyapunov" == rec.final.config["backend"]
+    assert rec.final.summary()["lyapunov_path"] == 1.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--backend", "torch", "-f", str(tmp_path / "bad.h5"), "--no-progress"])
+    assert exit_.value.code == 2 and "--backend: invalid choice: 'torch'" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()
 
 
 def test_train_rejects_bad_input_before_writing(tmp_path, capsys):

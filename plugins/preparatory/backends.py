@@ -3,13 +3,25 @@
 `preparatory_losses(J, w, tau, backend)` returns the vector (L1, L2, L3) of DESIGN.md
 ("Mathematics to get exactly right") as one autograd primitive, differentiable with respect to J
 and w (tau is a constant), so it composes with any autograd code around it (J = J0 + U V, weights,
-other loss terms). Two backends:
+other loss terms). Backends:
 
 - ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and
   five real N x N matrix products for value and gradient; no complex matrix products (`_EigFactor`).
 - ``lyapunov``: no eigenvectors at all. One real Schur factorization J = Z T Z^T is shared by the
   Lyapunov solve and its adjoint (two blocked triangular Sylvester solves); well conditioned where
   eigenvalues nearly coincide (`_SchurFactor`).
+- ``auto`` (the default): the fused path, unless the eigendecomposition it has just computed
+  shows an eigenvalue that is nearly repeated, then the Lyapunov path (`factorize`).
+
+When is an eigenvalue "nearly repeated"? The fused path loses accuracy with the conditioning of
+the eigenvector basis, not with the eigenvalue gaps themselves (a normal matrix with a repeated
+eigenvalue is harmless), so the test reads the eigenvalue condition numbers
+kappa_i = ||y_i|| ||x_i|| / |y_i^H x_i| (x_i, y_i^H right and left eigenvectors; the row norms of
+R^-1 for numpy's unit-norm R). By Wilkinson ("Note on matrices with a very ill-conditioned
+eigenproblem", Numer. Math. 19, 1972) a perturbation of norm at most ||J||_2 / sqrt(kappa_i^2 - 1)
+makes lambda_i a repeated eigenvalue, so 1/kappa_i measures how far lambda_i is, relative to J,
+from coinciding with another; nearly defective J (the case that breaks eigenvector formulas) have
+kappa ~ 1/gap. The switch is at `AUTO_CONDITION`.
 
 The generic route (autograd through `tcnet.linalg.eig`) stays in the linear_decay state; it is
 what user-written losses use and what these backends are tested against.
@@ -36,18 +48,41 @@ from scipy.linalg import blas, lapack
 
 from tcnet.validate import ConfigError
 
-BACKENDS = ("fused", "lyapunov")
+BACKENDS = ("auto", "fused", "lyapunov")
+
+AUTO_CONDITION = 1e3
+"""``auto`` takes the Lyapunov path where the largest eigenvalue condition number exceeds this.
+Measured on the nearly defective test matrices of tests/test_backends.py, the fused gradient
+agrees with the Lyapunov one to 4e-12 at kappa = 1.7e2, 5e-9 at 1.6e3 and 1e-5 at 1.6e4; random
+and trained preparatory networks (N = 100..1000) stay at or below about 2e2."""
 
 
-def preparatory_losses(J, w, tau, backend="fused"):
+def preparatory_losses(J, w, tau, backend="auto", eig=None):
     """(L1, L2, L3) of the network tau dx/dt = -x + J x with readout w, as a length-3 array.
 
-    Differentiable by autograd with respect to J and w; `backend` is "fused" or "lyapunov".
+    Differentiable by autograd with respect to J and w; `backend` is "auto", "fused" or
+    "lyapunov"; `eig` optionally passes numpy.linalg.eig(J) when the caller already has it.
     """
+    return losses(J, w, factorize(J, w, tau, backend, eig))
+
+
+def factorize(J, w, tau, backend="auto", eig=None):
+    """The factorization of (J, w) that `losses` reads: its `path` says which one ("fused" or
+    "lyapunov"). `eig` = (lam, R), numpy.linalg.eig(J) as computed elsewhere, saves the fused and
+    auto paths their own; "auto" takes the Lyapunov path where `condition` > AUTO_CONDITION."""
     if backend not in BACKENDS:
         raise ConfigError(f"preparatory losses: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    Jv, wv = np.asarray(getval(J), dtype=float), np.asarray(getval(w), dtype=float)
-    factor = (_EigFactor if backend == "fused" else _SchurFactor)(Jv, wv, float(tau))
+    Jv, wv, tau = np.asarray(getval(J), dtype=float), np.asarray(getval(w), dtype=float), float(tau)
+    if backend == "lyapunov":
+        return _SchurFactor(Jv, wv, tau)
+    factor = _EigFactor(Jv, wv, tau, eig)
+    if backend == "auto" and not factor.condition <= AUTO_CONDITION:  # NaN (singular basis) too
+        return _SchurFactor(Jv, wv, tau)
+    return factor
+
+
+def losses(J, w, factor):
+    """(L1, L2, L3) from `factor` = factorize(J, w, ...), differentiable with respect to J and w."""
     return _losses(J, w, factor)
 
 
@@ -91,10 +126,12 @@ class _EigFactor:
     No 1/(lambda_i - lambda_j) appears, but everything degrades with cond(W) (nearly defective J).
     """
 
-    def __init__(self, J, w, tau):
+    path = "fused"
+
+    def __init__(self, J, w, tau, eig=None):
         N = len(J)
         self.J, self.w, self.tau, self.N = J, w, tau, N
-        lam, R = np.linalg.eig(J)
+        lam, R = np.linalg.eig(J) if eig is None else eig
         # numpy (dgeev) lists a pair as a + ib (b > 0), then exactly its conjugate, with conjugate
         # eigenvectors. Reorder: real eigenvalues first, then each pair as columns (Re x, Im x).
         real = np.flatnonzero(lam.imag == 0)
@@ -107,6 +144,11 @@ class _EigFactor:
         lam = np.concatenate([lam[real], np.stack([lam[first], lam[first + 1]], axis=1).ravel()])
         self.W = W
         self.K = np.linalg.inv(W)
+        # kappa_i = ||row i of R^-1|| (R unit-norm); R^-1 = T^-1 K, so on a pair it is |k_p + i k_q| / 2
+        k2 = np.einsum("ij,ij->i", self.K, self.K)
+        kappa2 = np.concatenate([k2[: self.n_real], (k2[self.n_real :: 2] + k2[self.n_real + 1 :: 2]) / 4])
+        self.condition = float(np.sqrt(np.max(kappa2)))
+        """The largest eigenvalue condition number kappa_i (see the module docstring)."""
         self.gamma = (lam - 1.0) / tau
         self.F = -1.0 / (self.gamma[:, None] + np.conj(self.gamma)[None, :])
         self.G = W.T @ W
@@ -185,6 +227,8 @@ class _SchurFactor:
     Where the Sylvester operator is singular to working precision (gamma_i + gamma_j = 0, dtrsyl
     info = 1) L1 and L3 do not exist and the values are NaN.
     """
+
+    path = "lyapunov"
 
     def __init__(self, J, w, tau):
         N = len(J)

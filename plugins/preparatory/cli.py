@@ -16,6 +16,7 @@ from itertools import product
 from pathlib import Path
 
 from tcnet.validate import ConfigError, seed
+from tcnet_plugins.preparatory.dynamics import BACKENDS
 
 ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
 
@@ -69,6 +70,9 @@ def add_commands(subparsers):
     t.add_argument("--init", choices=("legacy", "default"), default="legacy", help="initialisation (default legacy)")
     t.add_argument("--normalization", choices=("raw_weights", "perturbation_weights", "none"), default="raw_weights",
                    help="how U and V enter J (default raw_weights)")
+    t.add_argument("--backend", choices=BACKENDS,
+                   help="how L1..L3 and their gradient are computed (default auto: the fused eig path, or the "
+                   "eig-free Lyapunov path where an eigenvalue is nearly repeated)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(handler=train)
 
@@ -96,8 +100,9 @@ def train(args) -> int:
     from tcnet.store import RunWriter
 
     grid = _grid(args)
+    backend = {} if args.backend is None else {"backend": args.backend}
     specs = [run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
-                       "normalization": args.normalization, "init": args.init},
+                       "normalization": args.normalization, "init": args.init, **backend},
                       alpha=args.alpha, beta=b,
                       optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
              for N, f, b, seed in grid]

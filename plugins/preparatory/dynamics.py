@@ -33,21 +33,26 @@ from functools import cached_property
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, State
 from tcnet.labels import Labels, Quantity
 from tcnet.linalg import eig
-from tcnet_plugins.preparatory import backends as _backends
 from tcnet.validate import array, choice, integer, no_extra, positive, real
+from tcnet_plugins.preparatory import backends as _backends
 from tcnet_plugins.preparatory.analysis import crossing_time, decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
-DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy", "backend": "eig"}
+DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy", "backend": "auto"}
 BACKENDS = ("eig",) + _backends.BACKENDS
-"""How the state computes L1..L3: "eig" (autograd through tcnet.linalg.eig, the generic path),
-"fused" (hand-derived VJP in the real eigenbasis) or "lyapunov" (eig-free, real Schur);
-see tcnet_plugins.preparatory.backends. Configs saved without the key mean "eig"."""
+"""How the state computes L1..L3: "auto" (the default: "fused" unless an eigenvalue is nearly
+repeated, then "lyapunov"), "fused" (hand-derived VJP in the real eigenbasis), "lyapunov"
+(eig-free, real Schur), see tcnet_plugins.preparatory.backends, or "eig" (autograd through
+tcnet.linalg.eig, the generic path). `create` writes the key into every new config; a config
+saved without it (before the backends existed) meant "eig" and still does (`LEGACY_BACKEND`),
+so an old stored run resumes on the path it was computed with."""
+LEGACY_BACKEND = "eig"
 
 
 def rank(N, n_frac) -> int:
@@ -133,12 +138,25 @@ class LinearDecayState(State):
         return -1.0 / (self.gamma[:, None] + anp.conj(self.gamma)[None, :])
 
     @cached_property
-    def backend_losses(self):
-        """(L1, L2, L3) from the configured fast backend ("fused" or "lyapunov"), None for "eig"."""
-        backend = self.dynamics.config.get("backend", "eig")
+    def backend(self):
+        """The factorization behind L1..L3 (`_backends.factorize`), None on the generic "eig" path.
+        The fused and auto paths read the state's own `eig`, so a loss that also reads the
+        eigenvalues or eigenvectors shares that one eigendecomposition."""
+        backend = self.dynamics.backend
         if backend == "eig":
             return None
-        return _backends.preparatory_losses(self.J, self.params["w"], self.tau, backend)
+        shared = None if backend == "lyapunov" else getval(self.eig)
+        return _backends.factorize(self.J, self.params["w"], self.tau, backend, shared)
+
+    @property
+    def path(self) -> str:
+        """How L1..L3 are computed here: "eig", "fused" or "lyapunov" ("auto" resolved)."""
+        return "eig" if self.backend is None else self.backend.path
+
+    @cached_property
+    def backend_losses(self):
+        """(L1, L2, L3) from the fast backend, None on the generic "eig" path."""
+        return None if self.backend is None else _backends.losses(self.J, self.params["w"], self.backend)
 
     @cached_property
     def decay(self):
@@ -176,7 +194,8 @@ class LinearDecay(Dynamics):
         summary={"spectral_abscissa": Quantity("spectral abscissa of J"), "decay": Quantity("L1 (decay)"),
                  "stability": Quantity("L2 (stability)"), "smoothness": Quantity("L3 (smoothness)"),
                  "t_1pct": Quantity("decay time to 1 % of |x0|", "s"),
-                 "t_5pct": Quantity("decay time to 5 % of |x0|", "s")},
+                 "t_5pct": Quantity("decay time to 5 % of |x0|", "s"),
+                 "lyapunov_path": Quantity("L1..L3 computed by the Lyapunov path (1) or an eigendecomposition (0)")},
         headline=("t_1pct", "t_5pct"))
 
     @classmethod
@@ -215,6 +234,11 @@ class LinearDecay(Dynamics):
     def sigma(self) -> float:
         return sigma(self.N, self.n, self.config["normalization"])
 
+    @property
+    def backend(self) -> str:
+        """The configured backend; `LEGACY_BACKEND` for a config saved without the key."""
+        return self.config.get("backend", LEGACY_BACKEND)
+
     def check(self):
         no_extra(self.name, self.config, DEFAULTS)
         missing = [k for k in DEFAULTS if k not in self.config and k != "backend"]
@@ -228,7 +252,7 @@ class LinearDecay(Dynamics):
         positive(self.name, "tau", self.config["tau"])
         choice(self.name, "normalization", self.config["normalization"], NORMALIZATIONS)
         choice(self.name, "init", self.config["init"], INITS)
-        choice(self.name, "backend", self.config.get("backend", "eig"), BACKENDS)
+        choice(self.name, "backend", self.backend, BACKENDS)
         shapes = {"J0": (N, N), "U": (N, n), "V": (n, N), "w": (N,)}
         extra = sorted(set(self.arrays) - set(shapes))
         if extra:
@@ -274,12 +298,16 @@ class LinearDecay(Dynamics):
                 for label, f in (("t(1/e)", np.exp(-1)), ("t(0.1)", 0.1))}
 
     def summary(self):
+        """Spectral abscissa, L1..L3, decay times, and how L1..L3 are computed at this network:
+        `lyapunov_path` 1 where the Lyapunov (Schur) path computes them, 0 where an
+        eigendecomposition does (which "auto" picks follows from the config and this network)."""
         s = self.current
         out = {
             "spectral_abscissa": float(np.max(np.real(s.lam))),
             "decay": float(s.decay),
             "stability": float(s.stability),
             "smoothness": float(s.smoothness),
+            "lyapunov_path": float(s.path == "lyapunov"),
         }
         for f in (0.01, 0.05):
             out[f"t_{round(f * 100)}pct"] = decay_time(self, f)
