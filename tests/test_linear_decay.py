@@ -266,3 +266,21 @@ def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
     eig = tcnet.run(spec, dynamics=LinearDecay(new.arrays, {**old_config, "backend": "eig"}, 4), progress=False)
     assert np.array_equal(resumed.history["loss"], eig.history.column("loss"))
     assert np.array_equal(resumed.final.arrays["U"], eig.final.arrays["U"])
+
+
+def test_a_spec_without_a_backend_reruns_to_the_eig_path_history():
+    """A stored run's spec names no backend (tcnet train writes none), so rerunning it today takes
+    the default, auto. The two-stage run of tests/data/make_store_v1.py then gives the history, final
+    point and evaluation count of the same spec on the eig path it was stored with, to 1e-12."""
+    import tcnet
+
+    spec = {"dynamics": {"name": "linear_decay", "seed": 3, "N": 10, "n_frac": 0.2},
+            "loss": [{"name": "decay"}, {"name": "stability", "weight": 1e5}, {"name": "smoothness", "weight": 0.01}],
+            "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 8, "lr": 0.01},
+                                                      {"name": "lbfgs", "max_iter": 15}]}}
+    now = tcnet.run(spec, progress=False)
+    assert now.initial.config["backend"] == "auto"
+    eig = tcnet.run({**spec, "dynamics": {**spec["dynamics"], "backend": "eig"}}, progress=False)
+    np.testing.assert_allclose(now.history.column("loss"), eig.history.column("loss"), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(now.result.x, eig.result.x, rtol=1e-12, atol=1e-15)
+    assert now.result.evaluations == eig.result.evaluations
