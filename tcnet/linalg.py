@@ -1,6 +1,8 @@
-"""Differentiable eigendecomposition of a general (non-symmetric, real or complex) square matrix.
+"""Autograd primitives of dense linear algebra, each next to its vector-Jacobian product (VJP):
+`eig` (eigendecomposition of a general square matrix), `sylvester` and `lyapunov` (eig-free
+solves through one real Schur factorization, `RealSchur`).
 
-`eig(A)` returns (lam, V) with A V = V diag(lam), exactly as `numpy.linalg.eig` computes them
+Eigendecomposition. `eig(A)` returns (lam, V) with A V = V diag(lam), exactly as `numpy.linalg.eig` computes them
 (unit-norm eigenvectors in the columns of V), but always as complex arrays, and registers its
 vector-Jacobian product (VJP) with autograd.
 
@@ -36,7 +38,10 @@ import sys
 import warnings
 
 import numpy as np
-from autograd.extend import defvjp, primitive
+import scipy.linalg
+from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.tracer import getval
+from scipy.linalg import blas, lapack
 
 GAP_WARN = 1e-8
 """The VJP warns when min_{i != j} |lam_i - lam_j| / max|lam| is below this."""
@@ -115,3 +120,190 @@ def _eig_vjp(ans, A):
 
 
 defvjp(eig, _eig_vjp)
+
+
+# --- Sylvester and Lyapunov equations ------------------------------------------------------------
+#
+# sylvester(A, B, C) = X with A X + X B = C, and lyapunov(A, Q) = X with A X + X A^T = Q (scipy's
+# solve_sylvester / solve_continuous_lyapunov conventions), for real matrices. The solution
+# exists and is unique when no eigenvalue of A is the negative of one of B (of A itself for the
+# Lyapunov equation); where that fails to working precision the result is NaN.
+#
+# Gradient (the adjoint method; no eigenvectors, so it stays accurate where eigenvalues nearly
+# coincide, unlike anything built on `eig`). Differentiating A X + X B = C gives
+# A dX + dX B = dC - dA X - X dB. For a scalar loss with cotangent G = dL/dX, let Y solve the
+# adjoint equation A^T Y + Y B^T = G; then <G, dX> = <Y, dC - dA X - X dB>, so
+#
+#     grad_C = Y,   grad_A = -Y X^T,   grad_B = -X^T Y.
+#
+# For the Lyapunov equation B = A^T, and the adjoint is A^T Y + Y A = G:
+# grad_Q = Y, grad_A = -(Y X^T + Y^T X) (= -2 Y X when G and Q are symmetric). Forward and
+# adjoint solves share one real Schur factorization per matrix, so a value and its gradient cost
+# two triangular solves and a few matrix products on top of it.
+
+
+class RealSchur:
+    """The real Schur factorization A = Z T Z^T of a real square matrix (scipy.linalg.schur,
+    LAPACK dgees): Z orthogonal, T quasi-upper-triangular (1 x 1 blocks for real eigenvalues,
+    2 x 2 blocks for complex pairs). Computed once, it serves every Lyapunov solve with A or A^T.
+
+    The O(N^3) products use scipy's BLAS (scipy.linalg.blas.dgemm), the library that runs the
+    Schur factorization and dtrsyl: numpy and scipy wheels each bundle their own OpenBLAS, and
+    alternating between the two thread pools made each call up to 2x slower on two cores.
+    """
+
+    def __init__(self, A):
+        A = np.asarray(A)
+        if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.isrealobj(A):
+            raise ValueError(f"RealSchur: expected a real square matrix, got {A.dtype} of shape {A.shape}")
+        self.T, self.Z = scipy.linalg.schur(A, output="real")
+
+    def to_schur(self, C):
+        """Z^T C Z: C in the Schur basis."""
+        return blas.dgemm(1.0, self.Z, blas.dgemm(1.0, C, self.Z), trans_a=True)
+
+    def from_schur(self, Ct):
+        """Z Ct Z^T: back from the Schur basis."""
+        return blas.dgemm(1.0, blas.dgemm(1.0, self.Z, Ct), self.Z, trans_b=True)
+
+    def lyapunov_schur(self, Ct, transpose=False):
+        """Xt with T Xt + Xt T^T = Ct (transpose: T^T Xt + Xt T = Ct), i.e. the Lyapunov equation
+        of A (of A^T) in the Schur basis; NaN where it is singular to working precision."""
+        X = triangular_sylvester(self.T, self.T, Ct, "T" if transpose else "N", "N" if transpose else "T")
+        return np.full(np.shape(Ct), np.nan) if X is None else X
+
+    def lyapunov(self, C, transpose=False):
+        """X with A X + X A^T = C (transpose: A^T X + X A = C)."""
+        return self.from_schur(self.lyapunov_schur(self.to_schur(C), transpose))
+
+
+def _real_square(name, M):
+    if np.ndim(M) != 2 or np.shape(M)[0] != np.shape(M)[1] or np.iscomplexobj(M):
+        raise ValueError(f"{name}: expected a real square matrix, got shape {np.shape(M)}")
+
+
+def sylvester(A, B, C):
+    """X with A X + X B = C (real A: m x m, B: n x n, C: m x n), differentiable in A, B and C."""
+    Av, Bv, Cv = getval(A), getval(B), getval(C)
+    _real_square("sylvester: A", Av)
+    _real_square("sylvester: B", Bv)
+    if np.shape(Cv) != (len(Av), len(Bv)) or np.iscomplexobj(Cv):
+        raise ValueError(f"sylvester: expected a real C of shape {(len(Av), len(Bv))}, got {np.shape(Cv)}")
+    return _sylvester(A, B, C, RealSchur(Av), RealSchur(Bv))
+
+
+@primitive
+def _sylvester(A, B, C, schur_A, schur_B):
+    Ct = blas.dgemm(1.0, schur_A.Z, blas.dgemm(1.0, C, schur_B.Z), trans_a=True)
+    Xt = triangular_sylvester(schur_A.T, schur_B.T, Ct, "N", "N")
+    if Xt is None:
+        return np.full(np.shape(C), np.nan)
+    return blas.dgemm(1.0, blas.dgemm(1.0, schur_A.Z, Xt), schur_B.Z, trans_b=True)
+
+
+def _sylvester_vjp(argnums, X, args, kwargs):
+    _, _, _, schur_A, schur_B = args
+
+    def vjp(G):
+        Gt = blas.dgemm(1.0, schur_A.Z, blas.dgemm(1.0, G, schur_B.Z), trans_a=True)
+        Yt = triangular_sylvester(schur_A.T, schur_B.T, Gt, "T", "T")  # A^T Y + Y B^T = G
+        Y = (np.full(np.shape(G), np.nan) if Yt is None
+             else blas.dgemm(1.0, blas.dgemm(1.0, schur_A.Z, Yt), schur_B.Z, trans_b=True))
+        grads = {0: lambda: -blas.dgemm(1.0, Y, X, trans_b=True), 1: lambda: -blas.dgemm(1.0, X, Y, trans_a=True),
+                 2: lambda: Y}
+        return tuple(grads[i]() for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_sylvester, _sylvester_vjp)
+
+
+def lyapunov(A, Q):
+    """X with A X + X A^T = Q (real A, Q: N x N), differentiable in A and Q. For stable A and
+    Q = -I, X = int_0^inf exp(A t) exp(A t)^T dt, the Gramian of dx/dt = A x."""
+    Av, Qv = getval(A), getval(Q)
+    _real_square("lyapunov: A", Av)
+    if np.shape(Qv) != np.shape(Av) or np.iscomplexobj(Qv):
+        raise ValueError(f"lyapunov: expected a real Q of shape {np.shape(Av)}, got {np.shape(Qv)}")
+    return _lyapunov(A, Q, RealSchur(Av))
+
+
+@primitive
+def _lyapunov(A, Q, schur):
+    return schur.lyapunov(Q)
+
+
+def _lyapunov_vjp(argnums, X, args, kwargs):
+    schur = args[2]
+
+    def vjp(G):
+        Y = schur.lyapunov(G, transpose=True)  # A^T Y + Y A = G
+        grads = {0: lambda: -(blas.dgemm(1.0, Y, X, trans_b=True) + blas.dgemm(1.0, Y, X, trans_a=True)),
+                 1: lambda: Y}
+        return tuple(grads[i]() for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_lyapunov, _lyapunov_vjp)
+
+
+SYLVESTER_BLOCK = 96
+"""Below this size `triangular_sylvester` calls LAPACK's dtrsyl directly; above, it splits and recurses."""
+
+
+def _trsyl(A, B, C, trana, tranb):
+    """dtrsyl: X with op(A) X + X op(B) = C for quasi-triangular A, B; None if (nearly) singular."""
+    X, scale, info = lapack.dtrsyl(A, B, C, trana=trana, tranb=tranb)
+    if info < 0:
+        raise ValueError(f"dtrsyl: illegal argument {-info}")
+    if info == 1:
+        return None
+    return X / scale
+
+
+def triangular_sylvester(A, B, C, trana="N", tranb="N"):
+    """X with op(A) X + X op(B) = C for quasi-triangular (real Schur form) A, B, op(M) = M or M^T
+    as trana, tranb = "N" or "T"; None if the equation is singular to working precision.
+
+    Recursive blocking (as in Jonsson and Kagstrom's recursive Sylvester solver) puts the O(N^3)
+    work in dgemm; dtrsyl, which is level-2 and slow for large N, only solves the small diagonal
+    problems. Splitting A = [[A11, A12], [0, A22]] (never inside a 2 x 2 block) and X, C by rows:
+    for op(A) = A solve the bottom rows first, A22 X2 + X2 op(B) = C2, then
+    A11 X1 + X1 op(B) = C1 - A12 X2; for op(A) = A^T the top rows first and C2 - A12^T X1.
+    Splitting B and X, C by columns likewise: op(B) = B: left columns first, then C2 - X1 B12;
+    op(B) = B^T: right columns first, then C1 - X2 B12^T.
+    """
+    m, n = C.shape
+    if max(m, n) <= SYLVESTER_BLOCK:
+        return _trsyl(A, B, C, trana, tranb)
+    if m >= n:
+        k = _split(A)
+        A11, A12, A22 = A[:k, :k], A[:k, k:], A[k:, k:]
+        if trana == "N":
+            X2 = triangular_sylvester(A22, B, C[k:], trana, tranb)
+            X1 = None if X2 is None else triangular_sylvester(
+                A11, B, blas.dgemm(-1.0, A12, X2, 1.0, C[:k]), trana, tranb)
+        else:
+            X1 = triangular_sylvester(A11, B, C[:k], trana, tranb)
+            X2 = None if X1 is None else triangular_sylvester(
+                A22, B, blas.dgemm(-1.0, A12, X1, 1.0, C[k:], trans_a=True), trana, tranb)
+        return None if X1 is None or X2 is None else np.vstack([X1, X2])
+    k = _split(B)
+    B11, B12, B22 = B[:k, :k], B[:k, k:], B[k:, k:]
+    if tranb == "N":
+        X1 = triangular_sylvester(A, B11, C[:, :k], trana, tranb)
+        X2 = None if X1 is None else triangular_sylvester(
+            A, B22, blas.dgemm(-1.0, X1, B12, 1.0, C[:, k:]), trana, tranb)
+    else:
+        X2 = triangular_sylvester(A, B22, C[:, k:], trana, tranb)
+        X1 = None if X2 is None else triangular_sylvester(
+            A, B11, blas.dgemm(-1.0, X2, B12, 1.0, C[:, :k], trans_b=True), trana, tranb)
+    return None if X1 is None or X2 is None else np.hstack([X1, X2])
+
+
+def _split(T):
+    """A split index near the middle of quasi-triangular T that does not cut a 2 x 2 block."""
+    k = len(T) // 2
+    return k + 1 if T[k, k - 1] != 0.0 else k

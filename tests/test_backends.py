@@ -13,7 +13,7 @@ from autograd import grad
 from scipy.linalg import solve_continuous_lyapunov
 
 from tcnet import ConfigError, Objective, Term
-from tcnet.linalg import eig
+from tcnet.linalg import eig, lyapunov
 from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
 from tcnet_plugins.preparatory.backends import AUTO_CONDITION, BACKENDS, factorize, preparatory_losses
 from tcnet_plugins.smoothness import Smoothness
@@ -208,25 +208,6 @@ def test_linear_decay_backend_setting_selects_the_same_objective():
         LinearDecay.create(backend="torch")
 
 
-@pytest.mark.parametrize("trana, tranb", [("N", "T"), ("T", "N"), ("N", "N"), ("T", "T")])
-def test_recursive_triangular_sylvester_matches_scipy(monkeypatch, trana, tranb):
-    """The blocked solver behind the lyapunov backend, forced to recurse several levels (blocks of
-    8, splits next to 2 x 2 Schur blocks), against scipy.linalg.solve_sylvester."""
-    import scipy.linalg
-
-    from tcnet_plugins.preparatory import backends
-
-    monkeypatch.setattr(backends, "SYLVESTER_BLOCK", 8)
-    rng = np.random.default_rng(11)
-    A, _ = scipy.linalg.schur(rng.standard_normal((45, 45)) - 8 * np.eye(45))
-    B, _ = scipy.linalg.schur(rng.standard_normal((37, 37)) - 8 * np.eye(37))
-    assert np.any(np.diag(A, -1) != 0) and np.any(np.diag(B, -1) != 0)
-    C = rng.standard_normal((45, 37))
-    op = lambda M, t: M.T if t == "T" else M  # noqa: E731
-    X = backends._sylvester(A, B, C, trana, tranb)
-    assert rel(X, scipy.linalg.solve_sylvester(op(A, trana), op(B, tranb), C)) < 1e-12
-
-
 def test_auto_takes_the_fused_path_on_well_conditioned_networks():
     """Random networks (N = 10..200) have eigenvalue condition numbers far below AUTO_CONDITION:
     auto is the fused path, bit for bit."""
@@ -308,3 +289,27 @@ def test_a_loss_reading_the_eigenvalues_shares_the_states_eigendecomposition(mon
     assert len(calls) == 1
     ref = evaluate("eig")
     assert np.isclose(ev.value, ref.value, rtol=1e-10) and rel(ev.grad, ref.grad) < 1e-8
+
+
+def lyapunov_primitive_losses(J, w, tau):
+    """(L1, L3) through the autograd primitive tcnet.linalg.lyapunov: P = lyapunov(A, -I)."""
+    N = len(J)
+    A = (J - anp.eye(N)) / tau
+    P = lyapunov(A, -anp.eye(N))
+    b = anp.dot(A.T, w)
+    return anp.stack([anp.trace(P) / (N * tau), tau * anp.dot(b, anp.dot(P, b))])
+
+
+@pytest.mark.parametrize("N, seed", [(20, 18), (130, 19)])
+def test_lyapunov_backend_is_the_adjoint_method_of_tcnet_linalg_lyapunov(N, seed):
+    """L1, L3 and their gradients w.r.t. J and w from the lyapunov backend equal autograd through
+    the primitive tcnet.linalg.lyapunov (its own VJP, no fusion) to 1e-10 (N = 130: the blocked
+    triangular solver recurses)."""
+    J, w = network(N, seed, 0.9)
+    weights = np.array([1.0, 0.0, 0.3])
+    backend = lambda J, w: anp.dot(weights, preparatory_losses(J, w, TAU, "lyapunov"))  # noqa: E731
+    primitive = lambda J, w: anp.dot(weights[[0, 2]], lyapunov_primitive_losses(J, w, TAU))  # noqa: E731
+    assert np.allclose(preparatory_losses(J, w, TAU, "lyapunov")[[0, 2]], lyapunov_primitive_losses(J, w, TAU),
+                       rtol=1e-10, atol=0)
+    for i in (0, 1):
+        assert rel(grad(backend, i)(J, w), grad(primitive, i)(J, w)) < 1e-10

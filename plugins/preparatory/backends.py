@@ -7,9 +7,10 @@ other loss terms). Backends:
 
 - ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and
   five real N x N matrix products for value and gradient; no complex matrix products (`_EigFactor`).
-- ``lyapunov``: no eigenvectors at all. One real Schur factorization J = Z T Z^T is shared by the
-  Lyapunov solve and its adjoint (two blocked triangular Sylvester solves); well conditioned where
-  eigenvalues nearly coincide (`_SchurFactor`).
+- ``lyapunov``: no eigenvectors at all. One real Schur factorization A = Z T Z^T is shared by the
+  Lyapunov solve and its adjoint (two blocked triangular Sylvester solves of `tcnet.linalg`, the
+  adjoint method of `tcnet.linalg.lyapunov`); well conditioned where eigenvalues nearly coincide
+  (`_SchurFactor`).
 - ``auto`` (the default): the fused path, unless the eigendecomposition it has just computed
   shows an eigenvalue that is nearly repeated, then the Lyapunov path (`factorize`).
 
@@ -41,11 +42,11 @@ y_i^H, x_i (y_i^H x_i = 1), d lambda_i = y_i^H dJ x_i, so grad_J L2 = Re sum_i e
 e_i = 2 g2 max(Re gamma_i, 0)/tau.
 """
 import numpy as np
-import scipy.linalg
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 
+from tcnet.linalg import RealSchur, triangular_sylvester
 from tcnet.validate import ConfigError
 
 BACKENDS = ("auto", "fused", "lyapunov")
@@ -203,29 +204,29 @@ _T_INV_H = (0.5, 0.5, 0.5j, -0.5j)
 
 
 class _SchurFactor:
-    """Eig-free path: one real Schur factorization J = Z T Z^T shared by both Sylvester solves.
+    """Eig-free path: one real Schur factorization A = Z Ta Z^T (`tcnet.linalg.RealSchur`) shared
+    by the Lyapunov solve and its adjoint.
 
-    With Ta = (T - I)/tau (quasi-triangular, A = Z Ta Z^T): Pt = Z^T P Z solves
-    Ta Pt + Pt Ta^T = -I and the adjoint Qt = Z^T Q Z solves Ta^T Qt + Qt Ta = -Z^T C Z, with
-    Z^T C Z = c1 I + c3 v v^T, v = Z^T b; both are triangular Sylvester solves with the same Ta
-    (`_sylvester`: dtrsyl on small diagonal blocks, dgemm for the rest). Then L1 = Tr(Pt)/(N tau),
-    L3 = tau v^T Pt v and grad_J = Z (2 Qt Pt / tau + grad_T L2) Z^T + 2 g3 w (P b)^T.
+    In the Schur basis Pt = Z^T P Z solves Ta Pt + Pt Ta^T = -I and the adjoint Qt = Z^T Q Z solves
+    Ta^T Qt + Qt Ta = -Z^T C Z, with Z^T C Z = c1 I + c3 v v^T, v = Z^T b; both are triangular
+    Sylvester solves with the same Ta (`tcnet.linalg.triangular_sylvester`). This is the adjoint
+    method of `tcnet.linalg.lyapunov`, fused: C is known in the Schur basis, so no N x N matrix
+    goes in or out of it but the gradient. Then L1 = Tr(Pt)/(N tau), L3 = tau v^T Pt v and
+    grad_J = Z (2 Qt Pt / tau + grad L2) Z^T + 2 g3 w (P b)^T.
 
-    L2 reads the eigenvalues off the diagonal blocks of T (a 2 x 2 block [[a, b], [c, d]] holds a
-    pair with real part (a + d)/2). Its gradient needs left and right eigenvectors of the unstable
-    eigenvalues only: for the diagonal block B (1 x 1 or 2 x 2) at rows k of T =
+    L2 reads gamma off the diagonal blocks of Ta (a 2 x 2 block [[a, b], [c, d]] holds a pair with
+    real part (a + d)/2). Its gradient needs left and right eigenvectors of the unstable
+    eigenvalues only: for the diagonal block B (1 x 1 or 2 x 2) at rows k of Ta =
     [[T11, T12, T13], [0, B, T23], [0, 0, T33]], the real bases Xk = [X; I; 0] and Yk = [0; I; Y]
-    with T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two small dtrsyl calls) span B's right and
-    left invariant subspaces and satisfy Yk^T Xk = I, so the eigenvalues of B move to first order
-    like those of B + Yk^T dT Xk and d(sum of their real parts) = Tr(Yk^T dT Xk). Hence
-    grad_T L2 = sum_k e_k Yk Xk^T, with e_k = 2 g2 max(Re gamma_k, 0)/tau. No eigenvector basis of
-    the whole matrix is formed, so nearly repeated stable eigenvalues cost nothing in accuracy
-    (only nearly repeated *unstable* ones are ill conditioned, as their eigenvalues themselves are).
-    The O(N^3) products use scipy's BLAS (scipy.linalg.blas.dgemm), the library that runs schur
-    and dtrsyl: numpy and scipy wheels each bundle their own OpenBLAS, and alternating between
-    the two thread pools made each call up to 2x slower on two cores (their idle threads spin).
-    Where the Sylvester operator is singular to working precision (gamma_i + gamma_j = 0, dtrsyl
-    info = 1) L1 and L3 do not exist and the values are NaN.
+    with T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two thin triangular solves) span B's right
+    and left invariant subspaces and satisfy Yk^T Xk = I, so the eigenvalues of B move to first
+    order like those of B + Yk^T dTa Xk and d(sum of their real parts) = Tr(Yk^T dTa Xk). Hence, with
+    dTa = Z^T dJ Z / tau, the Schur-basis gradient of L2 is sum_k e_k Yk Xk^T, e_k =
+    2 g2 max(Re gamma_k, 0)/tau. No eigenvector basis of the whole matrix is formed, so nearly
+    repeated stable eigenvalues cost nothing in accuracy (only nearly repeated *unstable* ones are
+    ill conditioned, as their eigenvalues themselves are). The O(N^3) products use scipy's BLAS,
+    like the Schur factorization (see `tcnet.linalg.RealSchur`). Where the Lyapunov operator is
+    singular to working precision (gamma_i + gamma_j = 0) L1 and L3 do not exist and are NaN.
     """
 
     path = "lyapunov"
@@ -233,98 +234,36 @@ class _SchurFactor:
     def __init__(self, J, w, tau):
         N = len(J)
         self.J, self.w, self.tau, self.N = J, w, tau, N
-        T, self.Z = scipy.linalg.schur(J, output="real")
-        self.T = T
-        self.Ta = (T - np.eye(N)) / tau
-        Pt = _sylvester(self.Ta, self.Ta, -np.eye(N), "N", "T")
-        self.Pt = Pt if Pt is not None else np.full((N, N), np.nan)
+        self.schur = RealSchur((J - np.eye(N)) / tau)
+        self.Pt = self.schur.lyapunov_schur(-np.eye(N))
         self.b = (J.T @ w - w) / tau
-        self.v = self.Z.T @ self.b
+        self.v = self.schur.Z.T @ self.b
         self.Pv = self.Pt @ self.v
-        self.blocks = _schur_blocks(T)
-        re_lam = np.array([np.trace(T[k : k + s, k : k + s]) / s for k, s in self.blocks])
+        Ta = self.schur.T
+        self.blocks = _schur_blocks(Ta)
+        re_gamma = np.array([np.trace(Ta[k : k + s, k : k + s]) / s for k, s in self.blocks])
         sizes = np.array([s for _, s in self.blocks])
-        excess = np.maximum((re_lam - 1.0) / tau, 0.0)
-        self.excess = excess
-        L2 = float(np.sum(sizes * excess**2))
+        self.excess = np.maximum(re_gamma, 0.0)
+        L2 = float(np.sum(sizes * self.excess**2))
         self.values = np.array([np.trace(self.Pt) / (N * tau), L2, tau * self.v @ self.Pv])
 
     def grad_J(self, g):
         g1, g2, g3 = np.real(g)
         N, tau = self.N, self.tau
         Ct = (g1 / (N * tau)) * np.eye(N) + (g3 * tau) * np.outer(self.v, self.v)
-        Qt = _sylvester(self.Ta, self.Ta, -Ct, "T", "N")
-        if Qt is None:
-            Qt = np.full((N, N), np.nan)
-        inner = blas.dgemm(2.0 / tau, Qt, self.Pt)  # scipy's BLAS, like schur and trsyl (see below)
+        Qt = self.schur.lyapunov_schur(-Ct, transpose=True)
+        inner = blas.dgemm(2.0 / tau, Qt, self.Pt)
         if g2 != 0.0:
             for (k, s), e in zip(self.blocks, self.excess):
                 if e > 0.0:
-                    Xk, Yk = _block_invariant_bases(self.T, k, s)
+                    Xk, Yk = _block_invariant_bases(self.schur.T, k, s)
                     inner += (2.0 * g2 * e / tau) * (Yk @ Xk.T)
-        Pb = self.Z @ self.Pv
-        grad = blas.dgemm(1.0, blas.dgemm(1.0, self.Z, inner), self.Z, trans_b=True)
-        return grad + 2.0 * g3 * np.outer(self.w, Pb)
+        Pb = self.schur.Z @ self.Pv
+        return self.schur.from_schur(inner) + 2.0 * g3 * np.outer(self.w, Pb)
 
     def grad_w(self, g):
-        Pb = self.Z @ self.Pv
+        Pb = self.schur.Z @ self.Pv
         return 2.0 * np.real(g[2]) * (self.J @ Pb - Pb)
-
-
-def _trsyl(A, B, C, trana, tranb, isgn=1):
-    """X with op(A) X + isgn X op(B) = C for quasi-triangular A, B; None if (nearly) singular."""
-    X, scale, info = lapack.dtrsyl(A, B, C, trana=trana, tranb=tranb, isgn=isgn)
-    if info < 0:
-        raise ValueError(f"dtrsyl: illegal argument {-info}")
-    if info == 1:
-        return None
-    return X / scale
-
-
-SYLVESTER_BLOCK = 96
-"""Below this size `_sylvester` calls dtrsyl directly; above, it splits and recurses."""
-
-
-def _sylvester(A, B, C, trana, tranb):
-    """X with op(A) X + X op(B) = C for quasi-triangular A, B: recursive blocking (as in Jonsson and
-    Kagstrom's recursive Sylvester solver) so that the O(N^3) work is in dgemm; dtrsyl, which is
-    level-2 and slow for large N, only solves the small diagonal problems. None if (nearly) singular.
-
-    Splitting A = [[A11, A12], [0, A22]] (never inside a 2 x 2 block) and X, C by rows: for op(A) = A
-    solve the bottom rows first, A22 X2 + X2 op(B) = C2, then A11 X1 + X1 op(B) = C1 - A12 X2; for
-    op(A) = A^T the top rows first and C2 - A12^T X1. Splitting B and X, C by columns likewise:
-    op(B) = B: left columns first, then C2 - X1 B12; op(B) = B^T: right columns first, then C1 - X2 B12^T.
-    """
-    m, n = C.shape
-    if max(m, n) <= SYLVESTER_BLOCK:
-        return _trsyl(A, B, C, trana, tranb)
-    if m >= n:
-        k = _split(A)
-        A11, A12, A22 = A[:k, :k], A[:k, k:], A[k:, k:]
-        if trana == "N":
-            X2 = _sylvester(A22, B, C[k:], trana, tranb)
-            X1 = None if X2 is None else _sylvester(A11, B, blas.dgemm(-1.0, A12, X2, 1.0, C[:k]), trana, tranb)
-        else:
-            X1 = _sylvester(A11, B, C[:k], trana, tranb)
-            X2 = None if X1 is None else _sylvester(
-                A22, B, blas.dgemm(-1.0, A12, X1, 1.0, C[k:], trans_a=True), trana, tranb)
-        return None if X1 is None or X2 is None else np.vstack([X1, X2])
-    k = _split(B)
-    B11, B12, B22 = B[:k, :k], B[:k, k:], B[k:, k:]
-    if tranb == "N":
-        X1 = _sylvester(A, B11, C[:, :k], trana, tranb)
-        X2 = None if X1 is None else _sylvester(A, B22, blas.dgemm(-1.0, X1, B12, 1.0, C[:, k:]), trana, tranb)
-    else:
-        X2 = _sylvester(A, B22, C[:, k:], trana, tranb)
-        X1 = None if X2 is None else _sylvester(
-            A, B11, blas.dgemm(-1.0, X2, B12, 1.0, C[:, :k], trans_b=True), trana, tranb)
-    return None if X1 is None or X2 is None else np.hstack([X1, X2])
-
-
-def _split(T):
-    """A split index near the middle of quasi-triangular T that does not cut a 2 x 2 block."""
-    k = len(T) // 2
-    return k + 1 if T[k, k - 1] != 0.0 else k
 
 
 def _schur_blocks(T):
@@ -345,10 +284,10 @@ def _block_invariant_bases(T, k, s):
     Yk = np.zeros((N, s))
     Xk[k : k + s] = np.eye(s)
     Yk[k : k + s] = np.eye(s)
-    if k > 0:  # T11 X - X B = -T12
-        X = _trsyl(T[:k, :k], B, -T[:k, k : k + s], "N", "N", isgn=-1)
+    if k > 0:  # T11 X + X (-B) = -T12
+        X = triangular_sylvester(T[:k, :k], -B, -T[:k, k : k + s])
         Xk[:k] = X if X is not None else np.nan
-    if k + s < N:  # B Y^T - Y^T T33 = T23
-        Yt = _trsyl(B, T[k + s :, k + s :], T[k : k + s, k + s :], "N", "N", isgn=-1)
+    if k + s < N:  # B Y^T + Y^T (-T33) = T23
+        Yt = triangular_sylvester(B, -T[k + s :, k + s :], T[k : k + s, k + s :])
         Yk[k + s :] = Yt.T if Yt is not None else np.nan
     return Xk, Yk
