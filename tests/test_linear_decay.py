@@ -221,28 +221,13 @@ def test_simulate_rejects_wrong_dimension():
         d.simulate(np.zeros(19), [0.0])
 
 
-class InterruptAt:
-    """A recorder raising KeyboardInterrupt at step `at` (after the run writer has recorded it)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def start(self, spec, dynamics):
-        pass
-
-    def step(self, step):
-        if step.step == self.at:
-            raise KeyboardInterrupt
-
-    def finish(self, result, final):
-        pass
-
-
 def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
     """A network config saved before the `backend` setting existed meant the generic eig path. A
     run stored that way, interrupted and resumed, continues on that path: its whole history is
     bitwise that of an uninterrupted run with backend "eig" (Adam resumes bitwise), while new
     networks default to "auto", here the fused path."""
+    from test_store import Raiser
+
     import tcnet
     from tcnet import store
     from tcnet.store import RunWriter
@@ -257,7 +242,7 @@ def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
             "optimizer": {"name": "adam", "steps": 8, "lr": 0.01}}
     path = tmp_path / "old.h5"
     with pytest.raises(KeyboardInterrupt):
-        tcnet.run(spec, dynamics=old, recorders=[RunWriter(path, flush_steps=1), InterruptAt(4)], progress=False)
+        tcnet.run(spec, dynamics=old, recorders=[RunWriter(path, flush_steps=1), Raiser(4, KeyboardInterrupt())], progress=False)
     rec = store.read_run(path, "run-0001")
     assert rec.status == "interrupted" and "backend" not in rec.initial.config
     store.resume(path, "run-0001")
