@@ -3,7 +3,7 @@ gives seconds; the ratios are what we track: cost relative to a baseline measure
 session, e.g. one bare numpy.linalg.eig of the same matrix for the preparatory backends)."""
 import pytest
 
-from _speed_table import NOTES, RATIOS
+from _speed_table import NOTES, RATIOS, ratio_table
 
 
 def pytest_collection_modifyitems(config, items):
@@ -22,9 +22,8 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     terminalreporter.section("tcnet speed: ratios to a baseline measured in the same session")
     if RATIOS:
-        write("preparatory losses, value+gradient / numpy.linalg.eig of the same J:")
-        write(f"{'path':<28}{'N':>6}{'ratio(min)':>12}{'ratio(median)':>15}")
-        for what, N, r_min, r_med in RATIOS:
-            write(f"{what:<28}{N:>6}{r_min:>12.2f}{r_med:>15.2f}")
+        write("preparatory objective, value+gradient / numpy.linalg.eig of the same J, min (median):")
+        for line in ratio_table(RATIOS):
+            write(line)
     for line in NOTES:
         write(line)
