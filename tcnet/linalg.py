@@ -104,8 +104,7 @@ def _outside_stacklevel():
 
 def _eig_vjp(ans, A):
     """Autograd's VJP maker for `eig`: maps the cotangents of (lam, V) to that of A (eq. 4.77)."""
-    lam, V = ans
-    pairs = _conjugate_pairs(lam, V) if np.isrealobj(A) else None
+    lam, V = ans  # autograd calls this at every forward evaluation: all work goes in vjp
 
     def vjp(g):
         gap = _relative_gap(lam)
@@ -118,6 +117,7 @@ def _eig_vjp(ans, A):
                 stacklevel=_outside_stacklevel(),
             )
         grad_lam, grad_V = np.conj(g[0]), np.conj(g[1])  # autograd's convention -> Boeddeker's
+        pairs = _conjugate_pairs(lam, V) if np.isrealobj(A) else None
         if pairs is not None:
             return _real_eig_vjp(lam, V, pairs, grad_lam, grad_V)
         VH = V.conj().T

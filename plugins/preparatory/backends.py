@@ -107,24 +107,27 @@ def _l2(re_gamma):
 
 
 class _EigFactor:
-    """Fused eig path: everything in the real eigenvector basis of dgeev.
+    """Fused eig path: everything in the real eigenvector basis of dgeev, in real arithmetic.
 
-    The real eigenvectors (read off numpy's complex ones) give J W = W B with W real and B block diagonal: 1 x 1 blocks for real eigenvalues and
-    2 x 2 blocks for a pair a +- ib (columns Re x, Im x of the complex eigenvector x). The complex
-    eigenvectors are R = W T with T block diagonal ([[1, 1], [i, -i]] on a pair), the left ones
-    L = R^-1 = T^-1 K with K = W^-1. With X = M o F (M = L L^H, F_ij = -1/(gamma_i + conj gamma_j))
-    the Lyapunov solution is P = R X R^H = W Xr W^T with the *real* Xr = T X T^H (P in the
-    W-basis). The adjoint is Q = L^H Y L with Y = (R^H C R) o conj(F), i.e. Q = K^T Yr K with
-    Yr = T^-H Y T^-1, and then, since K W = I,
+    The real eigenvectors (read off numpy's complex ones: real eigenvalues first, then for each
+    pair a + ib the columns u, v of its eigenvector x = u + iv) give J W = W D with W real and D
+    block diagonal: d on a real eigenvalue, [[a, b], [-b, a]] on a pair. So A = (J - I)/tau =
+    W Da W^-1 with Da = (D - I)/tau (blocks gamma, or [[alpha, beta], [-beta, alpha]] with
+    alpha + i beta = gamma), and with K = W^-1:
 
-        Q P = K^T (Yr Xr) W^T,   grad_J = K^T (2 Yr Xr / tau + diag(e)) W^T + 2 g3 w (P b)^T,
+    - P = W X W^T, where Da X + X Da^T = -S, S = K K^T (from A P + P A^T + I = 0);
+    - the adjoint Q = K^T Y K, where Da^T Y + Y Da = -W^T C W, W^T C W = c1 G + c3 v v^T,
+      G = W^T W, v = W^T b (from A^T Q + Q A + C = 0);
+    - L1 = sum(X o G)/(N tau), L3 = tau v^T X v, and since K W = I,
+      grad_J = K^T (2 Y X / tau + diag(e)) W^T + 2 g3 w (P b)^T,
 
-    where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T restricted
-    to that pair (e is equal on both). All sandwiches with T cost O(N^2); the O(N^3) work is eig,
-    inv(W), G = W^T W, S = K K^T (M = T^-1 S T^-H, and R^H C R = T^H (W^T C W) T with
-    W^T C W = c1 G + c3 v v^T, v = W^T b), Yr Xr, and K^T (.) W^T.
-    Everything here runs on numpy's LAPACK/BLAS (numpy.linalg.eig, inv, @) only, see `_SchurFactor`.
-    No 1/(lambda_i - lambda_j) appears, but everything degrades with cond(W) (nearly defective J).
+    where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T
+    restricted to that pair (e is equal on both). Both block-diagonal Lyapunov equations split into
+    independent 1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form (`_block_lyapunov`), in
+    O(N^2); the O(N^3) work is eig, inv(W), G, S, Y X and K^T (.) W^T, on numpy's LAPACK/BLAS (see
+    `_SchurFactor`). This is the eigenbasis formula R (M o F) R^H of DESIGN.md with the complex
+    basis R = W T (T = [[1, 1], [i, -i]] on a pair) multiplied out. No 1/(lambda_i - lambda_j)
+    appears, but everything degrades with cond(W) (nearly defective J; see `AUTO_CONDITION`).
     """
 
     path = "fused"
@@ -139,54 +142,39 @@ class _EigFactor:
         first = np.flatnonzero(lam.imag > 0)
         if not np.array_equal(lam[first + 1], np.conj(lam[first])):
             raise np.linalg.LinAlgError("eig: complex eigenvalues not in adjacent conjugate pairs")
-        self.n_real = len(real)
-        W = np.concatenate([R[:, real].real, np.stack([R[:, first].real, R[:, first].imag], axis=2).reshape(N, -1)],
-                           axis=1)
-        lam = np.concatenate([lam[real], np.stack([lam[first], lam[first + 1]], axis=1).ravel()])
+        r = self.n_real = len(real)
+        W = np.empty((N, N))
+        W[:, :r] = R[:, real].real
+        W[:, r::2] = R[:, first].real
+        W[:, r + 1 :: 2] = R[:, first].imag
         self.W = W
         self.K = np.linalg.inv(W)
         # kappa_i = ||row i of R^-1|| (R unit-norm); R^-1 = T^-1 K, so on a pair it is |k_p + i k_q| / 2
         k2 = np.einsum("ij,ij->i", self.K, self.K)
-        kappa2 = np.concatenate([k2[: self.n_real], (k2[self.n_real :: 2] + k2[self.n_real + 1 :: 2]) / 4])
+        kappa2 = np.concatenate([k2[:r], (k2[r::2] + k2[r + 1 :: 2]) / 4])
         self.condition = float(np.sqrt(np.max(kappa2)))
         """The largest eigenvalue condition number kappa_i (see the module docstring)."""
-        self.gamma = (lam - 1.0) / tau
-        self.F = -1.0 / (self.gamma[:, None] + np.conj(self.gamma)[None, :])
+        self.d = (lam[real].real - 1.0) / tau
+        gamma = (lam[first] - 1.0) / tau
+        self.alpha, self.beta = gamma.real, gamma.imag
         self.G = W.T @ W
-        M = self._sandwich(self.K @ self.K.T, _T_INV)
-        M *= self.F
-        self.Xr = np.real(self._sandwich(M, _T))
+        self.X = _block_lyapunov(self.K @ self.K.T, r, self.d, self.alpha, self.beta)
         self.b = (J.T @ w - w) / tau
         self.v = W.T @ self.b
-        self.Xv = self.Xr @ self.v
-        L2, self.excess = _l2(self.gamma.real)
-        L1 = np.sum(self.Xr * self.G) / (N * tau)
+        self.Xv = self.X @ self.v
+        L2_real, excess_real = _l2(self.d)
+        L2_pairs, excess_pairs = _l2(self.alpha)
+        self.excess = np.concatenate([excess_real, np.repeat(excess_pairs, 2)])
+        L1 = np.sum(self.X * self.G) / (N * tau)
         L3 = tau * self.v @ self.Xv
-        self.values = np.array([L1, L2, L3])
-
-    def _sandwich(self, Z, coeffs):
-        """B Z B^H for the block-diagonal B: identity on the real eigenvalues, the 2 x 2 block
-        `coeffs` = (a, b, c, d) on each pair (rows p, q: out_p = a Z_p + b Z_q, out_q = c Z_p + d Z_q)."""
-        a, b, c, d = coeffs
-        out = np.array(Z, dtype=complex)
-        N, r = self.N, self.n_real
-        rows = out[r:].reshape(-1, 2, N)
-        zp, zq = rows[:, 0].copy(), rows[:, 1].copy()
-        rows[:, 0] = a * zp + b * zq
-        rows[:, 1] = c * zp + d * zq
-        cols = out[:, r:].reshape(N, -1, 2)
-        zp, zq = cols[:, :, 0].copy(), cols[:, :, 1].copy()
-        cols[:, :, 0] = np.conj(a) * zp + np.conj(b) * zq
-        cols[:, :, 1] = np.conj(c) * zp + np.conj(d) * zq
-        return out
+        self.values = np.array([L1, L2_real + 2 * L2_pairs, L3])
 
     def grad_J(self, g):
         g1, g2, g3 = np.real(g)
         tau = self.tau
         Cw = (g1 / (self.N * tau)) * self.G + (g3 * tau) * np.outer(self.v, self.v)
-        Y = self._sandwich(Cw, _T_H) * np.conj(self.F)
-        Yr = np.real(self._sandwich(Y, _T_INV_H))
-        inner = (2.0 / tau) * (Yr @ self.Xr)
+        Y = _block_lyapunov(Cw, self.n_real, self.d, self.alpha, -self.beta)  # Da^T: beta -> -beta
+        inner = (2.0 / tau) * (Y @ self.X)
         inner[np.diag_indices(self.N)] += 2.0 * g2 * self.excess / tau
         Pb = self.W @ self.Xv
         return self.K.T @ inner @ self.W.T + 2.0 * g3 * np.outer(self.w, Pb)
@@ -196,11 +184,33 @@ class _EigFactor:
         return 2.0 * np.real(g[2]) * (self.J @ Pb - Pb)
 
 
-# The pair blocks (a, b, c, d) = [[a, b], [c, d]] of T, T^-1, T^H, T^-H.
-_T = (1.0, 1.0, 1j, -1j)
-_T_INV = (0.5, -0.5j, 0.5, 0.5j)
-_T_H = (1.0, -1j, 1.0, 1j)
-_T_INV_H = (0.5, 0.5, 0.5j, -0.5j)
+def _block_lyapunov(S, r, d, alpha, beta):
+    """X with Da X + X Da^T = -S for the real block-diagonal Da = diag(d_1, ..., d_r, B_1, ..., B_m),
+    B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (rows/columns r + 2k, r + 2k + 1), block by block:
+
+    - 1 x 1: x = -s / (d_i + d_j);
+    - 1 x 2 (real row i, pair column k), with xi = x_1 + i x_2: (d_i + alpha_k - i beta_k) xi = -(s_1 + i s_2),
+      and likewise 2 x 1 with the pair's alpha, beta;
+    - 2 x 2: write X = [[p, q], [-q, p]] + [[s, t], [t, -s]], the parts that commute and anticommute
+      with E = [[0, 1], [-1, 0]] (B_k = alpha_k I + beta_k E); on them E acts as multiplication by i
+      and by -i, so (alpha_k + alpha_l + i (beta_k - beta_l)) (p + iq) = -(the same part of S) and
+      (alpha_k + alpha_l - i (beta_k + beta_l)) (s + it) = -(its part of S).
+
+    A singular block (gamma_i + conj(gamma_j) = 0) gives inf or NaN, as L1 and L3 do not exist."""
+    X = np.empty_like(S)
+    P, Q = slice(r, None, 2), slice(r + 1, None, 2)
+    X[:r, :r] = -S[:r, :r] / (d[:, None] + d[None, :])
+    xi = -(S[:r, P] + 1j * S[:r, Q]) / (d[:, None] + alpha[None, :] - 1j * beta[None, :])
+    X[:r, P], X[:r, Q] = xi.real, xi.imag
+    xi = -(S[P, :r] + 1j * S[Q, :r]) / (alpha[:, None] + d[None, :] - 1j * beta[:, None])
+    X[P, :r], X[Q, :r] = xi.real, xi.imag
+    s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
+    a = alpha[:, None] + alpha[None, :]
+    commuting = -0.5 * ((s11 + s22) + 1j * (s12 - s21)) / (a + 1j * (beta[:, None] - beta[None, :]))
+    anticommuting = -0.5 * ((s11 - s22) + 1j * (s12 + s21)) / (a - 1j * (beta[:, None] + beta[None, :]))
+    p, q, s, t = commuting.real, commuting.imag, anticommuting.real, anticommuting.imag
+    X[P, P], X[P, Q], X[Q, P], X[Q, Q] = p + s, q + t, t - q, p - s
+    return X
 
 
 class _SchurFactor:
