@@ -254,9 +254,10 @@ def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
 
 
 def test_a_spec_without_a_backend_reruns_to_the_eig_path_history():
-    """A stored run's spec names no backend (tcnet train writes none), so rerunning it today takes
-    the default, auto. The two-stage run of tests/data/make_store_v1.py then gives the history, final
-    point and evaluation count of the same spec on the eig path it was stored with, to 1e-12."""
+    """A stored run's spec names no backend (tcnet train writes none), so rerunning it from the spec
+    alone takes today's default, auto (its stored network names the path it was computed with, see
+    the test above). The two-stage run of tests/data/make_store_v1.py then gives the history to
+    1e-12, and the final point after 24 steps and the evaluation count of the eig path, to 1e-10."""
     import tcnet
 
     spec = {"dynamics": {"name": "linear_decay", "seed": 3, "N": 10, "n_frac": 0.2},
@@ -267,5 +268,5 @@ def test_a_spec_without_a_backend_reruns_to_the_eig_path_history():
     assert now.initial.config["backend"] == "auto"
     eig = tcnet.run({**spec, "dynamics": {**spec["dynamics"], "backend": "eig"}}, progress=False)
     np.testing.assert_allclose(now.history.column("loss"), eig.history.column("loss"), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(now.result.x, eig.result.x, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(now.result.x, eig.result.x, rtol=1e-10, atol=1e-15)
     assert now.result.evaluations == eig.result.evaluations

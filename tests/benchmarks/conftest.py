@@ -22,7 +22,7 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     terminalreporter.section("tcnet speed: ratios to a baseline measured in the same session")
     if RATIOS:
-        write("preparatory objective, value+gradient / numpy.linalg.eig of the same J, min (median):")
+        write("preparatory objective, value+gradient / numpy.linalg.eig of the same J, per-round ratios: median (min)")
         for line in ratio_table(RATIOS):
             write(line)
     for line in NOTES:
