@@ -34,8 +34,8 @@ def test_reproduction_run(benchmark, monkeypatch, backend):
     eig_seconds, outside, paths = [], [], Counter()
     evaluate, factorize = Objective.evaluate, backends.factorize
 
-    def counted(self, theta):
-        ev = evaluate(self, theta)
+    def counted(self, theta, *args, **kwargs):
+        ev = evaluate(self, theta, *args, **kwargs)
         t0 = time.perf_counter()
         J = np.array(self.dynamics.state(theta).J)
         t1 = time.perf_counter()
