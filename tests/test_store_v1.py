@@ -66,11 +66,13 @@ def test_resume_the_interrupted_run_ends_where_the_uninterrupted_one_did(v1):
     store.resume(v1, "run-0002")
     done, resumed = store.read_run(v1, "run-0001"), store.read_run(v1, "run-0002")
     assert resumed.status == "finished" and list(resumed.attrs["resumed_at"]) == [5]
+    # 1e-11: the eig path's gradient now runs in real arithmetic (issue 15), so the resumed steps
+    # differ from the stored ones in rounding, which L-BFGS carries to ~1e-12 by the last step
     for key in ("step", "stage", "loss", "grad_norm", "terms/decay"):
-        np.testing.assert_allclose(resumed.history[key], done.history[key], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(resumed.history[key], done.history[key], rtol=1e-11, atol=0)
     # the count goes on from the checkpoint's, plus one: the resumed session evaluates its start again
     assert resumed.attrs["evaluations"] == done.attrs["evaluations"] + 1
-    np.testing.assert_allclose(resumed.final.vector(), done.final.vector(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(resumed.final.vector(), done.final.vector(), rtol=1e-11, atol=1e-15)
 
 
 def test_simulate_a_saved_network_gives_the_stored_trajectories(v1, tmp_path):
