@@ -38,6 +38,7 @@ The scikit-learn-shaped entry point for a lab's arrays is `tcnet_plugins.simpl.S
 import functools
 
 import numpy as np
+from scipy.special import gammaln
 
 from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State
 from tcnet.labels import Labels, Quantity
@@ -104,7 +105,8 @@ class SimplState(State):
     def metrics(self) -> dict:
         d = self.dynamics
         rates = interpolate(self.fields, self.axes, self.latent, d.space.angular)
-        return metrics(d.counts, rates, d.dt, d.validation, self.latent, d.arrays.get("truth"), d.space)
+        return metrics(d.counts, rates, d.dt, d.validation, self.latent, d.arrays.get("truth"), d.space,
+                       d.log_factorial)
 
 
 class SimplLatent(Dynamics):
@@ -189,6 +191,11 @@ class SimplLatent(Dynamics):
     @functools.cached_property
     def counts(self) -> np.ndarray:
         return self.arrays["counts"].astype(np.int32)
+
+    @functools.cached_property
+    def log_factorial(self) -> np.ndarray:
+        """log y! of the counts (every iteration's metrics need it)."""
+        return gammaln(self.counts + 1.0)
 
     @functools.cached_property
     def starts(self) -> np.ndarray:

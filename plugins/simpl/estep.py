@@ -6,8 +6,9 @@ Likelihood map of bin t at grid point g (training entries only, constants in y d
     L_t(g) = sum_n m_tn [ y_tn log(f_n(g) dt) - f_n(g) dt ]
            = (M*Y)_t . log(F dt)(g) - M_t . (F dt)(g)
 
-i.e. two BLAS products (T x N)(N x G), done in time chunks so that the (Tc x G) block is the only
-large array. Each map is turned into a Gaussian observation: z_t = the grid point of maximal
+i.e. one BLAS product (T x N)(N x G) for the spikes and, since the mask is constant over runs of
+bins (the validation blocks), one much smaller product for the expected counts (a row per run,
+mstep.runs), done in time chunks so that the (Tc x G) block is the only large array. Each map is turned into a Gaussian observation: z_t = the grid point of maximal
 likelihood (the mode), R_t = the covariance of the normalized likelihood exp(L_t) over the grid
 plus spacing^2/12 per axis (the variance of a uniform distribution over one grid cell, so that a
 map peaked on a single point still has a finite, resolution-limited noise). On the circle the
@@ -25,7 +26,9 @@ is a band matrix of half-width D, so LAPACK's banded Cholesky solves it in O(T D
 import numpy as np
 from scipy.linalg import solveh_banded
 
-CHUNK_ENTRIES = 2**23  # time bins x grid points per chunk
+from tcnet_plugins.simpl.mstep import PIECE, runs
+
+CHUNK_ENTRIES = 2**21  # time bins x grid points per chunk (8 MB of float32, reused)
 LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
 SILENT_VARIANCE = 1e6  # observation variance of a bin without spikes (uninformative, as published)
 
@@ -35,10 +38,14 @@ def grid_points(axes) -> np.ndarray:
     return np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
 
 
-def poisson_maps(y, mask, log_rate_dt, rate_dt):
-    """Log-likelihood maps (T, G) of counts y (T, N) under rates (N, G) per bin, masked entries only."""
-    out = (y * mask).astype(np.float32) @ log_rate_dt
-    out -= mask.astype(np.float32) @ rate_dt
+def poisson_maps(y, mask, log_rate_dt, rate_dt, out=None):
+    """Log-likelihood maps (T, G) of counts y (T, N) under rates (N, G) per bin, masked entries
+    only; written into `out` (T, G) float32 when given."""
+    out = np.matmul((y * mask).astype(np.float32), log_rate_dt, out=out)
+    starts = runs(mask, PIECE)
+    expected = mask[starts].astype(np.float32) @ rate_dt  # one row per run of equal mask rows
+    for a, b, row in zip(starts, np.r_[starts[1:], len(out)], expected):
+        out[a:b] -= row
     return out
 
 
@@ -81,8 +88,9 @@ def likelihood_moments(y, mask, fields, axes, dt, angular=False):
     z = np.empty((T, D))
     R = np.empty((T, D, D))
     step = max(1, CHUNK_ENTRIES // points.shape[0])
+    buffer = np.empty((min(step, T), points.shape[0]), dtype=np.float32)  # reused: no fresh pages per chunk
     for s in range(0, T, step):
-        ll = poisson_maps(y[s : s + step], mask[s : s + step], log_rate_dt, rate_dt)
+        ll = poisson_maps(y[s : s + step], mask[s : s + step], log_rate_dt, rate_dt, out=buffer[: min(step, T - s)])
         z[s : s + step], R[s : s + step] = gaussian_moments(ll, points, spacing, angular)
     silent = (y * mask).sum(axis=1) == 0
     R[silent] = SILENT_VARIANCE * np.eye(D)

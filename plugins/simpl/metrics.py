@@ -50,17 +50,18 @@ def align(latent, behaviour, degree=1, angular=False):
     return design @ coef, coef
 
 
-def metrics(y, rates, dt, val, latent=None, truth=None, space=None):
+def metrics(y, rates, dt, val, latent=None, truth=None, space=None, log_factorial=None):
     """Per-iteration scalars from counts y (T, N), rates at the latent (T, N, Hz), mask val (T, N):
     train_ll and val_ll (nats per spike of that split), bits_per_spike (validation information
     gain over each cell's mean training rate) and, when the truth is known, latent_error (mean
     distance |latent - truth| in the space's unit: m, or rad along the circle).
 
-    One pass over (T, N) for the model's log-probabilities y log(r dt) - r dt - log y!; the
-    constant-rate reference needs only per-cell sums of the validation entries."""
+    One pass over (T, N) for the model's log-probabilities y log(r dt) - r dt - log y! (log y!
+    may be passed in: it depends on the counts only); the constant-rate reference needs only
+    per-cell sums of the validation entries."""
     train = ~val
     rate_dt = rates * dt
-    log_factorial = gammaln(y + 1.0)
+    log_factorial = gammaln(y + 1.0) if log_factorial is None else log_factorial
     terms = y * np.log(rate_dt) - rate_dt - log_factorial
     ll_val = float(np.sum(terms, where=val))
     ll_train = float(terms.sum()) - ll_val

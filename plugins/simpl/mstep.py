@@ -5,9 +5,17 @@ bin width dt and kernel K(d) = exp(-|d|^2 / (2 h^2)):
 
     f_n(g) = sum_t m_tn y_tn K(g - x_t) / (dt sum_t m_tn K(g - x_t))      (Hz)
 
-at every grid point g. The kernel is separable, K(g - x) = prod_i k(g_i - x_i), so a time chunk's
-kernel matrix (G x Tc) is an outer product per bin and both sums are BLAS matrix products with
-(Tc x N) matrices. On the circle k is the wrapped Gaussian, sum_j k(d + 2 pi j) over the images
+at every grid point g. The kernel is separable, K(g - x) = prod_i k(g_i - x_i), and the two sums
+are computed so that no (grid x time x cell) product is needed:
+
+- numerator: only bins with spikes contribute; in 2-D, cell n's sum is one matrix product
+  (kx[:, S_n] * w_n) @ ky[:, S_n]^T over its training bins with spikes S_n (kx, ky: the 1-D
+  kernels (B, T)), i.e. (grid x spikes) work instead of (grid x bins x cells);
+- denominator: the mask is constant over runs of bins (the validation mask over its blocks), so
+  the kernel is first summed over each run (pieces of at most PIECE bins, in 2-D a small product
+  kx[:, piece] @ ky[:, piece]^T each, batched), then one (cells x pieces)(pieces x grid) product.
+
+On the circle k is the wrapped Gaussian, sum_j k(d + 2 pi j) over the images
 j = -1, 0, 1 of the wrapped difference d in [-pi, pi) (the next images weigh below
 exp(-(3 pi)^2 / (2 h^2)), under e^-44 for any h up to 1 rad): a circular KDE. Each 1-D kernel is cut
 to 0 beyond CUTOFF = 8 bandwidths (weight e^-32): this keeps every float32 product above the
@@ -20,8 +28,9 @@ import numpy as np
 
 from tcnet_plugins.simpl.space import TURN, wrap
 
-CHUNK_ENTRIES = 2**23  # grid points x time bins per chunk (~32 MB in float32)
 CUTOFF = 8.0  # kernel support, in bandwidths per axis
+PIECE = 16  # longest run of bins whose kernels are summed before the mask product
+PIECES_PER_CHUNK = 1024  # pieces whose kernel sums (pieces x grid) are held at once
 
 
 def kernel_1d(g, x, bandwidth, angular=False, dtype=np.float32):
@@ -39,30 +48,55 @@ def kernel_1d(g, x, bandwidth, angular=False, dtype=np.float32):
     return out.astype(dtype)
 
 
-def kernel_matrix(axes, x, bandwidth, angular=False) -> np.ndarray:
-    """K(g - x_t) for every grid point g (C order over `axes`) and latent x (Tc, D): (G, Tc)."""
-    k = kernel_1d(axes[0], x[:, 0], bandwidth, angular)
-    for i in range(1, len(axes)):
-        ki = kernel_1d(axes[i], x[:, i], bandwidth, angular)
-        k = (k[:, None, :] * ki[None, :, :]).reshape(-1, x.shape[0])
-    return k
+def runs(mask, longest) -> np.ndarray:
+    """Starts of the pieces of consecutive time bins that share one mask row, each at most
+    `longest` bins long."""
+    change = np.flatnonzero(np.any(mask[1:] != mask[:-1], axis=1)) + 1
+    return np.union1d(np.r_[0, change], np.arange(0, mask.shape[0], longest))
+
+
+def kernel_sums(kernels, starts, ends, longest) -> np.ndarray:
+    """sum_{t in [start, end)} K(g - x_t) for each piece: (P, G), from the per-axis kernels
+    (B_i, T); pieces padded to `longest` bins with zero columns."""
+    idx = starts[:, None] + np.arange(longest)
+    valid = idx < ends[:, None]
+    idx = np.minimum(idx, ends[-1] - 1)
+    if len(kernels) == 1:
+        return (kernels[0][:, idx] * valid).sum(axis=2).T
+    kx, ky = kernels
+    a = (kx[:, idx] * valid).transpose(1, 0, 2)  # (P, Bx, L)
+    b = (ky[:, idx] * valid).transpose(1, 2, 0)  # (P, L, By)
+    return (a @ b).reshape(len(starts), -1)
+
+
+def spike_sums(kernels, w) -> np.ndarray:
+    """sum_t w_tn K(g - x_t) for every cell n: (N, G), over the bins where w_tn > 0. In 2-D the
+    kernels are gathered by rows from their transposes (T, B), which keeps the gathers contiguous."""
+    if len(kernels) == 1:
+        return (kernels[0] @ w.astype(np.float32)).T
+    kx, ky = (np.ascontiguousarray(k.T) for k in kernels)
+    out = np.empty((w.shape[1], kx.shape[1] * ky.shape[1]))
+    for n in range(w.shape[1]):
+        s = np.flatnonzero(w[:, n])
+        out[n] = ((kx[s] * w[s, n, None].astype(np.float32)).T @ ky[s]).ravel()
+    return out
 
 
 def kde_fields(x, y, mask, dt, axes, bandwidth, floor, angular=False):
     """Rates (N, *grid) in Hz of the masked KDE above; x (T, D), y and mask (T, N)."""
-    n_grid = int(np.prod([a.size for a in axes]))
-    weighted = (y * mask).astype(np.float32)
-    mask32 = mask.astype(np.float32)
-    numer = np.zeros((n_grid, y.shape[1]))
-    denom = np.zeros((n_grid, y.shape[1]))
-    step = max(1, CHUNK_ENTRIES // n_grid)
-    for s in range(0, x.shape[0], step):
-        k = kernel_matrix(axes, x[s : s + step], bandwidth, angular)
-        numer += k @ weighted[s : s + step]
-        denom += k @ mask32[s : s + step]
+    T, N = y.shape
+    kernels = [kernel_1d(a, x[:, i], bandwidth, angular) for i, a in enumerate(axes)]
+    numer = spike_sums(kernels, y * mask)
+    starts = runs(mask, PIECE)
+    ends = np.r_[starts[1:], T]
+    denom = np.zeros_like(numer)
+    for c in range(0, len(starts), PIECES_PER_CHUNK):
+        piece = slice(c, c + PIECES_PER_CHUNK)
+        sums = kernel_sums(kernels, starts[piece], ends[piece], PIECE)
+        denom += mask[starts[piece]].T.astype(np.float32) @ sums
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(denom > 0, numer / (dt * denom), 0.0)
-    return np.maximum(rate, floor).T.reshape(y.shape[1], *(a.size for a in axes))
+    return np.maximum(rate, floor).reshape(N, *(a.size for a in axes))
 
 
 def interpolate(fields, axes, x, angular=False):
@@ -80,11 +114,11 @@ def interpolate(fields, axes, x, angular=False):
             u = np.clip((x[:, i] - g[0]) / step, 0, g.size - 1)
             lo = np.minimum(np.floor(u).astype(int), g.size - 2)
             corners.append((lo, lo + 1, u - lo))
-    flat = fields.reshape(fields.shape[0], -1)
+    by_point = np.ascontiguousarray(fields.reshape(fields.shape[0], -1).T)  # (G, N): one row per grid point
     shape = tuple(g.size for g in axes)
     out = np.zeros((x.shape[0], fields.shape[0]))
     for corner in np.ndindex(*(2,) * len(axes)):
         index = np.ravel_multi_index(tuple(c[b] for c, b in zip(corners, corner)), shape)
         w = np.prod([c[2] if b else 1 - c[2] for c, b in zip(corners, corner)], axis=0)
-        out += w[:, None] * flat[:, index].T
+        out += w[:, None] * by_point[index]
     return out

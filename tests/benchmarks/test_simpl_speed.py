@@ -1,4 +1,4 @@
-"""Cost of one SIMPL EM iteration (E-step: likelihood maps, moment matching, Kalman/RTS smoothing,
+"""Cost of one SIMPL EM iteration (E-step: likelihood maps, moment matching, random-walk smoothing,
 alignment; M-step: KDE tuning curves; metrics) on the issue's benchmark (200 cells, 1 hour at
 dt = 0.1 s), as a ratio to the one BLAS product any Poisson likelihood-map decoder must do: the
 float32 counts (T x N) times the log tuning curves (N x G) on the same grid. The baseline runs
