@@ -24,13 +24,12 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
   the training entries at the state's latent. It is a plain numpy function and NOT differentiable
   (the KDE through a 36000-bin latent would be a huge autograd tape): gradient optimizers reject it
   with a ConfigError; the `simpl` optimizer evaluates it directly.
-- Optimizer `simpl`: each iteration is one E-step from the current tuning curves, the alignment,
-  and the M-step of the new latent; it reports every iterate through `monitor.report` with an
-  Evaluation built directly (value and terms from the losses, an empty gradient, so the recorded
-  grad_norm is NaN: there is none) and extra = {train_ll, val_ll, bits_per_spike, and
-  latent_error when the truth is known}. Step 0 is the behaviour itself. It stops after
-  `iterations` E-steps or as soon as the validation log-likelihood fails to rise by more than
-  `tol`, returning the last iterate that raised it.
+- Optimizer `simpl`: an update rule of tcnet's one iterative loop (tcnet.optim.Iterative): each
+  point is evaluated without a gradient (so the recorded grad_norm is NaN: there is none), the
+  `simpl_nll` term hands the M-step and the metrics over as side results, the history columns are
+  {train_ll, val_ll, bits_per_spike, and latent_error when the truth is known}, and the step is one
+  E-step and the alignment. Step 0 is the behaviour itself. It stops after `steps` E-steps or at
+  the first iterate whose validation log-likelihood rose by no more than `tol`.
 
 The scikit-learn-shaped entry point for a lab's arrays is `tcnet_plugins.simpl.SIMPL`
 (estimator.py); `tcnet simpl fit FILE` reads them from .npz, HDF5 or NWB (files.py, docs/SIMPL.md).
@@ -40,7 +39,9 @@ import functools
 import numpy as np
 from scipy.special import gammaln
 
-from tcnet import ConfigError, Dynamics, Evaluation, Loss, Optimizer, Result, State
+from tcnet import ConfigError, Dynamics, Loss, State
+from tcnet.optim import Iterative
+from tcnet.settings import Integer, Real, Setting, Settings
 from tcnet.labels import Labels, Quantity
 from tcnet.validate import choice, integer, positive, real
 
@@ -240,7 +241,9 @@ class SimplLatent(Dynamics):
 
 
 class SimplNLL(Loss):
-    """Minus the Poisson log-likelihood per spike (nats) of the `split` entries (see module doc)."""
+    """Minus the Poisson log-likelihood per spike (nats) of the `split` entries (see module doc).
+    Side results (aux): the state's metrics and its M-step, `fields` and the grid `axis_<i>`,
+    which the `simpl` optimizer's E-step starts from."""
 
     name = "simpl_nll"
 
@@ -251,75 +254,73 @@ class SimplNLL(Loss):
     def __call__(self, state):
         if not isinstance(state, SimplState):
             raise ConfigError("simpl_nll: needs the dynamics simpl_latent")
-        return -state.metrics[f"{self.config['split']}_ll"]
+        aux = {**state.metrics, "fields": state.fields, **{f"axis_{i}": a for i, a in enumerate(state.axes)}}
+        return -state.metrics[f"{self.config['split']}_ll"], aux
 
 
-def _evaluate(objective, x) -> tuple[Evaluation, SimplState]:
-    """The objective at latent x without autograd (the SIMPL terms are not differentiated)."""
-    state = objective.dynamics.state(x)
-    terms = {t.label: float(t.loss(state)) for t in objective.terms}
-    value = sum(t.weight * terms[t.label] for t in objective.terms)
-    return Evaluation(float(value), np.zeros(0), terms), state
+class Simpl(Iterative):
+    """SIMPL's EM iterations (module doc) as an update rule of tcnet's one iterative loop: at each
+    point the `simpl_nll` term's evaluation carries the M-step (tuning curves) and the metrics
+    (history columns); the step is the E-step (decode with those tuning curves, smooth with a
+    random-walk prior of speed scale `speed`, align to behaviour by a polynomial map of degree
+    `align_degree`). `steps` E-steps at most; the run ends ("converged") at the first iterate whose
+    validation log-likelihood rose by no more than `tol` over the previous one, and returns it.
 
-
-class Simpl(Optimizer):
-    """SIMPL's EM iterations (module doc): `iterations` E-steps with a random-walk prior of speed
-    scale `speed` (latent units per second, step covariance (speed dt)^2 I; None: SPACE_DEFAULTS,
-    0.1 m/s is the published default), alignment to behaviour by a polynomial map of degree
-    `align_degree` (1: affine, as published, a rotation on the circle; 0: none; higher: see
-    metrics.align), early stop when the validation log-likelihood rises by no more than `tol`
-    (nats per spike).
-
-    Resuming continues from the checkpoint's latent with the remaining iteration budget; the
-    M-step is deterministic, so the resumed iterations equal the uninterrupted ones."""
+    Resuming continues from the checkpoint's latent with the remaining budget; the M-step is
+    deterministic, so the resumed iterations equal the uninterrupted ones."""
 
     name = "simpl"
-    defaults = {"iterations": 10, "speed": None, "align_degree": 1, "tol": 0.0}
+    SETTINGS = Iterative.SETTINGS.with_defaults(steps=10) + Settings(
+        Setting("speed", None, "random-walk speed scale (latent units/s; None: 0.1 m/s, 1 rad/s)"),
+        Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
+                "0 none, > 1 polynomial", low=0),
+        Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this (nats/spike)", low=0),
+    )
 
     def check(self):
-        integer(self.name, "iterations", self.settings["iterations"], low=0)
         if self.settings["speed"] is not None:
             positive(self.name, "speed", self.settings["speed"])
-        integer(self.name, "align_degree", self.settings["align_degree"], low=0)
-        real(self.name, "tol", self.settings["tol"], low=0)
 
     def speed(self, dynamics) -> float:
         return setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
 
-    def estep(self, dynamics, state) -> np.ndarray:
-        """The next latent (T, D): decode with the state's tuning curves, smooth, align."""
+    def setup(self, objective):
+        if not isinstance(objective.dynamics, SimplLatent):
+            raise ConfigError(f"simpl: the optimizer needs the dynamics simpl_latent, got {objective.dynamics.name!r}")
+        labels = [t.label for t in objective.terms if isinstance(t.loss, SimplNLL)]
+        if not labels:
+            raise ConfigError("simpl: the objective needs a simpl_nll term (its evaluation carries the M-step)")
+        self.label = labels[0]
+        return objective
+
+    def evaluate(self, x, opt_state):
+        return self.monitor.evaluate(self.objective, x, gradient=False)
+
+    def columns(self, ev, opt_state):
+        return {k: float(v) for k, v in ev.aux[self.label].items() if np.ndim(v) == 0}
+
+    def stop(self, ev, opt_state):
+        if "val_ll" not in opt_state:  # the starting point
+            return None
+        rise = float(ev.aux[self.label]["val_ll"]) - opt_state["val_ll"]
+        if rise <= self.settings["tol"]:
+            return "converged", f"validation log-likelihood rose by {rise:.3g} <= tol at iteration {opt_state['t']}"
+        return None
+
+    def step(self, x, ev, opt_state):
+        aux = ev.aux[self.label]
+        dynamics = self.objective.dynamics
+        axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
+        latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes)
+        return latent.ravel(), {"val_ll": float(aux["val_ll"])}
+
+    def estep(self, dynamics, latent, fields, axes) -> np.ndarray:
+        """The next latent (T, D): decode with the tuning curves, smooth, align."""
         degree = self.settings["align_degree"]
         if dynamics.space.angular and degree > 1:
             raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
-        mu = dynamics.decode(state.fields, state.axes, dynamics.counts, ~dynamics.validation, dynamics.starts,
-                             self.speed(dynamics), reference=state.latent)
+        mu = dynamics.decode(fields, axes, dynamics.counts, ~dynamics.validation, dynamics.starts,
+                             self.speed(dynamics), reference=latent)
         if not degree:
             return mu
         return align(mu, dynamics.arrays["behaviour"], degree, dynamics.space.angular)[0]
-
-    def iterate(self, objective, x0, monitor, opt_state):
-        dynamics = objective.dynamics
-        if not isinstance(dynamics, SimplLatent):
-            raise ConfigError(f"simpl: the optimizer needs the dynamics simpl_latent, got {dynamics.name!r}")
-        k = opt_state.get("iteration", 0)
-        x = x0
-        monitor.evaluations += 1
-        ev, state = _evaluate(objective, x)
-        if monitor.report(x, ev, opt_state={"iteration": k}, extra=state.metrics, initial=True):
-            return Result(x, "stopped", "stopped by callback", 0, monitor.evaluations)
-        taken = 0
-        while k < self.settings["iterations"]:
-            x_new = self.estep(dynamics, state).ravel()
-            k += 1
-            taken += 1
-            monitor.evaluations += 1
-            ev, new_state = _evaluate(objective, x_new)
-            stop = monitor.report(x_new, ev, opt_state={"iteration": k}, extra=new_state.metrics)
-            rise = new_state.metrics["val_ll"] - state.metrics["val_ll"]
-            if rise <= self.settings["tol"]:
-                return Result(x, "converged", f"validation log-likelihood rose by {rise:.3g} <= tol at "
-                              f"iteration {k}; returning iteration {k - 1}", taken, monitor.evaluations)
-            x, state = x_new, new_state
-            if stop:
-                return Result(x, "stopped", "stopped by callback", taken, monitor.evaluations)
-        return Result(x, "max_steps", f"{k} iterations done", taken, monitor.evaluations)

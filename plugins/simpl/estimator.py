@@ -34,7 +34,7 @@ class SIMPL:
                  bandwidth=CONFIG["bandwidth"], grid_spacing=CONFIG["grid_spacing"],
                  grid_margin=CONFIG["grid_margin"], rate_floor=CONFIG["rate_floor"],
                  val_fraction=CONFIG["val_fraction"], val_block=CONFIG["val_block"],
-                 iterations=Simpl.defaults["iterations"], speed=Simpl.defaults["speed"],
+                 iterations=Simpl.defaults["steps"], speed=Simpl.defaults["speed"],
                  align_degree=Simpl.defaults["align_degree"], tol=Simpl.defaults["tol"],
                  seed=0, store=None, progress=False):
         self.space, self.extent, self.dt = space, extent, dt
@@ -47,10 +47,13 @@ class SIMPL:
     def _config(self) -> dict:
         return {k: getattr(self, k) for k in CONFIG}
 
+    def _settings(self) -> dict:
+        """The `simpl` optimizer's settings (its `steps` are the iterations)."""
+        return {"steps": self.iterations, "speed": self.speed, "align_degree": self.align_degree, "tol": self.tol}
+
     def _optimizer(self) -> dict:
-        settings = {k: getattr(self, k) for k in Simpl.defaults}
-        Simpl(**settings)
-        return {"name": Simpl.name, **settings}
+        Simpl(**self._settings())
+        return {"name": Simpl.name, **self._settings()}
 
     def fit(self, counts, behaviour, time, *, missing=None, truth=None) -> "SIMPL":
         """Fit to counts (T, N), behaviour (T,) or (T, D) and time (T,) (bin starts, s); `missing`
@@ -90,7 +93,7 @@ class SIMPL:
         t = np.arange(y.shape[0]) * net.dt if time is None else check_time(time, net.dt)[0]
         if t.shape[0] != y.shape[0]:
             raise ConfigError(f"simpl: time must have one entry per row of counts ({y.shape[0]}), got {t.shape[0]}")
-        speed = Simpl(**{k: getattr(self, k) for k in Simpl.defaults}).speed(net)
+        speed = Simpl(**self._settings()).speed(net)
         return net.decode(self.fields_, self.axes_, y, np.ones(y.shape, dtype=bool), segment_starts(t, net.dt), speed)
 
 

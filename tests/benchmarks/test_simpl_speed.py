@@ -35,7 +35,7 @@ def test_one_em_iteration_vs_the_likelihood_map_product(benchmark):
         return (), {}
 
     def iteration():
-        new = net.state(optimizer.estep(net, state).ravel())
+        new = net.state(optimizer.estep(net, state.latent, state.fields, state.axes).ravel())
         return new.metrics
 
     out = benchmark.pedantic(iteration, setup=product_first, rounds=3, warmup_rounds=0)
