@@ -190,3 +190,19 @@ def test_each_latent_space_recovers_the_latent(kind, settings, fraction):
     model = SIMPL(iterations=4, **settings).fit(d["counts"], d["behaviour"], d["time"], truth=d["truth"])
     err = [h["latent_error"] for h in model.history_]
     assert err[-1] < fraction * err[0], err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,settings,target", [
+    ("linear_track", {}, 0.05),
+    ("head_direction", {"space": "angular"}, np.deg2rad(5.0)),
+])
+def test_one_dimensional_benchmarks_reach_a_few_percent_of_the_behaviour_error(kind, settings, target):
+    """The 1-D benchmarks at the grid benchmark's size (200 cells, 1 hour): behaviour 20 cm
+    (track) or 20 degrees (head direction) off; after 10 iterations the latent is within `target`
+    (5 cm, 5 degrees, on the circle along the circle), validation log-likelihood rising first."""
+    d = simdata.generate(0, kind=kind)
+    model = SIMPL(**settings).fit(d["counts"], d["behaviour"], d["time"], truth=d["truth"])
+    err = [h["latent_error"] for h in model.history_]
+    print(kind, "latent error per iteration:", np.round(err, 4))
+    assert err[-1] < target and model.history_[1]["val_ll"] > model.history_[0]["val_ll"]
