@@ -42,7 +42,7 @@ class RunWriter:
     checkpoint slot (0 or 1) not in use; the file is flushed. (2) the run attributes `rows` and
     `checkpoint` (the slot) are modified in place. Readers see only the committed rows and slot.
 
-    Before each commit the space it needs is reserved in the file (see `_files._reserve`): a full
+    Before each commit it is checked that the file can grow by what it needs (`_files._reserve`): a full
     disk raises DiskFullError before anything is written, naming what is intact and how to resume;
     the run is left interrupted at its last committed checkpoint.
     """
@@ -164,7 +164,7 @@ class RunWriter:
     # writing
     @contextmanager
     def _writing(self, wait: float | None, reserve: int):
-        """The file open to write, `reserve` bytes reserved for it to grow into; a full disk is a
+        """The file open to write, checked to be able to grow by `reserve` bytes; a full disk is a
         DiskFullError in one line saying what is intact and how to go on."""
         try:
             with _writing(self.path, wait, reserve) as f:
