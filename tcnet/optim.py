@@ -133,7 +133,7 @@ class Optimizer(ABC):
     """Minimizes an objective from x0, reporting each iterate to a monitor.
 
     Subclasses set `name`, declare their settings once in `SETTINGS` (tcnet.settings: name,
-    default, allowed values, one line of doc; validation, `defaults`, the saved `config` and
+    default, allowed values, one line of doc; validation, the defaults, the saved `config` and
     `tcnet plugins NAME` follow from it), check relations between settings in `check`, and
     implement `iterate`. `opt_state` is the snapshot of a reported step (see Step): an optimizer
     continues from it exactly where its algorithm allows, and documents where not. `aliases` are
@@ -143,14 +143,12 @@ class Optimizer(ABC):
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     SETTINGS: ClassVar[Settings] = Settings()
-    defaults: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "SETTINGS" in cls.__dict__:
-            cls.defaults = cls.SETTINGS.defaults
-        elif "defaults" in cls.__dict__:  # not declared yet: plain settings, no bounds or docs
-            cls.SETTINGS = Settings(*(Setting(k, v, "") for k, v in cls.defaults.items()))
+        if "defaults" in cls.__dict__:
+            raise TypeError(f"optimizer {cls.__name__}: declare its settings as SETTINGS = Settings(...) "
+                            "(tcnet.settings), not a `defaults` dict")
 
     def __init__(self, **settings):
         self.settings = self.SETTINGS.resolve(self.name, settings)

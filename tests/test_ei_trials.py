@@ -11,7 +11,7 @@ from tcnet_plugins.ei.trials import PROTOCOLS, Trial
 
 START = [2.1, 3.0, 4.0, 1.5]  # the published initial weights: the network starts in the Down state
 P = ei.PRESETS["paradoxical"]["params"]
-LEARN_DEFAULTS = registry().get("optimizer", "cross_homeostatic").defaults
+LEARN_DEFAULTS = registry().get("optimizer", "cross_homeostatic").SETTINGS.defaults
 
 
 def spec(W=START, **settings):

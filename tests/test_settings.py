@@ -49,7 +49,6 @@ def test_adding_replaces_by_name_and_with_defaults_keeps_the_bounds():
 
 
 def test_optimizer_settings_and_saved_config_come_from_the_declaration():
-    assert Adam.defaults == Adam.SETTINGS.defaults
     assert Adam(lr=0.1).config == {"name": "adam", "steps": 100, "lr": 0.1, "gtol": 0.0, "beta1": 0.9,
                                    "beta2": 0.999, "eps": 1e-7}
     assert SGD.SETTINGS.names == ("steps", "lr", "gtol", "momentum")
@@ -57,19 +56,15 @@ def test_optimizer_settings_and_saved_config_come_from_the_declaration():
         SGD(momentum=1.0)
 
 
-def test_a_class_with_plain_defaults_still_works():
-    """Optimizers not yet declared (a plain `defaults` dict and a `check`) keep working."""
+def test_an_optimizer_with_a_plain_defaults_dict_is_refused_at_its_definition():
+    """Settings have one declaration (SETTINGS); a `defaults` dict from older plugins is named."""
+    with pytest.raises(TypeError, match="optimizer Plain: declare its settings as SETTINGS"):
+        class Plain(Iterative):
+            name = "plain"
+            defaults = {"steps": 3, "lr": 0.5}
 
-    class Plain(Iterative):
-        name = "plain"
-        defaults = {"steps": 3, "lr": 0.5}
-
-        def step(self, x, ev, opt_state):
-            return x - self.settings["lr"] * ev.grad, {}
-
-    assert Plain.SETTINGS.names == ("steps", "lr") and Plain(lr=0.1).settings == {"steps": 3, "lr": 0.1}
-    with pytest.raises(ConfigError, match="plain: unknown setting\\(s\\) rate"):
-        Plain(rate=1)
+            def step(self, x, ev, opt_state):
+                return x - self.settings["lr"] * ev.grad, {}
 
 
 class Leaky(Dynamics):
@@ -109,3 +104,33 @@ def test_cli_prints_a_plugins_settings(capsys):
     assert main(["plugins", "chain"]) == 0 and "staged" in capsys.readouterr().out  # the former name
     assert main(["plugins", "nope"]) == 2
     assert capsys.readouterr().err.startswith("tcnet plugins: no plugin named 'nope'; registered: ")
+
+
+def test_every_shipped_optimizer_declares_and_documents_each_setting():
+    """One declaration per setting, with its doc, for every optimizer tcnet and its plugins ship
+    (the E/I learning rules and their trial settings included)."""
+    from tcnet.plugins import registry
+
+    optimizers = [e for e in registry().all() if e.kind == "optimizer"]
+    assert {"cross_homeostatic", "up_state", "penalty", "simpl", "adam"} <= {e.name for e in optimizers}
+    for entry in optimizers:
+        declared = entry.cls.SETTINGS
+        assert declared, entry.name
+        assert all(s.doc for s in declared), entry.name
+        assert len(set(declared.names)) == len(declared.names), entry.name
+
+
+def test_learning_rule_settings_are_checked_from_their_declarations():
+    from tcnet_plugins.ei.homeostasis import CrossHomeostatic, UpState
+
+    assert UpState.SETTINGS.names[-1] == "reference" and CrossHomeostatic.SETTINGS.defaults["steps"] == 5000
+    for given, message in [({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\], got -1"),
+                           ({"noise_relaxation": 2.0}, "noise_relaxation must be in \\[0, 1\\], got 2.0"),
+                           ({"protocol": "nope"}, "protocol must be one of"),
+                           ({"kick_onset": 400.0}, "kick_onset must be in \\[0, 300.0\\], got 400.0"),
+                           ({"noise": 0.1}, "noise and clip need integrator = 'euler'")]:
+        with pytest.raises(ConfigError, match="cross_homeostatic: " + message):
+            CrossHomeostatic(**given)
+    published = CrossHomeostatic(protocol="soldado2022", lr=1e-4)
+    assert published.settings["trial_length"] == 2000.0 and published.settings["lr"] == 1e-4
+    assert published.trial.clip == (100.0, 250.0)

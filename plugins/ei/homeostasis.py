@@ -38,11 +38,12 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, Iterative, Loss, State
 from tcnet.labels import Labels, Quantity
+from tcnet.settings import Choice, Integer, Real, Setting, Settings
 from tcnet.loss import Evaluation
-from tcnet.validate import array, choice, integer, no_extra, positive, real
+from tcnet.validate import array, choice, no_extra, positive, real
 
 from tcnet_plugins.ei import model as ei
-from tcnet_plugins.ei.trials import PROTOCOLS, Trial
+from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial
 
 
 def resolve_parameters(owner, config) -> dict:
@@ -200,30 +201,30 @@ class LearningRule(Iterative):
     step measures the rates (`evaluate`) and moves the weights (`step`)."""
 
     rule = ""
-    defaults = {"lr": 1e-3, "steps": 5000, "mode": "qss", "rtol": 0.0, "hold": 1, "protocol": None,
-                "integrator": "adaptive", "dt": 0.1, "trial_length": 300.0, "kick": 10.0, "kick_onset": 0.0,
-                "kick_duration": 10.0, "average": 100.0, "noise": 0.0, "noise_relaxation": 0.1, "clip": None,
-                "r_max": 1e3, "smoothing": 1.0, "rate_floor": 0.0, "w_min": 0.0, "seed": 0}
+    SETTINGS = Iterative.SETTINGS.with_defaults(steps=5000) + Settings(
+        Real("lr", 1e-3, "learning rate eta", low=0, low_open=True),
+        Choice("mode", "qss", "'qss': the rates of the current weights' fixed point; 'trials': a simulated trial "
+               "per step", options=("qss", "trials")),
+        Real("rtol", 0.0, "> 0: converged once the rates are within rtol of the set points (0: never)", low=0),
+        Integer("hold", 1, "steps the rates must stay within rtol to count as converged", low=1),
+        Choice("protocol", None, "a preset of trial and learning settings (keys given override it)",
+               options=(None, *PROTOCOLS)),
+        Real("smoothing", 1.0, "low-pass of the rates across steps (1: each step's own rates)", low=0, high=1,
+             low_open=True),
+        Real("rate_floor", 0.0, "the rule sees max(rate_floor, rate)", low=0),
+        Real("w_min", 0.0, "weights are floored at w_min after each step", low=0),
+    ) + TRIAL_SETTINGS
 
     def __init__(self, **settings):
-        """Settings: the defaults, overridden by the named `protocol`'s values, overridden by the
-        keys given."""
+        """Settings: the declared defaults, overridden by the named `protocol`'s values,
+        overridden by the keys given."""
         protocol = settings.get("protocol")
-        if protocol is not None:
-            settings = {**PROTOCOLS[choice(self.name, "protocol", protocol, tuple(PROTOCOLS))], **settings}
-        super().__init__(**settings)
+        preset = PROTOCOLS.get(protocol, {}) if isinstance(protocol, str) else {}
+        super().__init__(**{**preset, **settings})
 
     def check(self):
         super().check()
-        s = self.settings
-        positive(self.name, "lr", s["lr"])
-        choice(self.name, "mode", s["mode"], ("qss", "trials"))
-        real(self.name, "rtol", s["rtol"], low=0)
-        integer(self.name, "hold", s["hold"], low=1)
-        real(self.name, "smoothing", s["smoothing"], low=0, high=1, low_open=True)
-        real(self.name, "rate_floor", s["rate_floor"], low=0)
-        real(self.name, "w_min", s["w_min"], low=0)
-        self.trial = Trial.from_settings(self.name, s)
+        self.trial = Trial.from_settings(self.name, self.settings)
 
     def setup(self, objective):
         """The ei_rate dynamics and its parameters with the homeostatic term's set points."""
@@ -319,7 +320,8 @@ class UpState(LearningRule):
     `reference` = [W_EE, W_IE] fixes the expansion point; null (default) uses the current ones."""
 
     name = rule = "up_state"
-    defaults = {**LearningRule.defaults, "reference": None}
+    SETTINGS = LearningRule.SETTINGS + Settings(
+        Setting("reference", None, "[W_EE, W_IE], the expansion point (null: the current weights)"))
 
     def check(self):
         super().check()

@@ -208,7 +208,8 @@ def _simulated_regime(W, p_items, kick, duration, T=3000.0, r_max=1e4):
     from tcnet_plugins.ei.trials import Trial
 
     p = dict(p_items)
-    trial = Trial(integrator="euler", length=T, kick=kick, kick_duration=duration, average=10.0, r_max=r_max)
+    trial = Trial.from_settings("ei_rate", {"integrator": "euler", "trial_length": T, "kick": kick,
+                                            "kick_duration": duration, "average": 10.0, "r_max": r_max})
     end, _, _ = trial.run(np.array(W), p)
     E, I, _, stable = fixed_points(np.array(W), p)
     for region in np.flatnonzero(stable):

@@ -260,9 +260,7 @@ def plot_regions(res, preset, path, grid=300):
 
 
 def _published_trial():
-    from tcnet_plugins.ei.homeostasis import LearningRule
-
-    return Trial.from_settings("ei-study", {**LearningRule.defaults, **PROTOCOLS["soldado2022"]})
+    return Trial.from_settings("ei-study", PROTOCOLS["soldado2022"])
 
 
 def plot_trial_traces(run, path, which=(0, 100, 500, -1)):

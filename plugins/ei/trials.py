@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tcnet.validate import ConfigError, choice, integer, positive, real
+from tcnet.settings import Choice, Integer, Real, Setting, Settings
+from tcnet.validate import ConfigError, positive, real
 
 from tcnet_plugins.ei import model as ei
 
@@ -43,6 +44,23 @@ PROTOCOLS = {
                     "w_min": 0.1, "lr": 5e-4, "steps": 2000},
 }
 
+
+SETTINGS = Settings(
+    Choice("integrator", "adaptive", "'euler': fixed steps with noise and clip; 'adaptive': RK45, noise-free",
+           options=("adaptive", "euler")),
+    Real("dt", 0.1, "Euler step (ms)", low=0, low_open=True),
+    Real("trial_length", 300.0, "trial duration from rest (ms)", low=0, low_open=True),
+    Real("kick", 10.0, "input added to E during the kick"),
+    Real("kick_onset", 0.0, "start of the kick (ms)", low=0),
+    Real("kick_duration", 10.0, "duration of the kick (ms)", low=0),
+    Real("average", 100.0, "the trial's rates are the means over its last `average` ms (0: end values)", low=0),
+    Real("noise", 0.0, "standard deviation of each Ornstein-Uhlenbeck noise update", low=0),
+    Real("noise_relaxation", 0.1, "fraction of the noise relaxed to 0 per step", low=0, high=1),
+    Setting("clip", None, "[E_max, I_max] > 0: rates clipped after each Euler step (null: none)"),
+    Real("r_max", 1e3, "rates above it make the trial a runaway (NaN rates)", low=0, low_open=True),
+    Integer("seed", 0, "seed of the trial noise: trial k draws from default_rng([seed, k])", low=0, high=2**32 - 1),
+)
+"""The trial's settings, declared once; a learning rule's settings include them."""
 
 @numba.njit(cache=True)
 def _euler(w, g, offset, h, kick, kick_on, kick_off, z, noise, relaxation, sigma, clip, r_max, n_avg,
@@ -84,40 +102,42 @@ def _euler(w, g, offset, h, kick, kick_on, kick_off, z, noise, relaxation, sigma
 
 @dataclass(frozen=True)
 class Trial:
-    """The within-trial protocol (module docstring); `from_settings` validates an optimizer's settings."""
+    """The within-trial protocol (module docstring), made by `from_settings`."""
 
-    integrator: str = "adaptive"
-    dt: float = 0.1
-    length: float = 300.0
-    kick: float = 10.0
-    kick_onset: float = 0.0
-    kick_duration: float = 10.0
-    average: float = 100.0
-    noise: float = 0.0
-    noise_relaxation: float = 0.1
-    clip: tuple | None = None
-    r_max: float = 1e3
-    seed: int = 0
+    integrator: str
+    dt: float
+    length: float
+    kick: float
+    kick_onset: float
+    kick_duration: float
+    average: float
+    noise: float
+    noise_relaxation: float
+    clip: tuple | None
+    r_max: float
+    seed: int
 
     @classmethod
-    def from_settings(cls, owner: str, s: dict) -> "Trial":
-        integrator = choice(owner, "integrator", s["integrator"], ("adaptive", "euler"))
-        length = positive(owner, "trial_length", s["trial_length"])
-        onset = real(owner, "kick_onset", s["kick_onset"], low=0, high=length)
-        duration = real(owner, "kick_duration", s["kick_duration"], low=0, high=length - onset)
-        average = real(owner, "average", s["average"], low=0, high=length - onset - duration)
-        noise = real(owner, "noise", s["noise"], low=0)
+    def from_settings(cls, owner: str, given: dict) -> "Trial":
+        """The trial of the `SETTINGS` keys in `given` (a learning rule's settings, say), the
+        others at their defaults; each is checked against its declaration, and here how they
+        relate: the kick and the averaged stretch fit in the trial, clip is a positive pair, and
+        noise or clip come with the Euler integrator. Errors name `owner` and the setting."""
+        s = SETTINGS.resolve(owner, {k: v for k, v in given.items() if k in SETTINGS.names})
+        length, onset, duration = s["trial_length"], s["kick_onset"], s["kick_duration"]
+        real(owner, "kick_onset", onset, low=0, high=length)
+        real(owner, "kick_duration", duration, low=0, high=length - onset)
+        real(owner, "average", s["average"], low=0, high=length - onset - duration)
         clip = s["clip"]
         if clip is not None:
             if np.shape(clip) != (2,):
                 raise ConfigError(f"{owner}: clip must be null or [E_max, I_max] (> 0), got {clip!r}")
             clip = (positive(owner, "clip E_max", clip[0]), positive(owner, "clip I_max", clip[1]))
-        if integrator == "adaptive" and (noise > 0 or clip is not None):
+        if s["integrator"] == "adaptive" and (s["noise"] > 0 or clip is not None):
             raise ConfigError(f"{owner}: noise and clip need integrator = 'euler' (the adaptive integrator is "
                               "noise-free and unclipped)")
-        return cls(integrator, positive(owner, "dt", s["dt"]), length, real(owner, "kick", s["kick"]), onset,
-                   duration, average, noise, real(owner, "noise_relaxation", s["noise_relaxation"], low=0, high=1), clip,
-                   positive(owner, "r_max", s["r_max"]), integer(owner, "seed", s["seed"], low=0))
+        return cls(s["integrator"], s["dt"], length, s["kick"], onset, duration, s["average"], s["noise"],
+                   s["noise_relaxation"], clip, s["r_max"], s["seed"])
 
     def steps(self, duration: float) -> int:
         return int(round(duration / self.dt))

@@ -104,11 +104,11 @@ def add_command(subparsers) -> None:
                    help="the environment per axis (m), e.g. 0 1 0 1; default: inferred from the latent")
     f.add_argument("--dt", type=float, help="bin width (s); default: the file's dt, else the median time step")
     f.add_argument("--series", help="NWB: the name of the behavioural SpatialSeries, if there are several")
-    f.add_argument("--iterations", type=int, default=Simpl.defaults["steps"])
-    f.add_argument("--tol", type=float, default=Simpl.defaults["tol"],
+    f.add_argument("--iterations", type=int, default=Simpl.SETTINGS.defaults["steps"])
+    f.add_argument("--tol", type=float, default=Simpl.SETTINGS.defaults["tol"],
                    help="stop once the validation log-likelihood rises by no more than this (nats/spike)")
     f.add_argument("--speed", type=float, help="random-walk speed scale (units/s; default 0.1 m/s, 1 rad/s)")
-    f.add_argument("--align-degree", type=int, default=Simpl.defaults["align_degree"],
+    f.add_argument("--align-degree", type=int, default=Simpl.SETTINGS.defaults["align_degree"],
                    help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
                         "published, a rotation on the circle; 0: none)")
     f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.025 m, 0.15 rad)")

@@ -34,8 +34,8 @@ class SIMPL:
                  bandwidth=CONFIG["bandwidth"], grid_spacing=CONFIG["grid_spacing"],
                  grid_margin=CONFIG["grid_margin"], rate_floor=CONFIG["rate_floor"],
                  val_fraction=CONFIG["val_fraction"], val_block=CONFIG["val_block"],
-                 iterations=Simpl.defaults["steps"], speed=Simpl.defaults["speed"],
-                 align_degree=Simpl.defaults["align_degree"], tol=Simpl.defaults["tol"],
+                 iterations=Simpl.SETTINGS.defaults["steps"], speed=Simpl.SETTINGS.defaults["speed"],
+                 align_degree=Simpl.SETTINGS.defaults["align_degree"], tol=Simpl.SETTINGS.defaults["tol"],
                  seed=0, store=None, progress=False):
         self.space, self.extent, self.dt = space, extent, dt
         self.bandwidth, self.grid_spacing, self.grid_margin = bandwidth, grid_spacing, grid_margin

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.linalg
 
 from tcnet import Dynamics, Loss, Optimizer, Result, State, hookimpl
+from tcnet.settings import Integer, Real, Settings
 from tcnet.validate import array, integer, positive, real
 
 
@@ -101,7 +102,7 @@ class ProbeGD(Optimizer):
     ints, strings, None, lists, nested arrays, and an extra scalar that appears only from step 2."""
 
     name = "store_probe_gd"
-    defaults = {"steps": 5, "lr": 0.1}
+    SETTINGS = Settings(Integer("steps", 5, "updates", low=0), Real("lr", 0.1, "step size", low=0))
 
     def iterate(self, objective, x0, monitor, opt_state):
         start, x = opt_state.get("t", 0), x0
