@@ -5,6 +5,7 @@ import argparse
 import inspect
 import json
 import os
+import signal
 import sys
 import textwrap
 
@@ -192,10 +193,19 @@ def _resume(args) -> int:
 USER_ERRORS = (ConfigError, StoreError, UnknownPluginError, NotImplementedError, OSError)
 INTERNAL_ERROR = 70
 INTERRUPTED = 130
+BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool that stopped because its reader left
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage error on one line, naming the command and pointing to its --help
+    (argparse prints the usage block first). Every subcommand's parser is of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 def parser(plugins) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tcnet", description="Optimize network models with plugin losses; "
+    p = Parser(prog="tcnet", description="Optimize network models with plugin losses; "
                                 "save, load, simulate and compare runs (HDF5).")
     p.add_argument("--version", action="version", version=f"tcnet {__version__}")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
@@ -245,7 +255,7 @@ def parser(plugins) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = Parser(prog="tcnet", add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
     pre.add_argument("--debug", action="store_true")
     known, _ = pre.parse_known_args(argv)
@@ -267,7 +277,12 @@ def main(argv=None) -> int:
         command = f"tcnet {args.command}"
         args.registry = plugins
         handler = args.handler
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # `tcnet show FILE | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return BROKEN_PIPE
     except KeyboardInterrupt as err:
         if debug:
             raise

@@ -56,6 +56,8 @@ def _fit(args) -> int:
     arrays = read(args.data, dt=args.dt, series=args.series)
     if args.truth and "truth" not in arrays:
         raise ConfigError(f"simpl: --truth asks to score against the file's truth, but {args.data!r} has no truth array")
+    if args.extent is not None and len(args.extent) % 2:
+        raise ConfigError(f"simpl: --extent takes a LOW HIGH pair per axis, got {len(args.extent)} number(s)")
     extent = None if args.extent is None else np.reshape(args.extent, (-1, 2)).tolist()
     model = SIMPL(space=args.space, extent=extent, dt=arrays.get("dt"), bandwidth=args.bandwidth,
                   grid_spacing=args.grid_spacing, val_fraction=args.val_fraction, val_block=args.val_block,
