@@ -15,14 +15,14 @@ Workloads (each line of the result is one number; smaller is faster):
   the checkout's default backend (no "backend" key: "eig" before, "auto" after), as the median over
   rounds of (evaluation time / one numpy.linalg.eig of the same J), eig and evaluation interleaved;
 - run_eig_N100, run_default_N100: a short run, Adam 100 steps then L-BFGS 50 iterations, on the
-  preparatory model N = 100 (decay, stability 1e5, smoothness 0.01), as wall time per objective
+  preparatory model N = 100 (decay, stability 1e5, smoothness 0.01), as CPU time per objective
   evaluation / one numpy.linalg.eig of its J (the median of eigs timed right before and after);
 - ei_qss_step_us: the E/I rule cross_homeostatic in QSS mode (ei_rate, paradoxical preset), 2000
   steps, microseconds per step;
 - penalty_step_us, lagrangian_step_us: the constraint methods on the toy Gaussian (the slides'
   settings, 2000 steps, tol 0 so every step runs), microseconds per step;
 - store_step_us: the lagrangian run of the line above written to an HDF5 file by RunWriter,
-  microseconds per step including the store.
+  microseconds per step including the store (its CPU time: waiting for the disk is not counted).
 
 Run with a checkout's python, it prints one JSON line: those numbers, the steps and evaluations
 each run took (which must agree between versions, else the comparison is void), and where tcnet was
@@ -30,7 +30,10 @@ imported from. With `--versions OLD_PY NEW_PY` it is the driver: it runs itself 
 pythons alternately (old, new, old, new, ...; the machine is shared, so load hits both alike),
 `--repeats` times each, and prints per workload the median for old and new, new/old of the
 medians, and the range of the paired ratios (run i of new / run i of old), with the load averages
-before and after. BLAS runs on one thread (unless OPENBLAS_NUM_THREADS etc. are set): on a
+before and after. Times are the process's CPU time (time.process_time): on a machine shared by
+more runnable processes than cores, wall time mostly measures how long the process waited for a
+core (a toy evaluation of 0.3 ms CPU took 1.3 to 2.2 ms wall at load 18), CPU time the work done.
+BLAS runs on one thread (unless OPENBLAS_NUM_THREADS etc. are set): on a
 loaded machine a multi-threaded eig spins waiting for its second core, and its time, the unit of
 the ratios, then varies tenfold. `--only NAME ...` measures some workloads only. Typical use (the old checkout in its own worktree with its own venv):
 
@@ -71,9 +74,10 @@ def preparatory(N, backend):
 
 
 def seconds(f, *args):
-    t0 = time.perf_counter()
+    """CPU seconds of f(*args)."""
+    t0 = time.process_time()
     f(*args)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def eig_seconds(J, repeats):
@@ -95,30 +99,30 @@ def evaluation_vs_eig(backend, N=200, rounds=15):
 
 
 def short_run(backend, N=100):
-    """Wall time per evaluation of Adam 100 + L-BFGS 50, over one eig of the start's J."""
+    """CPU time per evaluation of Adam 100 + L-BFGS 50, over one eig of the start's J."""
     import tcnet
 
     spec = {"dynamics": preparatory(N, backend),
             "loss": PREPARATORY + [{"name": "smoothness", "weight": 0.01}],
             "optimizer": {"name": "chain", "stages": [{"name": "adam", "steps": 100, "lr": 0.01},
                                                        {"name": "lbfgs", "max_iter": 50}]}}
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     out = tcnet.run(spec, progress=False)
-    wall = time.perf_counter() - t0
+    cpu = time.process_time() - t0
     J = np.array(out.initial.state(out.initial.vector()).J)
     eig = float(np.median(eig_seconds(J, 20)))
-    return wall / out.result.evaluations / eig, {"steps": len(out.history.steps), "evaluations": out.result.evaluations}
+    return cpu / out.result.evaluations / eig, {"steps": len(out.history.steps), "evaluations": out.result.evaluations}
 
 
 def per_step(spec, recorders=()):
-    """Microseconds per reported step of a run, and its counts."""
+    """CPU microseconds per reported step of a run, and its counts."""
     import tcnet
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     out = tcnet.run(spec, recorders=list(recorders), progress=False)
-    wall = time.perf_counter() - t0
+    cpu = time.process_time() - t0
     steps = len(out.history.steps)
-    return 1e6 * wall / steps, {"steps": steps, "evaluations": out.result.evaluations, "status": out.result.status}
+    return 1e6 * cpu / steps, {"steps": steps, "evaluations": out.result.evaluations, "status": out.result.status}
 
 
 def stored():
@@ -177,8 +181,8 @@ def drive(old_py, new_py, repeats, names):
         paired = new / old
         print(f"{key:<20}{np.median(old):>14.3f}{np.median(new):>14.3f}{np.median(new) / np.median(old):>9.3f}"
               f"{f'{paired.min():.2f} .. {paired.max():.2f}':>20}")
-    print(f"units: eval_* and run_* are multiples of one numpy.linalg.eig of the same J; *_us microseconds "
-          f"per step. {repeats} processes each, alternating.")
+    print(f"units: eval_* and run_* are multiples of one numpy.linalg.eig of the same J; *_us CPU "
+          f"microseconds per step. {repeats} processes each, alternating.")
     print("load averages (1, 5, 15 min): before " + " ".join(f"{x:.2f}" for x in load_before)
           + ", after " + " ".join(f"{x:.2f}" for x in load_after))
 
