@@ -4,6 +4,8 @@ equations), the residual of the equations, eigenvalues of a finite-difference Ja
 long simulations from nearby starts and from the trial's start (rest, kick)."""
 import itertools
 
+import autograd
+import autograd.numpy as anp
 import numpy as np
 import pytest
 
@@ -94,6 +96,24 @@ def test_the_steady_state_is_where_the_kicked_trial_ends(preset, W):
     else:
         np.testing.assert_allclose(end[-1], [E, I], rtol=1e-5, atol=1e-7)
         assert ei.region_of(E, I, W, p) == regime if regime else E == I == 0
+
+
+@pytest.mark.parametrize("preset", list(ei.PRESETS))
+def test_the_steady_state_batched_and_its_gradient_by_central_differences(preset):
+    """The QSS of a batch of networks is each one's, and its gradient (only the reached region is
+    traced) is the central difference of the rates in every regime reached on the grid."""
+    p = ei.PRESETS[preset]["params"]
+    E, I, regime = ei.steady_state(np.stack(GRID), p)
+    h = 1e-6
+    for k, W in enumerate(GRID):
+        single = ei.steady_state(W, p)
+        np.testing.assert_array_equal([single[0], single[1], single[2]], [E[k], I[k], regime[k]])
+        if regime[k] == ei.RUNAWAY:
+            continue
+        grad = autograd.jacobian(lambda w: anp.stack(ei.steady_state(w, p)[:2]))(W)
+        fd = np.column_stack([np.subtract(ei.steady_state(W + h * e, p)[:2], ei.steady_state(W - h * e, p)[:2])
+                              / (2 * h) for e in np.eye(4)])
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
 
 
 def test_non_paradoxical_network_with_weak_inhibition_settles_with_E_alone():

@@ -220,14 +220,13 @@ def _simulated_regime(W, p_items, kick, duration, T=3000.0, r_max=1e4):
 
 def steady_state(W, p):
     """The QSS (E, I, regime): the fixed point of the regime a trial from rest reaches with the
-    trial mode's default kick (`reached_regime`); NaN rates where it runs away. Traceable in E, I."""
-    E, I, _, _ = fixed_points(W, p)
+    trial mode's default kick (`reached_regime`); NaN rates where it runs away. Traceable in E, I:
+    only the reached region's linear system is traced (the regime itself is not differentiable),
+    which gives the values and gradient of `fixed_points` in that region at a seventh of the cost."""
     regime = reached_regime(W, p)
-    E_ss, I_ss = np.nan, np.nan
-    for region in range(4):
-        E_ss = anp.where(regime == region, E[..., region], E_ss)
-        I_ss = anp.where(regime == region, I[..., region], I_ss)
-    return E_ss, I_ss, regime
+    E, I, _ = linear_up(W, gated(p, np.maximum(regime, 0)))
+    runaway = regime == RUNAWAY
+    return anp.where(runaway, np.nan, E), anp.where(runaway, np.nan, I), regime
 
 
 def fixed_point(W, p):
