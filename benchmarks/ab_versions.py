@@ -33,9 +33,10 @@ medians, and the range of the paired ratios (run i of new / run i of old), with 
 before and after. Times are the process's CPU time (time.process_time): on a machine shared by
 more runnable processes than cores, wall time mostly measures how long the process waited for a
 core (a toy evaluation of 0.3 ms CPU took 1.3 to 2.2 ms wall at load 18), CPU time the work done.
-BLAS runs on one thread (unless OPENBLAS_NUM_THREADS etc. are set): on a
-loaded machine a multi-threaded eig spins waiting for its second core, and its time, the unit of
-the ratios, then varies tenfold. `--only NAME ...` measures some workloads only. Typical use (the old checkout in its own worktree with its own venv):
+BLAS runs on one thread (unless OPENBLAS_NUM_THREADS etc. are set): on a loaded machine a
+multi-threaded eig spins waiting for its second core, and its time, the unit of the ratios, then
+varies tenfold. `--only NAME ...` measures some workloads only. Typical use (the old checkout in
+its own worktree with its own venv):
 
     git worktree add /tmp/tcnet-old 8217c3f --detach && make -C /tmp/tcnet-old .venv/bin/tcnet
     .venv/bin/python benchmarks/ab_versions.py --versions /tmp/tcnet-old/.venv/bin/python .venv/bin/python
