@@ -13,6 +13,7 @@ import numpy as np
 
 from tcnet import __version__
 from tcnet.plugins import PluginError, UnknownPluginError, registry
+from tcnet.resources import FLOAT, require
 from tcnet.store import StoreError
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
@@ -91,7 +92,11 @@ def _simulate(args) -> int:
     if args.out:
         out, figure = _trajectory_paths(args.out, args.force)
     net = store.load_network(args.file, args.network, plugins=args.registry)
-    t = np.arange(int(np.floor(t_max / dt + 1e-9)) + 1) * dt
+    points = np.floor(t_max / dt + 1e-9) + 1
+    dim = net.sample_initial(1, seed=args.seed).shape[-1]
+    require("simulate", f"--t-max {t_max:g} / --dt {dt:g} ({points:.3g} time points) x --n-init {n} trajectories x "
+            f"{dim} states", FLOAT * points * (n * dim + 1))  # the time grid and the trajectories, at least
+    t = np.arange(int(points)) * dt
     x0 = net.sample_initial(n, seed=args.seed)
     x = np.asarray(net.simulate(x0, t))
     norms = np.linalg.norm(x, axis=-1)  # (len(t), n)

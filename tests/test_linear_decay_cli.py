@@ -59,9 +59,9 @@ def test_train_backend_flag_sets_the_backend(tmp_path, capsys):
 def test_train_rejects_bad_input_before_writing(tmp_path, capsys):
     out = tmp_path / "bad.h5"
     assert main(["train", "-N", "100", "-F", "0.1 1.5", "-f", str(out), "--no-progress"]) == 2
-    assert "linear_decay: n_frac must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert "train: -F/--n-fracs must be in (0, 1], got 1.5" in capsys.readouterr().err
     assert main(["train", "-N", "1", "-f", str(out), "--no-progress"]) == 2
-    assert "linear_decay: N must be an integer in [2, inf], got 1" in capsys.readouterr().err
+    assert "train: -N/--N must be an integer in [2, inf], got 1" in capsys.readouterr().err
     assert main(["train", "-T", "0", "-f", str(out), "--no-progress"]) == 2
     assert "tau must be in (0, inf]" in capsys.readouterr().err
     assert not out.exists()

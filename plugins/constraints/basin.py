@@ -10,6 +10,7 @@ they would apply to all copies together).
 import numpy as np
 
 import tcnet
+from tcnet.resources import FLOAT, require
 from tcnet.validate import ConfigError, integer, positive, real
 from tcnet_plugins.constraints.toy_gaussian import SLIDES_START, constrained_optimum, slides_methods, toy_spec
 
@@ -23,6 +24,11 @@ def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, 
         real("basin-map", f"{name} upper bound", hi, low=real("basin-map", f"{name} lower bound", lo), low_open=True)
     if steps is not None:
         integer("basin-map", "steps", steps, low=1)
+    budget = steps if steps is not None else max(m.get("steps", 0) for m in methods.values())
+    # a run's history holds every step's points (2 floats each) and their per-point state (at most
+    # 2 floats: a multiplier, a velocity); tracemalloc measures 20 to 28 bytes per point and step
+    require("basin-map", f"grid {grid} ({grid * grid} start points) with {budget} steps",
+            4 * FLOAT * float(grid) ** 2 * (budget + 1))
     a1, a2 = np.linspace(*x1, grid), np.linspace(*x2, grid)
     X1, X2 = np.meshgrid(a1, a2)
     starts = np.column_stack([X1.ravel(), X2.ravel()])

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import tcnet
+from tcnet.resources import FLOAT, require
 from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei.trials import PROTOCOLS, Trial
@@ -87,6 +88,17 @@ def trial_run(preset, rule, W, lr, steps, seed, rtol=0.01, hold=1):
     out = tcnet.run(spec, progress=False)
     path = np.array([[st.extra["E"], st.extra["I"], *st.x] for st in out.history.steps])
     return out.result, path
+
+
+def memory(mode, n_init, steps, runs) -> float:
+    """Bytes `run_study` holds for `runs` (set, rule) pairs, as tracemalloc measures them: in qss,
+    about 1 kB per initial weight vector (the arrays `learn` updates, the end points kept) and one
+    (steps + 1, 6) trajectory per pair; in trials, the history of the run going on (about 2 kB per
+    trial) and one (steps + 1, 6) trajectory per initial weight vector of the rule going on."""
+    path = 6 * FLOAT * (float(steps) + 1)
+    if mode == "qss":
+        return 1000.0 * n_init + runs * path
+    return (float(steps) + 1) * 2000 + n_init * path
 
 
 def run_study(presets=tuple(ei.PRESETS), rules=ei.RULES, mode="qss", n_init=200, steps=30000, lr=3e-4, seed=0,
@@ -398,6 +410,11 @@ def main(args) -> int:
                            "lr": positive(name, "--trial-lr", args.trial_lr)}}
     hold = integer(name, "--hold", args.hold, low=1)
     seeds = range(integer(name, "--seeds", args.seeds, low=0))
+    flags = {"qss": ("--n-init", "--steps"), "trials": ("--trial-inits", "--trials")}
+    for mode in modes:
+        s, (inits, steps) = settings[mode], flags[mode]
+        require(name, f"{inits} {s['n_init']} with {steps} {s['steps']}",
+                memory(mode, s["n_init"], s["steps"], len(args.presets) * len(args.rules)))
     results = {}
     for mode in modes:
         settings[mode].update(hold=hold, seed=args.seed, box=[lo, hi])

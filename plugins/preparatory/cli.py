@@ -15,8 +15,9 @@ import time
 from itertools import product
 from pathlib import Path
 
-from tcnet.validate import ConfigError, seed
-from tcnet_plugins.preparatory.dynamics import BACKENDS
+from tcnet.resources import FLOAT, deep_size, require
+from tcnet.validate import ConfigError, integer, real, seed
+from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
 
 ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
 
@@ -84,15 +85,39 @@ def add_commands(subparsers):
 
 
 def _grid(args):
-    """(N, n_frac, beta, seed) for every combination, validated before anything runs."""
+    """(N, n_frac, beta, seed) for every combination, validated before anything runs, and what it
+    needs checked against the machine's memory (tcnet.resources) before the plan is made."""
     if args.repeats < 1:
         raise ConfigError(f"train: --repeats must be an integer >= 1, got {args.repeats}")
     seed("train", "--seed", args.seed)
     seed("train", "--seed + --repeats - 1 (the last repeat's seed)", args.seed + args.repeats - 1)
-    sizes = _flatten(args.sizes, [100])
-    fracs = _flatten(args.n_fracs, [0.1])
+    sizes = [integer("train", "-N/--N", N, low=2) for N in _flatten(args.sizes, [100])]
+    fracs = [real("train", "-F/--n-fracs", f, low=0, high=1, low_open=True) for f in _flatten(args.n_fracs, [0.1])]
     betas = _flatten(args.betas, [0.01])
+    integer("train", "-A/--adam-epochs", args.adam_epochs, low=0)
+    integer("train", "-L/--lbfgs-iters", args.lbfgs_iters, low=0)
+    N = max(sizes)
+    require("train", f"-N/--N {N} with -A/--adam-epochs {args.adam_epochs} and -L/--lbfgs-iters "
+            f"{args.lbfgs_iters}", _run_memory(args, N, rank(N, max(fracs))))
+    runs = len(sizes) * len(fracs) * len(betas) * args.repeats
+    plan = deep_size(_spec(args, N, fracs[0], betas[0], args.seed)) + deep_size((N, fracs[0], betas[0], args.seed))
+    require("train", f"-k/--repeats {args.repeats} ({runs} runs over the -N/-F/-b grid)", runs * plan)
     return [(N, f, b, args.seed + k) for N, f, b, k in product(sizes, fracs, betas, range(args.repeats))]
+
+
+def _run_memory(args, N, n) -> float:
+    """One run's network and evaluation (`memory`) and its history, which holds every step's point
+    (2 N n parameters) and, during Adam, the two moments."""
+    parameters = 2.0 * N * n
+    history = FLOAT * parameters * (3 * (args.adam_epochs + 1) + args.lbfgs_iters + 1)
+    return memory(N, args.backend or "auto") + history
+
+
+def _spec(args, N, f, b, seed) -> dict:
+    backend = {} if args.backend is None else {"backend": args.backend}
+    return run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
+                     "normalization": args.normalization, "init": args.init, **backend},
+                    alpha=args.alpha, beta=b, optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
 
 
 def train(args) -> int:
@@ -100,12 +125,7 @@ def train(args) -> int:
     from tcnet.store import RunWriter
 
     grid = _grid(args)
-    backend = {} if args.backend is None else {"backend": args.backend}
-    specs = [run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
-                       "normalization": args.normalization, "init": args.init, **backend},
-                      alpha=args.alpha, beta=b,
-                      optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
-             for N, f, b, seed in grid]
+    specs = [_spec(args, N, f, b, seed) for N, f, b, seed in grid]
     plugins = args.registry
     from tcnet.run import RunSpec, build_dynamics, build_objective, build_optimizer
     for spec in specs:  # check every run's configuration before the first one starts

@@ -38,6 +38,7 @@ from autograd.tracer import getval
 from tcnet import ConfigError, Dynamics, State
 from tcnet.labels import Labels, Quantity
 from tcnet.linalg import eig
+from tcnet.resources import FLOAT, require
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 from tcnet_plugins.preparatory import backends as _backends
 from tcnet_plugins.preparatory.analysis import crossing_time, decay_time
@@ -58,6 +59,13 @@ LEGACY_BACKEND = "eig"
 def rank(N, n_frac) -> int:
     """n = round(N n_frac), as in the published code."""
     return int(round(N * n_frac))
+
+
+def memory(N, backend="auto") -> float:
+    """Bytes a network of size N and one loss evaluation with its gradient hold: J0 and about 12
+    N x N float64 arrays on the fused, lyapunov and auto paths, 45 on the generic eig path (the
+    tracemalloc peaks of one evaluation at N = 200 and 400 are 11.3 and 44.5 such arrays)."""
+    return (46 if backend == "eig" else 13) * 8.0 * float(N) ** 2
 
 
 def sigma(N, n, normalization) -> float:
@@ -210,6 +218,7 @@ class LinearDecay(Dynamics):
         init = choice(cls.name, "init", config["init"], INITS)
         normalization = choice(cls.name, "normalization", config["normalization"], NORMALIZATIONS)
         integer(cls.name, "seed", seed, low=0)
+        require(cls.name, f"N = {N}", memory(N, config["backend"]))
         s = sigma(N, n, normalization)
         if init == "legacy":
             randn = np.random.RandomState(seed).randn
@@ -281,6 +290,8 @@ class LinearDecay(Dynamics):
         if x0.shape[-1] != self.N:
             raise ConfigError(f"{self.name}: x0 must have last dimension N = {self.N}, got shape {x0.shape}")
         t = np.atleast_1d(np.asarray(t, dtype=float))
+        m = int(np.prod(x0.shape[:-1]))  # exp(gamma t) (complex, len(t) x N), x complex and real
+        require(self.name, f"simulate: {len(t)} time points x {m} initial states", (24.0 * m + 16) * len(t) * self.N)
         s = self.current
         c = s.R_inv @ x0.reshape(-1, self.N).T  # (N, m) coefficients in the eigenbasis
         x = np.einsum("ik,tk,km->tmi", s.R, np.exp(np.outer(t, s.gamma)), c)
@@ -288,6 +299,7 @@ class LinearDecay(Dynamics):
 
     def sample_initial(self, n, seed=0):
         """n initial states x0 ~ N(0, I), the distribution L1 averages over."""
+        require(self.name, f"sample_initial: n = {n} initial states", FLOAT * float(n) * self.N)
         return np.random.default_rng(seed).standard_normal((n, self.N))
 
     def trajectory_metrics(self, t, x):

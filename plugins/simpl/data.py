@@ -34,6 +34,7 @@ import json
 import h5py
 import numpy as np
 
+from tcnet.resources import FLOAT, require
 from tcnet.validate import ConfigError, integer, positive, real
 
 COMMON = {"n_cells": 200, "duration": 3600.0, "dt": 0.1, "coherence": 0.7, "max_rate": 10.0,
@@ -176,11 +177,21 @@ def _head_direction(rng, s, n_steps):
     return xt, rates(xt[:, 0]), rates(centres).T, [centres], {"centres": c}
 
 
+def memory(s: dict) -> float:
+    """Bytes `generate` holds for checked settings `s`: about 5 float64 per cell and time bin (rates,
+    counts, the waves they are summed from) and per cell and field bin (tracemalloc: 24 bytes per
+    cell and bin for the 1-D kinds, 32 for grid cells, 37 per cell and field bin)."""
+    field_bins = float(s["field_bins"]) ** (2 if s["kind"] == "grid" else 1)
+    return 5 * FLOAT * s["n_cells"] * (s["duration"] / s["dt"] + field_bins)
+
+
 def generate(seed=0, **settings) -> dict:
     """A benchmark data set: dict with counts (T, N), truth and behaviour (T, D), time (T,),
     fields (N, *B) true rates on the grid `field_axes` (bin centres), `settings` (with kind),
     `seed`, and per kind module_of (N,) or centres (N,)."""
     s = check_settings(settings)
+    require("simpl data", f"duration {s['duration']:g} s ({s['duration'] / s['dt']:.3g} bins of {s['dt']:g} s) x "
+            f"n_cells {s['n_cells']}", memory(s))
     rng = np.random.default_rng(seed)
     n_steps = int(round(s["duration"] / s["dt"]))
     make = {"grid": _grid, "linear_track": _linear_track, "head_direction": _head_direction}[s["kind"]]
