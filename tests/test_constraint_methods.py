@@ -218,8 +218,37 @@ def test_basin_map_command_writes_a_png_and_prints_fractions(tmp_path, capsys):
     # starts within 0.6 of the optimum reach it (within 0.05) with every method in 800 steps
     for method in ("alternating", "lagrangian", "penalty"):
         assert f"{method}" in text and "100.0%" in text.split(method)[1].splitlines()[0]
-    assert main(["basin-map", "--out", str(out), "--grid", "1"]) == 2
+    assert main(["basin-map", "--out", str(tmp_path / "other.png"), "--grid", "1"]) == 2
     assert "tcnet basin-map: grid must be an integer in [2, inf], got 1" in capsys.readouterr().err
+
+
+def test_basin_map_out_is_a_figure_file_or_a_directory(tmp_path, capsys):
+    """--out: a .png/.pdf/.svg file or an existing directory (which receives basin_map.png), never
+    replaced without --force; the path printed is the path written. Before: `--out b.txt` failed in
+    matplotlib, `--out DIR` wrote DIR.png and printed 'wrote DIR', an existing file was replaced."""
+    from tcnet.cli import main
+
+    small = ["--grid", "3", "--steps", "5", "--methods", "penalty"]
+    assert main(["basin-map", "--out", str(tmp_path / "b.txt"), *small]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"tcnet basin-map: --out must be a figure file ending in .png, .pdf, .svg or an existing "
+                   f"directory, got {str(tmp_path / 'b.txt')!r}\n")
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    assert main(["basin-map", "--out", str(folder), *small]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {folder / 'basin_map.png'}"
+    assert (folder / "basin_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]  # no figures.png, no temporary left
+    assert main(["basin-map", "--out", str(tmp_path / "missing") + "/", *small]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    pdf = tmp_path / "b.pdf"
+    pdf.write_bytes(b"mine")
+    assert main(["basin-map", "--out", str(pdf), *small]) == 2
+    assert "exists already; refusing to replace it" in capsys.readouterr().err
+    assert pdf.read_bytes() == b"mine"
+    assert main(["basin-map", "--out", str(pdf), "--force", *small]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {pdf}"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
 def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path):

@@ -7,6 +7,9 @@ generic optimizer code as a single run; per-point results are identical to separ
 every update is per copy. Runs use each method's fixed step budget (`tol` stops are disabled, as
 they would apply to all copies together).
 """
+import os
+from pathlib import Path
+
 import numpy as np
 
 import tcnet
@@ -43,9 +46,31 @@ def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, 
     return out
 
 
-def plot_basin_map(result: dict, tol: float, path) -> None:
-    """One panel per method: points reaching the optimum within tol (dark) or not (light)."""
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+DEFAULT_NAME = "basin_map.png"
+
+
+def figure_path(out: str, force: bool = False) -> Path:
+    """The file `--out` asks for, checked before anything is computed: a path ending in .png, .pdf
+    or .svg (the format follows the suffix), or an existing directory, which receives
+    basin_map.png. An existing file is replaced only with `force` (tcnet.store.check_new)."""
+    from tcnet.store import check_new
+    path = Path(out)
+    if path.is_dir():
+        path = path / DEFAULT_NAME
+    elif out.endswith(("/", os.sep)):
+        raise ConfigError(f"basin-map: --out {out!r} names a directory that does not exist")
+    elif path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ConfigError(f"basin-map: --out must be a figure file ending in {', '.join(FIGURE_SUFFIXES)} or an "
+                          f"existing directory, got {out!r}")
+    return check_new(path, force)
+
+
+def plot_basin_map(result: dict, tol: float, path, force: bool = False) -> None:
+    """One panel per method: points reaching the optimum within tol (dark) or not (light), written
+    to `path` (a new file, see tcnet.store.new_file; the format follows its suffix)."""
     from tcnet.plot import plt
+    from tcnet.store import new_file
     from matplotlib.colors import ListedColormap
 
     optimum, _ = constrained_optimum()
@@ -62,7 +87,8 @@ def plot_basin_map(result: dict, tol: float, path) -> None:
         ax.set_ylabel("x2 (start)")
     axes[0][0].legend(loc="lower left", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with new_file(path, force) as partial:
+        fig.savefig(partial, dpi=120, format=Path(path).suffix[1:].lower())
     plt.close(fig)
 
 
@@ -71,21 +97,26 @@ def _command(args) -> int:
     unknown = sorted(set(args.methods) - set(methods))
     if unknown:
         raise ConfigError(f"basin-map: unknown method(s) {', '.join(unknown)}; allowed: {', '.join(methods)}")
+    out = figure_path(args.out, args.force)
     result = basin_map({m: methods[m] for m in args.methods}, grid=args.grid, x1=tuple(args.x1),
                        x2=tuple(args.x2), tol=args.tol, steps=args.steps or None, plugins=args.registry)
-    plot_basin_map(result, args.tol, args.out)
+    plot_basin_map(result, args.tol, out, args.force)
     print(f"basin map of the toy Gaussian ({args.grid}x{args.grid} starts, x1 in {args.x1}, x2 in {args.x2}), "
           f"reached = within {args.tol:g} of the constrained optimum:")
     for name, r in result.items():
         print(f"  {name:<17} {100 * r['fraction']:6.1f}%  ({r['steps']} steps)")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("basin-map", help="which starting points each constraint method brings to the "
                               "toy Gaussian's constrained optimum (PNG + fractions)")
-    p.add_argument("--out", default="basin_map.png", help="PNG file to write (default: basin_map.png)")
+    p.add_argument("--out", default=DEFAULT_NAME, help="figure file to write, .png, .pdf or .svg (the format "
+                   f"follows the suffix), or an existing directory to write {DEFAULT_NAME} in (default: "
+                   f"{DEFAULT_NAME}); the path written is printed")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file (never a file another "
+                   "tcnet process is writing)")
     p.add_argument("--grid", type=int, default=31, help="grid points per axis (default: 31)")
     p.add_argument("--x1", type=float, nargs=2, default=[-4.0, 6.0], metavar=("LO", "HI"), help="start x1 range")
     p.add_argument("--x2", type=float, nargs=2, default=[-2.0, 8.0], metavar=("LO", "HI"), help="start x2 range")
