@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 
 from tcnet import __version__
+from tcnet.optim import NUMERICAL_FAILURES
 from tcnet.plugins import PluginError, UnknownPluginError, registry
 from tcnet.resources import FLOAT, require
 from tcnet.store import StoreError
@@ -185,7 +186,7 @@ def _resume(args) -> int:
     for run_id in run_ids:
         out = store.resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
         r = out.result
-        failed += r.status == "non-finite"
+        failed += r.status in NUMERICAL_FAILURES
         print(f"run {run_id}: {r.status} at step {out.history.steps[-1].step if out.history.steps else '-'} "
               f"({r.message}); {len(out.history.steps)} steps this session -> {args.file}")
     return 1 if failed else 0

@@ -71,8 +71,9 @@ class Result:
     """How a minimization ended: final point, status and counts.
 
     status is one of "converged", "max_steps", "stopped" (the callback asked), "no_progress" (the
-    algorithm could not decrease the loss further, e.g. a failed line search) and "non-finite"
-    (the guard stopped it; x is the last finite iterate).
+    algorithm could not decrease the loss further, e.g. a failed line search), "non-finite" (the
+    guard stopped it; x is the last finite iterate) and "diverged" (an iterate left the bounds of
+    `Monitor.check_bounds`; x is the last iterate within them).
     """
 
     x: np.ndarray
@@ -82,9 +83,27 @@ class Result:
     evaluations: int
 
 
+GROWTH_BOUND = 1e10
+"""How far a run may grow: a reported iterate whose largest parameter (or loss) exceeds this many
+times the largest parameter (or loss) of the session's starting point (at least 1) has diverged."""
+FINITE_BOUND = 1e154
+"""Beyond sqrt(largest float64) ~ 1.3e154 squares overflow (norms, quadratic losses, Gram
+matrices): an iterate with a parameter or loss this large has diverged whatever its start."""
+
+
+NUMERICAL_FAILURES = ("non-finite", "diverged")
+"""The result statuses of a run that failed numerically (commands exit with status 1 on them)."""
+
+
+class Diverged(ArithmeticError):
+    """A reported iterate left the bounds of `Monitor.check_bounds`; optimizers stop on it."""
+
+
 class Monitor:
     """Numbers steps across stages, counts evaluations, keeps the clock, and passes each step to
-    `callback`; `callback(step) -> bool | None` returning True asks the optimizer to stop."""
+    `callback`; `callback(step) -> bool | None` returning True asks the optimizer to stop. Every
+    point it evaluates and every iterate it records is first held to the divergence bounds
+    (`check_bounds`)."""
 
     def __init__(self, callback: Callable[[Step], bool | None] | None = None):
         self.callback = callback
@@ -92,6 +111,7 @@ class Monitor:
         self.stage = 0
         self.evaluations = 0
         self.last: Step | None = None
+        self.start: dict[str, float] = {}  # the session's first largest |parameter| and |loss|, at least 1
         self._t0 = time.perf_counter()
 
     def resume(self, checkpoint: Checkpoint) -> None:
@@ -102,14 +122,19 @@ class Monitor:
         self._t0 = time.perf_counter() - checkpoint.elapsed
 
     def evaluate(self, objective: Objective, x, inputs: dict | None = None, gradient: bool = True) -> Evaluation:
-        """objective.evaluate(x, inputs, gradient), counted."""
+        """objective.evaluate(x, inputs, gradient), counted; a point beyond the bounds is not
+        evaluated (Diverged, see `check_bounds`)."""
+        self.check_bounds("largest |parameter|", _largest(x))
         self.evaluations += 1
         return objective.evaluate(x, inputs, gradient)
 
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate. `initial=True` marks the point an optimizer (or a chain stage, or a
         resumed run) starts from: it is recorded only as step 0 of a fresh run, since otherwise it
-        was recorded already. Returns True if the callback asked to stop."""
+        was recorded already. Returns True if the callback asked to stop; raises Diverged, without
+        recording it, for an iterate beyond the bounds of `check_bounds`."""
+        self.check_bounds("largest |parameter|", _largest(x))
+        self.check_bounds("|loss|", abs(ev.value))
         if initial and (self.last is not None or self.next_step > 0):
             return False
         step = Step(
@@ -127,6 +152,21 @@ class Monitor:
         self.next_step += 1
         self.last = step
         return bool(self.callback(step)) if self.callback else False
+
+    def check_bounds(self, what: str, value: float) -> None:
+        """Raise Diverged if `value` (of `what`: a point's "largest |parameter|", or "|loss|")
+        exceeds GROWTH_BOUND times the session's first value of it (at least 1), or FINITE_BOUND:
+        growth that no minimization makes and that a step size above the method's stability
+        bound does (geometric growth). The first value is noted as the start."""
+        start = self.start.setdefault(what, max(value, 1.0))
+        bound = min(GROWTH_BOUND * start, FINITE_BOUND)
+        if value > bound:
+            raise Diverged(f"diverged at step {self.next_step}: {what} {value:.3g} > {bound:.3g} "
+                           f"({GROWTH_BOUND:g} x its {start:.3g} at the start, at most {FINITE_BOUND:g})")
+
+
+def _largest(x) -> float:
+    return float(np.max(np.abs(x), initial=0.0))
 
 
 class Optimizer(ABC):
@@ -178,15 +218,16 @@ class Optimizer(ABC):
         x0 = np.array(start, dtype=float)
         try:
             return self.iterate(objective, x0, monitor, opt_state)
-        except NonFiniteError as err:
+        except (NonFiniteError, Diverged) as err:
             x = monitor.last.x if monitor.last is not None else x0
             steps = monitor.last.step if monitor.last is not None else 0
-            return Result(x, "non-finite", str(err), steps, monitor.evaluations)
+            status = "diverged" if isinstance(err, Diverged) else "non-finite"
+            return Result(x, status, str(err), steps, monitor.evaluations)
 
     @abstractmethod
     def iterate(self, objective: Objective, x0: np.ndarray, monitor: Monitor, opt_state: dict) -> Result:
         """Run the algorithm from x0 (and `opt_state`, empty for a fresh start); let
-        NonFiniteError from monitor.evaluate propagate."""
+        NonFiniteError and Diverged from monitor.evaluate and monitor.report propagate."""
 
 
 class Iterative(Optimizer):
@@ -196,7 +237,7 @@ class Iterative(Optimizer):
     `columns`), ends the run if `stop` says so or `steps` updates are done, and otherwise moves
     to `step`'s new point and state. The loop keeps the update count in `opt_state["t"]`, numbers
     and reports the steps, counts evaluations, resumes from a checkpoint's opt_state and returns
-    the status ("stopped", "max_steps", or what `stop` says; "non-finite" comes from
+    the status ("stopped", "max_steps", or what `stop` says; "non-finite" and "diverged" come from
     Optimizer.minimize). A subclass writes its rule:
 
     - `step(x, ev, opt_state) -> (x_new, opt_state_new)`: one update, from the evaluation `ev` at x

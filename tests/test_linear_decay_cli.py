@@ -109,7 +109,7 @@ def test_train_reports_a_non_finite_run(tmp_path, capsys):
     assert code == 1
     captured = capsys.readouterr()
     assert "non-finite" in captured.out
-    assert "tcnet train: run run-0001 stopped: non-finite loss or gradient" in captured.err
+    assert "tcnet train: run run-0001 non-finite: non-finite loss or gradient" in captured.err
     assert store.read_run(out, "run-0001").status == "non-finite"
 
 

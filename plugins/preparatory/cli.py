@@ -15,6 +15,7 @@ import time
 from itertools import product
 from pathlib import Path
 
+from tcnet.optim import NUMERICAL_FAILURES
 from tcnet.resources import FLOAT, deep_size, require
 from tcnet.validate import ConfigError, integer, real, seed
 from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
@@ -55,7 +56,10 @@ def _flatten(lists, default):
 
 def add_commands(subparsers):
     t = subparsers.add_parser("train", help="train preparatory networks (L1 + alpha L2 + beta L3) over a grid; "
-                              "every combination is one run in the output HDF5 file")
+                              "every combination is one run in the output HDF5 file",
+                              epilog="Exit status: 0 when every run ended (converged, or its step budget done); 1 "
+                              "when a run ended non-finite or diverged (it is recorded with that status, and a line "
+                              "on stderr names it); 2 for bad input.")
     t.add_argument("-N", "--N", dest="sizes", type=_numbers(int), action="append",
                    help="network sizes, e.g. \"100 300 500\" (repeatable; default 100)")
     t.add_argument("-F", "--n-fracs", type=_numbers(float), action="append", help="rank fractions n/N (default 0.1)")
@@ -142,9 +146,9 @@ def train(args) -> int:
         print(f"[{i}/{len(specs)}] run {writer.run_id}: N={N} n_frac={f:g} beta={b:g} seed={seed}: "
               f"{losses}, {res.result.status}, {res.result.steps} steps, {res.result.evaluations} evaluations, "
               f"{time.perf_counter() - t0:.1f} s")
-        if res.result.status == "non-finite":
+        if res.result.status in NUMERICAL_FAILURES:
             failed += 1
-            print(f"tcnet train: run {writer.run_id} stopped: {res.result.message}", file=sys.stderr)
+            print(f"tcnet train: run {writer.run_id} {res.result.status}: {res.result.message}", file=sys.stderr)
     print(f"{len(specs)} run(s) written to {args.file}")
     return 1 if failed else 0
 
@@ -163,8 +167,8 @@ def demo(args) -> int:
     writer = RunWriter(path)
     res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
     steps = res.history.steps
-    if res.result.status == "non-finite":
-        print(f"tcnet demo: stopped: {res.result.message}", file=sys.stderr)
+    if res.result.status in NUMERICAL_FAILURES:
+        print(f"tcnet demo: {res.result.status}: {res.result.message}", file=sys.stderr)
         return 1
     for label, s in (("initial", steps[0]), ("final", steps[-1])):
         terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())

@@ -33,7 +33,7 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
 """
 from tcnet.store._files import (
     CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, DiskFullError, FileBusyError, StoreError,
-    check_new, driver_lock, new_file, new_h5,
+    check_new, driver_lock, ended_status, new_file, new_h5,
 )
 from tcnet.store.networks import (
     NetworkData, file_info, list_networks, load_network, network_data, read_trajectories, save_network,
@@ -45,6 +45,6 @@ from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_cs
 __all__ = [
     "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "DiskFullError", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
-    "check_new", "driver_lock", "group_rows", "history_columns", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
+    "check_new", "driver_lock", "ended_status", "group_rows", "history_columns", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
     "read_run", "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
 ]

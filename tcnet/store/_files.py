@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from tcnet import __version__
+from tcnet.optim import NUMERICAL_FAILURES
 
 FORMAT = "tcnet"
 FORMAT_VERSION = 1
@@ -29,8 +30,14 @@ OPEN_WAIT = 10.0  # seconds to wait for another process's HDF5 lock when reading
 FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until the next one)
 FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
 NETWORK_PARTS = ("initial", "final", "checkpoint")
-FINISHED = ("finished", "non-finite")  # statuses with a final network
+FINISHED = ("finished", "non-finite", "diverged")  # statuses with a final network
 STATUSES = ("running", *FINISHED, "interrupted", "failed")
+
+
+def ended_status(optimizer_status: str) -> str:
+    """The stored status of a run whose optimizer returned `optimizer_status`: "non-finite" and
+    "diverged" are kept (the run failed numerically), every other result is "finished"."""
+    return optimizer_status if optimizer_status in NUMERICAL_FAILURES else "finished"
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 

@@ -20,7 +20,7 @@ from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
     _WriteLock, _dataset, _group, _h5name, _int_attr, _json_attr, _lock_owner, _malformed, _now, _one_line, _owner,
-    _reading, _real_attr, _text, _text_attr, _writing,
+    _reading, ended_status, _real_attr, _text, _text_attr, _writing,
 )
 from tcnet.store.networks import (
     NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
@@ -94,7 +94,7 @@ class RunWriter:
             self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
-        status = "non-finite" if result.status == "non-finite" else "finished"
+        status = ended_status(result.status)
         try:
             with self._writing(FINAL_WAIT, self._growth() + _nbytes(final.arrays)) as f:
                 self._commit(f, final=final, attrs=dict(

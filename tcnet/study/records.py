@@ -26,10 +26,10 @@ def _attempts(path) -> dict[str, list[str]]:
 
 def stored(path, planned: list, plugins=None) -> dict:
     """For each planned run the file holds: the record of its best attempt (finished or
-    non-finite before failed before interrupted; the latest among equals) and its attempt count."""
+    non-finite or diverged before failed before interrupted; the latest among equals) and its attempt count."""
     from tcnet.store import read_run
 
-    rank = {"finished": 0, "non-finite": 0, "failed": 1}
+    rank = {"finished": 0, "non-finite": 0, "diverged": 0, "failed": 1}
     attempts = _attempts(path)
     out = {}
     for p in planned:

@@ -26,7 +26,7 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 def execute_run(spec_json: str, plugin_files: list) -> dict:
     """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
 
-    status (the store's: "finished", "non-finite" or "failed"), error ("<Type>: <text>"), the
+    status (the store's: "finished", "non-finite", "diverged" or "failed"), error ("<Type>: <text>"), the
     result's counts and message, the network (name, config, seed, initial and final arrays), the
     history columns (tcnet.store.history_columns), the last step's Checkpoint (None without
     steps), wall time and worker. A run that raises is returned as
@@ -35,7 +35,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     from tcnet.optim import Checkpoint
     from tcnet.plugins import registry
     from tcnet.run import History, build_dynamics, run
-    from tcnet.store import history_columns
+    from tcnet.store import ended_status, history_columns
 
     t0 = time.perf_counter()
     out = {"worker": f"{socket.gethostname()}:{os.getpid()}", "error": "", "initial": None}
@@ -47,7 +47,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
         out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays))
         res = run(spec, progress=False, plugins=plugins, dynamics=initial, recorders=[history])
         r = res.result
-        out.update(status="non-finite" if r.status == "non-finite" else "finished", optimizer_status=r.status,
+        out.update(status=ended_status(r.status), optimizer_status=r.status,
                    message=r.message, steps=r.steps, evaluations=r.evaluations, final=dict(res.final.arrays))
     except Exception as err:
         out.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())

@@ -1,0 +1,102 @@
+"""A run that diverges ends with status "diverged" (tcnet.optim.Monitor.check_bounds), in every
+optimizer (the Iterative loop, L-BFGS, staged), in the store, in `show` and `compare`, and `tcnet
+train` says so and exits 1.
+
+Before: `tcnet train -l 1e300` left U and V near 1e300 with status converged (the loss, invariant
+to their scale, stayed finite), and the penalty method above its stability bound climbed to 1e152
+without a word."""
+import numpy as np
+import pytest
+
+from tcnet import store
+from tcnet.cli import main
+from tcnet.optim import FINITE_BOUND, GROWTH_BOUND, LBFGS, SGD, Adam, Monitor, Staged
+from tcnet.run import build_objective
+
+
+def test_train_with_a_huge_learning_rate_diverges(tmp_path, capsys):
+    out = tmp_path / "l.h5"
+    assert main(["train", "-N", "30", "-l", "1e300", "-A", "5", "-L", "5", "-f", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert ", diverged, 0 steps," in captured.out
+    assert captured.err == ("tcnet train: run run-0001 diverged: diverged at step 1: largest |parameter| 1e+300 > "
+                            f"1e+10 ({GROWTH_BOUND:g} x its 1 at the start, at most {FINITE_BOUND:g})\n")
+    rec = store.read_run(out, "run-0001")
+    assert rec.status == "diverged" and rec.attrs["optimizer_status"] == "diverged"
+    # the final network is the last iterate within the bounds: here the start
+    for k in ("U", "V"):
+        assert np.array_equal(rec.final.arrays[k], rec.initial.arrays[k])
+    assert main(["show", str(out)]) == 0
+    assert "run-0001  status=diverged  steps=1" in capsys.readouterr().out
+    assert main(["compare", "--csv", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(",")[:3] == [str(out), "run-0001", "diverged"]
+
+
+def _toy_penalty(mu, steps=3000):
+    import tcnet
+    from tcnet_plugins.constraints.toy_gaussian import slides_methods, toy_spec
+    method = {**slides_methods()["penalty"], "mu": mu, "mu_max": mu, "steps": steps}
+    return tcnet.run(toy_spec(method), progress=False)
+
+
+def _penalty_radius(mu, lr=0.01, h=1e-4):
+    """Spectral radius of the gradient-descent map x <- x - lr grad(f + mu c) linearised at the
+    minimizer of f + mu c (scipy minimizes it; the Hessian by central differences of the
+    gradient, from the toy's closed-form f and c)."""
+    import scipy.optimize
+    from tcnet_plugins.constraints.toy_gaussian import SLIDES_C, SLIDES_U
+    C, u = np.array(SLIDES_C), np.array(SLIDES_U)
+
+    def grad(x):
+        d = x - u
+        return 2 * np.exp(-d @ C @ d) * (C @ d) + mu * 2 * (x[1] - 3.0) * np.array([0.0, 1.0])
+
+    x = scipy.optimize.minimize(lambda x: -np.exp(-(x - u) @ C @ (x - u)) + mu * (x[1] - 3) ** 2, [0.0, 3.0],
+                                jac=grad, tol=1e-12).x
+    H = np.column_stack([(grad(x + h * e) - grad(x - h * e)) / (2 * h) for e in np.eye(2)])
+    return max(abs(np.linalg.eigvals(np.eye(2) - lr * H)))
+
+
+@pytest.mark.parametrize("mu, diverges", [(90.0, False), (110.0, True)])
+def test_penalty_above_its_stability_bound_diverges(mu, diverges):
+    """Just below and above the bound (the radius of the linearised map crosses 1 near mu = 100):
+    the run stays near the optimum, or ends diverged long before its 3000 steps."""
+    assert (_penalty_radius(mu) > 1) == diverges
+    res = _toy_penalty(mu)
+    if diverges:
+        assert res.result.status == "diverged" and res.result.steps < 500
+        assert "diverged at step" in res.result.message
+        assert max(abs(s.loss) for s in res.history.steps) <= GROWTH_BOUND * max(abs(res.history.steps[0].loss), 1)
+    else:
+        assert res.result.status == "max_steps"
+        assert abs(res.final.arrays["x"][0, 1] - 3.0) < 0.01
+
+
+@pytest.fixture
+def unbounded(point_plugins):
+    """0.5 x^T H x with H = -I: no minimum, every descent method runs off to infinity."""
+    dyn = point_plugins.get("dynamics", "point").create(seed=0)
+    return build_objective(dyn, [{"name": "quadratic", "c": [0.0] * 3, "h": [-1.0] * 3}], point_plugins)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(lr=0.5, steps=1000), LBFGS(max_iter=1000),
+                                       Staged(Adam(steps=5, lr=0.1), LBFGS(max_iter=1000))],
+                         ids=["iterative", "lbfgs", "staged"])
+def test_every_optimizer_stops_a_divergent_run(unbounded, optimizer):
+    steps = []
+    x0 = np.ones(3)
+    result = optimizer.minimize(unbounded, x0, Monitor(steps.append))
+    assert result.status == "diverged" and result.message.startswith(f"diverged at step {len(steps)}: ")
+    assert np.array_equal(result.x, steps[-1].x)  # the last iterate within the bounds
+    assert all(np.max(np.abs(s.x)) <= GROWTH_BOUND and abs(s.loss) <= GROWTH_BOUND * 1.5 for s in steps)
+    assert len(steps) < 200
+
+
+def test_a_bounded_run_is_not_diverged(point_plugins):
+    """A run that moves far but converges (from 0 to its minimum near 1e8) is not stopped."""
+    dyn = point_plugins.get("dynamics", "point").create(seed=0)
+    c = [1e8, -1e8, 0.5e8]
+    objective = build_objective(dyn, [{"name": "quadratic", "c": c, "h": [1.0, 1.0, 1.0]}], point_plugins)
+    result = LBFGS().minimize(objective, np.zeros(3))
+    assert result.status == "converged"
+    np.testing.assert_allclose(result.x, c, rtol=1e-8)
