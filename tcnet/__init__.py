@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from tcnet.plugins import hookimpl, registry  # noqa: E402  (first: optim imports the marker)
 from tcnet.dynamics import Dynamics, State
 from tcnet.loss import Evaluation, Loss, NonFiniteError, Objective, Term
-from tcnet.optim import Checkpoint, Iterative, Monitor, Optimizer, Result, Step
+from tcnet.optim import Checkpoint, Iterative, Monitor, Optimizer, Result, StabilityWarning, Step
 from tcnet.run import History, RunResult, RunSpec, run
 from tcnet.validate import ConfigError
 
@@ -34,6 +34,6 @@ def __getattr__(name):
 
 __all__ = [
     "Checkpoint", "ConfigError", "Dynamics", "Evaluation", "History", "Iterative", "Loss", "Monitor", "NonFiniteError",
-    "Objective", "Optimizer", "Result", "RunResult", "RunSpec", "State", "Step", "Term", "hookimpl",
+    "Objective", "Optimizer", "Result", "RunResult", "RunSpec", "StabilityWarning", "State", "Step", "Term", "hookimpl",
     "registry", "run", "__version__",
 ]

@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 
 from tcnet import __version__
-from tcnet.optim import NUMERICAL_FAILURES
+from tcnet.optim import NUMERICAL_FAILURES, StabilityWarning
 from tcnet.plugins import PluginError, UnknownPluginError, registry
 from tcnet.resources import FLOAT, require
 from tcnet.store import StoreError
@@ -283,7 +284,10 @@ def main(argv=None) -> int:
         command = f"tcnet {args.command}"
         args.registry = plugins
         handler = args.handler
-        code = handler(args)
+        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+            warnings.simplefilter("always", StabilityWarning)
+            warnings.showwarning = _warning_line(command, warnings.showwarning)
+            code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
         return code
     except BrokenPipeError:  # `tcnet show FILE | head -1`: the reader has what it wanted
@@ -308,6 +312,17 @@ def main(argv=None) -> int:
         print(f"{command}: internal error{_origin(handler)}: {type(err).__name__}: {_one_line(err)} (run again "
               "with --debug or TCNET_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
         return INTERNAL_ERROR
+
+
+def _warning_line(command, show):
+    """showwarning that prints tcnet's warnings (StabilityWarning) as one line on stderr, every
+    other warning as `show` does."""
+    def line(message, category, filename, lineno, file=None, text=None):
+        if issubclass(category, StabilityWarning):
+            print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, text)
+    return line
 
 
 def _one_line(err) -> str:

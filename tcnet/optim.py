@@ -16,6 +16,7 @@ the old name `chain` is still accepted in specs).
 """
 import copy
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -167,6 +168,50 @@ class Monitor:
 
 def _largest(x) -> float:
     return float(np.max(np.abs(x), initial=0.0))
+
+
+class StabilityWarning(UserWarning):
+    """A method's step size is outside its known stability bound: near a minimum its iterates
+    grow instead of settling (the CLI shows it as one line)."""
+
+
+def largest_curvature(objective: Objective, x, inputs: dict | None = None, iterations: int = 20) -> float:
+    """The largest eigenvalue of the objective's Hessian at x (<= 0: no positive curvature; NaN
+    where the objective is not finite around x), by power iteration on Hessian-vector products
+    from central differences of the gradient, shifted by the dominant eigenvalue when that is
+    negative. The Rayleigh quotients never exceed it, so a bound checked with the estimate errs
+    on the side of silence. The evaluations are a diagnostic, not counted as the run's."""
+    x = np.asarray(x, dtype=float)
+    h = 1e-5 * max(1.0, _largest(x))
+
+    def dominant(shift):
+        v = np.random.default_rng(0).standard_normal(x.size)
+        v /= np.linalg.norm(v)
+        estimate = np.inf
+        for _ in range(iterations):
+            hv = (objective.evaluate(x + h * v, inputs).grad - objective.evaluate(x - h * v, inputs).grad) / (2 * h)
+            w = hv - shift * v
+            previous, estimate = estimate, float(v @ w)
+            norm = np.linalg.norm(w)
+            if norm == 0 or abs(estimate - previous) <= 1e-6 * abs(estimate):
+                break
+            v = w / norm
+        return estimate + shift
+
+    try:
+        top = dominant(0.0)
+        return top if top >= 0 else dominant(top)
+    except NonFiniteError:
+        return float("nan")
+
+
+def check_step(owner: str, lr: float, curvature: float, limit: float, what: str) -> None:
+    """Warn (StabilityWarning) if lr * curvature >= limit: gradient steps of size lr on a loss of
+    this curvature are unstable (|1 - lr lambda| > 1 for plain gradient descent, limit 2)."""
+    if lr * curvature >= limit:
+        warnings.warn(f"{owner}: lr * ({what}) = {lr:g} * {curvature:.4g} = {lr * curvature:.4g} is above the "
+                      f"stability bound {limit:g}: the iterates grow instead of settling; lr below "
+                      f"{limit / curvature:.4g} is stable there", StabilityWarning, stacklevel=2)
 
 
 class Optimizer(ABC):
@@ -327,6 +372,11 @@ class SGD(FirstOrder):
     )
 
     def init(self, x0):
+        """Zero velocity; warns if lr is beyond the stability bound at x0: heavy-ball steps on a
+        quadratic of curvature lambda settle only while lr lambda < 2 (1 + momentum)."""
+        momentum = self.settings["momentum"]
+        check_step(self.name, self.settings["lr"], largest_curvature(self.objective, x0), 2 * (1 + momentum),
+                   "largest curvature of the loss at the start")
         return {"velocity": np.zeros_like(x0)}
 
     def step(self, x, ev, opt_state):

@@ -5,12 +5,14 @@ train` says so and exits 1.
 Before: `tcnet train -l 1e300` left U and V near 1e300 with status converged (the loss, invariant
 to their scale, stayed finite), and the penalty method above its stability bound climbed to 1e152
 without a word."""
+import warnings
+
 import numpy as np
 import pytest
 
 from tcnet import store
 from tcnet.cli import main
-from tcnet.optim import FINITE_BOUND, GROWTH_BOUND, LBFGS, SGD, Adam, Monitor, Staged
+from tcnet.optim import FINITE_BOUND, GROWTH_BOUND, LBFGS, SGD, Adam, Monitor, StabilityWarning, Staged
 from tcnet.run import build_objective
 
 
@@ -62,7 +64,9 @@ def test_penalty_above_its_stability_bound_diverges(mu, diverges):
     """Just below and above the bound (the radius of the linearised map crosses 1 near mu = 100):
     the run stays near the optimum, or ends diverged long before its 3000 steps."""
     assert (_penalty_radius(mu) > 1) == diverges
-    res = _toy_penalty(mu)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)  # tested below
+        res = _toy_penalty(mu)
     if diverges:
         assert res.result.status == "diverged" and res.result.steps < 500
         assert "diverged at step" in res.result.message
@@ -100,3 +104,68 @@ def test_a_bounded_run_is_not_diverged(point_plugins):
     result = LBFGS().minimize(objective, np.zeros(3))
     assert result.status == "converged"
     np.testing.assert_allclose(result.x, c, rtol=1e-8)
+
+
+# --- step sizes beyond a known stability bound warn (StabilityWarning), below it they do not -------
+def _warnings(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if issubclass(w.category, StabilityWarning)]
+
+
+def _heavy_ball_radius(lr, h, momentum):
+    """Spectral radius of the heavy-ball map (x, v) <- (x + v', v' = momentum v - lr H x) for H = diag(h)."""
+    n = len(h)
+    H, I = np.diag(h), np.eye(n)
+    A = np.block([[I - lr * H, momentum * I], [-lr * H, momentum * I]])
+    return max(abs(np.linalg.eigvals(A)))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_sgd_warns_above_its_stability_bound_only(point_plugins, momentum):
+    import scipy.optimize
+    h = [1.0, 4.0, 0.25]
+    dyn = point_plugins.get("dynamics", "point").create(seed=0)
+    objective = build_objective(dyn, [{"name": "quadratic", "h": h}], point_plugins)
+    critical = scipy.optimize.brentq(lambda lr: _heavy_ball_radius(lr, h, momentum) - 1, 0.1, 2.0, xtol=1e-12)
+    for lr, expected in ((0.95 * critical, 0), (1.05 * critical, 1)):
+        caught = _warnings(lambda: SGD(lr=lr, momentum=momentum, steps=3).minimize(objective, np.ones(3)))
+        assert len(caught) == expected, (lr, critical, caught)
+    assert caught[0].startswith(f"sgd: lr * (largest curvature of the loss at the start) = {1.05 * critical:g} * 4 =")
+    assert f"lr below {critical:.4g} is stable there" in caught[0]
+
+
+@pytest.mark.parametrize("mu", [90.0, 110.0])
+def test_penalty_warns_above_its_stability_bound_only(mu):
+    caught = _warnings(lambda: _toy_penalty(mu, steps=2))
+    assert len(caught) == (_penalty_radius(mu) > 1)
+    if caught:
+        assert caught[0].startswith("penalty: lr * (largest curvature of f + mu_max c at the start, mu_max = 110) =")
+
+
+STEPPING_COMMAND = '''
+import tcnet
+from tcnet_plugins.constraints.toy_gaussian import slides_methods, toy_spec
+
+
+def penalty(args):
+    method = {**slides_methods()["penalty"], "mu": 110.0, "mu_max": 110.0, "steps": 2}
+    for _ in range(2):  # every run warns, not only the first
+        tcnet.run(toy_spec(method), progress=False)
+    return 0
+
+
+@tcnet.hookimpl
+def tcnet_commands(subparsers):
+    subparsers.add_parser("penalty").set_defaults(handler=penalty)
+'''
+
+
+def test_the_cli_shows_a_stability_warning_as_one_line(tmp_path, capsys):
+    plugin = tmp_path / "stepping.py"
+    plugin.write_text(STEPPING_COMMAND)
+    assert main(["--plugin", str(plugin), "penalty"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert lines[0].startswith("tcnet penalty: warning: penalty: lr * (largest curvature of f + mu_max c at the start")

@@ -34,6 +34,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Iterative, Loss, Objective, Term
+from tcnet.optim import check_step, largest_curvature
 from tcnet.settings import Integer, Real, Setting, Settings, Text
 from tcnet.validate import integer, real
 
@@ -352,6 +353,15 @@ class Penalty(ConstraintMethod):
 
     def setup(self, objective):
         return self.coupled(objective, "penalty")
+
+    def init(self, x0):
+        """Warns if lr is beyond the stability bound lr * (curvature of f + mu_max c) < 2 of gradient
+        descent on the penalized loss, with its largest curvature taken at x0 (tcnet.optim)."""
+        mu_max = self.settings["mu_max"]
+        curvature = largest_curvature(self.objective, x0, {"multiplier": 0.0, "rho": 2 * mu_max})
+        check_step(self.name, self.settings["lr"], curvature, 2.0,
+                   f"largest curvature of f + mu_max c at the start, mu_max = {mu_max:g}")
+        return {}
 
     def evaluate(self, x, opt_state):  # rho/2 |g|^2 = mu c
         return self.monitor.evaluate(self.objective, x, {"multiplier": 0.0, "rho": 2 * self.mu(opt_state["t"])})
