@@ -129,20 +129,15 @@ def fixed_points(W, p):
     input x <= 0. Stable: trace < 0 and det > 0 of the region's Jacobian. A singular region
     (D = 0: a line of equilibria or none) is left out. Traceable in E and I.
     """
-    Es, Is, exists, stable = [], [], [], []
-    for region in range(4):
-        q = gated(p, region)
-        E, I, D = linear_up(W, q)
-        x_E, x_I = (np.asarray(getval(x)) for x in inputs(E, I, W, p))
-        ok_E = np.asarray(getval(E)) > 0 if region & 1 else x_E <= 0
-        ok_I = np.asarray(getval(I)) > 0 if region & 2 else x_I <= 0
-        ok = ok_E & ok_I & (np.asarray(getval(D)) != 0)
-        tr, det = (np.asarray(getval(v)) for v in trace_det(W, q))
-        Es.append(E)
-        Is.append(I)
-        exists.append(ok)
-        stable.append(ok & (tr < 0) & (det > 0))
-    return anp.stack(Es, axis=-1), anp.stack(Is, axis=-1), np.stack(exists, axis=-1), np.stack(stable, axis=-1)
+    region = np.arange(4)  # the four regions along a new last axis, in one pass
+    q, W = gated(p, region), W[..., None, :]
+    E, I, D = linear_up(W, q)
+    x_E, x_I = (np.asarray(getval(x)) for x in inputs(E, I, W, p))
+    ok_E = np.where(region & 1, np.asarray(getval(E)) > 0, x_E <= 0)
+    ok_I = np.where(region & 2, np.asarray(getval(I)) > 0, x_I <= 0)
+    exists = ok_E & ok_I & (np.asarray(getval(D)) != 0)
+    tr, det = (np.asarray(getval(v)) for v in trace_det(W, q))
+    return E, I, exists, exists & (tr < 0) & (det > 0)
 
 
 def _rise(u, a, g, tau, t):
