@@ -40,6 +40,12 @@ class State:
         self.dynamics = dynamics
         self.params = params
 
+    def columns(self) -> dict:
+        """Scalars saying how this state computed what the loss terms read (e.g. which numerical
+        path), recorded per step in the run history as extra columns. Called after the terms, so
+        it reports what they computed and computes nothing new; none by default."""
+        return {}
+
 
 class Dynamics(ABC):
     """A dynamical model with named parameters, some of which an optimizer may change."""

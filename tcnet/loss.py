@@ -56,13 +56,15 @@ class Term:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The objective at one point: total value, gradient, each term's unweighted value and, by
-    term label, the side results of the terms that return them."""
+    """The objective at one point: total value, gradient, each term's unweighted value, by
+    term label the side results of the terms that return them, and the state's `columns` (how it
+    computed them; the monitor records them in the history)."""
 
     value: float
     grad: np.ndarray
     terms: dict
     aux: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
 
     @property
     def grad_norm(self) -> float:
@@ -107,7 +109,8 @@ class Objective:
         return tuple(dict.fromkeys(k for t in self.terms for k in t.loss.inputs))
 
     def _split(self, theta, inputs):
-        """(total, (term values, aux by label)): the total is traced, the rest are plain values."""
+        """(total, (term values, aux by label, the state's columns)): the total is traced, the rest
+        are plain values."""
         state = self.dynamics.state(theta)
         total, values, aux = 0.0, {}, {}
         for t in self.terms:
@@ -117,7 +120,7 @@ class Objective:
             if side is not None:
                 aux[t.label] = {k: np.asarray(getval(a)) for k, a in side.items()}
             total = total + t.weight * v
-        return total, (values, aux)
+        return total, (values, aux, state.columns())
 
     def _inputs(self, inputs) -> dict:
         inputs = dict(inputs or {})
@@ -135,8 +138,8 @@ class Objective:
         pass, with the run-time `inputs` its terms name; raises NonFiniteError if not finite."""
         theta, inputs = np.asarray(theta, dtype=float), self._inputs(inputs)
         if not gradient:
-            value, (values, aux) = self._split(theta, inputs)
-            ev = Evaluation(float(np.real(value)), np.zeros(0), values, aux)
+            value, (values, aux, columns) = self._split(theta, inputs)
+            ev = Evaluation(float(np.real(value)), np.zeros(0), values, aux, columns)
         else:
             # The side results are plain values (_split unboxes them), so only the total is traced;
             # they come out through a list local to this call, which keeps concurrent evaluations
@@ -150,8 +153,8 @@ class Objective:
                 return value
 
             vjp, value = make_vjp(total, theta)
-            (values, aux), = side
-            ev = Evaluation(float(value), np.asarray(vjp(vspace(value).ones()), dtype=float), values, aux)
+            (values, aux, columns), = side
+            ev = Evaluation(float(value), np.asarray(vjp(vspace(value).ones()), dtype=float), values, aux, columns)
         if not ev.finite:
             raise NonFiniteError(ev)
         return ev

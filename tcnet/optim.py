@@ -35,7 +35,7 @@ class Step:
     """One reported iterate. `stage` is the index of the stage that reported it (0 unless staged),
     `evaluations` the objective evaluations so far (every session of a resumed run), `opt_state`
     the optimizer's snapshot for resuming at this point, `extra` optimizer-specific scalars for
-    the history (e.g. a Lagrange multiplier)."""
+    the history (e.g. a Lagrange multiplier) and the state's columns (`State.columns`)."""
 
     step: int
     stage: int
@@ -130,7 +130,8 @@ class Monitor:
         return objective.evaluate(x, inputs, gradient)
 
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
-        """Record an iterate. `initial=True` marks the point an optimizer (or a chain stage, or a
+        """Record an iterate, with the optimizer's `extra` scalars and the state's columns
+        (`ev.columns`) as extra history columns. `initial=True` marks the point an optimizer (or a chain stage, or a
         resumed run) starts from: it is recorded only as step 0 of a fresh run, since otherwise it
         was recorded already. Returns True if the callback asked to stop; raises Diverged, without
         recording it, for an iterate beyond the bounds of `check_bounds`."""
@@ -148,7 +149,7 @@ class Monitor:
             wall_time=time.perf_counter() - self._t0,
             x=np.array(x, dtype=float),
             opt_state=dict(opt_state or {}),
-            extra=dict(extra or {}),
+            extra={**ev.columns, **(extra or {})},
         )
         self.next_step += 1
         self.last = step

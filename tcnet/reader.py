@@ -83,7 +83,7 @@ class StoreFile:
     def history(self, run_id: str) -> pd.DataFrame:
         """The run's committed steps, indexed by `step`: stage (number) and stage_name (the
         optimizer of that stage), loss, grad_norm, wall_time, term.<label> (unweighted term
-        values) and extra.<key> (the optimizer's extra columns), exactly as stored."""
+        values) and extra.<key> (the optimizer's and the state's extra columns), exactly as stored."""
         rec = self.record(run_id)
         names = _stage_names(rec.spec["optimizer"])
         h = rec.history

@@ -313,3 +313,65 @@ def test_lyapunov_backend_is_the_adjoint_method_of_tcnet_linalg_lyapunov(N, seed
                        rtol=1e-10, atol=0)
     for i in (0, 1):
         assert rel(grad(backend, i)(J, w), grad(primitive, i)(J, w)) < 1e-10
+
+
+def test_the_path_of_every_step_is_recorded_in_the_stored_history(tmp_path):
+    """A run of the default objective from the nearly defective J: each step's extra column
+    lyapunov_path, stored in HDF5 and read back by tcnet.open(...).history, is the path of the
+    state at that step's point (1 at the start, where auto must take the Lyapunov path)."""
+    import tcnet
+    from tcnet.store import RunWriter
+
+    J, w = nearly_defective(1e-20)
+    net = network_with_J(J, w)
+    spec = {"dynamics": {"name": "linear_decay", **net.config},
+            "loss": [{"name": "decay"}, {"name": "stability", "weight": 1e5}, {"name": "smoothness", "weight": 0.01}],
+            "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 2, "lr": 0.01},
+                                                       {"name": "lbfgs", "max_iter": 2}]}}
+    path = tmp_path / "run.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = tcnet.run(spec, dynamics=net, recorders=[RunWriter(path)], progress=False)
+    history = tcnet.open(path).history(tcnet.store.list_runs(path)[0])
+    expected = [float(net.state(step.x).path == "lyapunov") for step in result.history.steps]
+    assert expected[0] == 1.0 and len(history) == len(expected) > 3
+    np.testing.assert_array_equal(history["extra.lyapunov_path"], expected)
+
+
+def test_a_study_file_sets_the_backend(tmp_path, capsys):
+    """`dynamics.backend` in a study file's grid (and unset: the default): every run is computed on
+    its path (the saved spec and network, each step's lyapunov_path) and ends where the same spec
+    run on the generic eig path ends (final loss to 1e-8). A backend the plugin does not have
+    fails its run with one line naming the setting (as any network that cannot be created), and
+    the study goes on."""
+    import tcnet
+    from tcnet.cli import main
+
+    toml = tmp_path / "s.toml"
+    head = ('[study]\nname = "backends"\nseed = 5\n[base.dynamics]\nname = "linear_decay"\nN = 30\n'
+            '[[base.loss]]\nname = "decay"\n[[base.loss]]\nname = "stability"\nweight = 1e5\n'
+            '[[base.loss]]\nname = "smoothness"\nweight = 0.01\n[base.optimizer]\nname = "staged"\n'
+            '[[base.optimizer.stages]]\nname = "adam"\nsteps = 3\nlr = 0.01\n'
+            '[[base.optimizer.stages]]\nname = "lbfgs"\nmax_iter = 5\n')
+    toml.write_text(head + '[grid]\n"dynamics.backend" = ["auto", "fused", "lyapunov"]\n')
+    out = tmp_path / "s.h5"
+    assert main(["study", str(toml), "-o", str(out), "--workers", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    f = tcnet.open(out)
+    backends = []
+    for run_id in tcnet.store.list_runs(out):
+        rec = f.record(run_id)
+        backend = rec.spec["dynamics"]["backend"]
+        assert rec.final.config["backend"] == backend
+        path = (f.history(run_id)["extra.lyapunov_path"]).to_numpy()
+        assert len(path) > 5 and np.all(path == (1.0 if backend == "lyapunov" else 0.0))
+        generic = tcnet.run({**rec.spec, "dynamics": {**rec.spec["dynamics"], "backend": "eig"}}, progress=False)
+        assert np.isclose(rec.history["loss"][-1], generic.history.steps[-1].loss, rtol=1e-8, atol=0)
+        backends.append(backend)
+    assert sorted(backends) == ["auto", "fused", "lyapunov"]
+
+    toml.write_text(head + '[grid]\n"dynamics.backend" = ["fused", "torch"]\n')
+    assert main(["study", str(toml), "-o", str(tmp_path / "bad.h5"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 done, 1 failed" in err
+    assert "ConfigError: linear_decay: backend must be one of 'eig', 'auto', 'fused', 'lyapunov', got 'torch'" in err

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
+import tcnet
 from tcnet import store
 from tcnet.cli import main
 
@@ -31,6 +32,8 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
         assert rec.history["loss"][-1] <= rec.history["loss"][0]
         assert "backend" not in dyn and rec.initial.config["backend"] == "auto"  # the default, saved
         assert rec.final.summary()["lyapunov_path"] == 0.0  # auto took the fused path here
+        history = tcnet.open(out).history(run_id)  # and says so at every step
+        assert len(history) == 6 and (history["extra.lyapunov_path"] == 0.0).all()
     assert seen == {(0.1, 7), (0.1, 8), (0.2, 7), (0.2, 8)}
     capsys.readouterr()
 
@@ -49,6 +52,7 @@ def test_train_backend_flag_sets_the_backend(tmp_path, capsys):
     rec = store.read_run(out, store.list_runs(out)[0])
     assert rec.spec["dynamics"]["backend"] == "lyapunov" == rec.final.config["backend"]
     assert rec.final.summary()["lyapunov_path"] == 1.0
+    assert (tcnet.open(out).history(rec.run_id)["extra.lyapunov_path"] == 1.0).all()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--backend", "torch", "-f", str(tmp_path / "bad.h5"), "--no-progress"])

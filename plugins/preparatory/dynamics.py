@@ -161,6 +161,14 @@ class LinearDecayState(State):
         """How L1..L3 are computed here: "eig", "fused" or "lyapunov" ("auto" resolved)."""
         return "eig" if self.backend is None else self.backend.path
 
+    def columns(self) -> dict:
+        """`lyapunov_path` (1 where the Lyapunov path computed L1..L3, 0 where an eigendecomposition
+        did) for the run history, so a saved run says per step how it was computed; nothing where
+        no term read L1..L3 (the path is then not chosen, and choosing it here would cost)."""
+        if "backend" not in self.__dict__:
+            return {}
+        return {"lyapunov_path": float(self.path == "lyapunov")}
+
     @cached_property
     def backend_losses(self):
         """(L1, L2, L3) from the fast backend, None on the generic "eig" path."""
