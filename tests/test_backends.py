@@ -375,3 +375,20 @@ def test_a_study_file_sets_the_backend(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 done, 1 failed" in err
     assert "ConfigError: linear_decay: backend must be one of 'eig', 'auto', 'fused', 'lyapunov', got 'torch'" in err
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_rescaled_primitive_is_the_traced_normalization_to_the_last_bit(axis):
+    """linear_decay's `rescaled` (one primitive for U's columns, V's rows) gives the value and the
+    gradient of the traced expression X / sqrt(sum(X * X)) * scale exactly (so runs stored before
+    it reproduce), and its gradient matches central differences."""
+    from tcnet_plugins.preparatory.dynamics import rescaled
+
+    rng = np.random.default_rng(18)
+    X, C = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+    traced = lambda X: anp.sum(C * (X / anp.sqrt(anp.sum(X * X, axis=axis, keepdims=True)) * 1.7))  # noqa: E731
+    primitive = lambda X: anp.sum(C * rescaled(X, axis, 1.7))  # noqa: E731
+    assert traced(X) == primitive(X)
+    assert np.array_equal(grad(traced)(X), grad(primitive)(X))
+    d = rng.standard_normal(X.shape)
+    assert np.isclose(np.sum(grad(primitive)(X) * d), central_difference(primitive, X, d, 1e-5), rtol=1e-8)

@@ -123,7 +123,7 @@ class _EigFactor:
 
     where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T
     restricted to that pair (e is equal on both). Both block-diagonal Lyapunov equations split into
-    independent 1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form (`_block_lyapunov`), in
+    independent 1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form (`_BlockLyapunov`), in
     O(N^2); the O(N^3) work is eig, inv(W), G, S, Y X and K^T (.) W^T, on numpy's LAPACK/BLAS (see
     `_SchurFactor`). This is the eigenbasis formula R (M o F) R^H of DESIGN.md with the complex
     basis R = W T (T = [[1, 1], [i, -i]] on a pair) multiplied out. No 1/(lambda_i - lambda_j)
@@ -158,7 +158,8 @@ class _EigFactor:
         gamma = (lam[first] - 1.0) / tau
         self.alpha, self.beta = gamma.real, gamma.imag
         self.G = W.T @ W
-        self.X = _block_lyapunov(self.K @ self.K.T, r, self.d, self.alpha, self.beta)
+        self.lyapunov = _BlockLyapunov(r, self.d, self.alpha, self.beta)
+        self.X = self.lyapunov.solve(self.K @ self.K.T)
         self.b = (J.T @ w - w) / tau
         self.v = W.T @ self.b
         self.Xv = self.X @ self.v
@@ -173,7 +174,7 @@ class _EigFactor:
         g1, g2, g3 = np.real(g)
         tau = self.tau
         Cw = (g1 / (self.N * tau)) * self.G + (g3 * tau) * np.outer(self.v, self.v)
-        Y = _block_lyapunov(Cw, self.n_real, self.d, self.alpha, -self.beta)  # Da^T: beta -> -beta
+        Y = self.lyapunov.solve(Cw, transpose=True)
         inner = (2.0 / tau) * (Y @ self.X)
         inner[np.diag_indices(self.N)] += 2.0 * g2 * self.excess / tau
         Pb = self.W @ self.Xv
@@ -184,9 +185,10 @@ class _EigFactor:
         return 2.0 * np.real(g[2]) * (self.J @ Pb - Pb)
 
 
-def _block_lyapunov(S, r, d, alpha, beta):
-    """X with Da X + X Da^T = -S for the real block-diagonal Da = diag(d_1, ..., d_r, B_1, ..., B_m),
-    B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (rows/columns r + 2k, r + 2k + 1), block by block:
+class _BlockLyapunov:
+    """X with Da X + X Da^T = -S (or, `transpose`, Da^T X + X Da = -S) for the real block-diagonal
+    Da = diag(d_1, ..., d_r, B_1, ..., B_m), B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (rows and
+    columns r + 2k, r + 2k + 1), block by block:
 
     - 1 x 1: x = -s / (d_i + d_j);
     - 1 x 2 (real row i, pair column k), with xi = x_1 + i x_2: (d_i + alpha_k - i beta_k) xi = -(s_1 + i s_2),
@@ -196,21 +198,36 @@ def _block_lyapunov(S, r, d, alpha, beta):
       and by -i, so (alpha_k + alpha_l + i (beta_k - beta_l)) (p + iq) = -(the same part of S) and
       (alpha_k + alpha_l - i (beta_k + beta_l)) (s + it) = -(its part of S).
 
-    A singular block (gamma_i + conj(gamma_j) = 0) gives inf or NaN, as L1 and L3 do not exist."""
-    X = np.empty_like(S)
-    P, Q = slice(r, None, 2), slice(r + 1, None, 2)
-    X[:r, :r] = -S[:r, :r] / (d[:, None] + d[None, :])
-    xi = -(S[:r, P] + 1j * S[:r, Q]) / (d[:, None] + alpha[None, :] - 1j * beta[None, :])
-    X[:r, P], X[:r, Q] = xi.real, xi.imag
-    xi = -(S[P, :r] + 1j * S[Q, :r]) / (alpha[:, None] + d[None, :] - 1j * beta[:, None])
-    X[P, :r], X[Q, :r] = xi.real, xi.imag
-    s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
-    a = alpha[:, None] + alpha[None, :]
-    commuting = -0.5 * ((s11 + s22) + 1j * (s12 - s21)) / (a + 1j * (beta[:, None] - beta[None, :]))
-    anticommuting = -0.5 * ((s11 - s22) + 1j * (s12 + s21)) / (a - 1j * (beta[:, None] + beta[None, :]))
-    p, q, s, t = commuting.real, commuting.imag, anticommuting.real, anticommuting.imag
-    X[P, P], X[P, Q], X[Q, P], X[Q, Q] = p + s, q + t, t - q, p - s
-    return X
+    The transposed equation is the same with beta -> -beta, i.e. with every complex coefficient
+    conjugated; so the reciprocal coefficients are computed once and serve the forward (P) and the
+    adjoint (Q) solve, each then O(N^2) multiplications. A singular block (gamma_i + conj(gamma_j)
+    = 0) gives inf or NaN, as L1 and L3 do not exist."""
+
+    def __init__(self, r, d, alpha, beta):
+        self.r = r
+        self.real = -1.0 / (d[:, None] + d[None, :])
+        self.mixed = -1.0 / (d[:, None] + alpha[None, :] - 1j * beta[None, :])  # (real row, pair); transposed for (pair, real)
+        a = alpha[:, None] + alpha[None, :]
+        self.commuting = -0.5 / (a + 1j * (beta[:, None] - beta[None, :]))
+        self.anticommuting = -0.5 / (a - 1j * (beta[:, None] + beta[None, :]))
+
+    def solve(self, S, transpose=False):
+        r, X = self.r, np.empty_like(S)
+        mixed, commuting, anticommuting = self.mixed, self.commuting, self.anticommuting
+        if transpose:
+            mixed, commuting, anticommuting = mixed.conj(), commuting.conj(), anticommuting.conj()
+        P, Q = slice(r, None, 2), slice(r + 1, None, 2)
+        X[:r, :r] = S[:r, :r] * self.real
+        xi = (S[:r, P] + 1j * S[:r, Q]) * mixed
+        X[:r, P], X[:r, Q] = xi.real, xi.imag
+        xi = (S[P, :r] + 1j * S[Q, :r]) * mixed.T
+        X[P, :r], X[Q, :r] = xi.real, xi.imag
+        s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
+        commuting = ((s11 + s22) + 1j * (s12 - s21)) * commuting
+        anticommuting = ((s11 - s22) + 1j * (s12 + s21)) * anticommuting
+        p, q, s, t = commuting.real, commuting.imag, anticommuting.real, anticommuting.imag
+        X[P, P], X[P, Q], X[Q, P], X[Q, Q] = p + s, q + t, t - q, p - s
+        return X
 
 
 class _SchurFactor:
