@@ -33,7 +33,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
-from tcnet import ConfigError, Iterative, Loss, Objective, Term
+from tcnet import ConfigError, Iterative, Loss, Objective, State, Term
 from tcnet.optim import check_step, largest_curvature
 from tcnet.settings import Integer, Real, Setting, Settings, Text
 from tcnet.validate import integer, real
@@ -77,7 +77,8 @@ class StateEquality(Equality):
         try:
             q = getattr(state, self.quantity)
         except AttributeError:
-            known = sorted(n for n in dir(type(state)) if not n.startswith("_") and n not in ("dynamics", "params"))
+            known = sorted(n for n in dir(type(state)) if not n.startswith("_") and n not in ("dynamics", "params")
+                           and not hasattr(State, n))  # the quantities of this state, not the base's methods
             raise ConfigError(f"equality: quantity {self.quantity!r} is not a quantity of the "
                               f"{state.dynamics.name} state; available: {', '.join(known) or 'none'}") from None
         q = anp.ravel(q)

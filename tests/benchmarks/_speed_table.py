@@ -4,7 +4,10 @@ RATIOS = []
 """(path, N, min, median of the per-round ratios): cost relative to numpy.linalg.eig of the same J."""
 
 NOTES = []
-"""Free-text lines (fitted exponents, end-to-end runs)."""
+"""Free-text lines (fitted exponents, other benchmarks)."""
+
+RUNS = []
+"""(backend, evaluations, paths, final loss, run seconds, eig seconds per evaluation): end-to-end runs."""
 
 
 def ratio_table(ratios) -> list[str]:
@@ -15,4 +18,14 @@ def ratio_table(ratios) -> list[str]:
     width = max(13, *(len(p) + 2 for p in paths))
     lines = [f"{'N':>6}" + "".join(f"{p:>{width}}" for p in paths)]
     lines += [f"{N:>6}" + "".join(f"{cells.get((p, N), '-'):>{width}}" for p in paths) for N in sizes]
+    return lines
+
+
+def run_table(runs) -> list[str]:
+    """One line per backend: evaluations (and the paths that computed them), final loss, the run's
+    time and its ratio to (evaluations x one numpy.linalg.eig)."""
+    lines = [f"{'backend':>10} {'evaluations':>12} {'paths':>18} {'final loss':>12} {'run s':>8} {'eig s':>7} "
+             f"{'run / (evaluations x eig)':>26}"]
+    for backend, n, paths, final, seconds, eig in runs:
+        lines.append(f"{backend:>10} {n:>12} {paths:>18} {final:>12.8f} {seconds:>8.1f} {eig:>7.3f} {seconds / (n * eig):>26.2f}")
     return lines
