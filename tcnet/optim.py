@@ -131,9 +131,9 @@ class Monitor:
 
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate, with the optimizer's `extra` scalars and the state's columns
-        (`ev.columns`) as extra history columns. `initial=True` marks the point an optimizer (or a chain stage, or a
-        resumed run) starts from: it is recorded only as step 0 of a fresh run, since otherwise it
-        was recorded already. Returns True if the callback asked to stop; raises Diverged, without
+        (`ev.columns`) as extra history columns. `initial=True` marks the point an optimizer (or a
+        chain stage, or a resumed run) starts from: it is recorded only as step 0 of a fresh run,
+        since otherwise it was recorded already. Returns True if the callback asked to stop; raises Diverged, without
         recording it, for an iterate beyond the bounds of `check_bounds`."""
         self.check_bounds("largest |parameter|", _largest(x))
         self.check_bounds("|loss|", abs(ev.value))
