@@ -404,3 +404,18 @@ def test_a_closed_stdout_pipe_ends_quietly(pool):
     assert proc.wait() == BROKEN_PIPE == 141 and err == b""
     head = subprocess.run(f"{' '.join(show)} | head -1", shell=True, capture_output=True, text=True)
     assert head.stdout.startswith(f"{home / 'study.h5'}: format tcnet v") and head.stderr == ""
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["simulate", "runs.h5", "\udcff"], "tcnet simulate: runs.h5: no network '\\udcff' (networks: none; runs: run-0001;"),
+    (["resume", "runs.h5", "\udcff"], "tcnet resume: runs.h5: no run '\\udcff' (runs: run-0001)"),
+    (["simpl", "fit", "sim.h5", "--extent", "0"], "tcnet simpl: --extent takes a LOW HIGH pair per axis, got 1 number(s)"),
+])
+def test_found_by_the_property_test(argv, line, pool, capsys, monkeypatch):
+    """Before: internal errors (UnicodeEncodeError for a name of undecodable bytes, $'\\xff' in a
+    shell; a reshape ValueError for an odd number of --extent values)."""
+    from tcnet.cli import main
+    monkeypatch.chdir(pool[0])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err

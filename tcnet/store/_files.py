@@ -431,6 +431,16 @@ def _group(group, key: str, where: str):
     return g
 
 
+def _has(group, name: str) -> bool:
+    """`name in group`, and False for a name no HDF5 object can have: text that is not UTF-8 (a
+    command-line argument of undecodable bytes), which h5py cannot even look up."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return name in group
+
+
 def _h5name(name, what: str, path: Path) -> str:
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise StoreError(f"{path}: {what} name must be a non-empty string without '/', got {name!r}")

@@ -11,7 +11,7 @@ import numpy as np
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
-    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _dataset, _group, _h5name, _int_attr,
+    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _dataset, _group, _h5name, _has, _int_attr,
     _json_attr, _open_h5, _owner, _reading, _text, _text_attr, _writing, new_h5,
 )
 from tcnet.validate import ConfigError
@@ -111,12 +111,12 @@ def _checkpoint_group(g: h5py.Group, where: str = "") -> h5py.Group | None:
 def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.ndarray | None]:
     """The stored network `name` and, for '<run>/checkpoint', the checkpoint's parameter vector."""
     networks = f.get("networks", {})
-    if name in networks:
+    if _has(networks, name):
         return _read_network(networks[name], f"{path}: network {name!r}"), None
     runs = f.get("runs", {})
     run_id, _, part = name.partition("/")
     part = part or "final"
-    if run_id not in runs or part not in NETWORK_PARTS:
+    if not _has(runs, run_id) or part not in NETWORK_PARTS:
         raise StoreError(
             f"{path}: no network {name!r} (networks: {', '.join(networks) or 'none'}; runs: "
             f"{', '.join(runs) or 'none'}; a run's network is '<run>', '<run>/initial', '<run>/final' "

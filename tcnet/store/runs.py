@@ -19,8 +19,8 @@ from tcnet.optim import Checkpoint
 from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
-    _WriteLock, _dataset, _group, _h5name, _int_attr, _json_attr, _lock_owner, _malformed, _now, _one_line, _owner,
-    _reading, ended_status, _real_attr, _text, _text_attr, _writing,
+    _WriteLock, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed, _now, _one_line,
+    _owner, _reading, ended_status, _real_attr, _text, _text_attr, _writing,
 )
 from tcnet.store.networks import (
     NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
@@ -216,7 +216,7 @@ class RunWriter:
             c.create_group(slot)
 
     def _reopen(self, runs: h5py.Group) -> None:
-        if self.run_id not in runs:
+        if not _has(runs, self.run_id):
             raise StoreError(f"{self.path}: no run {self.run_id!r} to resume (runs: {', '.join(runs) or 'none'})")
         g = runs[self.run_id]
         status = _text(g.attrs.get("status", ""))
@@ -365,7 +365,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
     path = Path(path)
     with _reading(path) as f:
         runs = f.get("runs", {})
-        if run_id not in runs:
+        if not _has(runs, run_id):
             raise StoreError(f"{path}: no run {run_id!r} (runs: {', '.join(runs) or 'none'})")
         g = runs[run_id]
         where = f"{path}: run {run_id!r}"
