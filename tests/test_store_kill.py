@@ -1,9 +1,14 @@
-"""A writer killed with SIGKILL mid-optimization leaves a readable file; the run resumes exactly."""
+"""A writer killed with SIGKILL mid-optimization leaves a readable file; the run resumes exactly.
+The random-kill tests run idle and again under CPU load (`cpu_burners`): a writer slowed down by
+other processes is caught at other points of a write, and a regression that left killed files
+unreadable passed idle and failed under load."""
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +32,27 @@ def chain(delay):
                                                       {"name": "lbfgs", "gtol": 1e-10}]}}
 
 
+def wait_for_steps(worker, path, n, timeout=120):
+    """Until the worker's run 'victim' has `n` steps in the file (a loaded machine starts it late)."""
+    deadline = time.monotonic() + timeout
+    steps = 0
+    while steps < n:
+        assert worker.poll() is None, "the worker ended before it was killed"
+        assert time.monotonic() < deadline, f"the worker flushed fewer than {n} steps in {timeout} s"
+        time.sleep(0.05)
+        if path.exists():
+            try:
+                steps = store.read_run(path, "victim", plugins=PLUGINS).steps
+            except store.StoreError as err:  # the run group is not created yet
+                assert "no run 'victim'" in str(err)
+
+
 def test_sigkill_mid_adam_then_resume(tmp_path):
     path = tmp_path / "killed.h5"
     worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path),
                                json.dumps(chain(delay=0.01)), "10"])
     try:
-        deadline = time.monotonic() + 30
-        steps = 0
-        while steps < 40:
-            assert worker.poll() is None, "the worker ended before it was killed"
-            assert time.monotonic() < deadline, "the worker flushed no steps in 30 s"
-            time.sleep(0.05)
-            if path.exists():
-                try:
-                    steps = store.read_run(path, "victim", plugins=PLUGINS).steps
-                except store.StoreError as err:  # the run group is not created yet
-                    assert "no run 'victim'" in str(err)
+        wait_for_steps(worker, path, 40)
         # while it runs, the file refuses a second writer, naming the live one
         with pytest.raises(FileBusyError, match=f"run 'victim', pid {worker.pid} on host"):
             store.save_network(path, "n", PLUGINS.get("dynamics", "store_linear").create())
@@ -75,16 +85,82 @@ def test_sigkill_mid_adam_then_resume(tmp_path):
     assert not Path(str(path) + ".lock").exists()
 
 
+@contextmanager
+def cpu_burners(n: int):
+    """`n` child processes that keep the CPUs busy while the block runs; ended (by pid) after it."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def kill_after_changes(proc, path, changes, rng):
+    """SIGKILL the process and its session (start it with start_new_session=True) right after its
+    `changes`-th change to the file (size or modification time): likely inside its next write."""
+    try:
+        seen, deadline = None, time.monotonic() + 120
+        while changes and proc.poll() is None:
+            assert time.monotonic() < deadline, f"{path} did not change for 120 s"
+            stat = path.stat() if path.exists() else None
+            now = stat and (stat.st_size, stat.st_mtime_ns)
+            if now != seen:
+                changes, seen = changes - 1, now
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.02))
+    finally:
+        if proc.poll() is None:  # not ended (and reaped) on its own
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_sigkill_while_runs_are_created_under_cpu_load(tmp_path):
+    """`tcnet train` writing one short run after another (new groups and datasets in the file each
+    time), killed right after a random change to its file, under CPU load: every run reads, and the
+    next train appends to the file. (A full-disk guard that left the file longer than HDF5's end of
+    allocation made such files unreadable: 'len not positive after adjustment for EOA'.)"""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "runs.h5"
+    train = [sys.executable, "-m", "tcnet.cli", "train", "-N", "4", "-F", "0.5", "-A", "2", "-L", "1", "-k", "500", "-f",
+             str(path), "--no-progress"]
+    with cpu_burners(8):
+        for trial in range(10):
+            before = store.list_runs(path) if path.exists() else []
+            with open(tmp_path / f"train{trial}.err", "w") as err:
+                proc = subprocess.Popen(train, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            kill_after_changes(proc, path, rng.integers(1, 20), rng)
+            assert proc.returncode == -signal.SIGKILL, (tmp_path / f"train{trial}.err").read_text()
+            runs = store.list_runs(path)
+            assert runs[:len(before)] == before, trial
+            for run_id in runs:
+                rec = store.read_run(path, run_id)
+                assert rec.status in ("finished", "interrupted"), (trial, run_id, rec.status)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_times_never_corrupts(tmp_path):
+    kill_at_random_times(tmp_path, trials=20, seed=0)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_times_under_cpu_load_never_corrupts(tmp_path):
+    with cpu_burners(8):
+        kill_at_random_times(tmp_path, trials=12, seed=1)
+
+
+def kill_at_random_times(tmp_path, trials, seed):
     """Flushing after every step keeps the writer inside the open/append/close window most of the
     time (no evaluation delay), so random SIGKILLs hit it mid-flush; every file must still read
     back interrupted with a contiguous history ending at its checkpoint, and the checkpoint must
-    belong to that step (before the two-phase commit, 6 of 25 such kills left x of a newer step)."""
-    rng = np.random.default_rng(0)
+    belong to that step (before the two-phase commit, 6 of 25 such kills left x of a newer step);
+    and the next writer can add to the file."""
+    rng = np.random.default_rng(seed)
     spec = chain(delay=0.0)
     spec["optimizer"] = {"name": "adam", "steps": 10**6, "lr": 0.01}
-    for trial in range(20):
+    for trial in range(trials):
         path = tmp_path / f"{trial}.h5"
         worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path),
                                    json.dumps(spec), "1"])
@@ -103,6 +179,8 @@ def test_sigkill_at_random_times_never_corrupts(tmp_path):
         J = rec.checkpoint.x.reshape(4, 4)
         assert rec.checkpoint.opt_state["t"] == rec.checkpoint.step
         assert np.sum((J - 0.3) ** 2) + 0.1 * np.sum(np.sin(3 * J)) == pytest.approx(rec.history["loss"][-1], rel=1e-14)
+        store.save_network(path, "next", PLUGINS.get("dynamics", "store_linear").create())
+        assert store.read_run(path, "victim", plugins=PLUGINS).steps == rec.steps
 
 
 @pytest.mark.slow
@@ -115,7 +193,7 @@ def test_sigkill_during_resume_and_simulate_out(tmp_path):
     spec = chain(delay=0.002)
     path = tmp_path / "runs.h5"
     worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path), json.dumps(spec), "5"])
-    time.sleep(2.0)
+    wait_for_steps(worker, path, 20)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     cli = [sys.executable, "-m", "tcnet.cli", "--plugin", str(HERE / "store_linear.py")]
