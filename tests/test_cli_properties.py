@@ -32,14 +32,16 @@ CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER = 1, 2, 3
 # --- how to run each command cheaply ------------------------------------------------------------
 # For every command: a valid argv that finishes in about a second (values by dest; True = a flag),
 # the dests whose values name files the command may write, and the dests that scale its work or
-# memory with the positive range their drawn values are clamped to (the memory estimates of issue 14
-# refuse the rest; until every command has one, drawing beyond these would only test the machine).
+# memory with the positive range their drawn values are clamped to, so that a valid example stays
+# cheap. Of the dests in `sizes` (those the command's memory estimate covers, tcnet.resources), a
+# drawn value beyond 1e9 (or below 1e-9) is kept: the command must refuse it in one line, at once.
 COMMANDS = {
     ("plugins",): dict(base={}, writes=()),
     ("show",): dict(base={"file": ["runs.h5"]}, writes=()),
     ("compare",): dict(base={"files": ["runs.h5", "study.h5"]}, writes=()),
     ("simulate",): dict(base={"file": ["runs.h5"], "network": ["run-0001"], "t_max": ["0.1"], "n_init": ["2"]},
-                        writes=("out",), bounds={"t_max": (0.01, 10), "dt": (1e-3, 1), "n_init": (1, 50)}),
+                        writes=("out",), bounds={"t_max": (0.01, 10), "dt": (1e-3, 1), "n_init": (1, 50)},
+                        sizes=("t_max", "dt", "n_init")),
     ("resume",): dict(base={"file": ["runs.h5"], "all": True, "no_progress": True}, writes=("file",)),
     ("study",): dict(base={"study_file": ["study.toml"], "out": ["new.h5"], "workers": ["1"], "no_progress": True},
                      writes=("out", "csv"), weight=0.25, bounds={"workers": (1, 2)}),
@@ -48,17 +50,18 @@ COMMANDS = {
     ("train",): dict(base={"sizes": ["6"], "adam_epochs": ["2"], "lbfgs_iters": ["2"], "file": ["new.h5"],
                            "no_progress": True}, writes=("file",),
                      bounds={"sizes": (2, 30), "repeats": (1, 2), "adam_epochs": (1, 20), "lbfgs_iters": (1, 20),
-                             "n_fracs": (0, 1), "betas": (0, 1e6)}),
-    ("demo",): dict(base={"out": ["demo"], "no_progress": True}, writes=("out",), weight=0.05),
+                             "n_fracs": (0, 1), "betas": (0, 1e6)}, sizes=("sizes", "repeats")),
+    ("demo",): dict(base={"out": ["demo"], "no_progress": True}, writes=("out",), weight=0.05, timeout=120),
     ("ei-study",): dict(base={"mode": ["qss"], "presets": ["paradoxical"], "rules": ["exact"], "n_init": ["2"],
                               "steps": ["20"], "trial_inits": ["1"], "trials": ["2"], "seeds": ["0"], "out": ["ei"]},
                         writes=("out",), weight=0.25,
                         bounds={"n_init": (1, 3), "steps": (1, 100), "trial_inits": (1, 2), "trials": (1, 3),
-                                "seeds": (0, 1), "hold": (1, 100)}),
+                                "seeds": (0, 1), "hold": (1, 100)}, sizes=("n_init",)),
     ("basin-map",): dict(base={"grid": ["3"], "steps": ["10"], "methods": ["penalty"], "out": ["b.png"]},
-                         writes=("out",), weight=0.25, bounds={"grid": (1, 5), "steps": (1, 50)}),
+                         writes=("out",), weight=0.25, bounds={"grid": (1, 5), "steps": (1, 50)}, sizes=("grid",)),
     ("simpl", "generate"): dict(base={"out": ["new.h5"], "cells": ["4"], "duration": ["20"]}, writes=("out",),
-                                bounds={"cells": (1, 30), "duration": (1, 200), "noise_timescale": (1e-3, 1e3)}),
+                                bounds={"cells": (1, 30), "duration": (1, 200), "noise_timescale": (1e-3, 1e3)},
+                                sizes=("duration",)),
     ("simpl", "fit"): dict(base={"data": ["sim.h5"], "iterations": ["1"]}, writes=("store", "out", "figures"),
                            weight=0.25, bounds={"iterations": (1, 2), "dt": (0.01, 1), "grid_spacing": (0.02, 1),
                                                "bandwidth": (1e-3, 1), "extent": (0, 2), "val_block": (0.1, 10)}),
@@ -255,8 +258,9 @@ def tokens(action) -> st.SearchStrategy:
     return STRINGS
 
 
-def clamp(token: str, bound) -> str:
-    """A positive finite number outside the bound is moved to its nearest end; anything else stays."""
+def clamp(token: str, bound, extremes: bool) -> str:
+    """A positive finite number outside the bound is moved to its nearest end, unless `extremes`
+    and it is beyond 1e9 or below 1e-9; anything else stays."""
     out = []
     for word in token.split(" "):
         try:
@@ -264,18 +268,18 @@ def clamp(token: str, bound) -> str:
         except ValueError:
             out.append(word)
             continue
-        if value > 0 and value != float("inf"):
+        if value > 0 and value != float("inf") and not (extremes and not 1e-9 <= value <= 1e9):
             value = min(max(value, bound[0]), bound[1])
             word = str(int(value)) if float(int(value)) == value and "." not in word and "e" not in word.lower() else repr(value)
         out.append(word)
     return " ".join(out)
 
 
-def values(action, bound) -> st.SearchStrategy:
+def values(action, bound, extremes) -> st.SearchStrategy:
     """What to give an action: a flag or not, or a list of tokens of (mostly) its arity."""
     if action.nargs == 0:
         return st.booleans()
-    one = tokens(action).map(lambda t: clamp(t, bound) if bound else t)
+    one = tokens(action).map(lambda t: clamp(t, bound, extremes) if bound else t)
     n = {None: 1, "?": 1, "+": 2, "*": 2}.get(action.nargs, action.nargs)
     return st.lists(one, min_size=max(0, n - 1), max_size=n + 1)
 
@@ -287,7 +291,8 @@ def argv_for(command, sub, draw) -> list:
     actions = [a for a in sub._actions if not isinstance(a, argparse._HelpAction)]
     given_ = dict(spec["base"])
     for action in draw(st.lists(st.sampled_from(actions), min_size=1, max_size=3, unique_by=lambda a: a.dest)):
-        given_[action.dest] = draw(values(action, spec.get("bounds", {}).get(action.dest)))
+        given_[action.dest] = draw(values(action, spec.get("bounds", {}).get(action.dest),
+                                          action.dest in spec.get("sizes", ())))
     argv = list(command)
     for action in actions:
         value = given_.get(action.dest)
@@ -316,7 +321,7 @@ def may_write(path: Path, outputs, cwd: Path) -> bool:
     return False
 
 
-TIMEOUT = 40  # seconds per example on a loaded 2-core machine; an example takes ~0.1-3 s
+TIMEOUT = 40  # seconds per example on a loaded 2-core machine; an example takes ~0.1-3 s (demo ~10 s)
 
 
 def check(command, server, home, data):
@@ -327,14 +332,15 @@ def check(command, server, home, data):
     try:
         place(home, where)
         before = digests(where)
-        status, out, err = server.run(argv, where, TIMEOUT)
+        timeout = COMMANDS[command].get("timeout", TIMEOUT)
+        status, out, err = server.run(argv, where, timeout)
         event(f"exit {status}")
         after = digests(where)
     finally:
         (where / "ro").chmod(0o755) if (where / "ro").exists() else None
         shutil.rmtree(where.parent, ignore_errors=True)
     shown = f"tcnet {' '.join(map(repr, argv))}\nexit {status}\nstderr:\n{err[-3000:]}"
-    assert status != -signal.SIGALRM, f"no answer within {TIMEOUT} s: {shown}"
+    assert status != -signal.SIGALRM, f"no answer within {timeout} s: {shown}"
     assert status in (0, 1, 2), shown
     assert "Traceback" not in err and "internal error" not in err, shown
     if status == 2:  # one line, after any line saying a --plugin file failed to load (not fatal)
@@ -410,10 +416,12 @@ def test_a_closed_stdout_pipe_ends_quietly(pool):
     (["simulate", "runs.h5", "\udcff"], "tcnet simulate: runs.h5: no network '\\udcff' (networks: none; runs: run-0001;"),
     (["resume", "runs.h5", "\udcff"], "tcnet resume: runs.h5: no run '\\udcff' (runs: run-0001)"),
     (["simpl", "fit", "sim.h5", "--extent", "0"], "tcnet simpl: --extent takes a LOW HIGH pair per axis, got 1 number(s)"),
+    (["plot-study", "study.h5"], "tcnet plot-study: study file study.h5: not valid TOML (not UTF-8 text)"),
 ])
 def test_found_by_the_property_test(argv, line, pool, capsys, monkeypatch):
     """Before: internal errors (UnicodeEncodeError for a name of undecodable bytes, $'\\xff' in a
-    shell; a reshape ValueError for an odd number of --extent values)."""
+    shell; a reshape ValueError for an odd number of --extent values; UnicodeDecodeError for a
+    study file that is not text)."""
     from tcnet.cli import main
     monkeypatch.chdir(pool[0])
     assert main(argv) == 2

@@ -80,6 +80,8 @@ class Study:
                 d = tomllib.load(f)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"study file {path}: not valid TOML ({err})") from None
+        except UnicodeDecodeError:  # e.g. the study's HDF5 file given in its place
+            raise ConfigError(f"study file {path}: not valid TOML (not UTF-8 text)") from None
         return cls.from_dict(d, path.parent, path.stem)
 
     @property
