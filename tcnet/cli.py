@@ -135,17 +135,13 @@ def _trajectory_paths(out: str, force: bool):
 
 
 def _plot_norms(path, t, ratio, xlabel, title, force) -> None:
-    from tcnet.plot import plt
-    from tcnet.store import new_file
+    from tcnet.plot import plt, save_figure
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(t, ratio, lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("|x(t)| / |x(0)|")
     ax.set_title(title)
-    fig.tight_layout()
-    with new_file(path, force) as partial:
-        fig.savefig(partial, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, force=force, dpi=100)
 
 
 def _compare(args) -> int:

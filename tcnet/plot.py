@@ -26,6 +26,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tcnet.validate import ConfigError  # noqa: E402
 
 
+def save_figure(fig, path, *, force: bool, dpi: int = 120) -> Path:
+    """Lay out `fig`, write it to `path` (format from the suffix; PNG without one) and close it: the
+    one way tcnet and its plugins save a figure. It goes through tcnet.store.new_file, so the file
+    is written under a temporary name and renamed into place: a kill or an error while writing
+    leaves `path` as it was, never a partial figure. An existing `path` is replaced only with
+    `force`, and never while a tcnet writer holds it."""
+    from tcnet.store import new_file
+    try:
+        fig.tight_layout()
+        with new_file(path, force) as partial:
+            fig.savefig(partial, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def _numeric(values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
@@ -94,10 +110,7 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
         if others:
             ax.legend(fontsize=8)
     fig.suptitle(title or f"mean ± std over repeats (n per point: {sorted({r['n'] for r in table.rows})})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, force=True)
 
 
 def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
@@ -122,10 +135,7 @@ def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
     if _log_scale(ys):
         ax.set_yscale("log")
     ax.set_title(title or f"trade-off as {weight_key} varies (labels)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, force=True)
 
 
 def _finite(v):

@@ -69,8 +69,7 @@ def figure_path(out: str, force: bool = False) -> Path:
 def plot_basin_map(result: dict, tol: float, path, force: bool = False) -> None:
     """One panel per method: points reaching the optimum within tol (dark) or not (light), written
     to `path` (a new file, see tcnet.store.new_file; the format follows its suffix)."""
-    from tcnet.plot import plt
-    from tcnet.store import new_file
+    from tcnet.plot import plt, save_figure
     from matplotlib.colors import ListedColormap
 
     optimum, _ = constrained_optimum()
@@ -86,10 +85,7 @@ def plot_basin_map(result: dict, tol: float, path, force: bool = False) -> None:
         ax.set_xlabel("x1 (start)")
         ax.set_ylabel("x2 (start)")
     axes[0][0].legend(loc="lower left", fontsize=7)
-    fig.tight_layout()
-    with new_file(path, force) as partial:
-        fig.savefig(partial, dpi=120, format=Path(path).suffix[1:].lower())
-    plt.close(fig)
+    save_figure(fig, path, force=force, dpi=120)
 
 
 def _command(args) -> int:

@@ -206,7 +206,7 @@ def table(results, settings) -> str:
 
 
 def plot_trajectories(res, preset, path, mode="qss"):
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     p = ei.PRESETS[preset]["params"]
     rules = list(res["rules"])
@@ -229,16 +229,14 @@ def plot_trajectories(res, preset, path, mode="qss"):
         ax.set_xscale("log")
     axes[-1, 0].set_xlabel("step + 1" if mode == "qss" else "trial + 1")
     axes[-1, 1].set_xlabel("step + 1" if mode == "qss" else "trial + 1")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def plot_regions(res, preset, path, grid=300):
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     p = ei.PRESETS[preset]["params"]
     ends = [np.array(r["end_points"]).reshape(-1, 2) for r in res["rules"].values()]
@@ -266,9 +264,7 @@ def plot_regions(res, preset, path, grid=300):
     ax.set_xlim(0, hi[0])
     ax.set_ylim(0, hi[1])
     ax.set_title(f"{preset}: set-point W_EI, W_II; converged end points ({outside} outside)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def _published_trial():
@@ -278,7 +274,7 @@ def _published_trial():
 def plot_trial_traces(run, path, which=(0, 100, 500, -1)):
     """Within-trial E and I of the published run at a few trials (its weights then; noise from
     trial 0's state), with the kick marked."""
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     p = ei.PRESETS["paradoxical"]["params"]
     trial = _published_trial()
@@ -298,14 +294,12 @@ def plot_trial_traces(run, path, which=(0, 100, 500, -1)):
     axes[0, 0].set_ylabel("rate [Hz]")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"published protocol, seed {run['seed']}: E/I within trials", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def plot_learning_curves(runs, path):
     """The published runs: low-passed rates and the four weights against trials, every seed."""
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     fig, (ax_r, ax_w) = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, run in enumerate(runs):
@@ -321,15 +315,13 @@ def plot_learning_curves(runs, path):
     ax_w.set(xlabel="trial", ylabel="weight", title="weights")
     ax_r.legend(fontsize=8)
     ax_w.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def plot_paradoxical_response(path, delta=2.0, t_step=300.0, T=800.0):
     """Each preset at its set-point weights, in its Up state; at t_step the drive to I rises by
     `delta` (Theta_I -> Theta_I - delta). Paradoxical set: I falls; non-paradoxical: I rises."""
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     fig, axes = plt.subplots(1, len(ei.PRESETS), figsize=(5 * len(ei.PRESETS), 3.4), squeeze=False)
     for ax, preset in zip(axes[0], ei.PRESETS):
@@ -349,16 +341,14 @@ def plot_paradoxical_response(path, delta=2.0, t_step=300.0, T=800.0):
                title=f"{preset}: drive to I +{delta:g} at {t_step:g} ms (dI/dTheta_I = {float(coefficient):.2f})")
         ax.title.set_fontsize(8)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def plot_phase_plane(panels, path, grid=400):
     """(E, I) plane of each (title, preset, W): both nullclines (zero contours of dE/dt, dI/dt),
     every fixed point (filled: stable, open: unstable; `model.fixed_points`) and the kicked trial
     from rest (QSS kick)."""
-    from tcnet.plot import plt
+    from tcnet.plot import plt, save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
     for ax, (title, preset, W) in zip(axes[0], panels):
@@ -381,9 +371,7 @@ def plot_phase_plane(panels, path, grid=400):
         ax.set(xlim=(0, top), ylim=(0, top), xlabel="E [Hz]", ylabel="I [Hz]")
         ax.set_title(f"{title}\nW = ({', '.join(f'{w:.3g}' for w in W)})", fontsize=8)
         ax.legend(fontsize=6, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, force=True, dpi=110)
 
 
 def _numbers(res_mode):

@@ -10,17 +10,10 @@ Each takes labelled networks or histories and a path, and returns the path writt
 """
 import numpy as np
 
-from tcnet.plot import plt
+from tcnet.plot import plt, save_figure
 from tcnet_plugins.preparatory.analysis import decay_time, relative_sq_norm
 
 FRACTIONS = (0.05, 0.01)
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def learning_curve(histories: dict, path):
@@ -33,7 +26,7 @@ def learning_curve(histories: dict, path):
             ax.axvline((step[k] + step[k + 1]) / 2, color=line.get_color(), ls=":", lw=1)
     ax.set(xlabel="step (dotted: Adam -> L-BFGS)", ylabel="loss", title="learning curve")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path, force=True)  # a demo's figures are regenerated
 
 
 def activity_decay(networks: dict, path, t_max=None):
@@ -54,7 +47,7 @@ def activity_decay(networks: dict, path, t_max=None):
         ax.axhline(f, color="gray", ls=":", lw=1)
     ax.set(xlabel="t (s)", ylabel="rms ||x(t)|| / ||x(0)||", title="activity decay (x0 ~ N(0, I))")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path, force=True)  # a demo's figures are regenerated
 
 
 def spectra(networks: dict, path):
@@ -69,7 +62,7 @@ def spectra(networks: dict, path):
     ax.set(xlabel="Re(lambda)", ylabel="Im(lambda)", title="eigenvalues of J")
     ax.set_aspect("equal")
     ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path, force=True)  # a demo's figures are regenerated
 
 
 def readout_traces(networks: dict, path, seed=0, t_max=None):
@@ -82,4 +75,4 @@ def readout_traces(networks: dict, path, seed=0, t_max=None):
         ax.plot(t, d.simulate(x0, t) @ d.arrays["w"], label=label)
     ax.set(xlabel="t (s)", ylabel="y = w^T x(t)", title="readout")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path, force=True)  # a demo's figures are regenerated

@@ -4,18 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tcnet.plot import plt
-from tcnet.store import new_file
+from tcnet.plot import plt, save_figure
 
 NAMES = ("simpl_trajectories.png", "simpl_tuning_curves.png", "simpl_metrics.png")
 
 
-def _save(fig, path, force) -> None:
-    """Write a new PNG through tcnet.store.new_file (an existing file only with `force`)."""
-    fig.tight_layout()
-    with new_file(path, force) as partial:
-        fig.savefig(partial, dpi=110, format="png")
-    plt.close(fig)
 
 
 def trajectories(time, behaviour, latent, truth, path, window=60.0, force=False):
@@ -31,7 +24,7 @@ def trajectories(time, behaviour, latent, truth, path, window=60.0, force=False)
         ax.set_ylabel(f"coordinate {i}")
     axes[0, 0].legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time (s)")
-    _save(fig, path, force)
+    save_figure(fig, path, force=force, dpi=110)
 
 
 def tuning_curves(before, after, path, cells=(0, 1, 2, 3), force=False):
@@ -51,7 +44,7 @@ def tuning_curves(before, after, path, cells=(0, 1, 2, 3), force=False):
             if r == 0:
                 ax.set_title(title)
         axes[r, 0].set_ylabel(f"cell {c}")
-    _save(fig, path, force)
+    save_figure(fig, path, force=force, dpi=110)
 
 
 def metrics(history, columns, path, force=False):
@@ -61,7 +54,7 @@ def metrics(history, columns, path, force=False):
         ax.plot(range(len(history)), [h[key] for h in history], "o-")
         ax.set_xlabel("iteration")
         ax.set_title(key)
-    _save(fig, path, force)
+    save_figure(fig, path, force=force, dpi=110)
 
 
 def all_figures(model, folder, force=False) -> list:

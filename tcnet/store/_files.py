@@ -6,6 +6,7 @@ writer holds `_WriteLock` for as long as it writes.
 """
 import errno
 import fcntl
+import glob
 import json
 import numbers
 import os
@@ -140,13 +141,43 @@ def _reading(path, wait: float | None = None):
         f.close()
 
 
+def _temporary(path: Path, pid: int) -> Path:
+    """The name `_complete` writes `path` under in process `pid`: `.<name>.creating-<pid><suffix>`."""
+    return path.with_name(f".{path.name}.creating-{pid}{path.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> list[Path]:
+    """Remove the temporaries of `path` left by processes that died while writing it (SIGKILL, power
+    loss); those whose process is alive are left alone. Returns the removed paths. Called under the
+    writer lock of `path`, so no live tcnet process is writing them."""
+    prefix, removed = f".{path.name}.creating-", []
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = tmp.name[len(prefix):len(tmp.name) - len(path.suffix)] if path.suffix else tmp.name[len(prefix):]
+        if tmp.name.endswith(path.suffix) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def _complete(path: Path):
     """A temporary path next to `path` (same directory, same suffix, so a writer that picks its
     format from the name still does); when the block ends it is synced to disk and renamed onto
     `path`, so no reader ever sees a half-written file. If the block raises it is removed and
-    `path` is untouched. The caller holds the writer lock of `path`."""
-    partial = path.with_name(f".{path.name}.creating-{os.getpid()}{path.suffix}")
+    `path` is untouched; temporaries of `path` that killed processes left behind are removed first
+    (`_remove_stale`). The caller holds the writer lock of `path`."""
+    _remove_stale(path)
+    partial = _temporary(path, os.getpid())
     try:
         yield partial
         fd = os.open(partial, os.O_RDONLY)
