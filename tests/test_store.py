@@ -74,28 +74,34 @@ def test_format_document(tmp_path):
     store.save_network(path, "net", net)
     s = spec({"name": "store_probe_gd", "steps": 6, "lr": 0.05})
     r = go(s, path, flush_steps=4)
+    def text(obj, key):  # a string: fixed-length UTF-8 (format_version 2), read by h5py as bytes
+        string = h5py.check_string_dtype(obj.attrs.get_id(key).dtype)
+        assert string.encoding == "utf-8" and string.length is not None
+        return obj.attrs[key].decode()
+
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "tcnet" and f.attrs["format_version"] == 1
-        assert f.attrs["format_version"].dtype == np.int64 and f.attrs["tcnet_version"] == tcnet.__version__
+        assert text(f, "format") == "tcnet" and f.attrs["format_version"] == 2
+        assert f.attrs["format_version"].dtype == np.int64 and text(f, "tcnet_version") == tcnet.__version__
+        assert f.id.get_create_plist().get_version()[0] == 2  # superblock of HDF5 1.8: checksummed
         g = f["networks/net"]
-        assert g.attrs["dynamics"] == "store_linear" and json.loads(g.attrs["config"]) == {"N": 3, "tau": 1.0}
+        assert text(g, "dynamics") == "store_linear" and json.loads(text(g, "config")) == {"N": 3, "tau": 1.0}
         assert g.attrs["seed"] == 4 and g.attrs["seed"].dtype == np.int64
         assert list(g) == ["J", "w"]  # creation order = the Dynamics' order
         for k in g:
             assert g[k].dtype == np.float64 and np.array_equal(g[k][()], net.arrays[k])
         assert list(f["runs"]) == ["run-0001"]
         run = f["runs/run-0001"]
-        assert json.loads(run.attrs["config"]) == s
-        assert run.attrs["status"] == "finished" and run.attrs["message"] == "done"
-        assert run.attrs["optimizer_status"] == "max_steps" and run.attrs["evaluations"] == 7
+        assert json.loads(text(run, "config")) == s
+        assert text(run, "status") == "finished" and text(run, "message") == "done"
+        assert text(run, "optimizer_status") == "max_steps" and run.attrs["evaluations"] == 7
         assert run.attrs["evaluations"].dtype == np.int64
-        assert run.attrs["writer"].rsplit(":", 1)[1].isdigit()
+        assert text(run, "writer").rsplit(":", 1)[1].isdigit()
         for k in ("tcnet_version", "started", "ended"):
-            assert isinstance(run.attrs[k], str)
+            assert text(run, k)
         assert "resumed_at" not in run.attrs
         for part, dyn in (("initial", r.initial), ("final", r.final)):
             p = run[f"params/{part}"]
-            assert p.attrs["dynamics"] == "store_linear" and p.attrs["seed"] == 3
+            assert text(p, "dynamics") == "store_linear" and p.attrs["seed"] == 3
             assert {k: p[k][()] for k in p}.keys() == dyn.arrays.keys()
             assert all(np.array_equal(p[k][()], dyn.arrays[k]) for k in p)
         h = run["history"]
@@ -118,12 +124,20 @@ def test_format_document(tmp_path):
         assert c.attrs["elapsed"] == h["wall_time"][-1]
         assert c["x"].dtype == np.float64 and np.array_equal(c["x"][()], r.final.vector())
         st = c["state"]
-        kinds = {k: st[k].attrs["kind"] for k in st if isinstance(st[k], h5py.Dataset)}
+        kinds = {k: text(st[k], "kind") for k in st if isinstance(st[k], h5py.Dataset)}
         assert kinds == {"stage": "int", "evaluations": "int", "t": "int", "rule": "str", "nothing": "none",
                          "pair": "list", "flag": "bool", "scale": "float"}
         assert st["t"][()] == 6 and st["rule"].asstr()[()] == "gd" and st["nothing"].shape is None
         assert np.array_equal(st["pair"][()], [1.0, 2.0]) and st["flag"][()] and st["scale"][()] == 0.5
-        assert isinstance(st["moments"], h5py.Group) and st["moments/g"].attrs["kind"] == "array"
+        assert isinstance(st["moments"], h5py.Group) and text(st["moments/g"], "kind") == "array"
+        # checksums: every array chunked with fletcher32, every scalar inside its (checksummed) header
+        datasets = []
+        f.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        for ds in datasets:
+            layout = ds.id.get_create_plist().get_layout()
+            if ds.shape is None:
+                continue  # h5py.Empty: no data
+            assert (ds.chunks is not None and ds.fletcher32) if ds.ndim else layout == h5py.h5d.COMPACT, ds.name
     assert not (tmp_path / "doc.h5.lock").exists()  # the writer removes its lock file when done
 
 
@@ -485,11 +499,11 @@ def test_hdf5_but_not_tcnet(tmp_path):
 
 def test_unknown_format_version(saved):
     with h5py.File(saved, "a") as f:
-        f.attrs["format_version"] = 2
+        f.attrs["format_version"] = 3
     with pytest.raises(StoreError) as err:
         store.load_network(saved, "net", plugins=PLUGINS)
     msg = one_line(err, saved)
-    assert f"unknown format_version 2 (this tcnet {tcnet.__version__} reads format_version 1; the file was " \
+    assert f"unknown format_version 3 (this tcnet {tcnet.__version__} reads format_version 1 and 2; the file was " \
            f"written by tcnet {tcnet.__version__})" in msg
 
 

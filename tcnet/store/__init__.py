@@ -14,6 +14,10 @@ time: a writer holds an exclusive `flock` on the sidecar file `<file>.lock` for 
 kernel drops it when the process dies); a second writer is refused. A run whose status is still
 "running" while nobody holds that lock for it was killed: it reads back as "interrupted".
 
+Corruption is refused, never read as data: every object tcnet writes is under an HDF5 checksum
+(metadata in HDF5 1.10's formats, fletcher32 on array datasets, scalars and strings inside their
+object headers), and a failed checksum is one StoreError naming the object (docs/FORMAT.md).
+
 Nothing is pickled: optimizer state (numpy arrays, numbers, strings, None, lists of numbers and
 nested dicts of these) is stored as datasets and groups.
 

@@ -1,8 +1,12 @@
 """Store files: the format constants, opening a file (signature and root checks, waiting for another
-process's HDF5 lock) and the one-writer-at-a-time lock.
+process's HDF5 lock), the one-writer-at-a-time lock, and writing what HDF5 checksums.
 
 Every other module of tcnet.store reads and writes through `_reading` and `_writing` here, and a
-writer holds `_WriteLock` for as long as it writes.
+writer holds `_WriteLock` for as long as it writes. Files are written in HDF5 1.10's formats, whose
+metadata carries checksums; datasets are made by `_create_dataset` (fletcher32 on every chunked
+array, scalars inside their checksummed header) and string attributes by `_set_attrs` (fixed-length,
+in the header too). HDF5 verifies every checksum as it reads; `_reading` turns a failure into one
+line naming the damaged object (docs/FORMAT.md, "Checksums").
 """
 import errno
 import fcntl
@@ -23,7 +27,14 @@ from tcnet import __version__
 from tcnet.optim import NUMERICAL_FAILURES
 
 FORMAT = "tcnet"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
+READ_VERSIONS = (1, 2)
+# HDF5 library version bounds (docs/FORMAT.md, "Checksums"): objects are written in HDF5 1.10's formats,
+# the oldest with every metadata block checksummed (chunk indexes included); a file is created with
+# the superblock of 1.8 (version 2: checksummed, and without the status flags of version 3, which a
+# killed writer leaves set so that nobody can open the file again until `h5clear`).
+LIBVER = ("v110", "v110")
+CREATE_LIBVER = ("v108", "v110")
 HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
                    "wall_time": "float64"}
 CHUNK = 1024  # rows per history chunk
@@ -97,7 +108,11 @@ def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
     deadline = time.monotonic() + wait
     while True:
         try:
-            return h5py.File(path, mode)
+            if mode == "r":
+                return h5py.File(path, "r")
+            if mode == "w":
+                h5py.File(path, "w", libver=CREATE_LIBVER).close()
+            return h5py.File(path, "a", libver=LIBVER)
         except OSError as err:
             locked = isinstance(err, BlockingIOError) or "unable to lock file" in str(err)
             if not locked:
@@ -113,30 +128,82 @@ def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
 
 
 def _check_root(path: Path, f: h5py.File) -> None:
+    """Fail unless `f` is a tcnet file of a format_version this tcnet reads."""
     fmt = f.attrs.get("format")
     if fmt is None or _text(fmt) != FORMAT:
         found = "no 'format' attribute" if fmt is None else f"format={_text(fmt)!r}"
         raise StoreError(f"{path}: not a tcnet file (expected root attribute format='{FORMAT}', found {found})")
     version = f.attrs.get("format_version")
-    if version is None or not isinstance(version, numbers.Integral) or int(version) != FORMAT_VERSION:
+    if version is None or not isinstance(version, numbers.Integral) or int(version) not in READ_VERSIONS:
         version = int(version) if isinstance(version, numbers.Integral) else version
         writer = _text(f.attrs.get("tcnet_version", "unknown"))
         raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
-                         f"format_version {FORMAT_VERSION}; the file was written by tcnet {writer})")
+                         f"format_version {' and '.join(map(str, READ_VERSIONS))}; the file was written by "
+                         f"tcnet {writer})")
+
+
+# What h5py raises for a damaged file: OSError for a failed checksum or a broken structure (KeyError
+# when it happens while opening a member), RuntimeError for other inconsistencies.
+_HDF5_ERRORS = (OSError, KeyError, RuntimeError)
+
+
+def _damaged(f: h5py.File) -> str | None:
+    """The first object of `f` (depth first) whose attributes or data cannot be read back (a failed
+    checksum: HDF5 verifies them on every read), or None if every object reads."""
+    def readable(obj) -> bool:
+        try:
+            for key in obj.attrs:
+                obj.attrs[key]
+            if isinstance(obj, h5py.Dataset) and obj.shape is not None:
+                obj[()]
+            return True
+        except _HDF5_ERRORS:
+            return False
+
+    def walk(name, group) -> str | None:
+        if not readable(group):
+            return name
+        try:
+            members = list(group)
+        except _HDF5_ERRORS:
+            return name
+        for key in members:
+            path = f"{name.rstrip('/')}/{key}"
+            try:
+                obj = group[key]
+            except _HDF5_ERRORS:
+                return path
+            found = walk(path, obj) if isinstance(obj, h5py.Group) else (None if readable(obj) else path)
+            if found:
+                return found
+        return None
+
+    return walk("/", f)
+
+
+def _corrupt(path: Path, f: h5py.File, err: Exception) -> StoreError:
+    """The one-line error for an HDF5 error while reading `f`: the damaged object it names (found by
+    reading every object, `_damaged`), or the layout of docs/FORMAT.md it breaks."""
+    where = _damaged(f)
+    if where is not None:
+        return StoreError(f"{path}: damaged file: {where} cannot be read back intact (HDF5: "
+                          f"{_one_line(err)}); the file is corrupt (restore it from a copy)")
+    return StoreError(f"{path}: corrupt or malformed tcnet file (expected the layout of docs/FORMAT.md, "
+                      f"found: {_one_line(err)})")
 
 
 @contextmanager
 def _reading(path, wait: float | None = None):
-    """The open, validated file for reading; HDF5 errors inside become StoreErrors."""
+    """The open, validated file for reading; HDF5 errors inside (a failed checksum, a broken
+    structure) become one-line StoreErrors naming the damaged object."""
     path = Path(path)
     _check_signature(path)
     f = _open_h5(path, "r", wait)
     try:
         _check_root(path, f)
         yield f
-    except (OSError, KeyError, RuntimeError) as err:
-        raise StoreError(f"{path}: corrupt or malformed tcnet file (expected the layout of "
-                         f"docs/FORMAT.md, found: {_one_line(err)})") from None
+    except _HDF5_ERRORS as err:
+        raise _corrupt(path, f, err) from None
     finally:
         f.close()
 
@@ -156,17 +223,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(path: Path) -> list[Path]:
-    """Remove the temporaries of `path` left by processes that died while writing it (SIGKILL, power
-    loss); those whose process is alive are left alone. Returns the removed paths. Called under the
-    writer lock of `path`, so no live tcnet process is writing them."""
-    prefix, removed = f".{path.name}.creating-", []
-    for tmp in path.parent.glob(f"{glob.escape(prefix)}*"):
-        pid = tmp.name[len(prefix):len(tmp.name) - len(path.suffix)] if path.suffix else tmp.name[len(prefix):]
-        if tmp.name.endswith(path.suffix) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+def _remove_stale(path: Path) -> None:
+    """Remove the temporaries of `path` (`_temporary`) left by processes that died while writing it
+    (SIGKILL, power loss); those whose process is alive are left alone. Called under the writer
+    lock of `path`, so no live tcnet process is writing them."""
+    prefix = f".{path.name}.creating-"
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+        pid = tmp.name[len(prefix):len(tmp.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
 
 
 @contextmanager
@@ -245,10 +310,54 @@ def new_h5(path, fmt: str, force: bool = False):
             yield f
 
 
-def _root(f: h5py.File, fmt: str) -> None:
-    f.attrs["format"] = fmt
-    f.attrs["format_version"] = FORMAT_VERSION
-    f.attrs["tcnet_version"] = __version__
+def _root(f: h5py.File, fmt: str, version: int = 1) -> None:
+    """The root attributes of a new file of format `fmt` (a store: FORMAT, FORMAT_VERSION)."""
+    f.attrs["format_version"] = np.int64(version)  # first: it decides how the strings are stored
+    _set_attrs(f, format=fmt, tcnet_version=__version__)
+
+
+# --- writing what HDF5 checksums ---------------------------------------------------------------------
+
+def _string(obj, value: str):
+    """`value` as the file of `obj` stores strings: format_version 2 (new stores) fixed-length UTF-8,
+    which lives in the object's header and so under its checksum; version 1 (older stores, and the
+    other formats: trajectories, data sets) variable-length, which HDF5 keeps in a global heap that
+    has no checksum."""
+    if int(obj.file.attrs.get("format_version", 1)) < 2:  # (a new root gets it first, then its strings)
+        return value
+    data = value.encode()
+    return np.array(data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
+
+
+def _set_attrs(obj, **values) -> None:
+    """Set attributes of `obj`; strings as the file stores them (`_string`)."""
+    for key, value in values.items():
+        obj.attrs[key] = _string(obj, value) if isinstance(value, str) else value
+
+
+def _create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, maxshape=None,
+                   chunks=None, fillvalue=None) -> h5py.Dataset:
+    """A new dataset whose contents HDF5 checksums: an array is chunked (`chunks`, by default h5py's
+    choice) with the fletcher32 filter, so a chunk whose checksum fails is refused when read; a
+    scalar is stored compact, inside its object header, under the header's checksum (a string:
+    see `_string`). h5py.Empty stores no data."""
+    if isinstance(data, str):
+        data = _string(group, data)
+    if isinstance(data, (str, h5py.Empty)):  # a version 1 string, or nothing
+        return group.create_dataset(name, data=data)
+    if data is not None:
+        data = np.asarray(data, dtype=dtype)
+        shape = data.shape
+    if shape == ():
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        ds = h5py.Dataset(h5py.h5d.create(group.id, name.encode(), h5py.h5t.py_create(data.dtype, logical=True),
+                                          space, dcpl=dcpl))
+        ds[()] = data
+        return ds
+    return group.create_dataset(name, shape=shape, dtype=dtype if data is None else data.dtype, data=data,
+                                maxshape=maxshape, chunks=chunks or True, fletcher32=True, fillvalue=fillvalue)
 
 
 def _reserve(path: Path, nbytes: int) -> None:
@@ -285,7 +394,7 @@ def _writing(path: Path, wait: float | None = None, reserve: int = 0):
     if not path.exists():
         with _complete(path) as partial:
             with _open_h5(partial, "w", wait) as f:
-                _root(f, FORMAT)
+                _root(f, FORMAT, FORMAT_VERSION)
     _check_signature(path)
     _reserve(path, reserve + RESERVE_MARGIN)
     f = _open_h5(path, "a", wait)
@@ -443,10 +552,17 @@ def _json_attr(obj, key: str, where: str) -> dict:
     return value
 
 
+def _member(group, key: str, default=None):
+    """The member `key` of `group`, or `default` if it has no such link. (h5py's `get` answers the
+    default also for a member that exists but cannot be opened, e.g. a failed checksum; here that
+    raises, and `_reading` names the damaged object.)"""
+    return group[key] if key in group else default
+
+
 def _dataset(group, key: str, where: str, ndim: int | None = None, kinds: str = "iuf") -> h5py.Dataset:
     """The member `key` of `group`, which must be a dataset of a numeric dtype (numpy kinds
     `kinds`: i signed, u unsigned integers, f floats, b bool) and, if given, of rank `ndim`."""
-    ds = group.get(key)
+    ds = _member(group, key)
     if not isinstance(ds, h5py.Dataset):
         raise _malformed(where, f"a dataset {key!r}", "nothing" if ds is None else "a group")
     if ds.dtype.kind not in kinds or (ndim is not None and ds.ndim != ndim):
@@ -456,7 +572,7 @@ def _dataset(group, key: str, where: str, ndim: int | None = None, kinds: str = 
 
 
 def _group(group, key: str, where: str):
-    g = group.get(key)
+    g = _member(group, key)
     if not isinstance(g, h5py.Group):
         raise _malformed(where, f"a group {key!r}", "nothing" if g is None else "a dataset")
     return g

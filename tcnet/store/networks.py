@@ -12,7 +12,8 @@ from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
     FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _dataset, _group, _h5name, _has, _int_attr,
-    _json_attr, _open_h5, _owner, _reading, _text, _text_attr, _writing, new_h5,
+    _json_attr, _member, _open_h5, _owner, _reading, _text, _text_attr, _writing, _create_dataset, _set_attrs,
+    new_h5,
 )
 from tcnet.validate import ConfigError
 
@@ -48,12 +49,11 @@ def _write_network(group: h5py.Group, dynamics: Dynamics, path: Path) -> None:
         config = json.dumps(dynamics.config, sort_keys=True)
     except TypeError as err:
         raise StoreError(f"{path}: network config must be JSON-serializable ({err})") from None
-    group.attrs["dynamics"] = dynamics.name
-    group.attrs["config"] = config
+    _set_attrs(group, dynamics=dynamics.name, config=config)
     if seed is not None:
         group.attrs["seed"] = np.int64(seed)
     for key, value in dynamics.arrays.items():
-        group.create_dataset(_h5name(key, "array", path), data=np.asarray(value, dtype=np.float64))
+        _create_dataset(group, _h5name(key, "array", path), np.asarray(value, dtype=np.float64))
 
 
 def _read_network(group: h5py.Group, where: str) -> NetworkData:
@@ -62,8 +62,8 @@ def _read_network(group: h5py.Group, where: str) -> NetworkData:
             raise StoreError(f"{where}: malformed network (expected attribute {key!r}, found "
                              f"{sorted(group.attrs) or 'no attributes'})")
     arrays = {}
-    for key, ds in group.items():
-        if not isinstance(ds, h5py.Dataset):
+    for key in group:
+        if not isinstance(group[key], h5py.Dataset):
             raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
         a = np.array(_dataset(group, key, where, kinds="f")[()], dtype=np.float64)
         bad = np.count_nonzero(~np.isfinite(a))
@@ -110,10 +110,10 @@ def _checkpoint_group(g: h5py.Group, where: str = "") -> h5py.Group | None:
 
 def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.ndarray | None]:
     """The stored network `name` and, for '<run>/checkpoint', the checkpoint's parameter vector."""
-    networks = f.get("networks", {})
+    networks = _member(f, "networks", {})
     if _has(networks, name):
         return _read_network(networks[name], f"{path}: network {name!r}"), None
-    runs = f.get("runs", {})
+    runs = _member(f, "runs", {})
     run_id, _, part = name.partition("/")
     part = part or "final"
     if not _has(runs, run_id) or part not in NETWORK_PARTS:
@@ -155,7 +155,7 @@ def load_network(path, name: str, *, plugins: Registry | None = None) -> Dynamic
 def list_networks(path) -> list[str]:
     """Names of the saved networks (/networks/<name>)."""
     with _reading(path) as f:
-        return list(f.get("networks", {}))
+        return list(_member(f, "networks", {}))
 
 
 def network_data(path, name: str) -> NetworkData:
@@ -179,10 +179,10 @@ def save_trajectories(path, t, x, *, force: bool = False, **attrs) -> None:
     norms (T, n), with string/number attributes such as the source file, network and seed. An
     existing file is replaced only with `force` (see `new_file`)."""
     with new_h5(path, TRAJECTORY_FORMAT, force) as f:
-        f.attrs.update(**attrs)
-        f.create_dataset("t", data=np.asarray(t, dtype=np.float64))
-        f.create_dataset("x", data=np.asarray(x, dtype=np.float64))
-        f.create_dataset("norms", data=np.linalg.norm(x, axis=-1))
+        _set_attrs(f, **attrs)
+        _create_dataset(f, "t", np.asarray(t, dtype=np.float64))
+        _create_dataset(f, "x", np.asarray(x, dtype=np.float64))
+        _create_dataset(f, "norms", np.linalg.norm(x, axis=-1))
 
 
 def read_trajectories(path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -234,7 +234,7 @@ def _nbytes(tree) -> int:
 def _put(group: h5py.Group, name: str, kind: str, value) -> None:
     """Write a dataset, in place when shape and dtype allow (so repeated flushes do not grow the file)."""
     old = group.get(name)
-    if isinstance(old, h5py.Dataset) and old.attrs.get("kind") == kind:
+    if isinstance(old, h5py.Dataset) and _text(old.attrs.get("kind", "")) == kind:
         if kind == "none" or (kind == "str" and old.asstr()[()] == value):
             return
         a = np.asarray(value)
@@ -243,7 +243,7 @@ def _put(group: h5py.Group, name: str, kind: str, value) -> None:
             return
     if old is not None:
         del group[name]
-    group.create_dataset(name, data=value).attrs["kind"] = kind
+    _set_attrs(_create_dataset(group, name, value), kind=kind)
 
 
 def _write_tree(group: h5py.Group, tree: dict, where: str) -> None:
@@ -261,7 +261,8 @@ def _write_tree(group: h5py.Group, tree: dict, where: str) -> None:
 
 def _read_tree(group: h5py.Group) -> dict:
     out = {}
-    for key, obj in group.items():
+    for key in group:
+        obj = group[key]
         if isinstance(obj, h5py.Group):
             out[key] = _read_tree(obj)
             continue

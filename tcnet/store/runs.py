@@ -19,8 +19,8 @@ from tcnet.optim import Checkpoint
 from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
-    _WriteLock, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed, _now, _one_line,
-    _owner, _reading, ended_status, _real_attr, _text, _text_attr, _writing,
+    _WriteLock, _create_dataset, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed,
+    _member, _now, _one_line, _owner, _reading, _real_attr, _set_attrs, _text, _text_attr, _writing, ended_status,
 )
 from tcnet.store.networks import (
     NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
@@ -198,15 +198,15 @@ class RunWriter:
             raise StoreError(f"{self.path}: run {self.run_id!r} exists already (choose another run_id, or "
                              "resume it with tcnet.store.resume)")
         g = runs.create_group(self.run_id)
-        g.attrs.update(config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
-                       writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
-                       started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
+        _set_attrs(g, config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
+                   writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
+                   started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
         params = g.create_group("params")
         if dynamics is not None:
             _write_network(params.create_group("initial", track_order=True), dynamics, self.path)
         h = g.create_group("history")
         for name, dtype in HISTORY_COLUMNS.items():
-            h.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
+            _create_dataset(h, name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
         terms = h.create_group("terms", track_order=True)
         for label in dict.fromkeys(t.get("label") or t["name"] for t in spec.loss):
             _column(terms, _h5name(label, "loss term label", self.path), 0)
@@ -232,8 +232,8 @@ class RunWriter:
         for ds in _history_datasets(g["history"]):
             ds.resize((rows,))  # drop rows of an uncommitted flush
         resumed = list(g.attrs.get("resumed_at", [])) + [self.resume_from]
-        g.attrs.update(status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
-                       resumed_at=np.array(resumed, dtype=np.int64))
+        _set_attrs(g, status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
+                   resumed_at=np.array(resumed, dtype=np.int64))
 
     def _commit(self, f: h5py.File, columns: dict | None = None, checkpoint: Checkpoint | None = None,
                 final: Dynamics | None = None, attrs: dict | None = None) -> None:
@@ -276,7 +276,7 @@ class RunWriter:
             self._committed = int(checkpoint.step)
         if attrs:
             f.flush()
-            g.attrs.update(attrs)
+            _set_attrs(g, **attrs)
         self._buffer = []
 
 
@@ -300,7 +300,7 @@ def history_columns(steps) -> dict:
 
 def _column(group: h5py.Group, name: str, rows: int) -> None:
     """A float64 history column of `rows` NaNs that grows in chunks."""
-    group.create_dataset(name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
+    _create_dataset(group, name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
 
 
 def _history_datasets(h: h5py.Group) -> list:
@@ -355,7 +355,7 @@ def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
 def list_runs(path) -> list[str]:
     """Run ids in the order they were created."""
     with _reading(path) as f:
-        return list(f.get("runs", {}))
+        return list(_member(f, "runs", {}))
 
 
 def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
@@ -364,7 +364,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
     "interrupted"."""
     path = Path(path)
     with _reading(path) as f:
-        runs = f.get("runs", {})
+        runs = _member(f, "runs", {})
         if not _has(runs, run_id):
             raise StoreError(f"{path}: no run {run_id!r} (runs: {', '.join(runs) or 'none'})")
         g = runs[run_id]
