@@ -2,9 +2,10 @@
 tcnet plugin, in numpy/scipy.
 
 SIMPL starts from measured behaviour and alternates two steps: fit every neuron's tuning curve to
-its spikes given the current latent (M-step: Gaussian KDE on a grid), then decode the latent from
-the spikes given those curves (E-step: per-bin Poisson likelihood maps, moment-matched to
-Gaussians, smoothed under a random-walk prior that restarts at time gaps), and align the decoded
+its spikes given the current latent, and the latent's occupancy density (M-step: Gaussian KDEs on
+a grid), then decode the latent from the spikes given those curves (E-step: per-bin Poisson
+likelihood maps times the occupancy, moment-matched to Gaussians, smoothed under a random-walk
+prior that restarts at time gaps), and align the decoded
 latent to behaviour (affinely, as published; by a rotation on the circle; or by a low-degree
 polynomial: `align_degree`). The latent is free to leave behaviour where the population says so.
 Held-out (time, neuron) entries of a speckled validation mask (blocks of `val_block` s,
@@ -49,7 +50,7 @@ from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import SILENT_VARIANCE, likelihood_moments, segment_starts, smooth
 from tcnet_plugins.simpl.inputs import check_inputs
 from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
-from tcnet_plugins.simpl.mstep import interpolate, kde_fields
+from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, log_occupancy
 from tcnet_plugins.simpl.space import TURN, Space
 
 # Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
@@ -96,11 +97,25 @@ class SimplState(State):
         return d.space.axes(self.latent, setting(d.config, "grid_spacing"), d.config["grid_margin"])
 
     @functools.cached_property
+    def kernels(self) -> list:
+        """The latent's 1-D KDE kernels on each grid axis (mstep.latent_kernels)."""
+        d = self.dynamics
+        return latent_kernels(self.latent, self.axes, setting(d.config, "bandwidth"), d.space.angular)
+
+    @functools.cached_property
     def fields(self) -> np.ndarray:
         """Tuning curves (N, *grid) in Hz fitted to the training entries at this latent."""
         d = self.dynamics
-        return kde_fields(self.latent, d.counts, ~d.validation, d.dt, self.axes, setting(d.config, "bandwidth"),
-                          d.config["rate_floor"], d.space.angular)
+        return kde_fields(self.kernels, d.counts, ~d.validation, d.dt, d.config["rate_floor"])
+
+    @functools.cached_property
+    def log_occupancy(self) -> np.ndarray:
+        """log density (G,) of this latent over the grid: the E-step's occupancy prior. Uniform on
+        the circle: the prior keeps bins from being decoded beyond the walls of a track or an arena
+        (docs/SIMPL.md, "Accuracy"); a circle has none, and there it measurably does not help."""
+        if self.dynamics.space.angular:
+            return np.full(self.axes[0].size, -np.log(self.axes[0].size))
+        return log_occupancy(self.kernels)
 
     @functools.cached_property
     def metrics(self) -> dict:
@@ -217,12 +232,12 @@ class SimplLatent(Dynamics):
         b = self.arrays["behaviour"]
         return b.mean(axis=0), np.atleast_2d(np.cov(b.T))
 
-    def decode(self, fields, axes, counts, mask, starts, speed, reference=None) -> np.ndarray:
-        """The random-walk-smoothed latent (T, D) of `counts` under `fields`; on the circle the
-        observations are first moved within pi of `reference` (unwrapped), or of a smoothed
-        circular mean of themselves (see space.circular_reference)."""
+    def decode(self, fields, axes, log_prior, counts, mask, starts, speed, reference=None) -> np.ndarray:
+        """The random-walk-smoothed latent (T, D) of `counts` under `fields` and the occupancy prior
+        `log_prior` (G,); on the circle the observations are first moved within pi of `reference`
+        (unwrapped), or of a smoothed circular mean of themselves (see space.circular_reference)."""
         sp = self.space
-        z, R = likelihood_moments(counts, mask, fields, axes, self.dt, sp.angular)
+        z, R = likelihood_moments(counts, mask, fields, axes, self.dt, sp.angular, log_prior)
         if sp.angular:
             ref = sp.unwrap(reference, starts) if reference is not None else sp.circular_reference(z, R, starts)
             z = sp.near(z, ref)
@@ -254,7 +269,8 @@ class SimplNLL(Loss):
     def __call__(self, state):
         if not isinstance(state, SimplState):
             raise ConfigError("simpl_nll: needs the dynamics simpl_latent")
-        aux = {**state.metrics, "fields": state.fields, **{f"axis_{i}": a for i, a in enumerate(state.axes)}}
+        aux = {**state.metrics, "fields": state.fields, "log_occupancy": state.log_occupancy,
+               **{f"axis_{i}": a for i, a in enumerate(state.axes)}}
         return -state.metrics[f"{self.config['split']}_ll"], aux
 
 
@@ -311,15 +327,16 @@ class Simpl(Iterative):
         aux = ev.aux[self.label]
         dynamics = self.objective.dynamics
         axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
-        latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes)
+        latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes,
+                            aux["log_occupancy"])
         return latent.ravel(), {"val_ll": float(aux["val_ll"])}
 
-    def estep(self, dynamics, latent, fields, axes) -> np.ndarray:
-        """The next latent (T, D): decode with the tuning curves, smooth, align."""
+    def estep(self, dynamics, latent, fields, axes, log_prior) -> np.ndarray:
+        """The next latent (T, D): decode with the tuning curves and the occupancy prior, smooth, align."""
         degree = self.settings["align_degree"]
         if dynamics.space.angular and degree > 1:
             raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
-        mu = dynamics.decode(fields, axes, dynamics.counts, ~dynamics.validation, dynamics.starts,
+        mu = dynamics.decode(fields, axes, log_prior, dynamics.counts, ~dynamics.validation, dynamics.starts,
                              self.speed(dynamics), reference=latent)
         if not degree:
             return mu

@@ -8,11 +8,23 @@ Likelihood map of bin t at grid point g (training entries only, constants in y d
 
 i.e. one BLAS product (T x N)(N x G) for the spikes and, since the mask is constant over runs of
 bins (the validation blocks), one much smaller product for the expected counts (a row per run,
-mstep.runs), done in time chunks so that the (Tc x G) block is the only large array. Each map is turned into a Gaussian observation: z_t = the grid point of maximal
-likelihood (the mode), R_t = the covariance of the normalized likelihood exp(L_t) over the grid
-plus spacing^2/12 per axis (the variance of a uniform distribution over one grid cell, so that a
-map peaked on a single point still has a finite, resolution-limited noise). On the circle the
-variance is the wrapped-normal one, -2 log |E exp(i x)|.
+mstep.runs), done in time chunks so that the (Tc x G) block is the only large array.
+
+Each map, times the occupancy prior pi(g) (the latent's density over the grid, fitted in the
+M-step: mstep.log_occupancy), is turned into a Gaussian observation by moment matching: z_t = the
+mean and R_t = the covariance of the normalized exp(L_t) pi over the grid, plus spacing^2/12 per
+axis (the variance of a uniform distribution over one grid cell, so that a map peaked on a single
+point still has a finite, resolution-limited noise). On the circle z_t is the circular mean and
+the variance the wrapped-normal one, -2 log |E exp(i x)|: one (T x G)(G x K) product of the
+exponentiated maps with the K moment features per grid point.
+
+Why the occupancy prior and the mean (docs/SIMPL.md, "Accuracy"): a bin decoded into a region the
+latent rarely visits meets tuning curves fitted mostly to its own spikes there, so it stays; in the
+first decode the curves fitted to noisy behaviour make every position near a wall about equally
+likely far beyond it. pi(x) is the stationary distribution of the latent that the random walk
+alone does not know, and with it, under the path prior prod_t pi(x_t) N(x_t - x_t-1; 0, q I), each
+bin's factor is L_t(x) pi(x); of that factor the mean is the moment-matched observation, where the
+mode (the published choice) lands anywhere on a flat ridge.
 
 The latent prior is a random walk x_t = x_{t-1} + w_t, w_t ~ N(0, q I), with q = (sigma dt)^2 for
 a speed scale sigma (units per second), restarted from N(m0, P0) at the first bin of each segment
@@ -27,6 +39,7 @@ import numpy as np
 from scipy.linalg import solveh_banded
 
 from tcnet_plugins.simpl.mstep import PIECE, runs
+from tcnet_plugins.simpl.space import TURN
 
 CHUNK_ENTRIES = 2**21  # time bins x grid points per chunk (8 MB of float32, reused)
 LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
@@ -39,47 +52,63 @@ def grid_points(axes) -> np.ndarray:
 
 
 def poisson_maps(y, mask, log_rate_dt, rate_dt, out=None):
-    """Log-likelihood maps (T, G) of counts y (T, N) under rates (N, G) per bin, masked entries
-    only; written into `out` (T, G) float32 when given."""
-    out = np.matmul((y * mask).astype(np.float32), log_rate_dt, out=out)
+    """Log-likelihood maps of counts y (T, N) under rates (N, G) per bin, masked entries only, in
+    factored form: map_t = spikes[t] + offsets[run_of[t]], with spikes (T, G) float32 the one BLAS
+    product (written into `out` when given) and offsets (P, G) the expected-count term
+    -M_t . (F dt) of each run of equal mask rows (mstep.runs)."""
+    spikes = np.matmul((y * mask).astype(np.float32), log_rate_dt, out=out)
     starts = runs(mask, PIECE)
-    expected = mask[starts].astype(np.float32) @ rate_dt  # one row per run of equal mask rows
-    for a, b, row in zip(starts, np.r_[starts[1:], len(out)], expected):
-        out[a:b] -= row
-    return out
+    offsets = -(mask[starts].astype(np.float32) @ rate_dt)
+    run_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(spikes)]))
+    return spikes, offsets, run_of
 
 
-def gaussian_moments(ll, points, spacing, angular=False):
-    """Mode (T, D) and covariance (T, D, D) of the normalized exp(ll) over the grid `points` (G, D);
-    `ll` (T, G) is overwritten. The covariance gets spacing_i^2 / 12 added on the diagonal."""
-    best = ll.argmax(axis=1)
-    ll -= ll[np.arange(ll.shape[0]), best][:, None]
-    np.maximum(ll, LOG_FLOOR, out=ll)  # weights below e^-80 do not matter; subnormals would slow BLAS
-    np.exp(ll, out=ll)
-    D = points.shape[1]
+def moment_features(points, angular=False) -> np.ndarray:
+    """Per grid point (G, K): 1, x_i and x_i x_j (i <= j) on a line or plane; 1, cos x, sin x on the
+    circle. Their exp(map)-weighted sums give the normalized map's moments."""
     if angular:
-        features = np.stack([np.ones(len(points)), np.cos(points[:, 0]), np.sin(points[:, 0])], axis=1)
-        m = (ll @ features.astype(ll.dtype)).astype(float)
-        resultant = np.hypot(m[:, 1], m[:, 2]) / m[:, 0]
-        var = -2 * np.log(np.clip(resultant, 1e-300, 1.0))
-        return points[best], (var + spacing[0] ** 2 / 12)[:, None, None]
-    pairs = [(i, j) for i in range(D) for j in range(i, D)]
-    features = np.column_stack([np.ones(len(points)), points] + [points[:, i] * points[:, j] for i, j in pairs])
-    m = (ll @ features.astype(ll.dtype)).astype(float)
+        return np.stack([np.ones(len(points)), np.cos(points[:, 0]), np.sin(points[:, 0])], axis=1)
+    D = points.shape[1]
+    pairs = [points[:, i] * points[:, j] for i in range(D) for j in range(i, D)]
+    return np.column_stack([np.ones(len(points)), points] + pairs)
+
+
+def gaussian_moments(spikes, points, spacing, angular=False, offsets=None, run_of=None):
+    """Mean (T, D) and covariance (T, D, D) of the normalized exp(map) over the grid `points` (G, D),
+    map_t = spikes[t] (+ offsets[run_of[t]], see poisson_maps); `spikes` is overwritten. On the
+    circle the circular mean and the wrapped-normal variance -2 log |E exp(i x)|. The
+    covariance gets spacing_i^2 / 12 added on the diagonal."""
+    T, D = spikes.shape[0], points.shape[1]
+    if offsets is not None:
+        bounds = np.flatnonzero(np.diff(run_of)) + 1
+        for a, b in zip(np.r_[0, bounds], np.r_[bounds, T]):
+            spikes[a:b] += offsets[run_of[a]]
+    spikes -= spikes.max(axis=1)[:, None]
+    np.maximum(spikes, LOG_FLOOR, out=spikes)  # weights below e^-80 do not matter; subnormals would slow BLAS
+    np.exp(spikes, out=spikes)
+    m = (spikes @ moment_features(points, angular).astype(spikes.dtype)).astype(float)
     m /= m[:, :1]
+    if angular:
+        var = -2 * np.log(np.clip(np.hypot(m[:, 1], m[:, 2]), 1e-300, 1.0))
+        mean = np.mod(np.arctan2(m[:, 2], m[:, 1]), TURN)[:, None]
+        return mean, (var + spacing[0] ** 2 / 12)[:, None, None]
     mean = m[:, 1 : 1 + D]
-    R = np.empty((ll.shape[0], D, D))
-    for k, (i, j) in enumerate(pairs):
-        R[:, i, j] = R[:, j, i] = m[:, 1 + D + k] - mean[:, i] * mean[:, j]
+    R = np.empty((T, D, D))
+    k = 1 + D
+    for i in range(D):
+        for j in range(i, D):
+            R[:, i, j] = R[:, j, i] = m[:, k] - mean[:, i] * mean[:, j]
+            k += 1
     R[:, np.arange(D), np.arange(D)] += np.asarray(spacing) ** 2 / 12
-    return points[best], R
+    return mean, R
 
 
-def likelihood_moments(y, mask, fields, axes, dt, angular=False):
-    """Observations z (T, D) and noise covariances R (T, D, D) of the likelihood maps of the
-    masked counts under fields (N, *grid) (Hz). Bins without a single masked-in spike carry no
-    information about position beyond the fields' total rate; as in the published method they
-    get an uninformative R = SILENT_VARIANCE I."""
+def likelihood_moments(y, mask, fields, axes, dt, angular=False, log_prior=None):
+    """Observations z (T, D) and noise covariances R (T, D, D): the moments of the likelihood maps
+    of the masked counts under fields (N, *grid) (Hz), times the prior exp(log_prior) (G,) over the
+    grid when given. Bins without a single masked-in spike carry no information about position
+    beyond the fields' total rate; as in the published method they get an uninformative
+    R = SILENT_VARIANCE I."""
     rate_dt = (fields.reshape(fields.shape[0], -1) * dt).astype(np.float32)  # (N, G)
     log_rate_dt = np.log(rate_dt)
     points = grid_points(axes)
@@ -90,8 +119,12 @@ def likelihood_moments(y, mask, fields, axes, dt, angular=False):
     step = max(1, CHUNK_ENTRIES // points.shape[0])
     buffer = np.empty((min(step, T), points.shape[0]), dtype=np.float32)  # reused: no fresh pages per chunk
     for s in range(0, T, step):
-        ll = poisson_maps(y[s : s + step], mask[s : s + step], log_rate_dt, rate_dt, out=buffer[: min(step, T - s)])
-        z[s : s + step], R[s : s + step] = gaussian_moments(ll, points, spacing, angular)
+        chunk = slice(s, s + step)
+        spikes, offsets, run_of = poisson_maps(y[chunk], mask[chunk], log_rate_dt, rate_dt,
+                                               out=buffer[: min(step, T - s)])
+        if log_prior is not None:
+            offsets += log_prior.astype(np.float32)
+        z[chunk], R[chunk] = gaussian_moments(spikes, points, spacing, angular, offsets, run_of)
     silent = (y * mask).sum(axis=1) == 0
     R[silent] = SILENT_VARIANCE * np.eye(D)
     return z, R

@@ -75,6 +75,7 @@ class SIMPL:
         self.latent_ = result.final.arrays["latent"]
         self.fields_ = final.fields
         self.axes_ = final.axes
+        self.log_occupancy_ = final.log_occupancy
         self.history_ = [{"latent": s.x.reshape(self.latent_.shape), **s.extra} for s in result.history.steps]
         self.run_id_ = recorders[0].run_id if recorders else None
         return self
@@ -94,7 +95,7 @@ class SIMPL:
         if t.shape[0] != y.shape[0]:
             raise ConfigError(f"simpl: time must have one entry per row of counts ({y.shape[0]}), got {t.shape[0]}")
         speed = Simpl(**self._settings()).speed(net)
-        return net.decode(self.fields_, self.axes_, y, np.ones(y.shape, dtype=bool), segment_starts(t, net.dt), speed)
+        return net.decode(self.fields_, self.axes_, self.log_occupancy_, y, np.ones(y.shape, dtype=bool), segment_starts(t, net.dt), speed)
 
 
 def fit(data, *, data_seed=0, **settings) -> "SIMPL":

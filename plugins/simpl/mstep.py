@@ -82,10 +82,15 @@ def spike_sums(kernels, w) -> np.ndarray:
     return out
 
 
-def kde_fields(x, y, mask, dt, axes, bandwidth, floor, angular=False):
-    """Rates (N, *grid) in Hz of the masked KDE above; x (T, D), y and mask (T, N)."""
+def latent_kernels(x, axes, bandwidth, angular=False) -> list:
+    """The 1-D kernels k(g_i - x_ti) of latent x (T, D) on each grid axis: D arrays (B_i, T)."""
+    return [kernel_1d(a, x[:, i], bandwidth, angular) for i, a in enumerate(axes)]
+
+
+def kde_fields(kernels, y, mask, dt, floor):
+    """Rates (N, *grid) in Hz of the masked KDE above from the latent's kernels (latent_kernels);
+    y and mask (T, N)."""
     T, N = y.shape
-    kernels = [kernel_1d(a, x[:, i], bandwidth, angular) for i, a in enumerate(axes)]
     numer = spike_sums(kernels, y * mask)
     starts = runs(mask, PIECE)
     ends = np.r_[starts[1:], T]
@@ -96,7 +101,16 @@ def kde_fields(x, y, mask, dt, axes, bandwidth, floor, angular=False):
         denom += mask[starts[piece]].T.astype(np.float32) @ sums
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(denom > 0, numer / (dt * denom), 0.0)
-    return np.maximum(rate, floor).reshape(N, *(a.size for a in axes))
+    return np.maximum(rate, floor).reshape(N, *(k.shape[0] for k in kernels))
+
+
+def log_occupancy(kernels) -> np.ndarray:
+    """log of the latent's density over the grid (G,), C order: the KDE sum_t K(g - x_t) normalized
+    to sum 1 over the grid; -inf beyond the kernels' reach (CUTOFF bandwidths from every x_t).
+    It is the M-step of the latent's stationary distribution, the E-step's occupancy prior."""
+    density = kernels[0].sum(axis=1, dtype=float) if len(kernels) == 1 else (kernels[0] @ kernels[1].T).astype(float)
+    with np.errstate(divide="ignore"):
+        return np.log(density.ravel() / density.sum())
 
 
 def interpolate(fields, axes, x, angular=False):

@@ -1,0 +1,75 @@
+"""tcnet's SIMPL beside the published package, `simpl-neuro` (George et al., ICLR 2025; JAX), on the
+same data at matched settings, when that package is installed (it is not a tcnet dependency; the
+test is skipped without it):
+
+    .venv/bin/pip install simpl-neuro
+    .venv/bin/python -m pytest tests/benchmarks/test_simpl_vs_published.py --benchmark-enable -s
+
+Data: the project's grid-cell benchmark (200 cells, 1 hour at dt = 0.1 s, data seed 0). Matched
+settings: 10 iterations without early stopping, KDE bandwidth, grid spacing (2 cm), speed prior,
+validation fraction and block, the affine alignment to behaviour after every E-step; the
+published package runs on the CPU (JAX). Both latents are scored by the same code: the
+least-squares affine map of the latent onto behaviour (metrics.align), then the mean distance to
+the truth. Time is the fit's wall and CPU time (the published package compiles on its first call;
+that is part of a user's fit). Nothing asserts on time; the accuracy of each is printed and tcnet's
+is asserted no worse than the published one's plus 0.2 cm (the two EMs agree to that at matched
+settings, issue 17).
+"""
+import time
+
+import numpy as np
+import pytest
+
+from _speed_table import NOTES
+from tcnet_plugins.simpl import SIMPL
+from tcnet_plugins.simpl import data as simdata
+from tcnet_plugins.simpl.core import SPACE_DEFAULTS
+from tcnet_plugins.simpl.metrics import align
+from tcnet_plugins.simpl.space import Space
+
+ITERATIONS = 10
+
+
+def score(latent, data) -> float:
+    """Mean distance (m) to the truth after the least-squares affine map onto behaviour."""
+    return Space("linear", 2).error(align(np.asarray(latent, float), data["behaviour"], 1)[0], data["truth"])
+
+
+def timed(fit):
+    wall, cpu = time.perf_counter(), time.process_time()
+    latent = fit()
+    return latent, time.perf_counter() - wall, time.process_time() - cpu
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+def test_tcnet_and_simpl_neuro_on_the_grid_benchmark():
+    published = pytest.importorskip("simpl", reason="the published package simpl-neuro is not installed")
+    if not hasattr(published, "SIMPL"):
+        pytest.skip("the module 'simpl' here is not simpl-neuro")
+    data = simdata.generate(0)
+    ours = SIMPL(iterations=ITERATIONS)
+    bandwidth, spacing, speed = (SPACE_DEFAULTS["linear"][k] for k in ("bandwidth", "grid_spacing", "speed"))
+
+    def fit_ours():
+        return ours.fit(data["counts"], data["behaviour"], data["time"]).latent_
+
+    latent, wall, cpu = timed(fit_ours)
+    err_ours = score(latent, data)
+
+    def fit_published():
+        model = published.SIMPL(kernel_bandwidth=bandwidth, bin_size=spacing, speed_prior=speed,
+                                env_pad=ours.grid_margin, val_frac=ours.val_fraction,
+                                speckle_block_size_seconds=ours.val_block, use_gpu=False)
+        model.fit(data["counts"], data["behaviour"], data["time"], n_iterations=ITERATIONS,
+                  early_stopping=False, verbose=False)
+        return np.asarray(model.X_)
+
+    latent_p, wall_p, cpu_p = timed(fit_published)
+    err_published = score(latent_p, data)
+    NOTES.append(f"SIMPL grid benchmark (seed 0, {ITERATIONS} iterations, {100 * spacing:g} cm grid, "
+                 f"bandwidth {100 * bandwidth:g} cm, speed prior {speed:.3g} m/s): tcnet {100 * err_ours:.2f} cm in "
+                 f"{wall:.0f} s wall / {cpu:.0f} s CPU; simpl-neuro {getattr(published, '__version__', '?')} "
+                 f"{100 * err_published:.2f} cm in {wall_p:.0f} s wall / {cpu_p:.0f} s CPU")
+    print(NOTES[-1])
+    assert err_ours <= err_published + 0.002
