@@ -126,12 +126,12 @@ def _trajectory_paths(out: str, force: bool):
     from pathlib import Path
 
     from tcnet.store import check_new
-    out = Path(out)
+    out = check_new(Path(out), force)
     figure = out.with_suffix(".png")
     if figure == out:
         raise ConfigError(f"simulate: --out names the trajectory file (HDF5, e.g. traj.h5; its figure goes "
                           f"to FILE.png), got {str(out)!r}")
-    return check_new(out, force), check_new(figure, force)
+    return out, check_new(figure, force)
 
 
 def _plot_norms(path, t, ratio, xlabel, title, force) -> None:

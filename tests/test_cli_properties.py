@@ -417,11 +417,12 @@ def test_a_closed_stdout_pipe_ends_quietly(pool):
     (["resume", "runs.h5", "\udcff"], "tcnet resume: runs.h5: no run '\\udcff' (runs: run-0001)"),
     (["simpl", "fit", "sim.h5", "--extent", "0"], "tcnet simpl: --extent takes a LOW HIGH pair per axis, got 1 number(s)"),
     (["plot-study", "study.h5"], "tcnet plot-study: study file study.h5: not valid TOML (not UTF-8 text)"),
+    (["simulate", "runs.h5", "run-0001", "--out", "/"], "tcnet simulate: '/': not a file name"),
 ])
 def test_found_by_the_property_test(argv, line, pool, capsys, monkeypatch):
     """Before: internal errors (UnicodeEncodeError for a name of undecodable bytes, $'\\xff' in a
     shell; a reshape ValueError for an odd number of --extent values; UnicodeDecodeError for a
-    study file that is not text)."""
+    study file that is not text; a ValueError for --out / ('/' has no name to give its figure))."""
     from tcnet.cli import main
     monkeypatch.chdir(pool[0])
     assert main(argv) == 2
