@@ -163,7 +163,7 @@ class Monitor:
         start = self.start.setdefault(what, max(value, 1.0))
         bound = min(GROWTH_BOUND * start, FINITE_BOUND)
         if value > bound:
-            raise Diverged(f"diverged at step {self.next_step}: {what} {value:.3g} > {bound:.3g} "
+            raise Diverged(f"{what} {value:.3g} > {bound:.3g} at step {self.next_step} "
                            f"({GROWTH_BOUND:g} x its {start:.3g} at the start, at most {FINITE_BOUND:g})")
 
 

@@ -21,8 +21,8 @@ def test_train_with_a_huge_learning_rate_diverges(tmp_path, capsys):
     assert main(["train", "-N", "30", "-l", "1e300", "-A", "5", "-L", "5", "-f", str(out), "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert ", diverged, 0 steps," in captured.out
-    assert captured.err == ("tcnet train: run run-0001 diverged: diverged at step 1: largest |parameter| 1e+300 > "
-                            f"1e+10 ({GROWTH_BOUND:g} x its 1 at the start, at most {FINITE_BOUND:g})\n")
+    assert captured.err == ("tcnet train: run run-0001 diverged: largest |parameter| 1e+300 > 1e+10 at step 1 "
+                            f"({GROWTH_BOUND:g} x its 1 at the start, at most {FINITE_BOUND:g})\n")
     rec = store.read_run(out, "run-0001")
     assert rec.status == "diverged" and rec.attrs["optimizer_status"] == "diverged"
     # the final network is the last iterate within the bounds: here the start
@@ -69,7 +69,7 @@ def test_penalty_above_its_stability_bound_diverges(mu, diverges):
         res = _toy_penalty(mu)
     if diverges:
         assert res.result.status == "diverged" and res.result.steps < 500
-        assert "diverged at step" in res.result.message
+        assert " at step " in res.result.message
         assert max(abs(s.loss) for s in res.history.steps) <= GROWTH_BOUND * max(abs(res.history.steps[0].loss), 1)
     else:
         assert res.result.status == "max_steps"
@@ -90,7 +90,7 @@ def test_every_optimizer_stops_a_divergent_run(unbounded, optimizer):
     steps = []
     x0 = np.ones(3)
     result = optimizer.minimize(unbounded, x0, Monitor(steps.append))
-    assert result.status == "diverged" and result.message.startswith(f"diverged at step {len(steps)}: ")
+    assert result.status == "diverged" and f" at step {len(steps)} (" in result.message
     assert np.array_equal(result.x, steps[-1].x)  # the last iterate within the bounds
     assert all(np.max(np.abs(s.x)) <= GROWTH_BOUND and abs(s.loss) <= GROWTH_BOUND * 1.5 for s in steps)
     assert len(steps) < 200
