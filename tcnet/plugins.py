@@ -99,6 +99,8 @@ class Registry:
                 dist = f" [{ep.dist.name} {ep.dist.version}]" if ep.dist else ""
                 self._add(lambda ep=ep: ep.load(), f"entry point {ep.name} ({ep.value}){dist}")
         for path in dict.fromkeys(Path(f).resolve() for f in files):  # the same file given twice loads once
+            if path.suffix != ".py" or not path.is_file():  # a wrong name, not a broken plugin: nothing to run
+                raise PluginError(f"plugin file {path}: no such file (a single-file plugin, .py, is expected)")
             self._add(lambda path=path: _import_file(path), f"file {path}")
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # former name -> name
@@ -153,11 +155,9 @@ class Registry:
                 self.failures.append(PluginFailure(impl.plugin_name, err))
 
 
-def _import_file(path) -> object:
-    """Import a single .py file as a module (named after the file, under tcnet_file_plugins)."""
-    path = Path(path).resolve()
-    if path.suffix != ".py" or not path.is_file():
-        raise FileNotFoundError(f"no such plugin file (a .py file is expected): {path}")
+def _import_file(path: Path) -> object:
+    """Import a single .py file (an existing, resolved path) as a module named after the file,
+    under tcnet_file_plugins."""
     module_name = f"tcnet_file_plugins.{path.stem}_{abs(hash(str(path))):x}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)

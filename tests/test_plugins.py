@@ -78,6 +78,21 @@ def test_run_with_a_file_plugin_reaches_the_closed_form_minimum(point_plugins):
     assert out.initial.seed == 4 and out.result.status == "converged"
 
 
+@pytest.mark.parametrize("name", ["missing.py", "plugin.txt"])
+def test_a_plugin_file_that_is_not_there_is_a_usage_error(tmp_path, capsys, name):
+    """A mistyped --plugin is refused before the command runs (was: listed as a failed plugin,
+    then the command ran without it)."""
+    if name.endswith(".txt"):
+        (tmp_path / name).write_text("from tcnet import hookimpl\n")
+    out = tmp_path / "runs.h5"
+    code = main(["--plugin", str(tmp_path / name), "train", "-N", "20", "-A", "1", "-L", "1", "-f", str(out),
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and not out.exists()
+    assert captured.err == (f"tcnet: plugin file {tmp_path / name}: no such file (a single-file plugin, .py, "
+                            "is expected)\n")
+
+
 def test_cli_lists_plugins_and_reports_a_broken_file(tmp_path, capsys):
     broken = write(tmp_path, "broken_cli.py", "def broken(:\n")
     code = main(["--plugin", str(broken), "--plugin", str(TESTS / "quadratic_plugin.py"), "plugins"])
