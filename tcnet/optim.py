@@ -176,12 +176,14 @@ class StabilityWarning(UserWarning):
     grow instead of settling (the CLI shows it as one line)."""
 
 
-def largest_curvature(objective: Objective, x, inputs: dict | None = None, iterations: int = 20) -> float:
+def largest_curvature(objective: Objective, x, inputs: dict | None = None, iterations: int = 20,
+                      rtol: float = 1e-3) -> float:
     """The largest eigenvalue of the objective's Hessian at x (<= 0: no positive curvature; NaN
     where the objective is not finite around x), by power iteration on Hessian-vector products
-    from central differences of the gradient, shifted by the dominant eigenvalue when that is
-    negative. The Rayleigh quotients never exceed it, so a bound checked with the estimate errs
-    on the side of silence. The evaluations are a diagnostic, not counted as the run's."""
+    from central differences of the gradient (at most `iterations` of them, two evaluations each;
+    stopping once the estimate moves by less than `rtol`), shifted by the dominant eigenvalue when
+    that is negative. The Rayleigh quotients never exceed it, so a bound checked with the estimate
+    errs on the side of silence. The evaluations are a diagnostic, not counted as the run's."""
     x = np.asarray(x, dtype=float)
     h = 1e-5 * max(1.0, _largest(x))
 
@@ -194,7 +196,7 @@ def largest_curvature(objective: Objective, x, inputs: dict | None = None, itera
             w = hv - shift * v
             previous, estimate = estimate, float(v @ w)
             norm = np.linalg.norm(w)
-            if norm == 0 or abs(estimate - previous) <= 1e-6 * abs(estimate):
+            if norm == 0 or abs(estimate - previous) <= rtol * abs(estimate):
                 break
             v = w / norm
         return estimate + shift
@@ -204,6 +206,11 @@ def largest_curvature(objective: Objective, x, inputs: dict | None = None, itera
         return top if top >= 0 else dominant(top)
     except NonFiniteError:
         return float("nan")
+
+
+STABILITY_CHECK = Integer("stability_check", 20, "Hessian-vector products (two evaluations each) the start may "
+                          "spend estimating the largest curvature for the step-size warning (0: no check)", low=0)
+"""The setting of the methods that check their step size at the start (`largest_curvature`)."""
 
 
 def check_step(owner: str, lr: float, curvature: float, limit: float, what: str) -> None:
@@ -370,14 +377,16 @@ class SGD(FirstOrder):
     name = "sgd"
     SETTINGS = FirstOrder.SETTINGS + Settings(
         Real("momentum", 0.0, "heavy-ball momentum (0: plain gradient descent)", low=0, high=1, high_open=True),
+        STABILITY_CHECK,
     )
 
     def init(self, x0):
         """Zero velocity; warns if lr is beyond the stability bound at x0: heavy-ball steps on a
         quadratic of curvature lambda settle only while lr lambda < 2 (1 + momentum)."""
-        momentum = self.settings["momentum"]
-        check_step(self.name, self.settings["lr"], largest_curvature(self.objective, x0), 2 * (1 + momentum),
-                   "largest curvature of the loss at the start")
+        s = self.settings
+        if s["stability_check"]:
+            check_step(self.name, s["lr"], largest_curvature(self.objective, x0, iterations=s["stability_check"]),
+                       2 * (1 + s["momentum"]), "largest curvature of the loss at the start")
         return {"velocity": np.zeros_like(x0)}
 
     def step(self, x, ev, opt_state):

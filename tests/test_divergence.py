@@ -13,6 +13,7 @@ import pytest
 from tcnet import store
 from tcnet.cli import main
 from tcnet.optim import FINITE_BOUND, GROWTH_BOUND, LBFGS, SGD, Adam, Monitor, StabilityWarning, Staged
+from tcnet.loss import Objective
 from tcnet.run import build_objective
 
 
@@ -134,6 +135,22 @@ def test_sgd_warns_above_its_stability_bound_only(point_plugins, momentum):
         assert len(caught) == expected, (lr, critical, caught)
     assert caught[0].startswith(f"sgd: lr * (largest curvature of the loss at the start) = {1.05 * critical:g} * 4 =")
     assert f"lr below {critical:.4g} is stable there" in caught[0]
+
+
+def test_the_stability_check_has_a_budget_and_can_be_skipped(point_plugins, monkeypatch):
+    """stability_check = k allows at most k Hessian-vector products (2 evaluations each); 0 skips
+    the check: no warning even far above the bound, and no evaluation beyond the run's own."""
+    dyn = point_plugins.get("dynamics", "point").create(seed=0)
+    objective = build_objective(dyn, [{"name": "quadratic", "h": [1.0, 4.0, 0.25]}], point_plugins)
+    calls, evaluate = [], Objective.evaluate
+    monkeypatch.setattr(Objective, "evaluate", lambda self, *a, **k: calls.append(1) or evaluate(self, *a, **k))
+    for budget, expected in ((0, 0), (1, None), (20, 1)):
+        calls.clear()
+        caught = _warnings(lambda: SGD(lr=1.0, steps=3, stability_check=budget).minimize(objective, np.ones(3)))
+        check = len(calls) - 4  # the run's own: the start and 3 steps
+        assert check == 0 if budget == 0 else 2 <= check <= 2 * budget
+        if expected is not None:  # one product is a lower bound only, that may or may not warn
+            assert len(caught) == expected  # lr 1 * curvature 4 > 2
 
 
 @pytest.mark.parametrize("mu", [90.0, 110.0])

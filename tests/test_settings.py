@@ -51,7 +51,7 @@ def test_adding_replaces_by_name_and_with_defaults_keeps_the_bounds():
 def test_optimizer_settings_and_saved_config_come_from_the_declaration():
     assert Adam(lr=0.1).config == {"name": "adam", "steps": 100, "lr": 0.1, "gtol": 0.0, "beta1": 0.9,
                                    "beta2": 0.999, "eps": 1e-7}
-    assert SGD.SETTINGS.names == ("steps", "lr", "gtol", "momentum")
+    assert SGD.SETTINGS.names == ("steps", "lr", "gtol", "momentum", "stability_check")
     with pytest.raises(ConfigError, match="sgd: momentum must be in \\[0, 1\\), got 1.0"):
         SGD(momentum=1.0)
 

@@ -34,7 +34,7 @@ import numpy as np
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Iterative, Loss, Objective, State, Term
-from tcnet.optim import check_step, largest_curvature
+from tcnet.optim import STABILITY_CHECK, check_step, largest_curvature
 from tcnet.settings import Integer, Real, Setting, Settings, Text
 from tcnet.validate import integer, real
 
@@ -343,6 +343,7 @@ class Penalty(ConstraintMethod):
         Real("mu_factor", 2.0, "factor by which mu grows", low=1),
         Integer("mu_every", 100, "updates between two growths of mu", low=1),
         Real("mu_max", 10.0, "largest mu (at least mu)", low=0, low_open=True),
+        STABILITY_CHECK,
     )
 
     def check(self):
@@ -358,10 +359,12 @@ class Penalty(ConstraintMethod):
     def init(self, x0):
         """Warns if lr is beyond the stability bound lr * (curvature of f + mu_max c) < 2 of gradient
         descent on the penalized loss, with its largest curvature taken at x0 (tcnet.optim)."""
-        mu_max = self.settings["mu_max"]
-        curvature = largest_curvature(self.objective, x0, {"multiplier": 0.0, "rho": 2 * mu_max})
-        check_step(self.name, self.settings["lr"], curvature, 2.0,
-                   f"largest curvature of f + mu_max c at the start, mu_max = {mu_max:g}")
+        s = self.settings
+        if s["stability_check"]:
+            curvature = largest_curvature(self.objective, x0, {"multiplier": 0.0, "rho": 2 * s["mu_max"]},
+                                          iterations=s["stability_check"])
+            check_step(self.name, s["lr"], curvature, 2.0,
+                       f"largest curvature of f + mu_max c at the start, mu_max = {s['mu_max']:g}")
         return {}
 
     def evaluate(self, x, opt_state):  # rho/2 |g|^2 = mu c
