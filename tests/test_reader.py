@@ -161,7 +161,7 @@ def test_not_a_tcnet_file_is_one_clear_error(tmp_path):
         raw.attrs["format"] = "something"
     with pytest.raises(store.StoreError, match="not a tcnet file"):
         tcnet.open(path)
-    with pytest.raises(store.StoreError, match="not a trajectory file"):
+    with pytest.raises(store.StoreError, match="not a tcnet-trajectories file"):
         load_trajectories(path)
 
 

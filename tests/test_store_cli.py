@@ -69,7 +69,8 @@ def test_simulate_decay_times_and_output(capsys, runs_file, tmp_path):
     assert ["traj", "|x(0)|", "|x(t_max)|", "t(1/e)", "t(0.1)"] in [line.split() for line in out.splitlines()]
     x0 = np.random.default_rng(7).normal(size=(4, 3))  # the test dynamics' sample_initial
     with h5py.File(out_file, "r") as f:
-        assert f.attrs["format"] == "tcnet-trajectories" and f.attrs["network"] == "decay" and f.attrs["seed"] == 7
+        # plain h5py: format version 2 strings are fixed-length UTF-8 (bytes; docs/FORMAT.md)
+        assert f.attrs["format"] == b"tcnet-trajectories" and f.attrs["network"] == b"decay" and f.attrs["seed"] == 7
         t = f["t"][()]
         assert t.shape == (121,) and t[-1] == pytest.approx(6.0)
         np.testing.assert_allclose(f["x"][()], np.exp(-t / 2)[:, None, None] * x0, rtol=1e-12, atol=1e-15)
@@ -216,11 +217,38 @@ def test_trajectory_file_round_trip(tmp_path):
     store.save_trajectories(tmp_path / "t.h5", t, x, source="s.h5", seed=3)
     import h5py
     with h5py.File(tmp_path / "t.h5", "r") as f:
-        assert f.attrs["format"] == "tcnet-trajectories" and f.attrs["seed"] == 3
+        assert f.attrs["format"] == b"tcnet-trajectories" and f.attrs["format_version"] == 2 and f.attrs["seed"] == 3
         np.testing.assert_array_equal(f["x"][()], x)
         np.testing.assert_allclose(f["norms"][()], np.linalg.norm(x, axis=-1))
     with pytest.raises(StoreError, match="exists already"):
         store.save_trajectories(tmp_path / "t.h5", t, x)
+
+
+def _flip_a_byte_of(path, dataset):
+    """Overwrite one byte inside the first chunk of `dataset` (a real damage: below HDF5's checksum)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        offset = f[dataset].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 3)
+        byte = fh.read(1)
+        fh.seek(offset + 3)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_damaged_trajectory_and_data_files_are_refused_naming_the_object(tmp_path):
+    """Trajectory files and SIMPL data sets are checksummed like stores (format version 2): a
+    flipped byte is one StoreError naming the damaged dataset, never data."""
+    from tcnet_plugins.simpl import data as simdata
+    traj = tmp_path / "t.h5"
+    store.save_trajectories(traj, np.linspace(0, 1, 50), np.ones((50, 4, 3)), source="s.h5", seed=3)
+    bench = tmp_path / "bench.h5"
+    simdata.save(bench, simdata.generate(seed=0, n_cells=5, duration=60.0))
+    assert simdata.load(bench)["counts"].shape == (600, 5)
+    for path, dataset, read in ((traj, "x", store.read_trajectories), (bench, "counts", simdata.load)):
+        _flip_a_byte_of(path, dataset)
+        with pytest.raises(StoreError, match=f"{path}: damaged file: /{dataset} cannot be read back intact"):
+            read(path)
 
 
 def test_simpl_generate_refuses_to_replace_a_store(capsys, runs_file):

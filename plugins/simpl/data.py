@@ -31,9 +31,9 @@ true fields; see `save`.
 """
 import json
 
-import h5py
 import numpy as np
 
+from tcnet import store
 from tcnet.resources import FLOAT, require
 from tcnet.validate import ConfigError, integer, positive, real
 
@@ -211,31 +211,25 @@ def save(path, data: dict, force: bool = False) -> None:
     behaviour and truth (T, D), time (T,) bin starts, root attribute dt) plus fields (N, *B) true
     rates (Hz) on the bin centres field_axis_0, field_axis_1, ... Root attrs: format,
     format_version, tcnet_version, seed, and the generator settings as JSON."""
-    from tcnet.store import new_h5
-
-    with new_h5(path, FORMAT, force) as f:
-        f.attrs["seed"] = data["seed"]
-        f.attrs["dt"] = data["settings"]["dt"]
-        f.attrs["settings"] = json.dumps(data["settings"], sort_keys=True)
+    descriptions = {"counts": "spike counts per time bin (rows) and cell (columns)",
+                    "truth": "true latent (m, or rad for head direction)",
+                    "behaviour": "behaviour: the truth plus slow smooth Gaussian noise",
+                    "fields": "true rate maps (Hz) on the field axes"}
+    with store.new_h5(path, FORMAT, force) as f:
+        store.set_attrs(f, seed=data["seed"], dt=data["settings"]["dt"],
+                        settings=json.dumps(data["settings"], sort_keys=True))
         for key in ("counts", "behaviour", "truth", "time", "fields"):
-            f.create_dataset(key, data=data[key], compression="gzip", compression_opts=1)
+            store.create_dataset(f, key, data[key], compression="gzip")
+            if key in descriptions:
+                store.set_attrs(f[key], description=descriptions[key])
         for i, axis in enumerate(data["field_axes"]):
-            f.create_dataset(f"field_axis_{i}", data=axis)
-        f["counts"].attrs["description"] = "spike counts per time bin (rows) and cell (columns)"
-        f["truth"].attrs["description"] = "true latent (m, or rad for head direction)"
-        f["behaviour"].attrs["description"] = "behaviour: the truth plus slow smooth Gaussian noise"
-        f["fields"].attrs["description"] = "true rate maps (Hz) on the field axes"
+            store.create_dataset(f, f"field_axis_{i}", axis)
 
 
 def load(path) -> dict:
-    """Read a data set written by `save` (same dict as `generate`, without per-kind extras)."""
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as err:
-        raise ConfigError(f"simpl: data must be a readable HDF5 benchmark file, got {str(path)!r} ({err})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ConfigError(f"simpl: data file {str(path)!r} is not a {FORMAT} file")
+    """Read a data set written by `save` (same dict as `generate`, without per-kind extras); a
+    missing, foreign or damaged file is refused in one line (tcnet.store.read_h5)."""
+    with store.read_h5(path, FORMAT) as f:
         out = {key: f[key][()] for key in ("counts", "behaviour", "truth", "time", "fields")}
         out["field_axes"] = [f[f"field_axis_{i}"][()] for i in range(out["fields"].ndim - 1)]
         out["settings"] = json.loads(f.attrs["settings"])

@@ -26,7 +26,9 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
   checks, waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds for another process's HDF5 lock),
   the writer lock, and `new_file`/`new_h5`/`check_new`: the one way tcnet creates any other file
   (trajectories, data sets, figures, tables): never over an existing file unless forced, never
-  over one a writer holds, complete under a temporary name and then renamed into place. The
+  over one a writer holds, complete under a temporary name and then renamed into place;
+  `set_attrs`/`create_dataset`, which write what HDF5 checksums, and `read_h5`, which reads a
+  file of `new_h5` back and refuses a damaged one, for any format (a plugin's own too). The
   waits are read there, so patch them on `tcnet.store._files`.
 - `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
   checkpoint networks), `file_info`, `save_trajectories`, `read_trajectories`, and the
@@ -37,7 +39,7 @@ Modules (everything public is re-exported here, so `from tcnet.store import ...`
 """
 from tcnet.store._files import (
     CHUNK, FINISHED, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS, DiskFullError, FileBusyError, StoreError,
-    check_new, driver_lock, ended_status, new_file, new_h5,
+    check_new, create_dataset, driver_lock, ended_status, new_file, new_h5, read_h5, set_attrs,
 )
 from tcnet.store.networks import (
     NetworkData, file_info, list_networks, load_network, network_data, read_trajectories, save_network,
@@ -50,5 +52,5 @@ __all__ = [
     "CHUNK", "FINISHED", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "DiskFullError", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "compare_table", "file_info", "flatten_spec",
     "check_new", "driver_lock", "ended_status", "group_rows", "history_columns", "list_networks", "list_runs", "load_network", "network_data", "new_file", "new_h5",
-    "read_run", "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
+    "create_dataset", "read_h5", "read_run", "set_attrs", "read_trajectories", "resume", "save_network", "save_trajectories", "table_csv",
 ]

@@ -3,8 +3,8 @@ process's HDF5 lock), the one-writer-at-a-time lock, and writing what HDF5 check
 
 Every other module of tcnet.store reads and writes through `_reading` and `_writing` here, and a
 writer holds `_WriteLock` for as long as it writes. Files are written in HDF5 1.10's formats, whose
-metadata carries checksums; datasets are made by `_create_dataset` (fletcher32 on every chunked
-array, scalars inside their checksummed header) and string attributes by `_set_attrs` (fixed-length,
+metadata carries checksums; datasets are made by `create_dataset` (fletcher32 on every chunked
+array, scalars inside their checksummed header) and string attributes by `set_attrs` (fixed-length,
 in the header too). HDF5 verifies every checksum as it reads; `_reading` turns a failure into one
 line naming the damaged object (docs/FORMAT.md, "Checksums").
 """
@@ -127,12 +127,14 @@ def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
             time.sleep(0.05)
 
 
-def _check_root(path: Path, f: h5py.File) -> None:
-    """Fail unless `f` is a tcnet file of a format_version this tcnet reads."""
-    fmt = f.attrs.get("format")
-    if fmt is None or _text(fmt) != FORMAT:
-        found = "no 'format' attribute" if fmt is None else f"format={_text(fmt)!r}"
-        raise StoreError(f"{path}: not a tcnet file (expected root attribute format='{FORMAT}', found {found})")
+def _check_root(path: Path, f: h5py.File, fmt: str = FORMAT) -> None:
+    """Fail unless `f` is a file of format `fmt` (a tcnet store by default) of a format_version
+    this tcnet reads."""
+    found = f.attrs.get("format")
+    if found is None or _text(found) != fmt:
+        found = "no 'format' attribute" if found is None else f"format={_text(found)!r}"
+        kind = "tcnet" if fmt == FORMAT else fmt
+        raise StoreError(f"{path}: not a {kind} file (expected root attribute format='{fmt}', found {found})")
     version = f.attrs.get("format_version")
     if version is None or not isinstance(version, numbers.Integral) or int(version) not in READ_VERSIONS:
         version = int(version) if isinstance(version, numbers.Integral) else version
@@ -193,14 +195,15 @@ def _corrupt(path: Path, f: h5py.File, err: Exception) -> StoreError:
 
 
 @contextmanager
-def _reading(path, wait: float | None = None):
-    """The open, validated file for reading; HDF5 errors inside (a failed checksum, a broken
-    structure) become one-line StoreErrors naming the damaged object."""
+def _reading(path, wait: float | None = None, fmt: str = FORMAT):
+    """The open file of format `fmt` (a store by default), validated, for reading; HDF5 errors
+    inside (a failed checksum, a broken structure) become one-line StoreErrors naming the damaged
+    object."""
     path = Path(path)
     _check_signature(path)
     f = _open_h5(path, "r", wait)
     try:
-        _check_root(path, f)
+        _check_root(path, f, fmt)
         yield f
     except _HDF5_ERRORS as err:
         raise _corrupt(path, f, err) from None
@@ -302,18 +305,26 @@ def new_file(path, force: bool = False):
 
 @contextmanager
 def new_h5(path, fmt: str, force: bool = False):
-    """A new HDF5 file (see `new_file`), open for writing, with root attributes format=`fmt`,
-    format_version and tcnet_version."""
+    """A new HDF5 file of format `fmt` (see `new_file`), open for writing, with root attributes
+    format=`fmt`, format_version (FORMAT_VERSION) and tcnet_version. Written with `set_attrs` and
+    `create_dataset`, everything in it is checksummed; `read_h5` reads it back."""
     with new_file(path, force) as partial:
         with _open_h5(partial, "w", 0) as f:
-            _root(f, fmt)
+            _root(f, fmt, FORMAT_VERSION)
             yield f
 
 
-def _root(f: h5py.File, fmt: str, version: int = 1) -> None:
+def read_h5(path, fmt: str):
+    """An HDF5 file of format `fmt` (`new_h5`), open for reading: a file that is missing, not
+    HDF5, of another format or an unknown format_version is refused in one line (StoreError),
+    and so is one whose checksums fail, naming the damaged object."""
+    return _reading(path, None, fmt)
+
+
+def _root(f: h5py.File, fmt: str, version: int) -> None:
     """The root attributes of a new file of format `fmt` (a store: FORMAT, FORMAT_VERSION)."""
     f.attrs["format_version"] = np.int64(version)  # first: it decides how the strings are stored
-    _set_attrs(f, format=fmt, tcnet_version=__version__)
+    set_attrs(f, format=fmt, tcnet_version=__version__)
 
 
 # --- writing what HDF5 checksums ---------------------------------------------------------------------
@@ -329,18 +340,19 @@ def _string(obj, value: str):
     return np.array(data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
 
 
-def _set_attrs(obj, **values) -> None:
+def set_attrs(obj, **values) -> None:
     """Set attributes of `obj`; strings as the file stores them (`_string`)."""
     for key, value in values.items():
         obj.attrs[key] = _string(obj, value) if isinstance(value, str) else value
 
 
-def _create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, maxshape=None,
-                   chunks=None, fillvalue=None) -> h5py.Dataset:
+def create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, maxshape=None,
+                   chunks=None, fillvalue=None, compression=None) -> h5py.Dataset:
     """A new dataset whose contents HDF5 checksums: an array is chunked (`chunks`, by default h5py's
-    choice) with the fletcher32 filter, so a chunk whose checksum fails is refused when read; a
-    scalar is stored compact, inside its object header, under the header's checksum (a string:
-    see `_string`). h5py.Empty stores no data."""
+    choice) with the fletcher32 filter, so a chunk whose checksum fails is refused when read
+    (`compression`, e.g. "gzip", is applied before it); a scalar is stored compact, inside its
+    object header, under the header's checksum (a string: see `_string`). h5py.Empty stores no
+    data."""
     if isinstance(data, str):
         data = _string(group, data)
     if isinstance(data, (str, h5py.Empty)):  # a version 1 string, or nothing
@@ -357,7 +369,8 @@ def _create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtyp
         ds[()] = data
         return ds
     return group.create_dataset(name, shape=shape, dtype=dtype if data is None else data.dtype, data=data,
-                                maxshape=maxshape, chunks=chunks or True, fletcher32=True, fillvalue=fillvalue)
+                                maxshape=maxshape, chunks=chunks or True, fletcher32=True, fillvalue=fillvalue,
+                                compression=compression)
 
 
 def _reserve(path: Path, nbytes: int) -> None:

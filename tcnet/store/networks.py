@@ -11,9 +11,9 @@ import numpy as np
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.store._files import (
-    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _check_signature, _dataset, _group, _h5name, _has, _int_attr,
-    _json_attr, _member, _open_h5, _owner, _reading, _text, _text_attr, _writing, _create_dataset, _set_attrs,
-    new_h5,
+    FINISHED, NETWORK_PARTS, StoreError, _WriteLock, _dataset, _group, _h5name, _has, _int_attr,
+    _json_attr, _member, _owner, _reading, _text, _text_attr, _writing, create_dataset, set_attrs,
+    new_h5, read_h5,
 )
 from tcnet.validate import ConfigError
 
@@ -49,11 +49,11 @@ def _write_network(group: h5py.Group, dynamics: Dynamics, path: Path) -> None:
         config = json.dumps(dynamics.config, sort_keys=True)
     except TypeError as err:
         raise StoreError(f"{path}: network config must be JSON-serializable ({err})") from None
-    _set_attrs(group, dynamics=dynamics.name, config=config)
+    set_attrs(group, dynamics=dynamics.name, config=config)
     if seed is not None:
         group.attrs["seed"] = np.int64(seed)
     for key, value in dynamics.arrays.items():
-        _create_dataset(group, _h5name(key, "array", path), np.asarray(value, dtype=np.float64))
+        create_dataset(group, _h5name(key, "array", path), np.asarray(value, dtype=np.float64))
 
 
 def _read_network(group: h5py.Group, where: str) -> NetworkData:
@@ -179,21 +179,17 @@ def save_trajectories(path, t, x, *, force: bool = False, **attrs) -> None:
     norms (T, n), with string/number attributes such as the source file, network and seed. An
     existing file is replaced only with `force` (see `new_file`)."""
     with new_h5(path, TRAJECTORY_FORMAT, force) as f:
-        _set_attrs(f, **attrs)
-        _create_dataset(f, "t", np.asarray(t, dtype=np.float64))
-        _create_dataset(f, "x", np.asarray(x, dtype=np.float64))
-        _create_dataset(f, "norms", np.linalg.norm(x, axis=-1))
+        set_attrs(f, **attrs)
+        create_dataset(f, "t", np.asarray(t, dtype=np.float64))
+        create_dataset(f, "x", np.asarray(x, dtype=np.float64))
+        create_dataset(f, "norms", np.linalg.norm(x, axis=-1))
 
 
 def read_trajectories(path) -> tuple[np.ndarray, np.ndarray, dict]:
     """A file of `save_trajectories`: t (T,), x (T, n, dim) and its root attributes."""
-    path = Path(path)
-    _check_signature(path)
-    with _open_h5(path, "r", None) as f:
-        found = _text(f.attrs.get("format", "none"))
-        if found != TRAJECTORY_FORMAT or "t" not in f or "x" not in f:
-            raise StoreError(f"{path}: not a trajectory file (expected format '{TRAJECTORY_FORMAT}' with "
-                             f"datasets t and x, found format {found!r}, members {sorted(f)})")
+    with read_h5(path, TRAJECTORY_FORMAT) as f:
+        if "t" not in f or "x" not in f:
+            raise StoreError(f"{path}: not a trajectory file (expected datasets t and x, found {sorted(f)})")
         attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v.item()) for k, v in f.attrs.items()}
         return np.array(f["t"][()]), np.array(f["x"][()]), attrs
 
@@ -243,7 +239,7 @@ def _put(group: h5py.Group, name: str, kind: str, value) -> None:
             return
     if old is not None:
         del group[name]
-    _set_attrs(_create_dataset(group, name, value), kind=kind)
+    set_attrs(create_dataset(group, name, value), kind=kind)
 
 
 def _write_tree(group: h5py.Group, tree: dict, where: str) -> None:

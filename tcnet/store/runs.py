@@ -19,8 +19,8 @@ from tcnet.optim import Checkpoint
 from tcnet.run import RunResult, RunSpec, run
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
-    _WriteLock, _create_dataset, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed,
-    _member, _now, _one_line, _owner, _reading, _real_attr, _set_attrs, _text, _text_attr, _writing, ended_status,
+    _WriteLock, create_dataset, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed,
+    _member, _now, _one_line, _owner, _reading, _real_attr, set_attrs, _text, _text_attr, _writing, ended_status,
 )
 from tcnet.store.networks import (
     NetworkData, _checkpoint_group, _nbytes, _put, _read_network, _read_tree, _write_network, _write_tree,
@@ -198,7 +198,7 @@ class RunWriter:
             raise StoreError(f"{self.path}: run {self.run_id!r} exists already (choose another run_id, or "
                              "resume it with tcnet.store.resume)")
         g = runs.create_group(self.run_id)
-        _set_attrs(g, config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
+        set_attrs(g, config=json.dumps(spec.as_dict(), sort_keys=True), status="running", message="",
                    writer=f"{socket.gethostname()}:{os.getpid()}", tcnet_version=__version__,
                    started=_now(), rows=np.int64(0), checkpoint=np.int64(-1))
         params = g.create_group("params")
@@ -206,7 +206,7 @@ class RunWriter:
             _write_network(params.create_group("initial", track_order=True), dynamics, self.path)
         h = g.create_group("history")
         for name, dtype in HISTORY_COLUMNS.items():
-            _create_dataset(h, name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
+            create_dataset(h, name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
         terms = h.create_group("terms", track_order=True)
         for label in dict.fromkeys(t.get("label") or t["name"] for t in spec.loss):
             _column(terms, _h5name(label, "loss term label", self.path), 0)
@@ -232,7 +232,7 @@ class RunWriter:
         for ds in _history_datasets(g["history"]):
             ds.resize((rows,))  # drop rows of an uncommitted flush
         resumed = list(g.attrs.get("resumed_at", [])) + [self.resume_from]
-        _set_attrs(g, status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
+        set_attrs(g, status="running", message="", writer=f"{socket.gethostname()}:{os.getpid()}",
                    resumed_at=np.array(resumed, dtype=np.int64))
 
     def _commit(self, f: h5py.File, columns: dict | None = None, checkpoint: Checkpoint | None = None,
@@ -276,7 +276,7 @@ class RunWriter:
             self._committed = int(checkpoint.step)
         if attrs:
             f.flush()
-            _set_attrs(g, **attrs)
+            set_attrs(g, **attrs)
         self._buffer = []
 
 
@@ -300,7 +300,7 @@ def history_columns(steps) -> dict:
 
 def _column(group: h5py.Group, name: str, rows: int) -> None:
     """A float64 history column of `rows` NaNs that grows in chunks."""
-    _create_dataset(group, name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
+    create_dataset(group, name, shape=(rows,), maxshape=(None,), dtype="float64", chunks=(CHUNK,), fillvalue=np.nan)
 
 
 def _history_datasets(h: h5py.Group) -> list:
