@@ -13,10 +13,12 @@ name, weight and label is the loss's configuration; in `optimizer`, the optimize
 """
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from tcnet.dynamics import Dynamics
@@ -123,13 +125,37 @@ class RunResult:
     history: History
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
+"""Environment variables by which a user sets the BLAS thread count themselves (`auto_threads`)."""
+
+
+def auto_threads() -> int | None:
+    """BLAS threads during a run's optimization by default (`run`'s threads="auto"): 1, or None
+    (the process's own setting, untouched) where the environment sets the count itself
+    (`BLAS_THREAD_VARIABLES`).
+
+    Why one thread: an optimization step is one matrix factorization (eig, Schur) and a few N x N
+    products, then an optimizer's vector arithmetic; threads gain little on the first (LAPACK's
+    eigenvalue iterations are serial) and lose on the rest. After a threaded BLAS call OpenBLAS's
+    workers spin-wait and take CPU from the thread that goes on (the next eig pays), and L-BFGS-B's
+    vector BLAS on 50,000 parameters runs threaded at a loss. Measured on 2 cores, the N = 500
+    preparatory reproduction takes 10.3 s with one thread against 11.7 s with two
+    (tests/benchmarks/test_reproduction_speed.py); runs in parallel (studies) oversubscribe less."""
+    return None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
+
+
 def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry | None = None,
-        dynamics: Dynamics | None = None, resume: Checkpoint | None = None) -> RunResult:
+        dynamics: Dynamics | None = None, resume: Checkpoint | None = None, threads: int | None | str = "auto") -> RunResult:
     """Build and run `spec`; every step goes to an in-memory History and to each recorder.
 
     `dynamics` replaces the one the spec would create (e.g. a network loaded from a file);
-    `resume` continues from a checkpoint of an interrupted run of the same spec.
+    `resume` continues from a checkpoint of an interrupted run of the same spec. `threads` is the
+    number of BLAS threads during the optimization: "auto" (`auto_threads`: 1 unless the
+    environment sets it), a number, or None to keep the process's own setting; the setting before
+    the call is restored when it returns.
     """
+    if threads != "auto" and threads is not None and not (type(threads) is int and threads >= 1):
+        raise ConfigError(f"run: threads must be 'auto', None or a positive integer, got {threads!r}")
     spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
     plugins = plugins or default_registry()
     initial = dynamics if dynamics is not None else build_dynamics(spec.dynamics, plugins)
@@ -147,8 +173,10 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
         bar.update(1)
         bar.set_postfix(loss=f"{step.loss:.6g}", stage=step.stage, refresh=False)
 
+    threads = auto_threads() if threads == "auto" else threads
     try:
-        result = optimizer.minimize(objective, initial.vector() if resume is None else resume, Monitor(on_step))
+        with threadpool_limits(threads, user_api="blas"):
+            result = optimizer.minimize(objective, initial.vector() if resume is None else resume, Monitor(on_step))
     except BaseException as err:  # tell recorders that can mark the run failed/interrupted, re-raise
         for r in sinks:
             if hasattr(r, "fail"):
