@@ -15,7 +15,8 @@ from scipy.linalg import solve_continuous_lyapunov
 from tcnet import ConfigError, Objective, Term
 from tcnet.linalg import eig, lyapunov
 from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
-from tcnet_plugins.preparatory.backends import AUTO_CONDITION, BACKENDS, factorize, preparatory_losses
+from tcnet_plugins.preparatory.backends import (AUTO_CONDITION, BACKENDS, factorize, low_rank_losses,
+                                                preparatory_losses)
 from tcnet_plugins.smoothness import Smoothness
 
 TAU = 0.01
@@ -107,11 +108,23 @@ def central_difference(f, x, direction, h):
             - (f(x + 2 * h * direction) - f(x - 2 * h * direction))) / (12 * h)
 
 
+def through_J(J0, U, V, w, backend):
+    """The losses of J0 + U V by autograd's chain rule through the N x N J."""
+    return preparatory_losses(J0 + U @ V, w, TAU, backend)
+
+
+def low_rank(J0, U, V, w, backend):
+    """The same by the low-rank primitive (gradients for U and V without an N x N grad_J)."""
+    return low_rank_losses(J0, U, V, w, factorize(J0 + U @ V, w, TAU, backend))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradient_through_low_rank_parametrization_matches_finite_differences(backend):
+@pytest.mark.parametrize("via", [through_J, low_rank])
+def test_gradient_through_low_rank_parametrization_matches_finite_differences(backend, via):
     """J = J0 + U V: the primitive composes with autograd, so grad w.r.t. U, V, w follows by the
-    chain rule; each term checked along random directions (with unstable eigenvalues, so L2
-    counts; terms separately, since alpha L2 would swamp the others' differences in roundoff)."""
+    chain rule, or by `low_rank_losses`' own VJPs; each term checked along random directions (with
+    unstable eigenvalues, so L2 counts; terms separately, since alpha L2 would swamp the others'
+    differences in roundoff)."""
     rng = np.random.default_rng(7)
     N, n = 12, 3
     J0, w = network(N, 8, 1.2)
@@ -121,7 +134,7 @@ def test_gradient_through_low_rank_parametrization_matches_finite_differences(ba
     for e in np.eye(3):
 
         def loss(U, V, w, e=e):
-            return anp.dot(e, preparatory_losses(J0 + U @ V, w, TAU, backend))
+            return anp.dot(e, via(J0, U, V, w, backend))
 
         for i in range(3):
             d = rng.standard_normal(args[i].shape)
@@ -135,6 +148,22 @@ def test_gradient_through_low_rank_parametrization_matches_finite_differences(ba
                 assert exact == 0 and fd == 0
             else:
                 assert np.isclose(exact, fd, rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("N, n, radius", [(40, 4, 0.8), (60, 6, 1.2)])
+def test_low_rank_gradients_equal_the_chain_rule_through_J(backend, N, n, radius):
+    """`low_rank_losses` differentiates J0 + U V without forming grad_J: its gradients w.r.t. J0,
+    U, V and w (the weighted objective, and each term) equal the chain rule through J to rounding."""
+    rng = np.random.default_rng(N)
+    J0, w = network(N, N + 1, radius)
+    U, V = rng.standard_normal((N, n)) / np.sqrt(N), rng.standard_normal((n, N)) / np.sqrt(N)
+    assert (preparatory_losses(J0 + U @ V, w, TAU, backend)[1] > 0) == (radius > 1)
+    for weights in [WEIGHTS, *np.eye(3)]:
+        for i in range(4):
+            exact, fast = (grad(lambda *a, f=f: anp.dot(weights, f(*a, backend)), i)(J0, U, V, w)
+                           for f in (through_J, low_rank))
+            assert rel(fast, exact) < 1e-11 if np.any(exact) else not np.any(fast)
 
 
 def nearly_defective(eps, N=8, seed=9):

@@ -206,8 +206,11 @@ class LinearDecayState(State):
 
     @cached_property
     def backend_losses(self):
-        """(L1, L2, L3) from the fast backend, None on the generic "eig" path."""
-        return None if self.backend is None else _backends.losses(self.J, self.params["w"], self.backend)
+        """(L1, L2, L3) from the fast backend, None on the generic "eig" path; differentiated through
+        the low-rank J0 + U V directly (`_backends.low_rank_losses`: no N x N gradient of J)."""
+        if self.backend is None:
+            return None
+        return _backends.low_rank_losses(self.params["J0"], self.U, self.V, self.params["w"], self.backend)
 
     @cached_property
     def decay(self):
