@@ -452,8 +452,8 @@ class LBFGS(Optimizer):
         stopped = False
         taken = 0
 
-        def fun(x):
-            e = monitor.evaluate(objective, x)
+        def fun(x):  # scipy's first call is at x0, evaluated above
+            e = recent.get(x.tobytes()) or monitor.evaluate(objective, x)
             recent[x.tobytes()] = e
             return e.value, e.grad
 
