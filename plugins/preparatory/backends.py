@@ -164,9 +164,10 @@ class _Factor:
 class _EigFactor(_Factor):
     """Fused eig path: everything in the real eigenvector basis of dgeev, in real arithmetic.
 
-    The real eigenvectors (read off numpy's complex ones: real eigenvalues first, then for each
-    pair a + ib the columns u, v of its eigenvector x = u + iv) give J W = W D with W real and D
-    block diagonal: d on a real eigenvalue, [[a, b], [-b, a]] on a pair. So A = (J - I)/tau =
+    The real eigenvectors (read off numpy's complex ones: real eigenvalues first, then for the
+    pairs a_k + ib_k the columns u_k, then the columns v_k, of their eigenvectors x_k = u_k + iv_k)
+    give J W = W D with W real and D block diagonal: d on a real eigenvalue, [[a, b], [-b, a]] on
+    a pair (on its rows and columns u_k, v_k). So A = (J - I)/tau =
     W Da W^-1 with Da = (D - I)/tau (blocks gamma, or [[alpha, beta], [-beta, alpha]] with
     alpha + i beta = gamma), and with K = W^-1:
 
@@ -179,8 +180,8 @@ class _EigFactor(_Factor):
     where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T
     restricted to that pair (e is equal on both). Both block-diagonal Lyapunov equations split into
     independent 1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form (`_BlockLyapunov`), in
-    O(N^2); the O(N^3) work is eig, inv(W), G, S, Y X and K^T (.) W^T, on numpy's LAPACK/BLAS (see
-    `_SchurFactor`). This is the eigenbasis formula R (M o F) R^H of DESIGN.md with the complex
+    O(N^2); the O(N^3) work is eig, inv(W), G and S (`_Factor` applies the gradient as products
+    with thin matrices where it can). This is the eigenbasis formula R (M o F) R^H of DESIGN.md with the complex
     basis R = W T (T = [[1, 1], [i, -i]] on a pair) multiplied out. No 1/(lambda_i - lambda_j)
     appears, but everything degrades with cond(W) (nearly defective J; see `AUTO_CONDITION`).
     """
@@ -192,21 +193,22 @@ class _EigFactor(_Factor):
         self.J, self.w, self.tau, self.N = J, w, tau, N
         lam, R = np.linalg.eig(J) if eig is None else eig
         # numpy (dgeev) lists a pair as a + ib (b > 0), then exactly its conjugate, with conjugate
-        # eigenvectors. Reorder: real eigenvalues first, then each pair as columns (Re x, Im x).
+        # eigenvectors. Reorder: real eigenvalues first, then the pairs' Re x, then their Im x (each
+        # part of a block of the Lyapunov solve is then a contiguous block of W's columns).
         real = np.flatnonzero(lam.imag == 0)
         first = np.flatnonzero(lam.imag > 0)
         if not np.array_equal(lam[first + 1], np.conj(lam[first])):
             raise np.linalg.LinAlgError("eig: complex eigenvalues not in adjacent conjugate pairs")
-        r = self.n_real = len(real)
+        r, m = len(real), len(first)
         W = np.empty((N, N))
         W[:, :r] = R[:, real].real
-        W[:, r::2] = R[:, first].real
-        W[:, r + 1 :: 2] = R[:, first].imag
+        pairs = R[:, first]
+        W[:, r : r + m], W[:, r + m :] = pairs.real, pairs.imag
         self.W = W
         self.K = scipy.linalg.inv(W, check_finite=False)  # LU and dgetri: ~1.5x faster than numpy's LU solve with I
         # kappa_i = ||row i of R^-1|| (R unit-norm); R^-1 = T^-1 K, so on a pair it is |k_p + i k_q| / 2
         k2 = np.einsum("ij,ij->i", self.K, self.K)
-        kappa2 = np.concatenate([k2[:r], (k2[r::2] + k2[r + 1 :: 2]) / 4])
+        kappa2 = np.concatenate([k2[:r], (k2[r : r + m] + k2[r + m :]) / 4])
         self.condition = float(np.sqrt(np.max(kappa2)))
         """The largest eigenvalue condition number kappa_i (see the module docstring)."""
         self.d = (lam[real].real - 1.0) / tau
@@ -222,7 +224,7 @@ class _EigFactor(_Factor):
         self.left, self.right = self.K.T, W.T
         L2_real, excess_real = _l2(self.d)
         L2_pairs, excess_pairs = _l2(self.alpha)
-        self.excess = np.concatenate([excess_real, np.repeat(excess_pairs, 2)])
+        self.excess = np.concatenate([excess_real, excess_pairs, excess_pairs])
         L1 = np.sum(self.X * self.G) / (N * tau)
         L3 = tau * self.v @ self.Xv
         self.values = np.array([L1, L2_real + 2 * L2_pairs, L3])
@@ -245,8 +247,8 @@ class _EigFactor(_Factor):
 
 class _BlockLyapunov:
     """X with Da X + X Da^T = -S (or, `transpose`, Da^T X + X Da = -S) for the real block-diagonal
-    Da = diag(d_1, ..., d_r, B_1, ..., B_m), B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (rows and
-    columns r + 2k, r + 2k + 1), block by block:
+    Da = diag(d_1, ..., d_r, B_1, ..., B_m), B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (on rows
+    and columns r + k and r + m + k: the pairs' first parts, then their second parts), block by block:
 
     - 1 x 1: x = -s / (d_i + d_j);
     - 1 x 2 (real row i, pair column k), with xi = x_1 + i x_2: (d_i + alpha_k - i beta_k) xi = -(s_1 + i s_2),
@@ -274,7 +276,7 @@ class _BlockLyapunov:
         mixed, commuting, anticommuting = self.mixed, self.commuting, self.anticommuting
         if transpose:
             mixed, commuting, anticommuting = mixed.conj(), commuting.conj(), anticommuting.conj()
-        P, Q = slice(r, None, 2), slice(r + 1, None, 2)
+        P, Q = slice(r, r + len(commuting)), slice(r + len(commuting), None)
         X[:r, :r] = S[:r, :r] * self.real
         xi = (S[:r, P] + 1j * S[:r, Q]) * mixed
         X[:r, P], X[:r, Q] = xi.real, xi.imag
