@@ -282,7 +282,8 @@ def main(argv=None) -> int:
         handler = args.handler
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
             warnings.simplefilter("always", StabilityWarning)
-            warnings.showwarning = _warning_line(command, warnings.showwarning)
+            if not debug:
+                warnings.showwarning = _warning_line(command)
             code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
         return code
@@ -310,14 +311,17 @@ def main(argv=None) -> int:
         return INTERNAL_ERROR
 
 
-def _warning_line(command, show):
-    """showwarning that prints tcnet's warnings (StabilityWarning) as one line on stderr, every
-    other warning as `show` does."""
+def _warning_line(command):
+    """showwarning that prints each warning as one line on stderr: tcnet's own (StabilityWarning)
+    as their message, any other (numpy's RuntimeWarning on an overflow, a library's
+    DeprecationWarning) with its category and where it was raised (with --debug: Python's
+    two-line form, with the source line)."""
     def line(message, category, filename, lineno, file=None, text=None):
         if issubclass(category, StabilityWarning):
             print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
         else:
-            show(message, category, filename, lineno, file, text)
+            print(f"{command}: warning: {category.__name__}: {_one_line(message)} ({filename}:{lineno})",
+                  file=sys.stderr)
     return line
 
 

@@ -179,6 +179,31 @@ def tcnet_commands(subparsers):
 '''
 
 
+OVERFLOWING_COMMAND = '''
+import numpy as np
+import tcnet
+
+
+def overflow(args):
+    np.exp(np.array([1e3]))
+    return 0
+
+
+@tcnet.hookimpl
+def tcnet_commands(subparsers):
+    subparsers.add_parser("overflow").set_defaults(handler=overflow)
+'''
+
+
+def test_the_cli_shows_any_other_warning_as_one_line_with_where_it_came_from(tmp_path, capsys):
+    """Before: numpy's two raw lines (FILE:LINE: RuntimeWarning: ..., then the source line)."""
+    plugin = tmp_path / "overflowing.py"
+    plugin.write_text(OVERFLOWING_COMMAND)
+    assert main(["--plugin", str(plugin), "overflow"]) == 0
+    assert capsys.readouterr().err == (f"tcnet overflow: warning: RuntimeWarning: overflow encountered in exp "
+                                       f"({plugin}:7)\n")
+
+
 def test_the_cli_shows_a_stability_warning_as_one_line(tmp_path, capsys):
     plugin = tmp_path / "stepping.py"
     plugin.write_text(STEPPING_COMMAND)
