@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tcnet
 from tcnet.resources import available_memory, deep_size, require
 from tcnet.validate import ConfigError
 
@@ -138,7 +139,7 @@ def test_linear_decay_refuses_a_network_beyond_memory():
         net.simulate(np.broadcast_to(np.zeros(20), (100_000, 20)), t)
 
 
-def test_generators_and_maps_refuse_before_allocating():
+def test_generators_and_maps_refuse_before_allocating(monkeypatch):
     from tcnet_plugins.constraints.basin import basin_map
     from tcnet_plugins.constraints.toy_gaussian import slides_methods
     from tcnet_plugins.simpl.data import generate
@@ -146,3 +147,8 @@ def test_generators_and_maps_refuse_before_allocating():
         generate(0, duration=1e15)
     with pytest.raises(ConfigError, match=r"^basin-map: grid 100000 \(10000000000 start points\) with 20000 steps"):
         basin_map(slides_methods(), grid=100_000)
+    # a method without `steps` runs its optimizer's declared default (penalty: 3000), not 0
+    monkeypatch.setattr(tcnet, "run", lambda *args, **kwargs: pytest.fail("basin-map ran before refusing"))
+    penalty = {k: v for k, v in slides_methods()["penalty"].items() if k != "steps"}
+    with pytest.raises(ConfigError, match=r"^basin-map: grid 3000 \(9000000 start points\) with 3000 steps"):
+        basin_map({"penalty": penalty}, grid=3000)

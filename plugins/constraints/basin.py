@@ -27,7 +27,9 @@ def basin_map(methods: dict, grid=31, x1=(-4.0, 6.0), x2=(-2.0, 8.0), tol=0.05, 
         real("basin-map", f"{name} upper bound", hi, low=real("basin-map", f"{name} lower bound", lo), low_open=True)
     if steps is not None:
         integer("basin-map", "steps", steps, low=1)
-    budget = steps if steps is not None else max(m.get("steps", 0) for m in methods.values())
+    registry = plugins or tcnet.registry()
+    budget = steps if steps is not None else max(
+        m.get("steps", registry.get("optimizer", m["name"]).SETTINGS.defaults.get("steps", 0)) for m in methods.values())
     # a run's history holds every step's points (2 floats each) and their per-point state (at most
     # 2 floats: a multiplier, a velocity); tracemalloc measures 20 to 28 bytes per point and step
     require("basin-map", f"grid {grid} ({grid * grid} start points) with {budget} steps",
