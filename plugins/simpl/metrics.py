@@ -3,6 +3,8 @@ reported per iteration (log-likelihood per spike, bits per spike, latent error).
 import numpy as np
 from scipy.special import gammaln
 
+CHUNK_ROWS = 4096  # time bins per chunk of the metrics' (T, N) terms
+
 
 def validation_mask(n_bins, n_cells, block, fraction, seed):
     """Boolean (T, N): True on held-out entries. Time is cut into blocks of `block` bins; for each
@@ -57,19 +59,25 @@ def metrics(y, rates, dt, val, latent=None, truth=None, space=None, log_factoria
     distance |latent - truth| in the space's unit: m, or rad along the circle).
 
     One pass over (T, N) for the model's log-probabilities y log(r dt) - r dt - log y! (log y!
-    may be passed in: it depends on the counts only); the constant-rate reference needs only
-    per-cell sums of the validation entries."""
+    may be passed in: it depends on the counts only), in chunks of CHUNK_ROWS bins: a (T, N)
+    float64 temporary is larger than the allocator keeps for reuse, so each would be fresh pages
+    that the kernel must zero, which took longer than the arithmetic. The constant-rate reference
+    needs only per-cell sums of the validation entries."""
     train = ~val
-    rate_dt = rates * dt
-    log_factorial = gammaln(y + 1.0) if log_factorial is None else log_factorial
-    terms = y * np.log(rate_dt) - rate_dt - log_factorial
-    ll_val = float(np.sum(terms, where=val))
-    ll_train = float(terms.sum()) - ll_val
+    ll_all = ll_val = log_fact_val = 0.0
+    for s in range(0, y.shape[0], CHUNK_ROWS):
+        c = slice(s, s + CHUNK_ROWS)
+        rate_dt = rates[c] * dt
+        log_fact = gammaln(y[c] + 1.0) if log_factorial is None else log_factorial[c]
+        log_fact_val += float(np.sum(log_fact, where=val[c]))
+        terms = y[c] * np.log(rate_dt) - rate_dt - log_fact
+        ll_all += float(terms.sum())
+        ll_val += float(np.sum(terms, where=val[c]))
+    ll_train = ll_all - ll_val
     n_val_spikes = np.sum(y, axis=0, where=val)
     n_train = float(y.sum() - n_val_spikes.sum())
     mean_rate_dt = np.maximum(np.sum(y, axis=0, where=train) / train.sum(axis=0), 1e-12)
-    ll_const = float(np.sum(n_val_spikes * np.log(mean_rate_dt) - mean_rate_dt * val.sum(axis=0))
-                     - np.sum(log_factorial, where=val))
+    ll_const = float(np.sum(n_val_spikes * np.log(mean_rate_dt) - mean_rate_dt * val.sum(axis=0))) - log_fact_val
     n_val = float(n_val_spikes.sum())
     out = {
         "train_ll": ll_train / n_train,

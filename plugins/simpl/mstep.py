@@ -25,6 +25,8 @@ the estimate is 0/0, and a zero rate would make any spike there infinitely unlik
 implementation, whose ratio carries a small regularizer, also returns about zero there).
 """
 import numpy as np
+from scipy.sparse import csr_matrix
+from threadpoolctl import threadpool_limits
 
 from tcnet_plugins.simpl.space import TURN, wrap
 
@@ -87,6 +89,7 @@ def latent_kernels(x, axes, bandwidth, angular=False) -> list:
     return [kernel_1d(a, x[:, i], bandwidth, angular) for i, a in enumerate(axes)]
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # as the E-step: no BLAS thread spinning through numpy work
 def kde_fields(kernels, y, mask, dt, floor):
     """Rates (N, *grid) in Hz of the masked KDE above from the latent's kernels (latent_kernels);
     y and mask (T, N)."""
@@ -104,6 +107,7 @@ def kde_fields(kernels, y, mask, dt, floor):
     return np.maximum(rate, floor).reshape(N, *(k.shape[0] for k in kernels))
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def log_occupancy(kernels) -> np.ndarray:
     """log of the latent's density over the grid (G,), C order: the KDE sum_t K(g - x_t) normalized
     to sum 1 over the grid; -inf beyond the kernels' reach (CUTOFF bandwidths from every x_t).
@@ -116,7 +120,9 @@ def log_occupancy(kernels) -> np.ndarray:
 def interpolate(fields, axes, x, angular=False):
     """Multilinear interpolation of fields (N, *grid) at positions x (T, D): rates (T, N).
     On a line, positions outside the grid take the value at the nearest edge; on the circle the
-    last grid point neighbours the first."""
+    last grid point neighbours the first. The interpolation is a sparse (T, G) matrix, 2^D
+    weights per row, times the fields (G, N): (T x N x 2^D) work in one pass, no (T, N)
+    temporaries per corner."""
     corners = []  # per axis: (lower index, upper index, weight of the upper)
     for i, g in enumerate(axes):
         step = g[1] - g[0]
@@ -128,11 +134,12 @@ def interpolate(fields, axes, x, angular=False):
             u = np.clip((x[:, i] - g[0]) / step, 0, g.size - 1)
             lo = np.minimum(np.floor(u).astype(int), g.size - 2)
             corners.append((lo, lo + 1, u - lo))
-    by_point = np.ascontiguousarray(fields.reshape(fields.shape[0], -1).T)  # (G, N): one row per grid point
     shape = tuple(g.size for g in axes)
-    out = np.zeros((x.shape[0], fields.shape[0]))
+    index, weight = [], []
     for corner in np.ndindex(*(2,) * len(axes)):
-        index = np.ravel_multi_index(tuple(c[b] for c, b in zip(corners, corner)), shape)
-        w = np.prod([c[2] if b else 1 - c[2] for c, b in zip(corners, corner)], axis=0)
-        out += w[:, None] * by_point[index]
-    return out
+        index.append(np.ravel_multi_index(tuple(c[b] for c, b in zip(corners, corner)), shape))
+        weight.append(np.prod([c[2] if b else 1 - c[2] for c, b in zip(corners, corner)], axis=0))
+    T, K = x.shape[0], len(index)
+    W = csr_matrix((np.stack(weight, axis=1).ravel(), np.stack(index, axis=1).ravel(), np.arange(0, T * K + 1, K)),
+                   shape=(T, int(np.prod(shape))))
+    return W @ fields.reshape(fields.shape[0], -1).T
