@@ -32,6 +32,7 @@ import numpy as np
 
 import tcnet
 from tcnet.resources import FLOAT, require
+from tcnet.store import new_file
 from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei.trials import PROTOCOLS, Trial
@@ -415,12 +416,13 @@ def main(args) -> int:
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ei_study.md").write_text(text + "\n")
     numbers = {mode: _numbers(results[mode]) for mode in modes}
     if seeds:
         numbers["published"] = [{k: v for k, v in r.items() if k != "path"} for r in results["published"]]
-    (out / "ei_study.json").write_text(json.dumps({"settings": {m: settings[m] for m in modes},
-                                                   "results": numbers}, indent=1))
+    report = json.dumps({"settings": {m: settings[m] for m in modes}, "results": numbers}, indent=1)
+    for name, content in (("ei_study.md", text + "\n"), ("ei_study.json", report)):
+        with new_file(out / name, force=True) as partial:  # complete or not there (replaces the last study's)
+            partial.write_text(content)
     for mode in modes:
         for preset, res in results[mode].items():
             plot_trajectories(res, preset, out / f"ei_{mode}_trajectories_{preset}.png", mode)
