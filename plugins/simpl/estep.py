@@ -55,7 +55,7 @@ from tcnet_plugins.simpl.space import TURN
 
 CHUNK_ENTRIES = 2**21  # time bins x grid points per chunk (8 MB of float32, reused)
 LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
-LOG2E = 1 / np.log(2)  # nats to bits
+LOG2E = float(1 / np.log(2))  # nats to bits (a Python float: a numpy float64 scalar would promote float32 work)
 SILENT_VARIANCE = 1e6  # observation variance of a bin without spikes (uninformative, as published)
 GROUP = 8  # chunks whose expected-count rows are computed in one product (amortizes BLAS packing)
 
