@@ -37,24 +37,33 @@ PIECES_PER_CHUNK = 1024  # pieces whose kernel sums (pieces x grid) are held at 
 
 def kernel_1d(g, x, bandwidth, angular=False, dtype=np.float32):
     """k(g_i - x_t) for grid coordinates g (B,) and latent coordinates x (Tc,): (B, Tc), cut to 0
-    beyond CUTOFF bandwidths; wrapped on the circle when `angular`."""
+    beyond CUTOFF bandwidths; wrapped on the circle when `angular`. The differences in float64,
+    the exponential in `dtype`, in place: (B, T) float64 temporaries are fresh pages each."""
     d = g[:, None] - x[None, :]
     shifts = (0.0,)
     if angular:
         d = wrap(d)
         shifts = (-TURN, 0.0, TURN)
-    out = np.zeros(d.shape)
+    out = None
     for s in shifts:
-        u = (d + s) / bandwidth
-        out += np.where(np.abs(u) < CUTOFF, np.exp(-0.5 * u * u), 0.0)
-    return out.astype(dtype)
+        half_u2 = np.add(d, s)
+        half_u2 *= 1 / bandwidth
+        np.square(half_u2, out=half_u2)
+        half_u2 *= -0.5
+        k = np.exp(half_u2.astype(dtype))
+        k *= half_u2 > -0.5 * CUTOFF**2
+        out = k if out is None else np.add(out, k, out=out)
+    return out
 
 
 def runs(mask, longest) -> np.ndarray:
     """Starts of the pieces of consecutive time bins that share one mask row, each at most
-    `longest` bins long."""
-    change = np.flatnonzero(np.any(mask[1:] != mask[:-1], axis=1)) + 1
-    return np.union1d(np.r_[0, change], np.arange(0, mask.shape[0], longest))
+    `longest` bins long: each run of equal rows cut from its own start (so a run of 10 bins is one
+    piece for any longest >= 10)."""
+    change = np.r_[0, np.flatnonzero(np.any(mask[1:] != mask[:-1], axis=1)) + 1]
+    pieces = -(-np.diff(np.r_[change, mask.shape[0]]) // longest)  # per run
+    within = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    return np.repeat(change, pieces) + longest * within
 
 
 def kernel_sums(kernels, starts, ends, longest) -> np.ndarray:
