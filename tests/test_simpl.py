@@ -140,6 +140,44 @@ def test_silent_bins_get_uninformative_noise():
     assert R[1, 0, 0] < 1
 
 
+def test_likelihood_moments_match_float64_maps_across_chunks_and_threads(monkeypatch):
+    """Three bins per chunk, groups of 8 chunks shared by 3 threads, a validation mask in blocks
+    and an occupancy prior: the moments equal those of the maps computed directly in float64."""
+    from tcnet_plugins.simpl import estep
+
+    monkeypatch.setattr(estep, "CHUNK_ENTRIES", 3 * 42)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert estep.workers() == 3
+    rng = np.random.default_rng(5)
+    grid = (np.linspace(0, 1, 7), np.linspace(-0.5, 0.5, 6))
+    T, N = 100, 5
+    fields = rng.uniform(0.5, 20, size=(N, 7, 6))
+    y = rng.poisson(1.0, size=(T, N))
+    mask = ~validation_mask(T, N, 4, 0.25, 1)
+    log_prior = np.log(rng.uniform(0.1, 1, size=42))
+    z, R = likelihood_moments(y, mask, fields, grid, 0.1, log_prior=log_prior)
+    rate = fields.reshape(N, -1) * 0.1
+    ll = (y * mask) @ np.log(rate) - mask @ rate + log_prior
+    w = np.exp(ll - ll.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    points = np.stack([a.ravel() for a in np.meshgrid(*grid, indexing="ij")], axis=1)
+    mean = w @ points
+    d = points[None] - mean[:, None]
+    cov = np.einsum("tg,tgi,tgj->tij", w, d, d) + np.diag([(a[1] - a[0]) ** 2 / 12 for a in grid])
+    silent = (y * mask).sum(axis=1) == 0
+    cov[silent] = 1e6 * np.eye(2)
+    np.testing.assert_allclose(z[~silent], mean[~silent], atol=1e-5)  # float32 maps
+    np.testing.assert_allclose(R, cov, rtol=1e-4, atol=1e-7)
+
+
+def test_runs_cut_each_run_of_equal_mask_rows_from_its_start():
+    from tcnet_plugins.simpl.mstep import runs
+
+    mask = np.repeat(np.array([[1, 0], [1, 1], [0, 0], [0, 1]], bool), [10, 3, 20, 1], axis=0)
+    np.testing.assert_array_equal(runs(mask, 16), [0, 10, 13, 29, 33])
+    np.testing.assert_array_equal(runs(mask, 100), [0, 10, 13, 33])
+
+
 def dense_posterior_mean(z, R, q, m0, P0, starts):
     """The posterior mean by one dense solve: precision and linear term of
     prod_segments N(x_start | m0, P0) prod_t N(z_t | x_t, R_t) prod_links N(x_t - x_t-1 | 0, q I)."""
