@@ -276,17 +276,31 @@ class _BlockLyapunov:
         mixed, commuting, anticommuting = self.mixed, self.commuting, self.anticommuting
         if transpose:
             mixed, commuting, anticommuting = mixed.conj(), commuting.conj(), anticommuting.conj()
-        P, Q = slice(r, r + len(commuting)), slice(r + len(commuting), None)
-        X[:r, :r] = S[:r, :r] * self.real
-        xi = (S[:r, P] + 1j * S[:r, Q]) * mixed
+        m = len(commuting)
+        P, Q = slice(r, r + m), slice(r + m, None)
+        np.multiply(S[:r, :r], self.real, out=X[:r, :r])
+        # the complex parts are formed in place (no temporaries: this is most of the solve's time)
+        xi = np.empty((r, m), complex)
+        xi.real, xi.imag = S[:r, P], S[:r, Q]
+        xi *= mixed
         X[:r, P], X[:r, Q] = xi.real, xi.imag
-        xi = (S[P, :r] + 1j * S[Q, :r]) * mixed.T
+        xi = np.empty((m, r), complex)
+        xi.real, xi.imag = S[P, :r], S[Q, :r]
+        xi *= mixed.T
         X[P, :r], X[Q, :r] = xi.real, xi.imag
         s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
-        commuting = ((s11 + s22) + 1j * (s12 - s21)) * commuting
-        anticommuting = ((s11 - s22) + 1j * (s12 + s21)) * anticommuting
-        p, q, s, t = commuting.real, commuting.imag, anticommuting.real, anticommuting.imag
-        X[P, P], X[P, Q], X[Q, P], X[Q, Q] = p + s, q + t, t - q, p - s
+        z = np.empty((2, m, m), complex)
+        np.add(s11, s22, out=z[0].real)
+        np.subtract(s12, s21, out=z[0].imag)
+        np.subtract(s11, s22, out=z[1].real)
+        np.add(s12, s21, out=z[1].imag)
+        z[0] *= commuting
+        z[1] *= anticommuting
+        (p, q), (s, t) = (z[0].real, z[0].imag), (z[1].real, z[1].imag)
+        np.add(p, s, out=X[P, P])
+        np.add(q, t, out=X[P, Q])
+        np.subtract(t, q, out=X[Q, P])
+        np.subtract(p, s, out=X[Q, Q])
         return X
 
 
