@@ -131,6 +131,36 @@ def test_moment_matching_in_one_dimension_and_on_the_circle():
     np.testing.assert_allclose(R[0, 0, 0], want, rtol=1e-5)
 
 
+def test_a_tempered_likelihood_is_the_map_times_the_exponent():
+    """Annealing's E-step: a mask of beta instead of 1 gives the moments of exp(beta L_t) pi, L_t
+    the direct Poisson log-likelihood map and pi the (untempered) occupancy prior."""
+    rng = np.random.default_rng(6)
+    grid = (np.linspace(0, 1, 6), np.linspace(0, 0.5, 4))
+    fields = rng.uniform(0.5, 20, size=(5, 6, 4))
+    y = rng.poisson(1.5, size=(3, 5))
+    mask = rng.uniform(size=y.shape) > 0.3
+    log_prior = np.log(rng.uniform(0.1, 1, size=24))
+    beta, dt = 0.4, 0.1
+    z, R = likelihood_moments(y, beta * mask, fields, grid, dt, log_prior=log_prior)
+    points = grid_points(grid)
+    rate_dt = fields.reshape(5, -1) * dt
+    for t in range(len(y)):
+        ll = sum(y[t, n] * np.log(rate_dt[n]) - rate_dt[n] for n in range(5) if mask[t, n])
+        w = np.exp(beta * ll + log_prior - np.max(beta * ll + log_prior))
+        mean = w @ points / w.sum()
+        d = points - mean
+        cov = (w[:, None, None] * d[:, :, None] * d[:, None, :]).sum(axis=0) / w.sum()
+        np.testing.assert_allclose(z[t], mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(R[t], cov + np.diag([0.2**2, (0.5 / 3) ** 2]) / 12, rtol=1e-4, atol=1e-6)
+
+
+def test_the_annealing_exponent_rises_geometrically_to_one():
+    rule = tcnet.registry().get("optimizer", "simpl")
+    beta = [rule(anneal=4, temper=0.25).exponent(t) for t in range(6)]
+    np.testing.assert_allclose(beta, [0.25, 0.25**0.75, 0.5, 0.25**0.25, 1, 1])
+    assert rule(anneal=0).exponent(0) == 1.0
+
+
 def test_silent_bins_get_uninformative_noise():
     grid = (np.linspace(0, 1, 5), np.linspace(0, 1, 5))
     fields = np.random.default_rng(4).uniform(1, 5, size=(3, 5, 5))
@@ -377,6 +407,10 @@ def test_bad_settings_name_the_parameter(tmp_path):
         tcnet.registry().get("optimizer", "simpl")(speed=0)
     with pytest.raises(ConfigError, match="align_degree"):
         SIMPL(align_degree=-1)
+    with pytest.raises(ConfigError, match="temper"):
+        SIMPL(temper=0)
+    with pytest.raises(ConfigError, match="anneal"):
+        SIMPL(anneal=-1)
     with pytest.raises(ConfigError, match="angular latent has 1 dimension"):
         Space("angular", 2)
 
@@ -475,20 +509,24 @@ def test_benchmark_reaches_the_published_accuracy_in_ten_iterations():
 
 
 # Affine alignment (the published default), 10 iterations: the error bound (m) per data seed. The
-# issue's target is 5 cm on every seed; these bounds are what the method reaches now, 0.4 cm above
-# the measured errors (docs/SIMPL.md, "Accuracy"; seed 0 was 6.77 cm before the occupancy prior).
-AFFINE = {0: 0.062, 1: 0.066, 2: 0.057}
+# issue's target is 5 cm on every seed; these bounds are what the method reaches now, about 0.2 cm
+# above the measured errors (docs/SIMPL.md, "Accuracy"; seed 0 was 6.77 cm before the occupancy
+# prior, 5.82 cm before the annealing).
+AFFINE = {0: 0.056, 1: 0.047, 2: 0.044}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", sorted(AFFINE))
 def test_benchmark_with_the_affine_alignment(seed):
-    """The project's benchmark, data seeds 0, 1, 2, the defaults (affine alignment): the error
-    falls at every iteration with the validation log-likelihood rising, and ends below the bound."""
+    """The project's benchmark, data seeds 0, 1, 2, the defaults (affine alignment): the validation
+    log-likelihood rises at every iteration, the error falls at every iteration (by more than 1 mm
+    while the likelihood is tempered; once converged it may stay flat, within 0.1 mm), and ends below the bound."""
     model = fit({}, data_seed=seed, iterations=10)
     err = [h["latent_error"] for h in model.history_]
     val = [h["val_ll"] for h in model.history_]
     print(f"data seed {seed}: latent error per iteration (cm)", np.round(100 * np.array(err), 2))
-    assert len(err) == 11 and all(b < a for a, b in zip(err, err[1:]))
+    anneal = model.anneal
+    assert len(err) == 11 and all(b < a - 1e-3 for a, b in zip(err[: anneal + 1], err[1 : anneal + 1]))
+    assert all(b < a + 1e-4 for a, b in zip(err, err[1:]))
     assert all(b > a for a, b in zip(val, val[1:]))
     assert err[-1] < AFFINE[seed]

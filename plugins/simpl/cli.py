@@ -62,7 +62,7 @@ def _fit(args) -> int:
     model = SIMPL(space=args.space, extent=extent, dt=arrays.get("dt"), bandwidth=args.bandwidth,
                   grid_spacing=args.grid_spacing, val_fraction=args.val_fraction, val_block=args.val_block,
                   iterations=args.iterations, speed=args.speed, align_degree=args.align_degree, tol=args.tol,
-                  seed=args.seed, store=args.store)
+                  anneal=args.anneal, temper=args.temper, seed=args.seed, store=args.store)
     t0 = time.perf_counter()
     model.fit(arrays["counts"], arrays["behaviour"], arrays["time"], missing=arrays.get("missing"),
               truth=arrays.get("truth") if args.truth else None)
@@ -113,6 +113,10 @@ def add_command(subparsers) -> None:
     f.add_argument("--align-degree", type=int, default=Simpl.SETTINGS.defaults["align_degree"],
                    help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
                         "published, a rotation on the circle; 0: none)")
+    f.add_argument("--anneal", type=int, default=Simpl.SETTINGS.defaults["anneal"],
+                   help="E-steps with a tempered likelihood (0: none, the published EM)")
+    f.add_argument("--temper", type=float, default=Simpl.SETTINGS.defaults["temper"],
+                   help="exponent of the likelihood in the first E-step, rising to 1 over --anneal E-steps")
     f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.025 m, 0.15 rad)")
     f.add_argument("--grid-spacing", type=float, help="tuning-curve grid spacing (units; default 0.02 m, 3 deg)")
     f.add_argument("--val-fraction", type=float, default=CONFIG["val_fraction"],

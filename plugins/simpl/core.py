@@ -5,12 +5,13 @@ SIMPL starts from measured behaviour and alternates two steps: fit every neuron'
 its spikes given the current latent, and the latent's occupancy density (M-step: Gaussian KDEs on
 a grid), then decode the latent from the spikes given those curves (E-step: per-bin Poisson
 likelihood maps times the occupancy, moment-matched to Gaussians, smoothed under a random-walk
-prior that restarts at time gaps), and align the decoded
-latent to behaviour (affinely, as published; by a rotation on the circle; or by a low-degree
-polynomial: `align_degree`). The latent is free to leave behaviour where the population says so.
-Held-out (time, neuron) entries of a speckled validation mask (blocks of `val_block` s,
-`val_fraction` of each neuron's time) are used by neither step; their log-likelihood decides when
-to stop. The latent space is a line, the plane or the circle (`tcnet_plugins.simpl.space`).
+prior that restarts at time gaps; in the first `anneal` E-steps the likelihood is tempered, raised
+to a power rising to 1), and align the decoded latent to behaviour (affinely, as published; by a
+rotation on the circle; or by a low-degree polynomial: `align_degree`). The latent is free to
+leave behaviour where the population says so. Held-out (time, neuron) entries of a speckled
+validation mask (blocks of `val_block` s, `val_fraction` of each neuron's time) are used by neither
+step; their log-likelihood decides when to stop. The latent space is a line, the plane or the
+circle (`tcnet_plugins.simpl.space`).
 
 How it sits in tcnet (EM is not gradient descent, but its iterations are a run like any other):
 
@@ -232,12 +233,16 @@ class SimplLatent(Dynamics):
         b = self.arrays["behaviour"]
         return b.mean(axis=0), np.atleast_2d(np.cov(b.T))
 
-    def decode(self, fields, axes, log_prior, counts, mask, starts, speed, reference=None) -> np.ndarray:
-        """The random-walk-smoothed latent (T, D) of `counts` under `fields` and the occupancy prior
+    def decode(self, fields, axes, log_prior, counts, mask, starts, speed, reference=None,
+               beta=1.0) -> np.ndarray:
+        """The random-walk-smoothed latent (T, D) of the `mask`ed `counts` under `fields`, the
+        Poisson likelihood raised to the power `beta` (tempering; the maps are linear in the mask's
+        entries, so a mask of beta instead of 1 gives beta times each map), and the occupancy prior
         `log_prior` (G,); on the circle the observations are first moved within pi of `reference`
         (unwrapped), or of a smoothed circular mean of themselves (see space.circular_reference)."""
         sp = self.space
-        z, R = likelihood_moments(counts, mask, fields, axes, self.dt, sp.angular, log_prior)
+        weights = mask if beta == 1 else beta * mask
+        z, R = likelihood_moments(counts, weights, fields, axes, self.dt, sp.angular, log_prior)
         if sp.angular:
             ref = sp.unwrap(reference, starts) if reference is not None else sp.circular_reference(z, R, starts)
             z = sp.near(z, ref)
@@ -282,8 +287,15 @@ class Simpl(Iterative):
     `align_degree`). `steps` E-steps at most; the run ends ("converged") at the first iterate whose
     validation log-likelihood rose by no more than `tol` over the previous one, and returns it.
 
+    Annealing: E-step t (0 first) raises the Poisson likelihood to the power beta_t =
+    temper^(1 - t / anneal) while t < anneal, then 1. The first tuning curves are fitted to
+    behaviour, tens of cm off, and their maps are sharp but wrong; tempered, the random walk and the
+    occupancy weigh more, and the smooth warp those maps would imprint (which the likelihood cannot
+    see afterwards, so it decays only through the prior) is smaller (docs/SIMPL.md, "Accuracy").
+
     Resuming continues from the checkpoint's latent with the remaining budget; the M-step is
-    deterministic, so the resumed iterations equal the uninterrupted ones."""
+    deterministic and the exponent depends on the iteration count only, so the resumed iterations
+    equal the uninterrupted ones."""
 
     name = "simpl"
     SETTINGS = Iterative.SETTINGS.with_defaults(steps=10) + Settings(
@@ -291,6 +303,10 @@ class Simpl(Iterative):
         Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
                 "0 none, > 1 polynomial", low=0),
         Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this (nats/spike)", low=0),
+        Integer("anneal", 4, "E-steps with a tempered likelihood (exponent rising from `temper` to 1); 0: none, "
+                "the published EM", low=0),
+        Real("temper", 0.25, "exponent of the likelihood in the first E-step when anneal > 0", low=0, high=1,
+             low_open=True),
     )
 
     def check(self):
@@ -299,6 +315,12 @@ class Simpl(Iterative):
 
     def speed(self, dynamics) -> float:
         return setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
+
+    def exponent(self, t) -> float:
+        """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / anneal) while
+        t < anneal, then 1 (docs/SIMPL.md, "Accuracy": annealing)."""
+        anneal = self.settings["anneal"]
+        return self.settings["temper"] ** (1 - t / anneal) if t < anneal else 1.0
 
     def setup(self, objective):
         if not isinstance(objective.dynamics, SimplLatent):
@@ -328,16 +350,17 @@ class Simpl(Iterative):
         dynamics = self.objective.dynamics
         axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
         latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes,
-                            aux["log_occupancy"])
+                            aux["log_occupancy"], self.exponent(opt_state["t"]))
         return latent.ravel(), {"val_ll": float(aux["val_ll"])}
 
-    def estep(self, dynamics, latent, fields, axes, log_prior) -> np.ndarray:
-        """The next latent (T, D): decode with the tuning curves and the occupancy prior, smooth, align."""
+    def estep(self, dynamics, latent, fields, axes, log_prior, beta=1.0) -> np.ndarray:
+        """The next latent (T, D): decode with the tuning curves (likelihood to the power beta) and
+        the occupancy prior, smooth, align."""
         degree = self.settings["align_degree"]
         if dynamics.space.angular and degree > 1:
             raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
         mu = dynamics.decode(fields, axes, log_prior, dynamics.counts, ~dynamics.validation, dynamics.starts,
-                             self.speed(dynamics), reference=latent)
+                             self.speed(dynamics), reference=latent, beta=beta)
         if not degree:
             return mu
         return align(mu, dynamics.arrays["behaviour"], degree, dynamics.space.angular)[0]
