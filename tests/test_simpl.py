@@ -156,9 +156,12 @@ def test_a_tempered_likelihood_is_the_map_times_the_exponent():
 
 def test_the_annealing_exponent_rises_geometrically_to_one():
     rule = tcnet.registry().get("optimizer", "simpl")
-    beta = [rule(anneal=4, temper=0.25).exponent(t) for t in range(6)]
+    plane = SimplLatent.create(generator={"n_cells": 5, "duration": 20.0})
+    circle = SimplLatent.create(generator={"kind": "head_direction", "n_cells": 5, "duration": 20.0})
+    beta = [rule(temper=0.25).exponent(plane, t) for t in range(6)]  # the default: 4 E-steps on a plane
     np.testing.assert_allclose(beta, [0.25, 0.25**0.75, 0.5, 0.25**0.25, 1, 1])
-    assert rule(anneal=0).exponent(0) == 1.0
+    np.testing.assert_allclose([rule(steps=4).exponent(plane, t) for t in range(3)], [0.25, 0.5, 1])  # half of 4
+    assert rule(anneal=0).exponent(plane, 0) == rule().exponent(circle, 0) == 1.0
 
 
 def test_silent_bins_get_uninformative_noise():
@@ -525,7 +528,7 @@ def test_benchmark_with_the_affine_alignment(seed):
     err = [h["latent_error"] for h in model.history_]
     val = [h["val_ll"] for h in model.history_]
     print(f"data seed {seed}: latent error per iteration (cm)", np.round(100 * np.array(err), 2))
-    anneal = model.anneal
+    anneal = 4  # tempered E-steps, the default on a plane
     assert len(err) == 11 and all(b < a - 1e-3 for a, b in zip(err[: anneal + 1], err[1 : anneal + 1]))
     assert all(b < a + 1e-4 for a, b in zip(err, err[1:]))
     assert all(b > a for a, b in zip(val, val[1:]))

@@ -113,8 +113,8 @@ def add_command(subparsers) -> None:
     f.add_argument("--align-degree", type=int, default=Simpl.SETTINGS.defaults["align_degree"],
                    help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
                         "published, a rotation on the circle; 0: none)")
-    f.add_argument("--anneal", type=int, default=Simpl.SETTINGS.defaults["anneal"],
-                   help="E-steps with a tempered likelihood (0: none, the published EM)")
+    f.add_argument("--anneal", type=int, help="E-steps with a tempered likelihood, at most half the iterations "
+                   "(0: none, the published EM; default 4 on a line or plane, 0 on the circle)")
     f.add_argument("--temper", type=float, default=Simpl.SETTINGS.defaults["temper"],
                    help="exponent of the likelihood in the first E-step, rising to 1 over --anneal E-steps")
     f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.025 m, 0.15 rad)")

@@ -55,9 +55,11 @@ from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, l
 from tcnet_plugins.simpl.space import TURN, Space
 
 # Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
+# `anneal`: none on the circle, which has no walls for the first curves' warp to pile up against
+# (docs/SIMPL.md, "Accuracy").
 SPACE_DEFAULTS = {
-    "linear": {"bandwidth": 0.025, "grid_spacing": 0.02, "speed": 0.1},
-    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0},
+    "linear": {"bandwidth": 0.025, "grid_spacing": 0.02, "speed": 0.1, "anneal": 4},
+    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0},
 }
 
 CONFIG = {
@@ -288,7 +290,7 @@ class Simpl(Iterative):
     validation log-likelihood rose by no more than `tol` over the previous one, and returns it.
 
     Annealing: E-step t (0 first) raises the Poisson likelihood to the power beta_t =
-    temper^(1 - t / anneal) while t < anneal, then 1. The first tuning curves are fitted to
+    temper^(1 - t / anneal) while t < anneal (at most half the steps), then 1. The first tuning curves are fitted to
     behaviour, tens of cm off, and their maps are sharp but wrong; tempered, the random walk and the
     occupancy weigh more, and the smooth warp those maps would imprint (which the likelihood cannot
     see afterwards, so it decays only through the prior) is smaller (docs/SIMPL.md, "Accuracy").
@@ -303,8 +305,8 @@ class Simpl(Iterative):
         Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
                 "0 none, > 1 polynomial", low=0),
         Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this (nats/spike)", low=0),
-        Integer("anneal", 4, "E-steps with a tempered likelihood (exponent rising from `temper` to 1); 0: none, "
-                "the published EM", low=0),
+        Setting("anneal", None, "E-steps with a tempered likelihood (exponent rising from `temper` to 1), at most "
+                "half the steps; 0: none, the published EM; None: 4 on a line or plane, 0 on the circle"),
         Real("temper", 0.25, "exponent of the likelihood in the first E-step when anneal > 0", low=0, high=1,
              low_open=True),
     )
@@ -312,15 +314,18 @@ class Simpl(Iterative):
     def check(self):
         if self.settings["speed"] is not None:
             positive(self.name, "speed", self.settings["speed"])
+        if self.settings["anneal"] is not None:
+            integer(self.name, "anneal", self.settings["anneal"], low=0)
 
     def speed(self, dynamics) -> float:
         return setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
 
-    def exponent(self, t) -> float:
-        """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / anneal) while
-        t < anneal, then 1 (docs/SIMPL.md, "Accuracy": annealing)."""
-        anneal = self.settings["anneal"]
-        return self.settings["temper"] ** (1 - t / anneal) if t < anneal else 1.0
+    def exponent(self, dynamics, t) -> float:
+        """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / n) while t < n,
+        then 1, over n = anneal E-steps but at most half the steps, so that a short fit still ends
+        with untempered ones (docs/SIMPL.md, "Accuracy": annealing)."""
+        n = min(setting({**dynamics.config, "anneal": self.settings["anneal"]}, "anneal"), self.settings["steps"] // 2)
+        return self.settings["temper"] ** (1 - t / n) if t < n else 1.0
 
     def setup(self, objective):
         if not isinstance(objective.dynamics, SimplLatent):
@@ -350,7 +355,7 @@ class Simpl(Iterative):
         dynamics = self.objective.dynamics
         axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
         latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes,
-                            aux["log_occupancy"], self.exponent(opt_state["t"]))
+                            aux["log_occupancy"], self.exponent(dynamics, opt_state["t"]))
         return latent.ravel(), {"val_ll": float(aux["val_ll"])}
 
     def estep(self, dynamics, latent, fields, axes, log_prior, beta=1.0) -> np.ndarray:
