@@ -142,7 +142,7 @@ def test_a_tempered_likelihood_is_the_map_times_the_exponent():
     log_prior = np.log(rng.uniform(0.1, 1, size=24))
     beta, dt = 0.4, 0.1
     z, R = likelihood_moments(y, beta * mask, fields, grid, dt, log_prior=log_prior)
-    points = grid_points(grid)
+    points = np.stack([a.ravel() for a in np.meshgrid(*grid, indexing="ij")], axis=1)
     rate_dt = fields.reshape(5, -1) * dt
     for t in range(len(y)):
         ll = sum(y[t, n] * np.log(rate_dt[n]) - rate_dt[n] for n in range(5) if mask[t, n])
