@@ -174,7 +174,7 @@ def test_silent_bins_get_uninformative_noise():
 
 
 def test_likelihood_moments_match_float64_maps_across_chunks_and_threads(monkeypatch):
-    """Three bins per chunk, groups of 8 chunks shared by 3 threads, a validation mask in blocks
+    """Three bins per chunk, groups of GROUP chunks shared by 3 threads, a validation mask in blocks
     and an occupancy prior: the moments equal those of the maps computed directly in float64."""
     from tcnet_plugins.simpl import estep
 

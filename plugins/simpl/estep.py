@@ -57,7 +57,7 @@ CHUNK_ENTRIES = 2**21  # time bins x grid points per chunk (8 MB of float32, reu
 LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
 LOG2E = float(1 / np.log(2))  # nats to bits (a Python float: a numpy float64 scalar would promote float32 work)
 SILENT_VARIANCE = 1e6  # observation variance of a bin without spikes (uninformative, as published)
-GROUP = 8  # chunks whose expected-count rows are computed in one product (amortizes BLAS packing)
+GROUP = 16  # chunks whose expected-count rows are computed in one product (amortizes BLAS packing)
 
 
 def workers() -> int:
