@@ -7,8 +7,8 @@ hits both alike: the product as one call (a fresh (T x G) result, the ratio trac
 17), and the same product in chunks into one reused buffer with BLAS on one thread (no fresh
 pages, no idle BLAS threads: pure BLAS work, the least CPU time the product takes; the strict
 baseline). Times are CPU times of all threads (the E-step runs its chunks on every core); per-part
-CPU times are printed after the rounds. Nothing asserts on time; the whole 10-iteration fit is
-timed by examples/simpl_gridcells.py.
+CPU times (the lower of two measurements) are printed after the rounds. Nothing asserts on time;
+the whole 10-iteration fit is timed by examples/simpl_gridcells.py.
 
     make bench     # or: .venv/bin/python -m pytest tests/benchmarks/test_simpl_speed.py --benchmark-enable -s
 """
@@ -84,7 +84,8 @@ def test_one_em_iteration_vs_the_likelihood_map_product(benchmark):
     assert out["latent_error"] < 0.15  # one iteration already halves the behaviour's 20 cm
     it = min(benchmark.stats.stats.data)  # wall time of the best round
     it_cpu = (time.process_time() - t0 - sum(whole) - sum(chunked)) / 3
-    split = parts(net, state, optimizer)
+    runs = [parts(net, state, optimizer) for _ in range(2)]
+    split = {k: min(r[k] for r in runs) for k in runs[0]}  # the less disturbed of two
     NOTES.append(f"SIMPL EM iteration (T {y32.shape[0]}, N {y32.shape[1]}, grid {gx.size}x{gy.size}): "
                  f"{it:.2f} s wall, {it_cpu:.2f} s CPU = {it_cpu / min(whole):.2f} x the counts @ log-fields product "
                  f"({min(whole):.3f} s CPU), {it_cpu / min(chunked):.2f} x the same product in chunks on one BLAS "
