@@ -6,7 +6,9 @@ and w (tau is a constant), so it composes with any autograd code around it (J = 
 other loss terms). Backends:
 
 - ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and
-  five real N x N matrix products for value and gradient; no complex matrix products (`_EigFactor`).
+  two symmetric real N x N products for the value; the gradient in three more, or, through
+  `low_rank_losses` for J = J0 + U V with thin U, V, in products with thin matrices only; no
+  complex matrix products (`_EigFactor`).
 - ``lyapunov``: no eigenvectors at all. One real Schur factorization A = Z T Z^T is shared by the
   Lyapunov solve and its adjoint (two blocked triangular Sylvester solves of `tcnet.linalg`, the
   adjoint method of `tcnet.linalg.lyapunov`); well conditioned where eigenvalues nearly coincide
