@@ -138,9 +138,10 @@ def auto_threads() -> int | None:
     products, then an optimizer's vector arithmetic; threads gain little on the first (LAPACK's
     eigenvalue iterations are serial) and lose on the rest. After a threaded BLAS call OpenBLAS's
     workers spin-wait and take CPU from the thread that goes on (the next eig pays), and L-BFGS-B's
-    vector BLAS on 50,000 parameters runs threaded at a loss. Measured on 2 cores, the N = 500
-    preparatory reproduction takes 10.3 s with one thread against 11.7 s with two
-    (tests/benchmarks/test_reproduction_speed.py); runs in parallel (studies) oversubscribe less."""
+    vector BLAS on 50,000 parameters runs threaded at a loss. On 2 idle cores the N = 500
+    preparatory reproduction took 10.3 s with one thread against 11.7 s with two; on the same
+    machine under load (other processes busy) 9.6-12.1 s against 51-83 s, as OpenBLAS's threads
+    spin against them. Runs in parallel (studies) do not oversubscribe the cores either."""
     return None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
 
 
