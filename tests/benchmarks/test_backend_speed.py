@@ -14,6 +14,12 @@ from other processes on a shared machine hits both alike, and each round is divi
 eig: the median of these paired ratios is the robust figure (their minimum is printed too).
 Nothing asserts on time. `make bench` prints the ratios as one table (see _speed_table.py).
 
+Threads: both sides run with the process's BLAS threads. `tcnet train` evaluates inside
+`tcnet.run`, with one thread (tcnet.run.auto_threads); `OPENBLAS_NUM_THREADS=1 make bench` measures
+that. With OpenBLAS's two threads on a machine where another process is busy, both eig and the
+objective slow down erratically (spinning workers; per-round ratios from 0.2 to 2.5 at N = 100),
+so compare two-thread tables only from an idle machine.
+
     make bench        # or: .venv/bin/python -m pytest tests/benchmarks -m benchmark --benchmark-enable
 """
 import importlib.util
