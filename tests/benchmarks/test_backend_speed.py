@@ -14,11 +14,11 @@ from other processes on a shared machine hits both alike, and each round is divi
 eig: the median of these paired ratios is the robust figure (their minimum is printed too).
 Nothing asserts on time. `make bench` prints the ratios as one table (see _speed_table.py).
 
-Threads: both sides run with the process's BLAS threads. `tcnet train` evaluates inside
-`tcnet.run`, with one thread (tcnet.run.auto_threads); `OPENBLAS_NUM_THREADS=1 make bench` measures
-that. With OpenBLAS's two threads on a machine where another process is busy, both eig and the
-objective slow down erratically (spinning workers; per-round ratios from 0.2 to 2.5 at N = 100),
-so compare two-thread tables only from an idle machine.
+Threads: both sides run with the BLAS threads `tcnet train` evaluates with inside `tcnet.run`
+(tcnet.run.auto_threads: one, unless a BLAS thread variable in the environment sets the count, as
+`OPENBLAS_NUM_THREADS=2 make bench` does). With OpenBLAS's two threads both eig and the objective
+slow down erratically (spinning workers; per-round ratios from 0.1 to 2.6 at N = 100 even on an
+idle 2-core machine), so compare two-thread tables only with care.
 
     make bench        # or: .venv/bin/python -m pytest tests/benchmarks -m benchmark --benchmark-enable
 """
@@ -30,11 +30,12 @@ from pathlib import Path
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from _speed_table import NOTES, RATIOS
 from tcnet import Loss, Term
 from tcnet.plugins import registry
-from tcnet.run import RunSpec, build_dynamics, build_objective
+from tcnet.run import RunSpec, auto_threads, build_dynamics, build_objective
 from tcnet_plugins.preparatory.cli import recipe, run_spec
 
 SIZES = (100, 300, 500, 1000)
@@ -51,6 +52,13 @@ class SpectralMargin(Loss):
 
     def __call__(self, state):
         return anp.sum(anp.maximum(anp.real(state.lam) - 0.9, 0.0) ** 2)
+
+
+@pytest.fixture(autouse=True)
+def run_threads():
+    """The BLAS thread count of `tcnet.run` (its default, auto_threads) around every measurement."""
+    with threadpool_limits(auto_threads(), user_api="blas"):
+        yield
 
 
 def objective(N, backend=None):
