@@ -112,6 +112,7 @@ class Monitor:
         self.stage = 0
         self.evaluations = 0
         self.last: Step | None = None
+        self._latest: tuple | None = None  # (objective, x bytes, gradient, Evaluation) of the latest evaluate
         self.start: dict[str, float] = {}  # the session's first largest |parameter| and |loss|, at least 1
         self._t0 = time.perf_counter()
 
@@ -124,10 +125,20 @@ class Monitor:
 
     def evaluate(self, objective: Objective, x, inputs: dict | None = None, gradient: bool = True) -> Evaluation:
         """objective.evaluate(x, inputs, gradient), counted; a point beyond the bounds is not
-        evaluated (Diverged, see `check_bounds`)."""
+        evaluated (Diverged, see `check_bounds`). Asked again for the point it evaluated last (same
+        objective, no inputs, the gradient as before or not wanted), it returns that evaluation
+        uncounted: a stage starts where the previous one evaluated last (Adam's last iterate, then
+        L-BFGS's start), and L-BFGS reports the point its line search ended on."""
+        x = np.asarray(x, dtype=float)
+        latest = self._latest
+        if (inputs is None and latest is not None and latest[0] is objective and latest[1] == x.tobytes()
+                and (latest[2] or not gradient)):
+            return latest[3]
         self.check_bounds("largest |parameter|", _largest(x))
         self.evaluations += 1
-        return objective.evaluate(x, inputs, gradient)
+        ev = objective.evaluate(x, inputs, gradient)
+        self._latest = (objective, x.tobytes(), gradient, ev) if inputs is None else None
+        return ev
 
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate, with the optimizer's `extra` scalars and the state's columns
@@ -448,20 +459,17 @@ class LBFGS(Optimizer):
             return Result(x0, "stopped", "stopped by callback", 0, monitor.evaluations)
         if budget <= 0:
             return Result(x0, "max_steps", "no iterations left", 0, monitor.evaluations)
-        recent = {x0.tobytes(): ev}  # evaluations of the current line search, keyed by the point
         stopped = False
         taken = 0
 
-        def fun(x):  # scipy's first call is at x0, evaluated above
-            e = recent.get(x.tobytes()) or monitor.evaluate(objective, x)
-            recent[x.tobytes()] = e
+        def fun(x):  # scipy's first call is at x0: the monitor returns the evaluation above
+            e = monitor.evaluate(objective, x)
             return e.value, e.grad
 
         def callback(intermediate_result):
             nonlocal stopped, taken
             x = intermediate_result.x
-            e = recent.get(x.tobytes()) or monitor.evaluate(objective, x)
-            recent.clear()
+            e = monitor.evaluate(objective, x)  # the line search's last point: not evaluated again
             taken += 1
             if monitor.report(x, e, opt_state={"nit": nit + taken}):
                 stopped = True

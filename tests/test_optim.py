@@ -60,14 +60,17 @@ def test_lbfgs_reaches_minimum_and_reports_every_iteration(problem):
         assert s.loss == pytest.approx(objective.evaluate(s.x).value, rel=1e-14)
 
 
-def test_lbfgs_evaluates_no_point_twice(problem, monkeypatch):
-    """The start is evaluated once (for its report and scipy's first call), and so is every point
-    of the line searches (the callback's iterate is one of them)."""
+@pytest.mark.parametrize("optimizer", [LBFGS(gtol=1e-10, ftol=0.0), Staged(Adam(steps=5), LBFGS(gtol=1e-10, ftol=0.0))],
+                         ids=["lbfgs", "adam-then-lbfgs"])
+def test_no_point_is_evaluated_twice(problem, monkeypatch, optimizer):
+    """L-BFGS's start is evaluated once (for its report and scipy's first call), and so is every
+    point of the line searches (the callback's iterate is one of them); a stage's start once, where
+    the stage before evaluated it last (Adam's last iterate)."""
     objective, x0 = problem
     points = []
     evaluate = type(objective).evaluate
     monkeypatch.setattr(type(objective), "evaluate", lambda self, x, *a: points.append(x.tobytes()) or evaluate(self, x, *a))
-    result, _ = run(LBFGS(gtol=1e-10, ftol=0.0), objective, x0)
+    result, _ = run(optimizer, objective, x0)
     assert result.status == "converged" and len(points) > 3
     assert len(set(points)) == len(points) == result.evaluations
 
