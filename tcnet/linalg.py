@@ -65,16 +65,51 @@ class EigGradientWarning(UserWarning):
 
 
 @primitive
-def eig(A):
+def eig(A, real=None):
     """(w, V) = eigenvalues and right eigenvectors, like numpy.linalg.eig, differentiable by autograd.
 
     Both are complex arrays, also for real A, so downstream code is uniform. A must be a single
-    square matrix (no stacks).
+    square matrix (no stacks). `real` = real_eig(A), where the caller has it, gives them without
+    a second decomposition (`complex_eig`).
     """
     if np.ndim(A) != 2:
         raise ValueError(f"eig: expected a square matrix, got shape {np.shape(A)}")
+    if real is not None:
+        return complex_eig(*real)
     w, V = np.linalg.eig(A)
     return w.astype(complex, copy=False), V.astype(complex, copy=False)
+
+
+def real_eig(A):
+    """(wr, wi, vr): the eigendecomposition of a real square A in LAPACK's real form (dgeev, the
+    routine numpy.linalg.eig calls, with the optimal workspace): eigenvalues wr + i wi, a complex
+    pair as two adjacent entries (wi > 0 first), whose unit-norm eigenvector x = u + iv sits in vr
+    as the columns u, v; a real eigenvalue's eigenvector is its column. Code that works in a real
+    eigenbasis (the fused preparatory backend) reads it as it is, without numpy's complex copy of
+    the eigenvectors; `complex_eig` turns it into numpy's (lam, V)."""
+    A = np.asarray(A, dtype=float)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"real_eig: expected a square matrix, got shape {A.shape}")
+    if not np.isfinite(A).all():
+        raise np.linalg.LinAlgError("Array must not contain infs or NaNs")
+    N = len(A)
+    if N == 0:
+        return np.zeros(0), np.zeros(0), np.zeros((0, 0))
+    work, info = lapack.dgeev_lwork(N, compute_vl=0, compute_vr=1)
+    wr, wi, _, vr, info = lapack.dgeev(A, compute_vl=0, compute_vr=1, lwork=int(work.real))
+    if info > 0:
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+    return wr, wi, vr
+
+
+def complex_eig(wr, wi, vr):
+    """(lam, V) of `real_eig`'s (wr, wi, vr), as numpy.linalg.eig returns them (complex arrays)."""
+    lam = wr + 1j * wi
+    V = vr.astype(complex)
+    p = np.flatnonzero(wi > 0)
+    V[:, p] += 1j * vr[:, p + 1]
+    V[:, p + 1] = np.conj(V[:, p])
+    return lam, V
 
 
 def _relative_gap(lam):
@@ -102,7 +137,7 @@ def _outside_stacklevel():
     return level
 
 
-def _eig_vjp(ans, A):
+def _eig_vjp(ans, A, real=None):
     """Autograd's VJP maker for `eig`: maps the cotangents of (lam, V) to that of A (eq. 4.77)."""
     lam, V = ans  # autograd calls this at every forward evaluation: all work goes in vjp
 

@@ -295,8 +295,10 @@ def test_default_is_accurate_where_an_eigenvalue_is_nearly_repeated():
 
 def test_a_loss_reading_the_eigenvalues_shares_the_states_eigendecomposition(monkeypatch):
     """A user term reading state.lam (docs/PLUGINS.md style) next to the built-in terms: one
-    numpy.linalg.eig per evaluation with the default backend, and the gradient of the sum is the
-    sum of the generic path's gradients (checked against backend "eig")."""
+    eigendecomposition (LAPACK dgeev, through numpy.linalg.eig or tcnet.linalg.real_eig) per
+    evaluation with the default backend, and the gradient of the sum is the sum of the generic
+    path's gradients (checked against backend "eig")."""
+    from scipy.linalg import lapack
     from tcnet import Loss
 
     class Abscissa(Loss):
@@ -306,8 +308,9 @@ def test_a_loss_reading_the_eigenvalues_shares_the_states_eigendecomposition(mon
             return anp.sum(anp.real(state.lam) ** 3)
 
     calls = []
-    numpy_eig = np.linalg.eig
+    numpy_eig, dgeev = np.linalg.eig, lapack.dgeev
     monkeypatch.setattr(np.linalg, "eig", lambda a: calls.append(1) or numpy_eig(a))
+    monkeypatch.setattr(lapack, "dgeev", lambda *a, **k: calls.append(1) or dgeev(*a, **k))
 
     def evaluate(backend):
         net = LinearDecay.create(seed=4, N=30, backend=backend)

@@ -373,3 +373,22 @@ def test_singular_equation_gives_nan():
 def test_bad_input_is_one_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_real_eig_is_numpys_eigendecomposition_in_lapacks_real_form():
+    """real_eig (dgeev's wr, wi, vr) turned complex is numpy.linalg.eig's (lam, V), pairs included;
+    eig(A, real) gives the same without a second decomposition; bad input is refused like numpy's."""
+    from tcnet.linalg import complex_eig, real_eig
+    A = onp.random.default_rng(3).standard_normal((40, 40))
+    wr, wi, vr = real_eig(A)
+    assert onp.sum(wi > 0) > 5 and vr.dtype == float
+    lam, V = complex_eig(wr, wi, vr)
+    ref_lam, ref_V = onp.linalg.eig(A)
+    onp.testing.assert_allclose(lam, ref_lam, rtol=1e-12, atol=1e-13)
+    onp.testing.assert_allclose(V, ref_V, rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(A @ V, V * lam, atol=1e-12)
+    for got, want in zip(eig(A, (wr, wi, vr)), (lam, V)):
+        assert onp.array_equal(got, want)
+    assert [x.shape for x in real_eig(onp.zeros((0, 0)))] == [(0,), (0,), (0, 0)]
+    with pytest.raises(onp.linalg.LinAlgError, match="infs or NaNs"):
+        real_eig(onp.full((3, 3), onp.nan))

@@ -5,7 +5,8 @@
 and w (tau is a constant), so it composes with any autograd code around it (J = J0 + U V, weights,
 other loss terms). Backends:
 
-- ``fused``: one eigendecomposition (numpy.linalg.eig, i.e. LAPACK dgeev), one real inverse and
+- ``fused``: one eigendecomposition (LAPACK dgeev, as numpy.linalg.eig, read in its real form:
+  `tcnet.linalg.real_eig`), one real inverse and
   two symmetric real N x N products for the value; the gradient in three more, or, through
   `low_rank_losses` for J = J0 + U V with thin U, V, in products with thin matrices only; no
   complex matrix products (`_EigFactor`).
@@ -48,7 +49,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from scipy.linalg import blas, lapack
 
-from tcnet.linalg import RealSchur, triangular_sylvester
+from tcnet.linalg import RealSchur, real_eig, triangular_sylvester
 from tcnet.validate import ConfigError
 
 BACKENDS = ("auto", "fused", "lyapunov")
@@ -64,14 +65,14 @@ def preparatory_losses(J, w, tau, backend="auto", eig=None):
     """(L1, L2, L3) of the network tau dx/dt = -x + J x with readout w, as a length-3 array.
 
     Differentiable by autograd with respect to J and w; `backend` is "auto", "fused" or
-    "lyapunov"; `eig` optionally passes numpy.linalg.eig(J) when the caller already has it.
+    "lyapunov"; `eig` optionally passes tcnet.linalg.real_eig(J) when the caller already has it.
     """
     return losses(J, w, factorize(J, w, tau, backend, eig))
 
 
 def factorize(J, w, tau, backend="auto", eig=None):
     """The factorization of (J, w) that `losses` reads: its `path` says which one ("fused" or
-    "lyapunov"). `eig` = (lam, R), numpy.linalg.eig(J) as computed elsewhere, saves the fused and
+    "lyapunov"). `eig` = tcnet.linalg.real_eig(J) as computed elsewhere, saves the fused and
     auto paths their own; "auto" takes the Lyapunov path where `condition` > AUTO_CONDITION."""
     if backend not in BACKENDS:
         raise ConfigError(f"preparatory losses: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -192,19 +193,18 @@ class _EigFactor(_Factor):
     def __init__(self, J, w, tau, eig=None):
         N = len(J)
         self.J, self.w, self.tau, self.N = J, w, tau, N
-        lam, R = np.linalg.eig(J) if eig is None else eig
-        # numpy (dgeev) lists a pair as a + ib (b > 0), then exactly its conjugate, with conjugate
-        # eigenvectors. Reorder: real eigenvalues first, then the pairs' Re x, then their Im x (each
-        # part of a block of the Lyapunov solve is then a contiguous block of W's columns).
-        real = np.flatnonzero(lam.imag == 0)
-        first = np.flatnonzero(lam.imag > 0)
-        if not np.array_equal(lam[first + 1], np.conj(lam[first])):
+        wr, wi, vr = real_eig(J) if eig is None else eig
+        # dgeev lists a pair as a + ib (b > 0), then its conjugate, with the eigenvector's Re x, Im x
+        # in those two columns. Reorder: real eigenvalues first, then the pairs' Re x, then their
+        # Im x (each part of a block of the Lyapunov solve is then a contiguous block of W's columns).
+        real = np.flatnonzero(wi == 0)
+        first = np.flatnonzero(wi > 0)
+        if not (np.array_equal(wr[first + 1], wr[first]) and np.array_equal(wi[first + 1], -wi[first])):
             raise np.linalg.LinAlgError("eig: complex eigenvalues not in adjacent conjugate pairs")
         r, m = len(real), len(first)
         W = np.empty((N, N))
-        W[:, :r] = R[:, real].real
-        pairs = R[:, first]
-        W[:, r : r + m], W[:, r + m :] = pairs.real, pairs.imag
+        W[:, :r] = vr[:, real]
+        W[:, r : r + m], W[:, r + m :] = vr[:, first], vr[:, first + 1]
         self.W = W
         self.K = _inverse(W)
         S = self.K @ self.K.T
@@ -214,9 +214,8 @@ class _EigFactor(_Factor):
         kappa2 = np.concatenate([k2[:r], (k2[r : r + m] + k2[r + m :]) / 4])
         self.condition = float(np.sqrt(np.max(kappa2)))
         """The largest eigenvalue condition number kappa_i (see the module docstring)."""
-        self.d = (lam[real].real - 1.0) / tau
-        gamma = (lam[first] - 1.0) / tau
-        self.alpha, self.beta = gamma.real, gamma.imag
+        self.d = (wr[real] - 1.0) / tau
+        self.alpha, self.beta = (wr[first] - 1.0) / tau, wi[first] / tau
         self.G = W.T @ W
         self.lyapunov = _BlockLyapunov(r, self.d, self.alpha, self.beta)
         self.X = self.lyapunov.solve(S)

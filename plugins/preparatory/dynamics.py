@@ -38,7 +38,7 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, State
 from tcnet.labels import Labels, Quantity
-from tcnet.linalg import eig
+from tcnet.linalg import eig, real_eig
 from tcnet.resources import FLOAT, require
 from tcnet.validate import array, choice, integer, no_extra, positive, real
 from tcnet_plugins.preparatory import backends as _backends
@@ -144,8 +144,17 @@ class LinearDecayState(State):
         return plus_product(self.params["J0"], self.U, self.V)
 
     @cached_property
+    def real_eig(self):
+        """J's eigendecomposition in LAPACK's real form (`tcnet.linalg.real_eig`), computed once:
+        the fused and auto paths read it, and `eig` follows from it on those paths."""
+        return real_eig(getval(self.J))
+
+    @cached_property
     def eig(self):
-        """(lam, R): eigenvalues and unit-norm right eigenvectors of J (differentiable)."""
+        """(lam, R): eigenvalues and unit-norm right eigenvectors of J (differentiable); on the
+        fused and auto paths from the state's one `real_eig`, elsewhere numpy.linalg.eig's."""
+        if self.dynamics.backend in ("fused", "auto"):
+            return eig(self.J, self.real_eig)
         return eig(self.J)
 
     @property
@@ -188,7 +197,7 @@ class LinearDecayState(State):
         backend = self.dynamics.backend
         if backend == "eig":
             return None
-        shared = None if backend == "lyapunov" else getval(self.eig)
+        shared = None if backend == "lyapunov" else self.real_eig
         return _backends.factorize(self.J, self.params["w"], self.tau, backend, shared)
 
     @property
