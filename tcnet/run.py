@@ -153,7 +153,8 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
     `resume` continues from a checkpoint of an interrupted run of the same spec. `threads` is the
     number of BLAS threads during the optimization: "auto" (`auto_threads`: 1 unless the
     environment sets it), a number, or None to keep the process's own setting; the setting before
-    the call is restored when it returns.
+    the call is restored when it returns (OpenBLAS ignores a raise of its count asked from a thread
+    other than the main one, so a run called from a worker thread leaves one thread behind).
     """
     if threads != "auto" and threads is not None and not (type(threads) is int and threads >= 1):
         raise ConfigError(f"run: threads must be 'auto', None or a positive integer, got {threads!r}")
