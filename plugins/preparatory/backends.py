@@ -166,8 +166,9 @@ class _Factor:
 class _EigFactor(_Factor):
     """Fused eig path: everything in the real eigenvector basis of dgeev, in real arithmetic.
 
-    The real eigenvectors (read off numpy's complex ones: real eigenvalues first, then for the
-    pairs a_k + ib_k the columns u_k, then the columns v_k, of their eigenvectors x_k = u_k + iv_k)
+    The real eigenvectors (dgeev's own real form, `tcnet.linalg.real_eig`, reordered: real
+    eigenvalues first, then for the pairs a_k + ib_k the columns u_k, then the columns v_k, of
+    their eigenvectors x_k = u_k + iv_k)
     give J W = W D with W real and D block diagonal: d on a real eigenvalue, [[a, b], [-b, a]] on
     a pair (on its rows and columns u_k, v_k). So A = (J - I)/tau =
     W Da W^-1 with Da = (D - I)/tau (blocks gamma, or [[alpha, beta], [-beta, alpha]] with
