@@ -149,8 +149,9 @@ def test_bad_files_are_one_line_on_the_command_line(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("x")
     for name, message in [("neg.npz", "counts[3, 1] = -1.0: counts must be non-negative"),
                           ("partial.npz", "has no behaviour, time"), ("notes.txt", "must end in .npz"),
-                          ("absent.nwb", "does not exist")]:
-        assert cli_main(["simpl", "fit", str(tmp_path / name), "--iterations", "0"]) == 2
+                          ("absent.nwb", "does not exist"), ("", "'': not a file name"), (".", "is a directory")]:
+        path = str(tmp_path / name) if name not in ("", ".") else name
+        assert cli_main(["simpl", "fit", path, "--iterations", "0"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     np.savez(tmp_path / "ok.npz", **_bad()[0])

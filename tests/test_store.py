@@ -463,6 +463,11 @@ def test_missing_file(tmp_path):
     assert "no such file (expected a tcnet HDF5 file)" in one_line(err, tmp_path / "nope.h5")
 
 
+def test_empty_file_name():
+    with pytest.raises(StoreError, match="^'': not a file name"):
+        store.list_runs("")
+
+
 def test_cannot_create(tmp_path):
     net = PLUGINS.get("dynamics", "store_linear").create()
     path = tmp_path / "no-such-dir" / "x.h5"

@@ -28,9 +28,12 @@ GAP = 1.5  # a step longer than GAP * dt between samples is a gap
 
 def read(path, *, dt=None, series=None) -> dict:
     """The arrays of a recording (module docstring), with 'dt' when the file states it or dt is given."""
+    if not str(path):
+        raise ConfigError("simpl: data file '': not a file name (expected a .npz, HDF5 or NWB file)")
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"simpl: data file {str(path)!r} does not exist")
+        problem = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"simpl: data file {str(path)!r} {problem}")
     suffix = path.suffix.lower()
     if suffix == ".nwb":
         return read_nwb(path, dt=dt, series=series)

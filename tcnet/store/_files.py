@@ -199,6 +199,8 @@ def _reading(path, wait: float | None = None, fmt: str = FORMAT):
     """The open file of format `fmt` (a store by default), validated, for reading; HDF5 errors
     inside (a failed checksum, a broken structure) become one-line StoreErrors naming the damaged
     object."""
+    if not str(path):  # Path("") is ".", which would be reported as a directory
+        raise StoreError("'': not a file name (expected a path to a tcnet HDF5 file)")
     path = Path(path)
     _check_signature(path)
     f = _open_h5(path, "r", wait)
