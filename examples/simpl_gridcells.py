@@ -60,14 +60,16 @@ print(f"{counts.shape[1]} cells, {counts.shape[0]} bins of {t[1] - t[0]:g} s, {i
 # ## The fit
 #
 # `SIMPL(...).fit(counts, behaviour, time)` runs the EM (`truth`, known here, adds the latent
-# error per iteration). `align_degree = 5` maps each decoded latent to behaviour by a degree-5
-# polynomial (1: the published affine map); `store` records the fit as a run.
+# error per iteration). With the defaults each decoded latent is mapped to behaviour by the
+# published affine map (`align_degree = 1`; > 1 a polynomial), the likelihood is annealed and the
+# slow part of each E-step over-relaxed (docs/SIMPL.md, "Accuracy"); `store` records the fit as a
+# run.
 
 # %%
 runs = OUT / "runs.h5"
 runs.unlink(missing_ok=True)  # this notebook's own output: start afresh on every run
 t0 = time.perf_counter()
-model = SIMPL(iterations=ITERATIONS, align_degree=5, store=runs, progress=True).fit(counts, behaviour, t, truth=truth)
+model = SIMPL(iterations=ITERATIONS, store=runs, progress=True).fit(counts, behaviour, t, truth=truth)
 print(f"{model.result_.result.status}: {model.result_.result.message}; fit took {time.perf_counter() - t0:.1f} s")
 
 # %% [markdown]

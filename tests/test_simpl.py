@@ -13,6 +13,7 @@ from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
+from tcnet_plugins.simpl.core import overrelax
 
 SMALL = {"n_cells": 60, "duration": 300.0}
 
@@ -158,9 +159,12 @@ def test_the_annealing_exponent_rises_geometrically_to_one():
     rule = tcnet.registry().get("optimizer", "simpl")
     plane = SimplLatent.create(generator={"n_cells": 5, "duration": 20.0})
     circle = SimplLatent.create(generator={"kind": "head_direction", "n_cells": 5, "duration": 20.0})
-    beta = [rule(temper=0.25).exponent(plane, t) for t in range(6)]  # the default: 4 E-steps on a plane
-    np.testing.assert_allclose(beta, [0.25, 0.25**0.75, 0.5, 0.25**0.25, 1, 1])
-    np.testing.assert_allclose([rule(steps=4).exponent(plane, t) for t in range(3)], [0.25, 0.5, 1])  # half of 4
+    beta = [rule(temper=0.25).exponent(plane, t) for t in range(10)]  # the default: all 10 E-steps but the last
+    np.testing.assert_allclose(beta, [0.25 ** (1 - t / 9) for t in range(9)] + [1])
+    beta = [rule(anneal=4, temper=0.5).exponent(plane, t) for t in range(6)]
+    np.testing.assert_allclose(beta, [0.5, 0.5**0.75, 0.5**0.5, 0.5**0.25, 1, 1])
+    np.testing.assert_allclose([rule(steps=4, anneal=20).exponent(plane, t) for t in range(4)],
+                               [0.25, 0.25 ** (2 / 3), 0.25 ** (1 / 3), 1])  # at most all steps but the last
     assert rule(anneal=0).exponent(plane, 0) == rule().exponent(circle, 0) == 1.0
 
 
@@ -418,6 +422,54 @@ def test_bad_settings_name_the_parameter(tmp_path):
         Space("angular", 2)
 
 
+def test_behaviour_speed_is_the_rms_step_per_axis_within_segments():
+    """A walk at constant velocity (0.3, 0.4) m/s in two segments: the speed is the root mean
+    squared step per axis over dt, sqrt((0.3^2 + 0.4^2) / 2), whatever the jump across the gap."""
+    dt, T = 0.1, 40
+    time = np.r_[np.arange(20), np.arange(30, 50)] * dt
+    behaviour = np.outer(np.arange(T) * dt, [0.3, 0.4]) + np.where(np.arange(T) < 20, 0.0, 5.0)[:, None]
+    counts = np.random.default_rng(0).poisson(1.0, size=(T, 3))
+    net = SimplLatent.from_arrays(counts, behaviour, time)
+    assert net.behaviour_speed == pytest.approx(np.sqrt((0.3**2 + 0.4**2) / 2), rel=1e-12)
+    rule = tcnet.registry().get("optimizer", "simpl")
+    assert rule().speed(net) == net.behaviour_speed and rule(speed=0.2).speed(net) == 0.2
+    circle = SimplLatent.from_arrays(counts, np.mod(behaviour[:, :1], 2 * np.pi), time, space="angular")
+    assert rule().speed(circle) == 1.0
+
+
+def test_overrelaxation_moves_the_smoothed_step_within_each_segment():
+    """A move constant within each segment is its own smoothing: x + (1 + gamma) (mu - x) on each
+    side of a gap, however different the two moves; a move alternating from bin to bin (noise)
+    is smoothed away, away from the ends; on the circle the move is the wrapped difference."""
+    T, gap = 200, 120
+    x = np.zeros((T, 2))
+    mu = np.where(np.arange(T)[:, None] < gap, [0.01, -0.02], [0.05, 0.03])
+    got = overrelax(Space("linear", 2), x, mu, 0.5, 10.0, np.array([0, gap]))
+    np.testing.assert_allclose(got, x + 1.5 * mu, atol=1e-15)
+    noise = 0.01 * (-1.0) ** np.arange(T)[:, None] * np.ones((1, 2))
+    got = overrelax(Space("linear", 2), x, noise, 1.0, 10.0, np.array([0]))
+    assert np.abs(got - noise)[40:-40].max() < 1e-6  # 4 widths from the ends, where the padding is
+    circle = Space("angular", 1)
+    x, mu = np.full((T, 1), 6.2), np.full((T, 1), 0.1)  # a move of 0.1 + 2 pi - 6.2 across zero
+    move = 0.1 + 2 * np.pi - 6.2
+    np.testing.assert_allclose(overrelax(circle, x, mu, 1.0, 5.0, np.array([0])), np.mod(6.2 + 2 * move, 2 * np.pi))
+
+
+def test_an_overrelaxed_point_is_kept_only_when_validation_rises():
+    """accelerate = 1000 throws the latent far off: the validation log-likelihood falls there, so
+    the E-step's own point is taken and EM goes on plain, exactly as accelerate = 0 (one
+    evaluation more: the rejected point's); with the default, the kept points are evaluated once."""
+    plain = fit(SMALL, iterations=3, accelerate=0)
+    wild = fit(SMALL, iterations=3, accelerate=1000.0)
+    for a, b in zip(plain.history_, wild.history_, strict=True):
+        np.testing.assert_array_equal(a["latent"], b["latent"])
+    assert wild.result_.result.evaluations == plain.result_.result.evaluations + 1
+    default = fit(SMALL, iterations=3)
+    assert default.result_.result.evaluations == len(default.history_)
+    val = [h["val_ll"] for h in default.history_]
+    assert all(b > a for a, b in zip(val, val[1:]))
+
+
 def test_gradient_optimizers_are_refused():
     spec = {"dynamics": {"name": "simpl_latent", "generator": {"n_cells": 5, "duration": 20.0}},
             "loss": [{"name": "simpl_nll"}], "optimizer": {"name": "lbfgs", "max_iter": 2}}
@@ -511,25 +563,23 @@ def test_benchmark_reaches_the_published_accuracy_in_ten_iterations():
     assert all(b > a for a, b in zip(val, val[1:]))
 
 
-# Affine alignment (the published default), 10 iterations: the error bound (m) per data seed. The
-# issue's target is 5 cm on every seed; these bounds are what the method reaches now, about 0.2 cm
-# above the measured errors (docs/SIMPL.md, "Accuracy"; seed 0 was 6.77 cm before the occupancy
-# prior, 5.82 cm before the annealing).
-AFFINE = {0: 0.056, 1: 0.047, 2: 0.044}
+# Affine alignment (the published default), 10 iterations: the error bound (m) per data seed, the
+# issue's target being 5 cm on every seed. These bounds are what the method reaches now, about
+# 0.2 cm above the measured errors (docs/SIMPL.md, "Accuracy": seed 0 was 6.77 cm before the
+# occupancy prior, 5.82 cm before the annealing, 5.37 cm before the measured speed, the longer
+# annealing and the over-relaxation).
+AFFINE = {0: 0.044, 1: 0.032, 2: 0.034}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", sorted(AFFINE))
 def test_benchmark_with_the_affine_alignment(seed):
     """The project's benchmark, data seeds 0, 1, 2, the defaults (affine alignment): the validation
-    log-likelihood rises at every iteration, the error falls at every iteration (by more than 1 mm
-    while the likelihood is tempered; once converged it may stay flat, within 0.1 mm), and ends below the bound."""
+    log-likelihood rises and the error falls at every iteration, and ends below the bound."""
     model = fit({}, data_seed=seed, iterations=10)
     err = [h["latent_error"] for h in model.history_]
     val = [h["val_ll"] for h in model.history_]
     print(f"data seed {seed}: latent error per iteration (cm)", np.round(100 * np.array(err), 2))
-    anneal = 4  # tempered E-steps, the default on a plane
-    assert len(err) == 11 and all(b < a - 1e-3 for a, b in zip(err[: anneal + 1], err[1 : anneal + 1]))
-    assert all(b < a + 1e-4 for a, b in zip(err, err[1:]))
+    assert len(err) == 11 and all(b < a for a, b in zip(err, err[1:]))
     assert all(b > a for a, b in zip(val, val[1:]))
-    assert err[-1] < AFFINE[seed]
+    assert err[-1] < AFFINE[seed] < 0.05

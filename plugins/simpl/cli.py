@@ -62,7 +62,8 @@ def _fit(args) -> int:
     model = SIMPL(space=args.space, extent=extent, dt=arrays.get("dt"), bandwidth=args.bandwidth,
                   grid_spacing=args.grid_spacing, val_fraction=args.val_fraction, val_block=args.val_block,
                   iterations=args.iterations, speed=args.speed, align_degree=args.align_degree, tol=args.tol,
-                  anneal=args.anneal, temper=args.temper, seed=args.seed, store=args.store)
+                  anneal=args.anneal, temper=args.temper, accelerate=args.accelerate,
+                  accelerate_timescale=args.accelerate_timescale, seed=args.seed, store=args.store)
     t0 = time.perf_counter()
     model.fit(arrays["counts"], arrays["behaviour"], arrays["time"], missing=arrays.get("missing"),
               truth=arrays.get("truth") if args.truth else None)
@@ -109,15 +110,20 @@ def add_command(subparsers) -> None:
     f.add_argument("--iterations", type=int, default=Simpl.SETTINGS.defaults["steps"])
     f.add_argument("--tol", type=float, default=Simpl.SETTINGS.defaults["tol"],
                    help="stop once the validation log-likelihood rises by no more than this (nats/spike)")
-    f.add_argument("--speed", type=float, help="random-walk speed scale (units/s; default 0.1 m/s, 1 rad/s)")
+    f.add_argument("--speed", type=float, help="random-walk speed scale (units/s; default: behaviour's own on a "
+                   "line or plane, 1 rad/s on the circle)")
     f.add_argument("--align-degree", type=int, default=Simpl.SETTINGS.defaults["align_degree"],
                    help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
                         "published, a rotation on the circle; 0: none)")
-    f.add_argument("--anneal", type=int, help="E-steps with a tempered likelihood, at most half the iterations "
-                   "(0: none, the published EM; default 4 on a line or plane, 0 on the circle)")
+    f.add_argument("--anneal", type=int, help="E-steps with a tempered likelihood, at most all iterations but the "
+                   "last (0: none, the published EM; default: all but the last on a line or plane, 0 on the circle)")
     f.add_argument("--temper", type=float, default=Simpl.SETTINGS.defaults["temper"],
                    help="exponent of the likelihood in the first E-step, rising to 1 over --anneal E-steps")
-    f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.025 m, 0.15 rad)")
+    f.add_argument("--accelerate", type=float, help="over-relaxation of each E-step's smoothed move, kept when the "
+                   "validation log-likelihood rises (0: plain EM; default 1 on a line or plane, 0 on the circle)")
+    f.add_argument("--accelerate-timescale", type=float, default=Simpl.SETTINGS.defaults["accelerate_timescale"],
+                   help="width (s) of the smoothing of the over-relaxed move")
+    f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.02 m, 0.15 rad)")
     f.add_argument("--grid-spacing", type=float, help="tuning-curve grid spacing (units; default 0.02 m, 3 deg)")
     f.add_argument("--val-fraction", type=float, default=CONFIG["val_fraction"],
                    help="held-out fraction of each cell's time")

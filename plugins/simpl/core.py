@@ -6,8 +6,10 @@ its spikes given the current latent, and the latent's occupancy density (M-step:
 a grid), then decode the latent from the spikes given those curves (E-step: per-bin Poisson
 likelihood maps times the occupancy, moment-matched to Gaussians, smoothed under a random-walk
 prior that restarts at time gaps; in the first `anneal` E-steps the likelihood is tempered, raised
-to a power rising to 1), and align the decoded latent to behaviour (affinely, as published; by a
-rotation on the circle; or by a low-degree polynomial: `align_degree`). The latent is free to
+to a power rising to 1; from the second E-step on, the move's smooth part is over-relaxed where
+the validation log-likelihood rises with it), and align the decoded latent to behaviour
+(affinely, as published; by a rotation on the circle; or by a low-degree polynomial:
+`align_degree`). The latent is free to
 leave behaviour where the population says so. Held-out (time, neuron) entries of a speckled
 validation mask (blocks of `val_block` s, `val_fraction` of each neuron's time) are used by neither
 step; their log-likelihood decides when to stop. The latent space is a line, the plane or the
@@ -30,8 +32,9 @@ How it sits in tcnet (EM is not gradient descent, but its iterations are a run l
   point is evaluated without a gradient (so the recorded grad_norm is NaN: there is none), the
   `simpl_nll` term hands the M-step and the metrics over as side results, the history columns are
   {train_ll, val_ll, bits_per_spike, and latent_error when the truth is known}, and the step is one
-  E-step and the alignment. Step 0 is the behaviour itself. It stops after `steps` E-steps or at
-  the first iterate whose validation log-likelihood rose by no more than `tol`.
+  E-step (over-relaxed where that raises the validation log-likelihood) and the alignment. Step 0
+  is the behaviour itself. It stops after `steps` E-steps or at the first iterate whose validation
+  log-likelihood rose by no more than `tol`.
 
 The scikit-learn-shaped entry point for a lab's arrays is `tcnet_plugins.simpl.SIMPL`
 (estimator.py); `tcnet simpl fit FILE` reads them from .npz, HDF5 or NWB (files.py, docs/SIMPL.md).
@@ -39,6 +42,7 @@ The scikit-learn-shaped entry point for a lab's arrays is `tcnet_plugins.simpl.S
 import functools
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.special import gammaln
 
 from tcnet import ConfigError, Dynamics, Loss, State
@@ -52,14 +56,18 @@ from tcnet_plugins.simpl.estep import SILENT_VARIANCE, likelihood_moments, segme
 from tcnet_plugins.simpl.inputs import check_inputs
 from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, log_occupancy
-from tcnet_plugins.simpl.space import TURN, Space
+from tcnet_plugins.simpl.space import TURN, Space, wrap
 
 # Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
-# `anneal`: none on the circle, which has no walls for the first curves' warp to pile up against
-# (docs/SIMPL.md, "Accuracy").
+# On a line or plane: the random-walk speed of behaviour's own steps (BEHAVIOUR), annealing over
+# every E-step but the last (ALL) and the smoothed over-relaxation; none of the three on the circle,
+# which has no walls for the first curves' warp to pile up against (there: 1 rad/s, plain EM). The
+# bandwidth is 2 cm as published (docs/SIMPL.md, "Accuracy", for what each choice does).
+ALL = "all"
+BEHAVIOUR = "behaviour"
 SPACE_DEFAULTS = {
-    "linear": {"bandwidth": 0.025, "grid_spacing": 0.02, "speed": 0.1, "anneal": 4},
-    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0},
+    "linear": {"bandwidth": 0.02, "grid_spacing": 0.02, "speed": BEHAVIOUR, "anneal": ALL, "accelerate": 1.0},
+    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0, "accelerate": 0.0},
 }
 
 CONFIG = {
@@ -222,6 +230,20 @@ class SimplLatent(Dynamics):
         return segment_starts(self.arrays["time"], self.dt)
 
     @functools.cached_property
+    def behaviour_speed(self) -> float:
+        """The random-walk speed scale sigma (units/s) of behaviour's own steps: the root mean
+        squared step per axis within segments, over dt (the M-step of q = (sigma dt)^2 at the
+        latent = behaviour). Measured, not assumed: a track animal at 15 cm/s and an arena animal at
+        8 cm/s need different priors (docs/SIMPL.md, "Accuracy"). Tracking jitter from bin to bin
+        would inflate it; give `speed` for such behaviour."""
+        steps = np.diff(self.space.unwrap(self.arrays["behaviour"], self.starts), axis=0)
+        linked = np.ones(len(steps), dtype=bool)
+        linked[self.starts[1:] - 1] = False  # the step across a gap is not a step
+        if not linked.any():
+            raise ConfigError("simpl: behaviour has no two consecutive bins to measure its speed from; give speed")
+        return float(np.sqrt(np.mean(steps[linked] ** 2)) / self.dt)
+
+    @functools.cached_property
     def validation(self) -> np.ndarray:
         """The held-out mask (T, N), drawn from this network's seed."""
         block = max(1, int(round(self.config["val_block"] / self.dt)))
@@ -290,25 +312,34 @@ class Simpl(Iterative):
     validation log-likelihood rose by no more than `tol` over the previous one, and returns it.
 
     Annealing: E-step t (0 first) raises the Poisson likelihood to the power beta_t =
-    temper^(1 - t / anneal) while t < anneal (at most half the steps), then 1. The first tuning curves are fitted to
-    behaviour, tens of cm off, and their maps are sharp but wrong; tempered, the random walk and the
-    occupancy weigh more, and the smooth warp those maps would imprint (which the likelihood cannot
-    see afterwards, so it decays only through the prior) is smaller (docs/SIMPL.md, "Accuracy").
+    temper^(1 - t / anneal) while t < anneal (at most all steps but the last), then 1. The first
+    tuning curves are fitted to behaviour, tens of cm off, and their maps are sharp but wrong;
+    tempered, the random walk and the occupancy weigh more, and the smooth warp those maps would
+    imprint (which the likelihood cannot see afterwards, so it decays only through the prior) is
+    smaller. Over-relaxation (`overrelax`) then speeds up that decay (docs/SIMPL.md, "Accuracy").
 
     Resuming continues from the checkpoint's latent with the remaining budget; the M-step is
-    deterministic and the exponent depends on the iteration count only, so the resumed iterations
-    equal the uninterrupted ones."""
+    deterministic, the exponent depends on the iteration count only and whether over-relaxation is
+    still on is in the checkpoint's opt_state, so the resumed iterations equal the uninterrupted
+    ones."""
 
     name = "simpl"
     SETTINGS = Iterative.SETTINGS.with_defaults(steps=10) + Settings(
-        Setting("speed", None, "random-walk speed scale (latent units/s; None: 0.1 m/s, 1 rad/s)"),
+        Setting("speed", None, "random-walk speed scale (latent units/s; None: behaviour's own on a line or "
+                "plane, 1 rad/s on the circle)"),
         Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
                 "0 none, > 1 polynomial", low=0),
         Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this (nats/spike)", low=0),
         Setting("anneal", None, "E-steps with a tempered likelihood (exponent rising from `temper` to 1), at most "
-                "half the steps; 0: none, the published EM; None: 4 on a line or plane, 0 on the circle"),
+                "all steps but the last; 0: none, the published EM; None: all but the last on a line or plane, "
+                "0 on the circle"),
         Real("temper", 0.25, "exponent of the likelihood in the first E-step when anneal > 0", low=0, high=1,
              low_open=True),
+        Setting("accelerate", None, "over-relaxation: each E-step's move, smoothed over accelerate_timescale, is "
+                "taken 1 + this many times when the validation log-likelihood rises with it; 0: plain EM; "
+                "None: 1 on a line or plane, 0 on the circle"),
+        Real("accelerate_timescale", 2.0, "width (s) of the Gaussian smoothing of the over-relaxed move",
+             low=0, low_open=True),
     )
 
     def check(self):
@@ -316,15 +347,24 @@ class Simpl(Iterative):
             positive(self.name, "speed", self.settings["speed"])
         if self.settings["anneal"] is not None:
             integer(self.name, "anneal", self.settings["anneal"], low=0)
+        if self.settings["accelerate"] is not None:
+            real(self.name, "accelerate", self.settings["accelerate"], low=0)
 
     def speed(self, dynamics) -> float:
-        return setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
+        speed = setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
+        return dynamics.behaviour_speed if speed == BEHAVIOUR else speed
+
+    def gain(self, dynamics) -> float:
+        """The over-relaxation factor gamma of the smoothed move (`accelerate`)."""
+        return float(setting({**dynamics.config, "accelerate": self.settings["accelerate"]}, "accelerate"))
 
     def exponent(self, dynamics, t) -> float:
         """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / n) while t < n,
-        then 1, over n = anneal E-steps but at most half the steps, so that a short fit still ends
-        with untempered ones (docs/SIMPL.md, "Accuracy": annealing)."""
-        n = min(setting({**dynamics.config, "anneal": self.settings["anneal"]}, "anneal"), self.settings["steps"] // 2)
+        then 1, over n = anneal E-steps but at most all steps but the last, so that a fit ends
+        with an untempered one (docs/SIMPL.md, "Accuracy": annealing)."""
+        anneal = setting({**dynamics.config, "anneal": self.settings["anneal"]}, "anneal")
+        last = self.settings["steps"] - 1
+        n = last if anneal == ALL else min(anneal, last)
         return self.settings["temper"] ** (1 - t / n) if t < n else 1.0
 
     def setup(self, objective):
@@ -351,21 +391,57 @@ class Simpl(Iterative):
         return None
 
     def step(self, x, ev, opt_state):
+        """One E-step and the alignment; from the second on, the over-relaxed point first, kept
+        when its validation log-likelihood is above the current one's (its evaluation is then the
+        next iterate's, not repeated: tcnet.optim.Monitor); otherwise the plain E-step's point, and
+        plain EM from then on (gamma 0 in the opt_state)."""
         aux = ev.aux[self.label]
         dynamics = self.objective.dynamics
         axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
-        latent = self.estep(dynamics, x.reshape(dynamics.arrays["latent"].shape), aux["fields"], axes,
-                            aux["log_occupancy"], self.exponent(dynamics, opt_state["t"]))
-        return latent.ravel(), {"val_ll": float(aux["val_ll"])}
+        latent = x.reshape(dynamics.arrays["latent"].shape)
+        mu = self.estep(dynamics, latent, aux["fields"], axes, aux["log_occupancy"],
+                        self.exponent(dynamics, opt_state["t"]))
+        gamma = opt_state.get("gamma", self.gain(dynamics))
+        new = {"val_ll": float(aux["val_ll"]), "gamma": gamma}
+        if opt_state["t"] >= 1 and gamma > 0:
+            bold = self.align(dynamics, overrelax(dynamics.space, latent, mu, gamma,
+                                                  self.settings["accelerate_timescale"] / dynamics.dt,
+                                                  dynamics.starts)).ravel()
+            if float(self.evaluate(bold, opt_state).aux[self.label]["val_ll"]) > new["val_ll"]:
+                return bold, new
+            new["gamma"] = 0.0
+        return self.align(dynamics, mu).ravel(), new
 
     def estep(self, dynamics, latent, fields, axes, log_prior, beta=1.0) -> np.ndarray:
-        """The next latent (T, D): decode with the tuning curves (likelihood to the power beta) and
-        the occupancy prior, smooth, align."""
+        """The decoded latent (T, D), before the alignment: decode with the tuning curves
+        (likelihood to the power beta) and the occupancy prior, smooth."""
+        return dynamics.decode(fields, axes, log_prior, dynamics.counts, ~dynamics.validation, dynamics.starts,
+                               self.speed(dynamics), reference=latent, beta=beta)
+
+    def align(self, dynamics, mu) -> np.ndarray:
+        """mu (T, D) aligned to behaviour by the polynomial of degree `align_degree` (0: as it is)."""
         degree = self.settings["align_degree"]
         if dynamics.space.angular and degree > 1:
             raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
-        mu = dynamics.decode(fields, axes, log_prior, dynamics.counts, ~dynamics.validation, dynamics.starts,
-                             self.speed(dynamics), reference=latent, beta=beta)
         if not degree:
             return mu
         return align(mu, dynamics.arrays["behaviour"], degree, dynamics.space.angular)[0]
+
+
+def overrelax(space, x, mu, gamma, width, starts) -> np.ndarray:
+    """The over-relaxed E-step: mu + gamma S(mu - x), S a Gaussian smoothing in time of standard
+    deviation `width` bins within each segment (segments begin at `starts`; on the circle the move
+    is the wrapped difference).
+
+    Why: the likelihood cannot see a smooth warp of the latent, so the warp made in the first
+    E-steps decays only through the prior, a slow mode of EM: each E-step moves the latent a
+    fraction of the way, smoothly in time, while the rest of its move (each bin's own decoding noise)
+    is done in one step. Over-relaxing the smoothed move alone speeds up the slow mode without
+    amplifying the noise, which over-relaxing the whole move does (docs/SIMPL.md, "Accuracy")."""
+    move = mu - x
+    if space.angular:
+        move = wrap(move)
+    bounds = np.r_[starts, len(x)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        move[a:b] = gaussian_filter1d(move[a:b], width, axis=0, mode="nearest")
+    return space.canonical(mu + gamma * move)

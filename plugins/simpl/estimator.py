@@ -27,8 +27,9 @@ from tcnet_plugins.simpl.inputs import check_counts, check_time
 class SIMPL:
     """SIMPL on arrays (module doc). Keyword settings: the dynamics' (space, extent, dt,
     bandwidth, grid_spacing, grid_margin, rate_floor, val_fraction, val_block), the optimizer's
-    (iterations, speed, align_degree, tol, anneal, temper), `seed` (the validation mask), `store`
-    (a run-store path or None) and `progress` (a progress bar)."""
+    (iterations, speed, align_degree, tol, anneal, temper, accelerate, accelerate_timescale),
+    `seed` (the validation mask), `store` (a run-store path or None) and `progress` (a progress
+    bar)."""
 
     def __init__(self, *, space=CONFIG["space"], extent=CONFIG["extent"], dt=CONFIG["dt"],
                  bandwidth=CONFIG["bandwidth"], grid_spacing=CONFIG["grid_spacing"],
@@ -37,12 +38,14 @@ class SIMPL:
                  iterations=Simpl.SETTINGS.defaults["steps"], speed=Simpl.SETTINGS.defaults["speed"],
                  align_degree=Simpl.SETTINGS.defaults["align_degree"], tol=Simpl.SETTINGS.defaults["tol"],
                  anneal=Simpl.SETTINGS.defaults["anneal"], temper=Simpl.SETTINGS.defaults["temper"],
-                 seed=0, store=None, progress=False):
+                 accelerate=Simpl.SETTINGS.defaults["accelerate"],
+                 accelerate_timescale=Simpl.SETTINGS.defaults["accelerate_timescale"], seed=0, store=None, progress=False):
         self.space, self.extent, self.dt = space, extent, dt
         self.bandwidth, self.grid_spacing, self.grid_margin = bandwidth, grid_spacing, grid_margin
         self.rate_floor, self.val_fraction, self.val_block = rate_floor, val_fraction, val_block
         self.iterations, self.speed, self.align_degree, self.tol = iterations, speed, align_degree, tol
         self.anneal, self.temper = anneal, temper
+        self.accelerate, self.accelerate_timescale = accelerate, accelerate_timescale
         self.seed, self.store, self.progress = seed, store, progress
         self._optimizer()  # bad optimizer settings fail here, at construction
 
@@ -52,7 +55,8 @@ class SIMPL:
     def _settings(self) -> dict:
         """The `simpl` optimizer's settings (its `steps` are the iterations)."""
         return {"steps": self.iterations, "speed": self.speed, "align_degree": self.align_degree, "tol": self.tol,
-                "anneal": self.anneal, "temper": self.temper}
+                "anneal": self.anneal, "temper": self.temper, "accelerate": self.accelerate,
+                "accelerate_timescale": self.accelerate_timescale}
 
     def _optimizer(self) -> dict:
         Simpl(**self._settings())

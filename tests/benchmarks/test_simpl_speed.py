@@ -76,7 +76,7 @@ def test_one_em_iteration_vs_the_likelihood_map_product(benchmark):
         return (), {}
 
     def iteration():
-        x = optimizer.estep(net, state.latent, state.fields, state.axes, state.log_occupancy)
+        x = optimizer.align(net, optimizer.estep(net, state.latent, state.fields, state.axes, state.log_occupancy))
         return net.state(x.ravel()).metrics
 
     t0 = time.process_time()

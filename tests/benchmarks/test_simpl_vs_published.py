@@ -49,13 +49,14 @@ def test_tcnet_and_simpl_neuro_on_the_grid_benchmark():
         pytest.skip("the module 'simpl' here is not simpl-neuro")
     data = simdata.generate(0)
     ours = SIMPL(iterations=ITERATIONS)
-    bandwidth, spacing, speed = (SPACE_DEFAULTS["linear"][k] for k in ("bandwidth", "grid_spacing", "speed"))
+    bandwidth, spacing = (SPACE_DEFAULTS["linear"][k] for k in ("bandwidth", "grid_spacing"))
 
     def fit_ours():
         return ours.fit(data["counts"], data["behaviour"], data["time"]).latent_
 
     latent, wall, cpu = timed(fit_ours)
     err_ours = score(latent, data)
+    speed = ours.network_.behaviour_speed  # tcnet's default random-walk speed, measured from behaviour
 
     def fit_published():
         model = published.SIMPL(kernel_bandwidth=bandwidth, bin_size=spacing, speed_prior=speed,
