@@ -10,7 +10,7 @@ from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
 from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
-from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels
+from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, spike_sums
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
 from tcnet_plugins.simpl.core import overrelax
@@ -36,6 +36,22 @@ def test_kde_matches_direct_sum():
                 den = sum(k[t] for t in range(T) if mask[t, n])
                 want[n, i, j] = num / (dt * den)
     np.testing.assert_allclose(got, want, rtol=2e-5)
+
+
+def test_spike_sums_by_tiles_match_the_whole_product():
+    """The tiled numerator (mstep.spike_sums) equals sum_t w_tn kx[t, i] ky[t, j] computed whole in
+    float64, on a grid many kernel widths wide (the kernels cut to 0 beyond CUTOFF bandwidths, so
+    each tile covers a few columns) with a latent that leaves part of the grid, and some tiles,
+    empty."""
+    rng = np.random.default_rng(11)
+    T, N = 3000, 4
+    x = np.c_[rng.uniform(0, 1, T), rng.uniform(0, 0.6, T)]
+    grid = (np.linspace(-0.05, 1.05, 111), np.linspace(-0.05, 1.05, 97))
+    kernels = latent_kernels(x, grid, 0.01)
+    assert (kernels[0] > 0).sum(axis=0).max() < T / 5  # the cut makes each grid column see few bins
+    w = rng.poisson(0.3, size=(T, N)) * (rng.uniform(size=(T, N)) > 0.1)
+    want = np.einsum("tn,it,jt->nij", w.astype(float), kernels[0].astype(float), kernels[1].astype(float))
+    np.testing.assert_allclose(spike_sums(kernels, w).reshape(want.shape), want, rtol=1e-5, atol=1e-6)
 
 
 def test_circular_kde_matches_the_direct_sum_over_images():
