@@ -441,14 +441,15 @@ def test_bad_settings_name_the_parameter(tmp_path):
 def test_behaviour_speed_is_the_rms_step_per_axis_within_segments():
     """A walk at constant velocity (0.3, 0.4) m/s in two segments: the speed is the root mean
     squared step per axis over dt, sqrt((0.3^2 + 0.4^2) / 2), whatever the jump across the gap."""
-    dt, T = 0.1, 40
-    time = np.r_[np.arange(20), np.arange(30, 50)] * dt
-    behaviour = np.outer(np.arange(T) * dt, [0.3, 0.4]) + np.where(np.arange(T) < 20, 0.0, 5.0)[:, None]
+    dt, T = 0.1, 400
+    time = np.r_[np.arange(200), np.arange(300, 500)] * dt
+    behaviour = np.outer(np.arange(T) * dt, [0.3, 0.4]) + np.where(np.arange(T) < 200, 0.0, 5.0)[:, None]
     counts = np.random.default_rng(0).poisson(1.0, size=(T, 3))
     net = SimplLatent.from_arrays(counts, behaviour, time)
     assert net.behaviour_speed == pytest.approx(np.sqrt((0.3**2 + 0.4**2) / 2), rel=1e-12)
     rule = tcnet.registry().get("optimizer", "simpl")
     assert rule().speed(net) == net.behaviour_speed and rule(speed=0.2).speed(net) == 0.2
+    assert SIMPL(iterations=0).fit(counts, behaviour, time).speed_ == net.behaviour_speed
     circle = SimplLatent.from_arrays(counts, np.mod(behaviour[:, :1], 2 * np.pi), time, space="angular")
     assert rule().speed(circle) == 1.0
 
@@ -535,6 +536,9 @@ def test_cli_generate_and_fit(tmp_path, capsys):
                      "--figures", str(tmp_path / "fig"), "--out", str(tmp_path / "fit.npz")]) == 0
     out = capsys.readouterr().out
     assert "error (cm)" in out and "simpl_metrics.png" in out
+    speed = SimplLatent.from_arrays(*(simdata.generate(0, n_cells=30, duration=120.0)[k]
+                                      for k in ("counts", "behaviour", "time"))).behaviour_speed
+    assert f"random-walk speed {speed:.3g} m/s (measured from behaviour)" in out
     for name in ("simpl_trajectories.png", "simpl_tuning_curves.png", "simpl_metrics.png"):
         assert (tmp_path / "fig" / name).stat().st_size > 1000
     with np.load(tmp_path / "fit.npz") as f:

@@ -11,6 +11,7 @@ from tcnet.cli import main as cli_main
 from tcnet_plugins.simpl import SIMPL
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.inputs import InterpolatedWarning
+from tcnet_plugins.simpl.metrics import validation_mask
 from tcnet_plugins.simpl.space import Space
 
 DT = 0.1
@@ -139,6 +140,27 @@ def test_each_bad_input_is_one_line_naming_array_index_and_rule(change, message)
     with pytest.raises(ConfigError) as err:
         SIMPL(iterations=0, **settings).fit(arrays["counts"], arrays["behaviour"], arrays["time"],
                                             missing=arrays.get("missing"))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+HELD_OUT = validation_mask(400, 3, 10, 0.1, seed=0)  # SIMPL's own mask for these shapes and seed 0
+
+
+@pytest.mark.parametrize("counts,settings,message", [
+    (np.zeros((400, 3), int), {}, "the validation entries hold no spike (counts has 0 in all)"),
+    ((~HELD_OUT).astype(int), {}, f"the validation entries hold no spike (counts has {(~HELD_OUT).sum()} in all)"),
+    (HELD_OUT.astype(int), {}, "the training entries hold no spike"),
+    (np.ones((400, 3), int), {"val_fraction": 0.99}, "holds out 40; it must hold out at least one block"),
+    (np.ones((40, 3), int), {}, "val_fraction 0.1 of the recording's 4 block(s) of val_block 1 s holds out 0"),
+])
+def test_a_split_without_spikes_on_either_side_is_one_line(counts, settings, message):
+    """Both sides of the validation split need spikes (the M-step fits one, the metrics are per
+    spike of each): a recording too short for one held-out block, or without spikes on a side, is
+    refused in one line instead of dividing by zero."""
+    T = len(counts)
+    behaviour = np.c_[np.linspace(0, 1, T), np.linspace(1, 0, T)]
+    with pytest.raises(ConfigError) as err:
+        SIMPL(iterations=1, **settings).fit(counts, behaviour, np.arange(T) * DT)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

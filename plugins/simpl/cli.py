@@ -69,6 +69,8 @@ def _fit(args) -> int:
               truth=arrays.get("truth") if args.truth else None)
     elapsed = time.perf_counter() - t0
     print(metrics_table(model.history_, model.network_.space.unit))
+    source = "given" if args.speed is not None else "measured from behaviour" if args.space == "linear" else "default"
+    print(f"random-walk speed {model.speed_:.3g} {model.network_.space.unit}/s ({source})")
     print(f"{model.result_.result.status}: {model.result_.result.message}; total {elapsed:.1f} s")
     if args.store:
         print(f"recorded as run {model.run_id_} in {args.store}")

@@ -214,6 +214,24 @@ class SimplLatent(Dynamics):
         if a["latent"].shape != a["behaviour"].shape:
             raise ConfigError(f"simpl_latent: latent must have the shape of behaviour {a['behaviour'].shape}, "
                               f"got {a['latent'].shape}")
+        self._check_split()
+
+    def _check_split(self):
+        """Both sides of the validation split need spikes: the M-step fits to the training entries,
+        the metrics (and the stopping rule) are per spike of each side."""
+        T, c = len(self.arrays["time"]), self.config
+        blocks = -(-T // self.block)
+        held = int(round(c["val_fraction"] * blocks))
+        if not 0 < held < blocks:
+            raise ConfigError(f"simpl_latent: val_fraction {c['val_fraction']:g} of the recording's {blocks} "
+                              f"block(s) of val_block {c['val_block']:g} s holds out {held}; it must hold out at "
+                              "least one block per cell and leave at least one (a longer recording, a shorter "
+                              "val_block or another val_fraction)")
+        for side, entries in (("validation", self.validation), ("training", ~self.validation)):
+            if not self.counts[entries].any():
+                raise ConfigError(f"simpl_latent: the {side} entries hold no spike (counts has "
+                                  f"{int(self.counts.sum())} in all); SIMPL needs spikes on both sides of the "
+                                  "validation split (more data, or another val_fraction or seed)")
 
     @functools.cached_property
     def counts(self) -> np.ndarray:
@@ -243,11 +261,15 @@ class SimplLatent(Dynamics):
             raise ConfigError("simpl: behaviour has no two consecutive bins to measure its speed from; give speed")
         return float(np.sqrt(np.mean(steps[linked] ** 2)) / self.dt)
 
+    @property
+    def block(self) -> int:
+        """Bins per held-out block (val_block / dt, at least 1)."""
+        return max(1, int(round(self.config["val_block"] / self.dt)))
+
     @functools.cached_property
     def validation(self) -> np.ndarray:
         """The held-out mask (T, N), drawn from this network's seed."""
-        block = max(1, int(round(self.config["val_block"] / self.dt)))
-        return validation_mask(*self.counts.shape, block, self.config["val_fraction"], self.seed or 0)
+        return validation_mask(*self.counts.shape, self.block, self.config["val_fraction"], self.seed or 0)
 
     def prior(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the latent at a segment's first bin: behaviour's, on a line or

@@ -83,6 +83,7 @@ class SIMPL:
         self.fields_ = final.fields
         self.axes_ = final.axes
         self.log_occupancy_ = final.log_occupancy
+        self.speed_ = Simpl(**self._settings()).speed(result.final)  # the random walk's (given or measured)
         self.history_ = [{"latent": s.x.reshape(self.latent_.shape), **s.extra} for s in result.history.steps]
         self.run_id_ = recorders[0].run_id if recorders else None
         return self
@@ -101,8 +102,8 @@ class SIMPL:
         t = np.arange(y.shape[0]) * net.dt if time is None else check_time(time, net.dt)[0]
         if t.shape[0] != y.shape[0]:
             raise ConfigError(f"simpl: time must have one entry per row of counts ({y.shape[0]}), got {t.shape[0]}")
-        speed = Simpl(**self._settings()).speed(net)
-        return net.decode(self.fields_, self.axes_, self.log_occupancy_, y, np.ones(y.shape, dtype=bool), segment_starts(t, net.dt), speed)
+        return net.decode(self.fields_, self.axes_, self.log_occupancy_, y, np.ones(y.shape, dtype=bool),
+                          segment_starts(t, net.dt), self.speed_)
 
 
 def fit(data, *, data_seed=0, **settings) -> "SIMPL":
