@@ -6,6 +6,7 @@ import pytest
 import tcnet
 from tcnet import ConfigError
 from tcnet.cli import main as cli_main
+from tcnet import store
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
@@ -527,6 +528,46 @@ def test_stored_network_round_trips_through_the_run_spec(tmp_path):
     rec = read_run(tmp_path / "runs.h5", writer.run_id)
     np.testing.assert_array_equal(rec.initial.arrays["counts"], res.initial.arrays["counts"])
     assert rec.initial.config["space"] == "linear"
+
+
+class _InterruptAt:
+    """A recorder that interrupts the run once step `at` has been reported (after the writer)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def start(self, spec, dynamics):
+        pass
+
+    def step(self, step):
+        if step.step == self.at:
+            raise KeyboardInterrupt
+
+    def finish(self, result, final):
+        pass
+
+
+@pytest.mark.parametrize("accelerate", [1.0, 1000.0])
+def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path, accelerate):
+    """Interrupted after its second E-step and resumed from the store: the same iterates bitwise as
+    without the interruption, with over-relaxation kept (1) or switched off by a rejection before
+    the interruption (1000: the switch is in the checkpoint, so the resumed run does not try, and
+    evaluate, it again)."""
+    spec = {"dynamics": {"name": "simpl_latent", "generator": SMALL},
+            "loss": [{"name": "simpl_nll"}], "optimizer": {"name": "simpl", "steps": 4, "accelerate": accelerate}}
+    ref = tcnet.run(spec, recorders=[RunWriter(tmp_path / "ref.h5")], progress=False)
+    if accelerate == 1000.0:  # the start, 4 E-steps' points, and the one rejected over-relaxed point
+        assert ref.result.evaluations == 1 + 4 + 1
+    path = tmp_path / "runs.h5"
+    with pytest.raises(KeyboardInterrupt):
+        tcnet.run(spec, recorders=[RunWriter(path, flush_steps=1), _InterruptAt(2)], progress=False)
+    store.resume(path, "run-0001")
+    rec = read_run(path, "run-0001")
+    assert rec.status == "finished" and list(rec.attrs["resumed_at"]) == [2]
+    np.testing.assert_array_equal(rec.final.arrays["latent"], ref.final.arrays["latent"])
+    np.testing.assert_array_equal(rec.history["loss"], ref.history.column("loss"))
+    # one evaluation more: the resumed session evaluates its starting point (the checkpoint's) again
+    assert rec.attrs["evaluations"] == ref.result.evaluations + 1
 
 
 def test_cli_generate_and_fit(tmp_path, capsys):
