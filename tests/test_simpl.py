@@ -528,6 +528,8 @@ def test_stored_network_round_trips_through_the_run_spec(tmp_path):
     rec = read_run(tmp_path / "runs.h5", writer.run_id)
     np.testing.assert_array_equal(rec.initial.arrays["counts"], res.initial.arrays["counts"])
     assert rec.initial.config["space"] == "linear"
+    # the space's defaults are stored as numbers: a later change of a default leaves this fit as it was
+    assert (rec.initial.config["bandwidth"], rec.initial.config["grid_spacing"]) == (0.02, 0.02)
 
 
 class _InterruptAt:

@@ -195,8 +195,8 @@ class SimplLatent(Dynamics):
         missing = [k for k in DATA if k not in self.arrays]
         if missing:
             raise ConfigError(f"simpl_latent: missing data array(s) {', '.join(missing)}")
-        for key in ("bandwidth", "grid_spacing"):
-            positive(self.name, key, setting(c, key))
+        for key in ("bandwidth", "grid_spacing"):  # resolved: a saved network keeps its own, whatever the default
+            c[key] = positive(self.name, key, setting(c, key))
         positive(self.name, "val_block", c["val_block"])
         real(self.name, "grid_margin", c["grid_margin"], low=0)
         positive(self.name, "rate_floor", c["rate_floor"])

@@ -39,7 +39,8 @@ class SIMPL:
                  align_degree=Simpl.SETTINGS.defaults["align_degree"], tol=Simpl.SETTINGS.defaults["tol"],
                  anneal=Simpl.SETTINGS.defaults["anneal"], temper=Simpl.SETTINGS.defaults["temper"],
                  accelerate=Simpl.SETTINGS.defaults["accelerate"],
-                 accelerate_timescale=Simpl.SETTINGS.defaults["accelerate_timescale"], seed=0, store=None, progress=False):
+                 accelerate_timescale=Simpl.SETTINGS.defaults["accelerate_timescale"],
+                 seed=0, store=None, progress=False):
         self.space, self.extent, self.dt = space, extent, dt
         self.bandwidth, self.grid_spacing, self.grid_margin = bandwidth, grid_spacing, grid_margin
         self.rate_floor, self.val_fraction, self.val_block = rate_floor, val_fraction, val_block
