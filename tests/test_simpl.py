@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 import tcnet
-from tcnet import ConfigError
+from tcnet import ConfigError, store
 from tcnet.cli import main as cli_main
-from tcnet import store
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
@@ -15,6 +14,7 @@ from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, s
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
 from tcnet_plugins.simpl.core import overrelax
+from test_store_failures import StopAt  # a recorder that presses Ctrl-C at a step
 
 SMALL = {"n_cells": 60, "duration": 300.0}
 
@@ -532,23 +532,6 @@ def test_stored_network_round_trips_through_the_run_spec(tmp_path):
     assert (rec.initial.config["bandwidth"], rec.initial.config["grid_spacing"]) == (0.02, 0.02)
 
 
-class _InterruptAt:
-    """A recorder that interrupts the run once step `at` has been reported (after the writer)."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def start(self, spec, dynamics):
-        pass
-
-    def step(self, step):
-        if step.step == self.at:
-            raise KeyboardInterrupt
-
-    def finish(self, result, final):
-        pass
-
-
 @pytest.mark.parametrize("accelerate", [1.0, 1000.0])
 def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path, accelerate):
     """Interrupted after its second E-step and resumed from the store: the same iterates bitwise as
@@ -562,7 +545,7 @@ def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path, accelerate):
         assert ref.result.evaluations == 1 + 4 + 1
     path = tmp_path / "runs.h5"
     with pytest.raises(KeyboardInterrupt):
-        tcnet.run(spec, recorders=[RunWriter(path, flush_steps=1), _InterruptAt(2)], progress=False)
+        tcnet.run(spec, recorders=[RunWriter(path, flush_steps=1), StopAt(2)], progress=False)
     store.resume(path, "run-0001")
     rec = read_run(path, "run-0001")
     assert rec.status == "finished" and list(rec.attrs["resumed_at"]) == [2]
