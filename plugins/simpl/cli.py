@@ -12,7 +12,7 @@ import numpy as np
 from tcnet.store import check_new, new_file
 from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import CONFIG, Simpl
+from tcnet_plugins.simpl.core import BEHAVIOUR, CONFIG, SPACE_DEFAULTS, Simpl
 from tcnet_plugins.simpl.estimator import SIMPL
 from tcnet_plugins.simpl.files import read
 
@@ -69,7 +69,8 @@ def _fit(args) -> int:
               truth=arrays.get("truth") if args.truth else None)
     elapsed = time.perf_counter() - t0
     print(metrics_table(model.history_, model.network_.space.unit))
-    source = "given" if args.speed is not None else "measured from behaviour" if args.space == "linear" else "default"
+    measured = SPACE_DEFAULTS[args.space]["speed"] == BEHAVIOUR
+    source = "given" if args.speed is not None else "measured from behaviour" if measured else "default"
     print(f"random-walk speed {model.speed_:.3g} {model.network_.space.unit}/s ({source})")
     print(f"{model.result_.result.status}: {model.result_.result.message}; total {elapsed:.1f} s")
     if args.store:

@@ -54,7 +54,7 @@ from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import SILENT_VARIANCE, likelihood_moments, segment_starts, smooth
 from tcnet_plugins.simpl.inputs import check_inputs
-from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
+from tcnet_plugins.simpl.metrics import align, held_out_blocks, metrics, validation_mask
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, log_occupancy
 from tcnet_plugins.simpl.space import TURN, Space, wrap
 
@@ -219,16 +219,15 @@ class SimplLatent(Dynamics):
     def _check_split(self):
         """Both sides of the validation split need spikes: the M-step fits to the training entries,
         the metrics (and the stopping rule) are per spike of each side."""
-        T, c = len(self.arrays["time"]), self.config
-        blocks = -(-T // self.block)
-        held = int(round(c["val_fraction"] * blocks))
+        c = self.config
+        held, blocks = held_out_blocks(len(self.arrays["time"]), self.block, c["val_fraction"])
         if not 0 < held < blocks:
             raise ConfigError(f"simpl_latent: val_fraction {c['val_fraction']:g} of the recording's {blocks} "
                               f"block(s) of val_block {c['val_block']:g} s holds out {held}; it must hold out at "
                               "least one block per cell and leave at least one (a longer recording, a shorter "
                               "val_block or another val_fraction)")
         for side, entries in (("validation", self.validation), ("training", ~self.validation)):
-            if not self.counts[entries].any():
+            if not np.any(self.counts, where=entries):
                 raise ConfigError(f"simpl_latent: the {side} entries hold no spike (counts has "
                                   f"{int(self.counts.sum())} in all); SIMPL needs spikes on both sides of the "
                                   "validation split (more data, or another val_fraction or seed)")
@@ -372,19 +371,23 @@ class Simpl(Iterative):
         if self.settings["accelerate"] is not None:
             real(self.name, "accelerate", self.settings["accelerate"], low=0)
 
+    def space_setting(self, dynamics, key):
+        """This optimizer's setting `key`, the space's default (SPACE_DEFAULTS) where it is None."""
+        return setting({**dynamics.config, key: self.settings[key]}, key)
+
     def speed(self, dynamics) -> float:
-        speed = setting({**dynamics.config, "speed": self.settings["speed"]}, "speed")
+        speed = self.space_setting(dynamics, "speed")
         return dynamics.behaviour_speed if speed == BEHAVIOUR else speed
 
     def gain(self, dynamics) -> float:
         """The over-relaxation factor gamma of the smoothed move (`accelerate`)."""
-        return float(setting({**dynamics.config, "accelerate": self.settings["accelerate"]}, "accelerate"))
+        return float(self.space_setting(dynamics, "accelerate"))
 
     def exponent(self, dynamics, t) -> float:
         """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / n) while t < n,
         then 1, over n = anneal E-steps but at most all steps but the last, so that a fit ends
         with an untempered one (docs/SIMPL.md, "Accuracy": annealing)."""
-        anneal = setting({**dynamics.config, "anneal": self.settings["anneal"]}, "anneal")
+        anneal = self.space_setting(dynamics, "anneal")
         last = self.settings["steps"] - 1
         n = last if anneal == ALL else min(anneal, last)
         return self.settings["temper"] ** (1 - t / n) if t < n else 1.0

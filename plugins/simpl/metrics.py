@@ -6,12 +6,18 @@ from scipy.special import gammaln
 CHUNK_ROWS = 4096  # time bins per chunk of the metrics' (T, N) terms
 
 
+def held_out_blocks(n_bins, block, fraction) -> tuple[int, int]:
+    """(blocks held out per cell, blocks in all) of `validation_mask`: time cut into blocks of
+    `block` bins, round(fraction * blocks) of them held out."""
+    n_blocks = -(-n_bins // block)
+    return int(round(fraction * n_blocks)), n_blocks
+
+
 def validation_mask(n_bins, n_cells, block, fraction, seed):
     """Boolean (T, N): True on held-out entries. Time is cut into blocks of `block` bins; for each
     cell, round(fraction * n_blocks) blocks drawn at random (independently per cell) are held out."""
     rng = np.random.default_rng(seed)
-    n_blocks = -(-n_bins // block)
-    n_val = int(round(fraction * n_blocks))
+    n_val, n_blocks = held_out_blocks(n_bins, block, fraction)
     held = np.zeros((n_blocks, n_cells), dtype=bool)
     for n in range(n_cells):
         held[rng.choice(n_blocks, size=n_val, replace=False), n] = True

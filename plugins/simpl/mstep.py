@@ -96,10 +96,9 @@ def spike_sums(kernels, w) -> np.ndarray:
     (tx, ty) = (first // max(1, int(np.median(last - first))) for first, last in spans)
     tile = tx * (ty.max() + 1) + ty
     order = np.argsort(tile, kind="stable")
-    bounds = np.searchsorted(tile[order], np.arange(tile.max() + 2))
-    columns = [tuple(slice(first[rows].min(), last[rows].max()) for first, last in spans)
-               for rows in (order[a:b] for a, b in zip(bounds[:-1], bounds[1:])) if rows.size]
-    bounds = np.unique(bounds)  # the non-empty tiles' limits
+    bounds = np.r_[np.unique(tile[order], return_index=True)[1], len(order)]  # each tile's rows in `order`
+    columns = [tuple(slice(first[order[a:b]].min(), last[order[a:b]].max()) for first, last in spans)
+               for a, b in zip(bounds[:-1], bounds[1:])]
     out = np.zeros((w.shape[1], kx.shape[1], ky.shape[1]))
     for n in range(w.shape[1]):
         spiking = np.flatnonzero(w[order, n])  # positions in `order`, ascending tile
