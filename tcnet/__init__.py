@@ -12,7 +12,8 @@ from tcnet.plugins import hookimpl, registry  # noqa: E402  (first: optim import
 from tcnet.dynamics import Dynamics, State
 from tcnet.loss import Evaluation, Loss, NonFiniteError, Objective, Term
 from tcnet.optim import Checkpoint, Iterative, Monitor, Optimizer, Result, StabilityWarning, Step
-from tcnet.run import History, RunResult, RunSpec, run
+from tcnet.run import History, RunResult, run
+from tcnet.spec import RunSpec
 from tcnet.validate import ConfigError
 
 try:

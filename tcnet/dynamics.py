@@ -8,11 +8,18 @@ fixed point, a Gramian) are computed once per evaluation: subclasses compute the
 
 Subclasses (plugins) define:
 - `name` (the plugin name) and `trainable` (names of the trainable arrays);
-- `create(seed, **config)`: a new random instance (its `config` must be JSON-serializable);
-- `SETTINGS` (optional, tcnet.settings): the configuration declared once (name, default, allowed
-  values, one line of doc); the base then fills defaults into `config` and validates it, so that
-  `check()` is left with what relates several settings or the arrays;
-- `check()`: validation of the arrays and config (raise `tcnet.validate.ConfigError`);
+- `SETTINGS` (tcnet.settings): every setting declared once (name, default, allowed values, one
+  line of doc, unit); those with `stored=False` say how a new instance is built (its initial
+  arrays, a data file) and are not kept in its `config`. `create(seed, **settings)` checks the
+  given settings against it and fills in defaults, then calls `build`; the constructor checks
+  `config` against the stored ones. A dynamics without settings declares ``SETTINGS =
+  Settings()``; one that declares nothing (and overrides `create` itself) gets its keys unchecked,
+  with a warning;
+- `build(seed, **settings)`: a new instance from the checked settings (every declared one given),
+  with its random parameters drawn from `seed`;
+- `relate(settings)`: checks that relate several settings, run before anything is built;
+- `check()`: validation of the arrays against the configuration (raise
+  `tcnet.validate.ConfigError`); it only checks, it builds nothing;
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
 - `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
   initial states (models without time evolution leave both undefined);
@@ -29,8 +36,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from tcnet.labels import Labels
-from tcnet.settings import Settings
-from tcnet.validate import ConfigError
+from tcnet.settings import Settings, warn_unchecked
+from tcnet.validate import ConfigError, seed as check_seed
 
 
 class State:
@@ -53,13 +60,13 @@ class Dynamics(ABC):
     name: ClassVar[str] = ""
     trainable: ClassVar[tuple[str, ...]] = ()
     labels: ClassVar[Labels] = Labels()  # how tables, figures and labelled arrays show its numbers
-    SETTINGS: ClassVar[Settings] = Settings()  # the declared configuration (none: not declared)
+    SETTINGS: ClassVar[Settings] = Settings()  # this object itself: declares nothing (see the module doc)
 
     def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None):
         self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items()}
         self.config = dict(config or {})
-        if self.SETTINGS:
-            self.config = self.SETTINGS.resolve(self.name, self.config)
+        if self.declares_settings():
+            self.config = self.SETTINGS.kept().resolve(self.name, self.config)
         self.seed = seed
         missing = [k for k in self.trainable if k not in self.arrays]
         if missing:
@@ -68,9 +75,34 @@ class Dynamics(ABC):
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
-    @abstractmethod
-    def create(cls, seed=0, **config) -> "Dynamics":
-        """A new instance with parameters drawn from `seed` and the given configuration."""
+    def declares_settings(cls) -> bool:
+        return cls.SETTINGS is not Dynamics.SETTINGS
+
+    @classmethod
+    def resolve(cls, settings: Mapping) -> dict:
+        """The given settings checked against SETTINGS, defaults filled in (unchecked, with a
+        warning, for a dynamics that declares nothing)."""
+        if not cls.declares_settings():
+            warn_unchecked("dynamics", cls.name, settings)
+            return dict(settings)
+        values = cls.SETTINGS.resolve(cls.name, dict(settings))
+        cls.relate(values)
+        return values
+
+    @classmethod
+    def relate(cls, settings: dict) -> None:
+        """Check what relates several settings (raise ConfigError), before anything is built."""
+
+    @classmethod
+    def create(cls, seed=0, **settings) -> "Dynamics":
+        """A new instance with parameters drawn from `seed` and the given settings."""
+        check_seed(cls.name, "seed", seed)
+        return cls.build(seed, **cls.resolve(settings))
+
+    @classmethod
+    def build(cls, seed, **settings) -> "Dynamics":
+        """A new instance from checked settings (every declared one present)."""
+        raise NotImplementedError(f"dynamics {cls.name!r}: implement build(seed, **settings) (or create)")
 
     def check(self) -> None:
         """Validate arrays and configuration; raise ConfigError naming the offending entry."""

@@ -22,18 +22,53 @@ from autograd.extend import vspace
 from autograd.tracer import getval
 
 from tcnet.dynamics import Dynamics, State
-from tcnet.validate import ConfigError, real
+from tcnet.settings import Real, Settings, Text, warn_unchecked
+from tcnet.validate import ConfigError
+
+
+def weight_setting(signed: bool) -> Real:
+    """A term's weight w_k in the objective sum_k w_k L_k: >= 0, any sign for a `signed` loss."""
+    return Real("weight", 1.0, "the term's weight in the objective" + (" (any sign)" if signed else ""),
+                low=None if signed else 0)
+
+
+LABEL = Text("label", None, "the term's name in histories and study keys (null: the loss name)")
 
 
 class Loss(ABC):
-    """A scalar term of a state. `config` holds the keyword settings (JSON-serializable);
-    `inputs` names the run-time inputs `__call__` takes as keyword arguments."""
+    """A scalar term of a state.
+
+    A loss declares its settings once in `SETTINGS` (tcnet.settings); `Loss(**config)` checks
+    them and keeps the values, defaults filled in, in `config`, which `__init__` of a subclass
+    reads after calling ``super().__init__(**config)``. A loss that declares nothing and does not
+    override `__init__` takes no settings. `inputs` names the run-time inputs `__call__` takes as
+    keyword arguments; `signed` says whether a negative weight makes sense for it (a reward, a
+    term to maximize); otherwise a negative weight is refused.
+    """
 
     name: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ()
+    signed: ClassVar[bool] = False
+    SETTINGS: ClassVar[Settings] = Settings()
 
     def __init__(self, **config):
-        self.config = config
+        cls = type(self)
+        if cls.declares_settings():
+            self.config = cls.SETTINGS.resolve(cls.name, config)
+        else:
+            warn_unchecked("loss", cls.name, config)
+            self.config = config
+
+    @classmethod
+    def declares_settings(cls) -> bool:
+        """False for a loss that takes its configuration its own way (an `__init__` of its own
+        without SETTINGS): its keys are passed on unchecked."""
+        return cls.SETTINGS is not Loss.SETTINGS or cls.__init__ is Loss.__init__
+
+    @classmethod
+    def term_settings(cls) -> Settings:
+        """Every key of a loss term in a run spec: weight and label, then the loss's own."""
+        return Settings(weight_setting(cls.signed), LABEL) + cls.SETTINGS
 
     @abstractmethod
     def __call__(self, state: State, **inputs):
@@ -51,7 +86,7 @@ class Term:
 
     def __post_init__(self):
         object.__setattr__(self, "label", self.label or self.loss.name)
-        real(f"term {self.label!r}", "weight", self.weight)
+        weight_setting(self.loss.signed).validate(f"{self.loss.name} (term {self.label!r})", self.weight)
 
 
 @dataclass(frozen=True)
@@ -90,14 +125,18 @@ class Objective:
     """sum_k w_k L_k(state(theta)) for a dynamics and weighted terms."""
 
     def __init__(self, dynamics: Dynamics, terms: Sequence[Term]):
-        labels = [t.label for t in terms]
-        if not terms:
+        self.check_labels([t.label for t in terms])
+        self.dynamics = dynamics
+        self.terms = tuple(terms)
+
+    @staticmethod
+    def check_labels(labels) -> None:
+        """At least one term, and no label twice (a label names a term's history column)."""
+        if not labels:
             raise ConfigError("objective: at least one loss term is required")
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ConfigError(f"objective: term labels must be unique, repeated: {', '.join(dupes)}")
-        self.dynamics = dynamics
-        self.terms = tuple(terms)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -271,6 +271,12 @@ class Optimizer(ABC):
         """JSON-serializable description from which `from_config` rebuilds this optimizer."""
         return {"name": self.name, **self.settings}
 
+    def for_dynamics(self, dynamics) -> "Optimizer":
+        """This optimizer with the settings whose default depends on the dynamics (None standing
+        for "the model's own value") filled in for `dynamics`, so that the spec a run stores holds
+        the values it ran with; itself where there are none."""
+        return self
+
     def minimize(self, objective: Objective, start, monitor: Monitor | None = None) -> Result:
         """Minimize from `start`: a point, or the Checkpoint of an interrupted run (whose numbering,
         clock, stage, evaluation count and optimizer snapshot then go on)."""
@@ -514,6 +520,9 @@ class Staged(Optimizer):
     def from_config(cls, settings, build):
         no_extra(cls.name, settings, cls.SETTINGS.names)
         return cls(*(build(s) for s in settings.get("stages", [])))
+
+    def for_dynamics(self, dynamics):
+        return Staged(*(s.for_dynamics(dynamics) for s in self.stages))
 
     def iterate(self, objective, x0, monitor, opt_state):
         first = monitor.stage  # a resumed run goes on in the stage of its checkpoint

@@ -1,18 +1,7 @@
-"""One optimization run: a JSON specification, the objects built from it, and the loop that feeds
-every step to a recorder (the HDF5 run writer, an in-memory `History`, a progress bar).
-
-A run specification is plain JSON, so that it can be saved with the run and rebuilt later::
-
-    {"dynamics":  {"name": "linear_decay", "seed": 2, "N": 100},
-     "loss":      [{"name": "decay"}, {"name": "stability", "weight": 1e5}],
-     "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 30},
-                                               {"name": "lbfgs", "max_iter": 200}]}}
-
-In `dynamics`, every key but name and seed is the dynamics' configuration; in a loss, every key but
-name, weight and label is the loss's configuration; in `optimizer`, the optimizer's settings.
+"""One optimization run: a run spec (tcnet.spec), checked and completed before anything runs, the
+objects built from it, and the loop that feeds every step to a recorder (the HDF5 run writer, an
+in-memory `History`, a progress bar).
 """
-import copy
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,67 +11,10 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from tcnet.dynamics import Dynamics
-from tcnet.loss import Objective, Term
-from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
+from tcnet.optim import Checkpoint, Monitor, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
+from tcnet.spec import RunSpec, build_dynamics, build_objective, build_optimizer
 from tcnet.validate import ConfigError
-
-
-def _named(section, entry):
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise ConfigError(f"run spec: each {section} entry must be a table with a string 'name', got {entry!r}")
-    return entry
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What to run: dynamics, weighted loss terms and optimizer, as JSON-serializable dicts."""
-
-    dynamics: dict
-    loss: list
-    optimizer: dict
-
-    def __post_init__(self):
-        _named("dynamics", self.dynamics)
-        if not isinstance(self.loss, (list, tuple)) or not self.loss:
-            raise ConfigError(f"run spec: loss must be a non-empty list of terms, got {self.loss!r}")
-        for term in self.loss:
-            _named("loss", term)
-        _named("optimizer", self.optimizer)
-        try:
-            json.dumps(self.as_dict())
-        except TypeError as err:
-            raise ConfigError(f"run spec: must be JSON-serializable ({err})") from None
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
-        missing = [k for k in ("dynamics", "loss", "optimizer") if k not in d]
-        if missing:
-            raise ConfigError(f"run spec: missing section(s) {', '.join(missing)}")
-        return cls(copy.deepcopy(d["dynamics"]), copy.deepcopy(list(d["loss"])), copy.deepcopy(d["optimizer"]))
-
-    def as_dict(self) -> dict:
-        return {"dynamics": self.dynamics, "loss": list(self.loss), "optimizer": self.optimizer}
-
-
-def build_dynamics(entry: dict, plugins: Registry) -> Dynamics:
-    cfg = {k: v for k, v in entry.items() if k not in ("name", "seed")}
-    return plugins.get("dynamics", entry["name"]).create(seed=entry.get("seed", 0), **cfg)
-
-
-def build_objective(dynamics: Dynamics, terms: list, plugins: Registry) -> Objective:
-    built = []
-    for entry in terms:
-        cfg = {k: v for k, v in entry.items() if k not in ("name", "weight", "label")}
-        loss = plugins.get("loss", entry["name"])(**cfg)
-        built.append(Term(loss, entry.get("weight", 1.0), entry.get("label", "")))
-    return Objective(dynamics, built)
-
-
-def build_optimizer(entry: dict, plugins: Registry) -> Optimizer:
-    settings = {k: v for k, v in entry.items() if k != "name"}
-    cls = plugins.get("optimizer", entry["name"])
-    return cls.from_config(settings, lambda e: build_optimizer(_named("optimizer", e), plugins))
 
 
 class Recorder(Protocol):
@@ -147,7 +79,9 @@ def auto_threads() -> int | None:
 
 def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry | None = None,
         dynamics: Dynamics | None = None, resume: Checkpoint | None = None, threads: int | None | str = "auto") -> RunResult:
-    """Build and run `spec`; every step goes to an in-memory History and to each recorder.
+    """Check `spec` against the plugins' declarations, build it and run it; every step goes to an
+    in-memory History and to each recorder, which receive the resolved spec (every default filled
+    in: `RunSpec.resolve`).
 
     `dynamics` replaces the one the spec would create (e.g. a network loaded from a file);
     `resume` continues from a checkpoint of an interrupted run of the same spec. `threads` is the
@@ -160,9 +94,11 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
         raise ConfigError(f"run: threads must be 'auto', None or a positive integer, got {threads!r}")
     spec = spec if isinstance(spec, RunSpec) else RunSpec.from_dict(spec)
     plugins = plugins or default_registry()
+    spec = spec.resolve(plugins, dynamics=dynamics is None)  # every key checked before anything is built
     initial = dynamics if dynamics is not None else build_dynamics(spec.dynamics, plugins)
     objective = build_objective(initial, spec.loss, plugins)
-    optimizer = build_optimizer(spec.optimizer, plugins)
+    optimizer = build_optimizer(spec.optimizer, plugins).for_dynamics(initial)
+    spec = RunSpec(spec.dynamics, spec.loss, optimizer.config)
     history = History()
     sinks = [history, *recorders]
     for r in sinks:

@@ -3,6 +3,7 @@
 Every configuration value that reaches tcnet from a user (Python keyword, CLI flag, study file)
 passes through one of these, so that bad input is reported where it enters, in one line.
 """
+import difflib
 import math
 from numbers import Integral, Real
 
@@ -81,9 +82,16 @@ def array(owner, name, value, shape=None):
 
 
 def no_extra(owner, given, allowed):
-    """Reject unknown keyword settings, listing the accepted ones."""
-    extra = sorted(set(given) - set(allowed))
+    """Reject unknown keyword settings in one line: each unknown name with the closest accepted
+    one where one is close (`stability: unknown setting 'wieght' (did you mean 'weight'?)`), then
+    the accepted names."""
+    extra = sorted(set(given) - set(allowed), key=str)
     if extra:
-        raise ConfigError(
-            f"{owner}: unknown setting(s) {', '.join(extra)}; accepted: {', '.join(sorted(allowed)) or 'none'}"
-        )
+        named = ", ".join(f"{k!r}{_closest(k, allowed)}" for k in extra)
+        raise ConfigError(f"{owner}: unknown setting{'s' if len(extra) > 1 else ''} {named}; "
+                          f"accepted: {', '.join(sorted(allowed)) or 'none'}")
+
+
+def _closest(name, allowed) -> str:
+    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,6 +7,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from tcnet import ConfigError, Dynamics, Loss, State, hookimpl
+from tcnet.settings import Array, Integer, Settings
 
 
 class PointState(State):
@@ -18,9 +19,10 @@ class PointState(State):
 class Point(Dynamics):
     name = "point"
     trainable = ("x",)
+    SETTINGS = Settings(Integer("n", 3, "dimension of x", low=1))
 
     @classmethod
-    def create(cls, seed=0, n=3):
+    def build(cls, seed, n):
         return cls({"x": np.random.default_rng(seed).normal(size=n)}, {"n": n}, seed)
 
     def check(self):
@@ -33,10 +35,12 @@ class Point(Dynamics):
 
 class Quadratic(Loss):
     name = "quadratic"
+    SETTINGS = Settings(Array("c", [1.0, -2.0, 0.5], "the minimum", shape=(None,)),
+                        Array("h", [1.0, 4.0, 0.25], "the curvatures (diagonal of H)", shape=(None,), low=0))
 
-    def __init__(self, c=(1.0, -2.0, 0.5), h=(1.0, 4.0, 0.25)):
-        super().__init__(c=list(c), h=list(h))
-        self.c, self.h = np.asarray(c), np.asarray(h)
+    def __init__(self, **config):
+        super().__init__(**config)
+        self.c, self.h = np.asarray(self.config["c"], dtype=float), np.asarray(self.config["h"], dtype=float)
 
     def __call__(self, state):
         d = state.x - self.c

@@ -182,7 +182,7 @@ def test_lagrangian_enforces_a_firing_rate_target_on_the_ei_rate_model():
     ("alternating", {"subset": []}, r"subset must be a non-empty list"),
     ("lagrangian", {"constraint": "rate"}, r"lagrangian: constraint 'rate' is not a term of the objective; terms are objective, constraint"),
     ("penalty", {"constraint": None}, r"penalty: constraint must be the label of the objective's constraint term"),
-    ("lagrangian", {"unknown": 1}, r"lagrangian: unknown setting\(s\) unknown"),
+    ("lagrangian", {"unknown": 1}, r"lagrangian: unknown setting 'unknown'"),
 ])
 def test_invalid_settings_are_config_errors(method, settings, message):
     with pytest.raises(ConfigError, match=message):

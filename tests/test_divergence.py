@@ -14,7 +14,7 @@ from tcnet import store
 from tcnet.cli import main
 from tcnet.optim import FINITE_BOUND, GROWTH_BOUND, LBFGS, SGD, Adam, Monitor, StabilityWarning, Staged
 from tcnet.loss import Objective
-from tcnet.run import build_objective
+from tcnet.spec import build_objective
 
 
 def test_train_with_a_huge_learning_rate_diverges(tmp_path, capsys):

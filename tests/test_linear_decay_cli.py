@@ -30,7 +30,7 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
         J0 = np.random.RandomState(dyn["seed"]).randn(100, 100) / np.sqrt(100)
         np.testing.assert_array_equal(rec.initial.arrays["J0"], J0)
         assert rec.history["loss"][-1] <= rec.history["loss"][0]
-        assert "backend" not in dyn and rec.initial.config["backend"] == "auto"  # the default, saved
+        assert dyn["backend"] == rec.initial.config["backend"] == "auto"  # the default, saved in both
         assert rec.final.summary()["lyapunov_path"] == 0.0  # auto took the fused path here
         history = tcnet.open(out).history(run_id)  # and says so at every step
         assert len(history) == 6 and (history["extra.lyapunov_path"] == 0.0).all()

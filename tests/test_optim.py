@@ -4,7 +4,7 @@ import pytest
 
 from tcnet import Checkpoint, ConfigError, Monitor, Objective, Term
 from tcnet.optim import LBFGS, SGD, Adam, Staged
-from tcnet.run import build_objective, build_optimizer
+from tcnet.spec import build_objective, build_optimizer
 
 C = np.array([1.0, -2.0, 0.5])
 H = np.array([1.0, 4.0, 0.25])
@@ -134,7 +134,7 @@ def test_callback_can_stop(problem):
     [
         ({"name": "adam", "lr": 0}, "adam: lr must be in (0, inf], got 0"),
         ({"name": "sgd", "steps": -1}, "sgd: steps must be an integer in [0, inf], got -1"),
-        ({"name": "adam", "learning_rate": 0.1}, "adam: unknown setting(s) learning_rate; accepted:"),
+        ({"name": "adam", "learning_rate": 0.1}, "adam: unknown setting 'learning_rate'; accepted:"),
         ({"name": "lbfgs", "memory": 0}, "lbfgs: memory must be an integer in [1, inf], got 0"),
         ({"name": "staged", "stages": []}, "staged: stages must hold at least one optimizer"),
         ({"name": "staged", "stages": [{"steps": 3}]}, "each optimizer entry must be a table with a string 'name'"),

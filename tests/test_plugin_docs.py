@@ -10,7 +10,7 @@ import pytest
 
 import tcnet
 from tcnet.plugins import Registry
-from tcnet.run import build_objective
+from tcnet.spec import build_objective
 
 DOC = Path(__file__).parents[1] / "docs" / "PLUGINS.md"
 

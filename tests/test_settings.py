@@ -6,25 +6,28 @@ import pytest
 from tcnet import ConfigError, Dynamics, State
 from tcnet.cli import main
 from tcnet.optim import SGD, Adam, Iterative
-from tcnet.settings import Choice, Integer, Real, Setting, Settings, Text
+from tcnet.settings import REQUIRED, Choice, Integer, Real, Setting, Settings, Text
 
 DECLARED = Settings(
     Integer("steps", 100, "maximum number of updates", low=0),
     Real("lr", 0.01, "step size", low=0, low_open=True),
     Choice("mode", "qss", "how rates are computed", options=("qss", "trials")),
-    Text("label", None, "the label of a term"),
+    Text("label", REQUIRED, "the label of a term"),
 )
 
 
 def test_declaration_gives_defaults_validation_and_help():
     assert DECLARED.names == ("steps", "lr", "mode", "label")
-    assert DECLARED.defaults == {"steps": 100, "lr": 0.01, "mode": "qss", "label": None}
+    assert DECLARED.defaults == {"steps": 100, "lr": 0.01, "mode": "qss", "label": REQUIRED}
     assert DECLARED.resolve("opt", {"label": "c", "lr": 0.5}) == {"steps": 100, "lr": 0.5, "mode": "qss", "label": "c"}
     bad = [({"label": "c", "lr": 0}, "opt: lr must be in (0, inf], got 0"),
            ({"label": "c", "steps": 1.5}, "opt: steps must be an integer, got 1.5"),
            ({"label": "c", "mode": "fast"}, "opt: mode must be one of 'qss', 'trials', got 'fast'"),
-           ({}, "opt: label must be the label of a term (a non-empty string), got None"),
-           ({"label": "c", "rate": 1}, "opt: unknown setting(s) rate; accepted: label, lr, mode, steps")]
+           ({}, "opt: setting(s) label must be given (label: the label of a term (a non-empty string; required))"),
+           ({"label": None}, "opt: label must be the label of a term (a non-empty string), got None"),
+           ({"label": "c", "rate": 1}, "opt: unknown setting 'rate'; accepted: label, lr, mode, steps"),
+           ({"label": "c", "stpes": 1}, "opt: unknown setting 'stpes' (did you mean 'steps'?); accepted: label, "
+                                        "lr, mode, steps")]
     for given, message in bad:
         with pytest.raises(ConfigError) as err:
             DECLARED.resolve("opt", given)
@@ -32,8 +35,8 @@ def test_declaration_gives_defaults_validation_and_help():
     assert DECLARED.help_lines() == [
         "steps: maximum number of updates (an integer in [0, inf]; default 100)",
         "lr: step size (a real number in (0, inf]; default 0.01)",
-        "mode: how rates are computed (one of 'qss', 'trials'; default 'qss')",
-        "label: the label of a term (a non-empty string; default None)",
+        "mode: how rates are computed (one of 'qss', 'trials'; default \"qss\")",
+        "label: the label of a term (a non-empty string; required)",
     ]
 
 
@@ -89,7 +92,7 @@ def test_dynamics_config_is_completed_and_checked_from_its_declaration():
     assert Leaky.create(n=3, tau=0.5).config == {"tau": 0.5, "n": 3}
     with pytest.raises(ConfigError, match="leaky: tau must be in \\(0, inf\\], got -1"):
         Leaky.create(tau=-1)
-    with pytest.raises(ConfigError, match="leaky: unknown setting\\(s\\) size"):
+    with pytest.raises(ConfigError, match="leaky: unknown setting 'size'"):
         Leaky.create(size=3)
 
 

@@ -91,7 +91,7 @@ def test_format_document(tmp_path):
             assert g[k].dtype == np.float64 and np.array_equal(g[k][()], net.arrays[k])
         assert list(f["runs"]) == ["run-0001"]
         run = f["runs/run-0001"]
-        assert json.loads(text(run, "config")) == s
+        assert json.loads(text(run, "config")) == tcnet.RunSpec.from_dict(s).resolve(PLUGINS).as_dict()  # resolved
         assert text(run, "status") == "finished" and text(run, "message") == "done"
         assert text(run, "optimizer_status") == "max_steps" and run.attrs["evaluations"] == 7
         assert run.attrs["evaluations"].dtype == np.int64
@@ -189,7 +189,7 @@ def test_whole_column_write_equals_step_by_step(tmp_path):
     worker's run) stores exactly what the steps written one by one store; fail(message) records
     the message as given."""
     from tcnet.optim import Checkpoint
-    from tcnet.run import RunSpec
+    from tcnet.spec import RunSpec
     path = tmp_path / "runs.h5"
     s = spec({"name": "store_probe_gd", "steps": 6, "lr": 0.1})  # an extra key from step 2 on
     r = go(s, path, flush_steps=2)

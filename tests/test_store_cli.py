@@ -14,7 +14,7 @@ import tcnet
 from tcnet import store
 from tcnet.cli import main
 from tcnet.plugins import Registry
-from tcnet.run import RunSpec
+from tcnet.spec import RunSpec
 from tcnet.store import RunWriter, StoreError
 
 PLUGIN = Path(__file__).parent / "plugins_for_tests" / "store_linear.py"

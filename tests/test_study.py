@@ -100,8 +100,8 @@ def test_toml_nested_tables_mean_the_same_as_quoted_dotted_keys(tmp_path):
 @pytest.mark.parametrize("extra, words", [
     ('[grid]\n"dynamics.n" = 3\n', "must be a non-empty list"),
     ('[study]\nrepeats = 0\n', "repeats must be an integer in [1, inf]"),
-    ('[study]\nworkers = 2\n', "unknown setting(s) workers"),
-    ('[sweep]\n"dynamics.n" = [3]\n', "unknown setting(s) sweep"),
+    ('[study]\nworkers = 2\n', "unknown setting 'workers'"),
+    ('[sweep]\n"dynamics.n" = [3]\n', "unknown setting 'sweep'"),
     ('[grid]\n"loss.quadratic.weight" = [1.0]\n', "term labels are q"),
 ])
 def test_bad_study_files_are_config_errors(tmp_path, extra, words):

@@ -35,7 +35,7 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Iterative, Loss, Objective, State, Term
 from tcnet.optim import STABILITY_CHECK, check_step, largest_curvature
-from tcnet.settings import Integer, Real, Setting, Settings, Text
+from tcnet.settings import REQUIRED, Integer, Real, Setting, Settings, Text
 from tcnet.validate import integer, real
 
 
@@ -181,7 +181,7 @@ class ConstraintMethod(Iterative):
     stopping tolerance (its meaning is given per method; 0 runs all steps)."""
 
     SETTINGS = Settings(
-        Text("constraint", None, "the label of the objective's constraint term"),
+        Text("constraint", REQUIRED, "the label of the objective's constraint term"),
         *Iterative.SETTINGS.with_defaults(steps=1000),
         Real("lr", 0.01, "gradient-descent step on the parameters", low=0, low_open=True),
         Real("tol", 0.0, "stopping tolerance (per method; 0 runs every step)", low=0),

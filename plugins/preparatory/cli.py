@@ -131,11 +131,9 @@ def train(args) -> int:
     grid = _grid(args)
     specs = [_spec(args, N, f, b, seed) for N, f, b, seed in grid]
     plugins = args.registry
-    from tcnet.run import RunSpec, build_dynamics, build_objective, build_optimizer
+    from tcnet.spec import RunSpec
     for spec in specs:  # check every run's configuration before the first one starts
-        s = RunSpec.from_dict(spec)
-        build_objective(build_dynamics(s.dynamics, plugins), s.loss, plugins)
-        build_optimizer(s.optimizer, plugins)
+        RunSpec.from_dict(spec).resolve(plugins)
     failed = 0
     for i, (spec, (N, f, b, seed)) in enumerate(zip(specs, grid), 1):
         writer = RunWriter(args.file)

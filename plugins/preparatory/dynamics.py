@@ -40,20 +40,20 @@ from tcnet import ConfigError, Dynamics, State
 from tcnet.labels import Labels, Quantity
 from tcnet.linalg import eig, real_eig
 from tcnet.resources import FLOAT, require
-from tcnet.validate import array, choice, integer, no_extra, positive, real
+from tcnet.settings import Choice, Integer, Real, Settings
+from tcnet.validate import array
 from tcnet_plugins.preparatory import backends as _backends
 from tcnet_plugins.preparatory.analysis import crossing_time, decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
-DEFAULTS = {"N": 100, "n_frac": 0.1, "tau": 0.01, "normalization": "raw_weights", "init": "legacy", "backend": "auto"}
 BACKENDS = ("eig",) + _backends.BACKENDS
 """How the state computes L1..L3: "auto" (the default: "fused" unless an eigenvalue is nearly
 repeated, then "lyapunov"), "fused" (hand-derived VJP in the real eigenbasis), "lyapunov"
 (eig-free, real Schur), see tcnet_plugins.preparatory.backends, or "eig" (autograd through
-tcnet.linalg.eig, the generic path). `create` writes the key into every new config; a config
-saved without it (before the backends existed) meant "eig" and still does (`LEGACY_BACKEND`),
-so an old stored run resumes on the path it was computed with."""
+tcnet.linalg.eig, the generic path). A config saved without the key (before the backends existed)
+meant "eig" and still does (`LEGACY_BACKEND`), so an old stored run resumes on the path it was
+computed with."""
 LEGACY_BACKEND = "eig"
 
 
@@ -261,21 +261,34 @@ class LinearDecay(Dynamics):
                  "lyapunov_path": Quantity("L1..L3 computed by the Lyapunov path (1) or an eigendecomposition (0)")},
         headline=("t_1pct", "t_5pct"))
 
+    SETTINGS = Settings(
+        Integer("N", 100, "number of units", low=2),
+        Real("n_frac", 0.1, "rank of U V as a fraction of N (n = round(N n_frac) >= 1)", low=0, high=1, low_open=True),
+        Real("tau", 0.01, "time constant", low=0, low_open=True, unit="s"),
+        Choice("normalization", "raw_weights", "how the columns of U and rows of V are rescaled in J (module doc)",
+               options=NORMALIZATIONS),
+        Choice("init", "legacy", "random draws: 'legacy' as the published notebooks (RandomState), 'default' "
+               "numpy's default_rng", options=INITS),
+        Choice("backend", "auto", "how L1..L3 and their gradient are computed (BACKENDS)", options=BACKENDS),
+)
+
+    def __init__(self, arrays, config=None, seed=None):
+        config = dict(config or {})
+        config.setdefault("backend", LEGACY_BACKEND)  # saved before the backends existed
+        super().__init__(arrays, config, seed)
+
     @classmethod
-    def create(cls, seed=0, **config):
-        no_extra(cls.name, config, DEFAULTS)
-        config = {**DEFAULTS, **config}
-        N = integer(cls.name, "N", config["N"], low=2)
-        real(cls.name, "n_frac", config["n_frac"], low=0, high=1, low_open=True)
-        n = rank(N, config["n_frac"])
+    def relate(cls, settings):
+        n = rank(settings["N"], settings["n_frac"])
         if n < 1:
             raise ConfigError(f"{cls.name}: n_frac must give rank n = round(N n_frac) >= 1, got n = {n}")
-        init = choice(cls.name, "init", config["init"], INITS)
-        normalization = choice(cls.name, "normalization", config["normalization"], NORMALIZATIONS)
-        integer(cls.name, "seed", seed, low=0)
-        require(cls.name, f"N = {N}", memory(N, config["backend"]))
-        s = sigma(N, n, normalization)
-        if init == "legacy":
+        require(cls.name, f"N = {settings['N']}", memory(settings["N"], settings["backend"]))
+
+    @classmethod
+    def build(cls, seed, **config):
+        N, n = config["N"], rank(config["N"], config["n_frac"])
+        s = sigma(N, n, config["normalization"])
+        if config["init"] == "legacy":
             randn = np.random.RandomState(seed).randn
         else:
             rng = np.random.default_rng(seed)
@@ -300,23 +313,11 @@ class LinearDecay(Dynamics):
 
     @property
     def backend(self) -> str:
-        """The configured backend; `LEGACY_BACKEND` for a config saved without the key."""
-        return self.config.get("backend", LEGACY_BACKEND)
+        return self.config["backend"]
 
     def check(self):
-        no_extra(self.name, self.config, DEFAULTS)
-        missing = [k for k in DEFAULTS if k not in self.config and k != "backend"]
-        if missing:
-            raise ConfigError(f"{self.name}: missing setting(s) {', '.join(missing)}")
-        N = integer(self.name, "N", self.config["N"], low=2)
-        real(self.name, "n_frac", self.config["n_frac"], low=0, high=1, low_open=True)
-        n = self.n
-        if n < 1:
-            raise ConfigError(f"{self.name}: n_frac must give rank n = round(N n_frac) >= 1, got n = {n}")
-        positive(self.name, "tau", self.config["tau"])
-        choice(self.name, "normalization", self.config["normalization"], NORMALIZATIONS)
-        choice(self.name, "init", self.config["init"], INITS)
-        choice(self.name, "backend", self.backend, BACKENDS)
+        self.relate(self.config)
+        N, n = self.N, self.n
         shapes = {"J0": (N, N), "U": (N, n), "V": (n, N), "w": (N,)}
         extra = sorted(set(self.arrays) - set(shapes))
         if extra:

@@ -16,7 +16,8 @@ from tcnet import __version__
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.optim import Checkpoint
-from tcnet.run import RunResult, RunSpec, run
+from tcnet.run import RunResult, run
+from tcnet.spec import RunSpec
 from tcnet.store._files import (
     CHUNK, FINAL_WAIT, FINISHED, FLUSH_WAIT, HISTORY_COLUMNS, STATUSES, DiskFullError, FileBusyError, StoreError,
     _WriteLock, create_dataset, _dataset, _group, _h5name, _has, _int_attr, _json_attr, _lock_owner, _malformed,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from tcnet.run import RunSpec
+from tcnet.spec import RunSpec
 from tcnet.store import FINISHED
 from tcnet.study.records import stored, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key

@@ -1,7 +1,7 @@
 """Reading and writing a study's runs through the store (tcnet.store); only the driver writes."""
 from pathlib import Path
 
-from tcnet.run import RunSpec
+from tcnet.spec import RunSpec
 from tcnet.study.spec import PlannedRun
 from tcnet.validate import ConfigError
 

@@ -15,7 +15,7 @@ import time
 import traceback
 
 
-from tcnet.run import RunSpec
+from tcnet.spec import RunSpec
 from tcnet.validate import ConfigError, integer
 
 # what a worker process sets before numpy loads: one BLAS thread per worker (as dask's nanny does)
@@ -34,7 +34,8 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     """
     from tcnet.optim import Checkpoint
     from tcnet.plugins import registry
-    from tcnet.run import History, build_dynamics, run
+    from tcnet.run import History, run
+    from tcnet.spec import build_dynamics
     from tcnet.store import ended_status, history_columns
 
     t0 = time.perf_counter()

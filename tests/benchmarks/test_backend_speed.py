@@ -35,7 +35,8 @@ from threadpoolctl import threadpool_limits
 from _speed_table import NOTES, RATIOS
 from tcnet import Loss, Term
 from tcnet.plugins import registry
-from tcnet.run import RunSpec, auto_threads, build_dynamics, build_objective
+from tcnet.run import auto_threads
+from tcnet.spec import RunSpec, build_dynamics, build_objective
 from tcnet_plugins.preparatory.cli import recipe, run_spec
 
 SIZES = (100, 300, 500, 1000)

@@ -15,7 +15,7 @@ from autograd import value_and_grad
 
 from _speed_table import NOTES
 from tcnet.plugins import registry
-from tcnet.run import build_dynamics, build_objective
+from tcnet.spec import build_dynamics, build_objective
 from tcnet_plugins.constraints.toy_gaussian import toy_spec
 
 

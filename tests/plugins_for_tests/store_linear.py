@@ -16,7 +16,7 @@ import scipy.linalg
 
 from tcnet import Dynamics, Loss, Optimizer, Result, State, hookimpl
 from tcnet.settings import Integer, Real, Settings
-from tcnet.validate import array, integer, positive, real
+from tcnet.validate import array
 
 
 class LinearState(State):
@@ -28,16 +28,17 @@ class LinearState(State):
 class StoreLinear(Dynamics):
     name = "store_linear"
     trainable = ("J",)
+    SETTINGS = Settings(Integer("N", 3, "number of units", low=1),
+                        Real("tau", 1.0, "time constant", low=0, low_open=True, unit="s"))
 
     @classmethod
-    def create(cls, seed=0, N=3, tau=1.0):
+    def build(cls, seed, N, tau):
         rng = np.random.default_rng(seed)
         J = 0.5 * rng.normal(size=(N, N)) / np.sqrt(N)
         return cls({"J": J, "w": rng.normal(size=N)}, {"N": N, "tau": tau}, seed)
 
     def check(self):
-        n = integer(self.name, "N", self.config.get("N"), low=1)
-        positive(self.name, "tau", self.config.get("tau"))
+        n = self.config["N"]
         array(self.name, "J", self.arrays["J"], (n, n))
         array(self.name, "w", self.arrays["w"], (n,))
 
@@ -70,16 +71,13 @@ class StoreLinear(Dynamics):
 
 class Bowl(Loss):
     name = "store_bowl"
-
-    def __init__(self, c=0.3, delay=0.0):
-        super().__init__(c=c, delay=delay)
-        self.c = real(self.name, "c", c)
-        self.delay = real(self.name, "delay", delay, low=0)
+    SETTINGS = Settings(Real("c", 0.3, "the entries' target"),
+                        Real("delay", 0.0, "sleep per evaluation", low=0, unit="s"))
 
     def __call__(self, state):
-        if self.delay:
-            time.sleep(self.delay)
-        d = state.J - self.c
+        if self.config["delay"]:
+            time.sleep(self.config["delay"])
+        d = state.J - self.config["c"]
         return anp.sum(d * d) + 0.1 * anp.sum(anp.sin(3 * state.J))
 
 
@@ -88,9 +86,10 @@ class StaticNet(Dynamics):
 
     name = "store_static"
     trainable = ("b",)
+    SETTINGS = Settings(Integer("n", 2, "number of parameters", low=1))
 
     @classmethod
-    def create(cls, seed=0, n=2):
+    def build(cls, seed, n):
         return cls({"b": np.random.default_rng(seed).normal(size=n)}, {"n": n}, seed)
 
     def make_state(self, params):
