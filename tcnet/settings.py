@@ -149,6 +149,7 @@ class Array(Setting):
     low: float | None = None
 
     def check(self, owner, value):
+        value = value.tolist() if hasattr(value, "tolist") else value  # a numpy array given from Python
         numbers = list(_leaves(value))
         kind = "integers" if self.integer else "finite numbers"
         if not all(_is_number(x, self.integer) for x in numbers):
@@ -237,10 +238,10 @@ class Settings(tuple):
         """The given values with defaults filled in, each checked against its declaration; an
         unknown name is refused with the closest declared one (`validate.no_extra`)."""
         no_extra(owner, given, self.names)
-        missing = [s.name for s in self if s.default is REQUIRED and s.name not in given]
+        missing = [s for s in self if s.default is REQUIRED and s.name not in given]
         if missing:
-            raise ConfigError(f"{owner}: setting(s) {', '.join(missing)} must be given ("
-                              + "; ".join(s.help() for s in self if s.name in missing) + ")")
+            raise ConfigError(f"{owner}: " + "; ".join(f"{s.name} must be given: {s.doc} ({s.allowed()})"
+                                                       for s in missing))
         values = {**self.defaults, **given}
         for s in self:
             s.validate(owner, values[s.name])

@@ -270,11 +270,13 @@ def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path)
 
 
 @pytest.mark.parametrize("config,message", [
-    ({}, "equality: quantity must be the name of a state quantity, got None"),
+    ({}, "equality: quantity must be given: the name of a quantity of the dynamics' state"),
+    ({"quantity": None}, "equality: quantity must be the name of a quantity of the dynamics' state"),
     ({"quantity": "x", "index": []}, "equality: index must be an integer or a non-empty list of integers"),
-    ({"quantity": "x", "index": [0.5]}, "equality: index must be an integer"),
-    ({"quantity": "x", "target": "three"}, "equality: target must be a finite number or list of numbers"),
-    ({"quantity": "x", "target": float("inf")}, "equality: target must be a finite number or list of numbers"),
+    ({"quantity": "x", "index": [0.5]}, "equality: index must be a number or a list of integers"),
+    ({"quantity": "x", "target": "three"}, "equality: target must be a number or a list of numbers"),
+    ({"quantity": "x", "target": float("inf")}, "equality: target must be a number or a list of numbers"),
+    ({"quantity": "x", "target": [[1.0]]}, "equality: target must be a number or a list of numbers"),
     ({"quantity": "x", "index": [5]}, r"equality: index \[5\] is out of range for x with 2 entries"),
     ({"quantity": "x", "index": [0, 1], "target": [1.0, 2.0, 3.0]},
      "equality: target has 3 entries but the selection of x has 2"),

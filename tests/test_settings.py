@@ -23,7 +23,7 @@ def test_declaration_gives_defaults_validation_and_help():
     bad = [({"label": "c", "lr": 0}, "opt: lr must be in (0, inf], got 0"),
            ({"label": "c", "steps": 1.5}, "opt: steps must be an integer, got 1.5"),
            ({"label": "c", "mode": "fast"}, "opt: mode must be one of 'qss', 'trials', got 'fast'"),
-           ({}, "opt: setting(s) label must be given (label: the label of a term (a non-empty string; required))"),
+           ({}, "opt: label must be given: the label of a term (a non-empty string)"),
            ({"label": None}, "opt: label must be the label of a term (a non-empty string), got None"),
            ({"label": "c", "rate": 1}, "opt: unknown setting 'rate'; accepted: label, lr, mode, steps"),
            ({"label": "c", "stpes": 1}, "opt: unknown setting 'stpes' (did you mean 'steps'?); accepted: label, "

@@ -63,7 +63,7 @@ def test_bad_dotted_keys_are_config_errors_naming_the_key(key, words):
 
 
 def test_points_are_grid_times_overrides_with_repeats_innermost():
-    s = Study(base(), grid={"dynamics.n": [2, 3], "loss.q.weight": [1.0, 2.0, 3.0]},
+    s = Study(base(), plugin_files=[PLUGIN], grid={"dynamics.n": [2, 3], "loss.q.weight": [1.0, 2.0, 3.0]},
               overrides=[{"optimizer.stages.0.lr": 0.1}, {"optimizer.stages.0.lr": 0.2}], repeats=2)
     runs = s.runs()
     assert len(runs) == 2 * 3 * 2 * 2
@@ -76,8 +76,8 @@ def test_points_are_grid_times_overrides_with_repeats_innermost():
 
 
 def test_seed_is_sha256_of_study_seed_and_run_key_independent_of_the_other_points():
-    small = Study(base(), grid={"dynamics.n": [3, 4]}, repeats=2, seed=11).runs()
-    large = Study(base(), grid={"dynamics.n": [5, 4, 3]}, repeats=3, seed=11).runs()
+    small = Study(base(), grid={"dynamics.n": [3, 4]}, repeats=2, seed=11, plugin_files=[PLUGIN]).runs()
+    large = Study(base(), grid={"dynamics.n": [5, 4, 3]}, repeats=3, seed=11, plugin_files=[PLUGIN]).runs()
     for r in small:
         key = json.dumps({"overrides": r.overrides, "repeat": r.repeat}, sort_keys=True, separators=(",", ":"))
         expected = int.from_bytes(hashlib.sha256(f"11:{key}".encode()).digest()[:4], "little")
@@ -210,25 +210,71 @@ def test_interrupted_run_is_redone_as_a_new_attempt(tmp_path):
     assert row["terms/q:mean"] == pytest.approx(quadratic_at_seed(victim.seed), rel=1e-12)
 
 
-def test_run_whose_network_cannot_be_created_is_stored_as_failed_and_not_retried(tmp_path, capsys):
-    # linear_decay rejects N = -4 with a ConfigError when the worker creates the network
+FRAGILE = """
+import numpy as np
+from tcnet import ConfigError, Dynamics, State, hookimpl
+from tcnet.settings import Integer, Settings
+
+
+class Fragile(Dynamics):
+    \"\"\"Fails to build at N = -4, as a data file that cannot be read fails: its declaration allows it.\"\"\"
+
+    name = "fragile"
+    trainable = ("x",)
+    SETTINGS = Settings(Integer("N", 4, "size"))
+
+    @classmethod
+    def build(cls, seed, N):
+        if N < 0:
+            raise ConfigError(f"fragile: cannot build N = {N}")
+        return cls({"x": np.random.default_rng(seed).normal(size=N)}, {"N": N}, seed)
+
+    def make_state(self, params):
+        return Point(self, params)
+
+
+class Point(State):
+    @property
+    def x(self):
+        return self.params["x"]
+
+
+@hookimpl
+def tcnet_dynamics():
+    return [Fragile]
+"""
+
+
+def test_run_refused_by_a_declaration_stops_the_study_before_any_run(tmp_path, capsys):
     toml, out = tmp_path / "bad.toml", tmp_path / "bad.h5"
-    toml.write_text('[study]\nname = "bad"\nseed = 3\nrepeats = 2\n[base.dynamics]\nname = "linear_decay"\n'
-                    'N = 4\nn_frac = 0.5\n[[base.loss]]\nname = "decay"\n[base.optimizer]\nname = "adam"\n'
-                    'steps = 2\n[grid]\n"dynamics.N" = [4, -4]\n')
+    toml.write_text('[study]\nname = "bad"\nseed = 3\n[base.dynamics]\nname = "linear_decay"\nN = 4\n'
+                    'n_frac = 0.5\n[[base.loss]]\nname = "decay"\n[base.optimizer]\nname = "adam"\nsteps = 2\n'
+                    '[grid]\n"dynamics.N" = [4, -4]\n')
+    assert main(["study", str(toml), "-o", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == ("tcnet study: run at dynamics.N = -4: linear_decay: N must be an integer in "
+                                       "[2, inf], got -4\n")
+    assert not out.exists()
+
+
+def test_run_whose_network_cannot_be_created_is_stored_as_failed_and_not_retried(tmp_path, capsys):
+    (tmp_path / "fragile.py").write_text(FRAGILE)
+    toml, out = tmp_path / "bad.toml", tmp_path / "bad.h5"
+    toml.write_text(f'[study]\nname = "bad"\nseed = 3\nrepeats = 2\nplugins = ["fragile.py", {json.dumps(PLUGIN)}]\n'
+                    '[base.dynamics]\nname = "fragile"\n[[base.loss]]\nname = "quadratic"\nc = [0.0, 0.0, 0.0, 0.0]\n'
+                    'h = [1.0, 1.0, 1.0, 1.0]\n[base.optimizer]\nname = "adam"\nsteps = 2\n[grid]\n"dynamics.N" = [4, -4]\n')
     assert main(["study", str(toml), "-o", str(out), "--workers", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    message = "ConfigError: linear_decay: N must be an integer in [2, inf], got -4"
+    message = "ConfigError: fragile: cannot build N = -4"
     assert "4 runs: 0 already in the file, 2 done, 2 failed, 0 lost" in err and err.count(message) == 2
     study = Study.from_toml(toml)
     for p in study.runs():
         rec = read_run(out, p.run_id)
-        assert rec.spec == p.spec
+        assert rec.spec == p.resolved
         if p.overrides["dynamics.N"] == 4:
             assert rec.status == "finished" and rec.steps == 3
         else:  # the spec and the error; no initial network, and asking for it says why
             assert (rec.status, rec.message, rec.steps, rec.initial_data) == ("failed", message, 0, None)
-            with pytest.raises(StoreError, match="failed before its network was created.*N must be"):
+            with pytest.raises(StoreError, match="failed before its network was created.*cannot build"):
                 rec.initial
             with pytest.raises(StoreError, match="failed before its network was created"):
                 load_network(out, f"{p.run_id}/initial")

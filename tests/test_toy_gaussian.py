@@ -100,7 +100,7 @@ def test_alternating_fixed_point_solves_the_two_dimensional_map(case, a, b):
     (((1.0, 2.0), (2.0, 1.0)), "C must be positive definite"),
     (((1.0, 0.0), (0.0, 0.0)), "C must be positive definite"),
     (((1.0, 0.5), (0.2, 1.0)), "C must be symmetric"),
-    (((1.0, 0.5, 0.0), (0.5, 1.0, 0.0)), "C must have shape"),
+    (((1.0, 0.5, 0.0), (0.5, 1.0, 0.0)), "C must be a 2 x 2 list of numbers"),
 ])
 def test_invalid_covariance_is_a_config_error(C, message):
     with pytest.raises(ConfigError, match=message):

@@ -35,8 +35,8 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Iterative, Loss, Objective, State, Term
 from tcnet.optim import STABILITY_CHECK, check_step, largest_curvature
-from tcnet.settings import REQUIRED, Integer, Real, Setting, Settings, Text
-from tcnet.validate import integer, real
+from tcnet.settings import REQUIRED, Array, Integer, Real, Setting, Settings, Text
+from tcnet.validate import real
 
 
 class Equality(Loss):
@@ -57,21 +57,21 @@ class StateEquality(Equality):
     integers into the flattened quantity; `target`: a number or a list as long as the selection."""
 
     name = "equality"
+    SETTINGS = Settings(
+        Text("quantity", REQUIRED, "the name of a quantity of the dynamics' state"),
+        Array("target", 0.0, "the value: a number, or a list as long as the selection"),
+        Array("index", None, "entries of the flattened quantity: an integer or a non-empty list (null: all)",
+              integer=True),
+    )
 
-    def __init__(self, quantity=None, target=0.0, index=None):
-        if not isinstance(quantity, str) or not quantity:
-            raise ConfigError(f"equality: quantity must be the name of a state quantity, got {quantity!r}")
-        if index is not None:
-            entries = [index] if not isinstance(index, (list, tuple)) else list(index)
-            if not entries:
-                raise ConfigError("equality: index must be an integer or a non-empty list of integers")
-            for i in entries:
-                integer("equality", "index", i)
-        t = np.asarray(target, dtype=float) if _numeric(target) else None
-        if t is None or t.ndim > 1 or not np.all(np.isfinite(t)):
-            raise ConfigError(f"equality: target must be a finite number or list of numbers, got {target!r}")
-        super().__init__(quantity=quantity, target=target, index=index)
-        self.quantity, self.index, self.target = quantity, index, t
+    def __init__(self, **config):
+        super().__init__(**config)
+        self.quantity, self.index = self.config["quantity"], self.config["index"]
+        self.target = np.asarray(self.config["target"], dtype=float)
+        if self.target.ndim > 1:
+            raise ConfigError(f"equality: target must be a number or a list of numbers, got {self.config['target']!r}")
+        if self.index is not None and np.ndim(self.index) > 1 or self.index == []:
+            raise ConfigError(f"equality: index must be an integer or a non-empty list of integers, got {self.index!r}")
 
     def residual(self, state):
         try:
@@ -95,13 +95,6 @@ class StateEquality(Equality):
         return q - self.target
 
 
-def _numeric(value):
-    try:
-        return np.asarray(value).dtype.kind in "iuf"
-    except (TypeError, ValueError):
-        return False
-
-
 class _Coupling(Loss):
     """The constraint's part of a Lagrangian, multiplier . g + rho/2 |g|^2, with the multiplier and
     rho run-time inputs of the evaluation, and g returned as the side result `residual` (so the
@@ -110,6 +103,7 @@ class _Coupling(Loss):
 
     name = "coupling"
     inputs = ("multiplier", "rho")
+    SETTINGS = Settings()  # built by the Lagrangian around its constraint, not from a spec
 
     def __init__(self, constraint: Loss):
         super().__init__()

@@ -56,6 +56,7 @@ import numpy as np
 import scipy.optimize
 
 from tcnet import ConfigError, Dynamics, Loss, State
+from tcnet.settings import Array, Integer, Real, Settings
 from tcnet.validate import array, integer, real
 from tcnet_plugins.constraints.methods import Equality
 
@@ -219,14 +220,32 @@ class ToyGaussian(Dynamics):
 
     name = "toy_gaussian"
     trainable = ("x",)
+    SETTINGS = Settings(
+        Array("u", list(SLIDES_U), "centre of the well", shape=(2,)),
+        Array("C", [list(r) for r in SLIDES_C], "precision matrix of the well (symmetric positive definite)",
+              shape=(2, 2)),
+        Array("start", list(SLIDES_START), "the starting point(s), (2,) or (k, 2)", stored=False),
+    )
 
     @classmethod
-    def create(cls, seed=0, start=SLIDES_START, u=SLIDES_U, C=SLIDES_C):
-        x = np.atleast_2d(array("toy_gaussian", "start", start))
+    def relate(cls, settings):
+        check_gaussian(cls.name, settings["u"], settings["C"])
+
+    @classmethod
+    def build(cls, seed, start, u, C):
+        x = np.atleast_2d(array(cls.name, "start", start))
         return cls({"x": x}, {"u": np.asarray(u, float).tolist(), "C": np.asarray(C, float).tolist()}, seed)
 
+    @functools.cached_property
+    def u(self) -> np.ndarray:
+        return np.asarray(self.config["u"], dtype=float)
+
+    @functools.cached_property
+    def C(self) -> np.ndarray:
+        return np.asarray(self.config["C"], dtype=float)
+
     def check(self):
-        self.u, self.C = check_gaussian(self.name, self.config.get("u", SLIDES_U), self.config.get("C", SLIDES_C))
+        self.relate(self.config)
         array(self.name, "x", self.arrays["x"], shape=(None, 2))
         if self.arrays["x"].shape[0] < 1:
             raise ConfigError(f"{self.name}: x must hold at least one point, got shape {self.arrays['x'].shape}")
@@ -252,11 +271,8 @@ class ToyConstraint(Equality):
     """x[:, index] = target per point: residual x[:, index] - target, loss value sum (x_index - target)^2."""
 
     name = "toy_constraint"
-
-    def __init__(self, target=3.0, index=1):
-        t, i = _check_constraint("toy_constraint", target, index)
-        super().__init__(target=t, index=i)
-        self.target, self.index = t, i
+    SETTINGS = Settings(Real("target", 3.0, "the value x_index must take"),
+                        Integer("index", 1, "which coordinate of each point is constrained", low=0, high=1))
 
     def residual(self, state):
-        return state.x[:, self.index] - self.target
+        return state.x[:, self.config["index"]] - self.config["target"]

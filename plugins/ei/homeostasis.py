@@ -38,26 +38,22 @@ from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, Iterative, Loss, State
 from tcnet.labels import Labels, Quantity
-from tcnet.settings import Choice, Integer, Real, Setting, Settings
+from tcnet.settings import Array, Choice, Integer, Real, Setting, Settings
 from tcnet.loss import Evaluation
-from tcnet.validate import array, choice, no_extra, positive, real
+from tcnet.validate import array, real
 
 from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial
 
 
-def resolve_parameters(owner, config) -> dict:
-    """The model parameters of a config: its preset's values overridden by explicit keys."""
-    preset = choice(owner, "preset", config.get("preset", "paradoxical"), tuple(ei.PRESETS))
-    p = dict(ei.PRESETS[preset]["params"])
-    for key in ei.PARAMETERS:
-        if key in config:
-            p[key] = config[key]
-    for key in ("Theta_E", "Theta_I", "I_ext"):
-        p[key] = real(owner, key, p[key])
-    for key in ("g_E", "g_I", "tau_E", "tau_I", "E_set", "I_set"):
-        p[key] = positive(owner, key, p[key])
-    return p
+def parameter_settings() -> Settings:
+    """The model parameters as settings: each defaults to its preset's value (None)."""
+    docs = {"g_E": ("gain of E", "Hz", 0), "g_I": ("gain of I", "Hz", 0), "Theta_E": ("threshold of E", "", None),
+            "Theta_I": ("threshold of I", "", None), "I_ext": ("external input to E", "", None),
+            "tau_E": ("time constant of E", "ms", 0), "tau_I": ("time constant of I", "ms", 0),
+            "E_set": ("set point of E", "Hz", 0), "I_set": ("set point of I", "Hz", 0)}
+    return Settings(*(Real(k, None, f"{docs[k][0]} (null: the preset's)", unit=docs[k][1], low=docs[k][2],
+                           low_open=docs[k][2] is not None) for k in ei.PARAMETERS))
 
 
 class EIState(State):
@@ -117,17 +113,31 @@ class EIRate(Dynamics):
                  "W_II_set": Quantity("set-point W_II")},
         headline=("E_qss", "I_qss"))
 
+    SETTINGS = Settings(
+        Choice("preset", "paradoxical", "the parameter set and initial weights of an original notebook",
+               options=tuple(ei.PRESETS)),
+        *parameter_settings(),
+        Array("W", None, "initial weights (W_EE, W_EI, W_IE, W_II) (null: the preset's)", shape=(4,), low=0,
+              stored=False),
+    )
+
+    def __init__(self, arrays, config=None, seed=None):
+        config = dict(config or {})
+        preset = ei.PRESETS.get(config.get("preset", "paradoxical"), {"params": {}})["params"]
+        config.update({k: preset[k] for k in ei.PARAMETERS if config.get(k) is None and k in preset})
+        super().__init__(arrays, config, seed)  # every parameter stored as a number: as the network ran
+
     @classmethod
-    def create(cls, seed=0, preset="paradoxical", W=None, **params):
+    def build(cls, seed, preset, W, **params):
         """The preset's network (its initial weights unless W is given); keys override parameters."""
-        no_extra(cls.name, params, ei.PARAMETERS)
-        choice(cls.name, "preset", preset, tuple(ei.PRESETS))
-        W = ei.PRESETS[preset]["W"] if W is None else W
-        return cls({"W": W}, {"preset": preset, **params}, seed)
+        return cls({"W": ei.PRESETS[preset]["W"] if W is None else W}, {"preset": preset, **params}, seed)
+
+    @cached_property
+    def p(self) -> dict:
+        """The model parameters (every key of model.PARAMETERS)."""
+        return {k: self.config[k] for k in ei.PARAMETERS}
 
     def check(self):
-        no_extra(self.name, self.config, ("preset", *ei.PARAMETERS))
-        self.p = resolve_parameters(self.name, self.config)
         W = array(self.name, "W", self.arrays["W"], shape=(4,))
         if np.any(W < 0):
             raise ConfigError(f"{self.name}: W = (W_EE, W_EI, W_IE, W_II) must be >= 0, got {W.tolist()}")
@@ -179,16 +189,13 @@ class Homeostatic(Loss):
     """L = (E - E_set)^2/2 + (I - I_set)^2/2 at the QSS rates of an `ei_rate` state."""
 
     name = "homeostatic"
-
-    def __init__(self, E_set=None, I_set=None):
-        super().__init__(E_set=E_set, I_set=I_set)
-        self.E_set = None if E_set is None else positive(self.name, "E_set", E_set)
-        self.I_set = None if I_set is None else positive(self.name, "I_set", I_set)
+    SETTINGS = Settings(
+        Real("E_set", None, "set point of E (null: the dynamics' E_set)", low=0, low_open=True, unit="Hz"),
+        Real("I_set", None, "set point of I (null: the dynamics' I_set)", low=0, low_open=True, unit="Hz"),
+    )
 
     def set_points(self, dynamics) -> tuple[float, float]:
-        p = dynamics.p
-        return (p["E_set"] if self.E_set is None else self.E_set,
-                p["I_set"] if self.I_set is None else self.I_set)
+        return tuple(dynamics.p[k] if self.config[k] is None else self.config[k] for k in ("E_set", "I_set"))
 
     def __call__(self, state):
         E_set, I_set = self.set_points(state.dynamics)

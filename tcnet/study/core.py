@@ -55,7 +55,7 @@ class Study:
         if missing:
             raise ConfigError(f"study: plugin file(s) {', '.join(missing)} do not exist (plugins are paths "
                               "relative to the study file)")
-        self.runs()  # every key must address the base spec
+        self.runs()  # every key must address the base spec, every run must check
 
     @classmethod
     def from_dict(cls, d: dict, root=".", default_name="study") -> "Study":
@@ -97,7 +97,11 @@ class Study:
         return [{**g, **o} for g in combos for o in (self.overrides or [{}])]
 
     def runs(self) -> list[PlannedRun]:
-        """Every run of the study, grid point by grid point, repeats innermost."""
+        """Every run of the study, grid point by grid point, repeats innermost, each spec checked
+        against the plugins' declarations (the offending grid point named) before any runs."""
+        from tcnet.plugins import UnknownPluginError, registry
+
+        plugins = registry(self.plugin_files)
         out, seen = [], set()
         for point in self.points():
             for r in range(self.repeats):
@@ -110,9 +114,13 @@ class Study:
                     set_key(spec, k, v)
                 seed = derive_seed(self.seed, key)
                 spec["dynamics"]["seed"] = seed
-                RunSpec.from_dict(spec)
                 digest = hashlib.sha256(canonical(spec).encode()).hexdigest()[:12]
-                out.append(PlannedRun(f"{self.name}-{digest}", key, point, r, seed, spec))
+                try:
+                    resolved = RunSpec.from_dict(spec).resolve(plugins).as_dict()
+                except (ConfigError, UnknownPluginError) as err:
+                    where = ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items()) or "the base spec"
+                    raise ConfigError(f"study: run at {where}: {err}") from None
+                out.append(PlannedRun(f"{self.name}-{digest}", key, point, r, seed, spec, resolved))
         return out
 
     def run(self, path, executor=None, *, workers=None, progress=True, retry_failed=False,
@@ -144,7 +152,7 @@ class Study:
         bar = tqdm(total=len(planned), initial=report.skipped, desc=self.name, unit="run", disable=not progress)
         try:
             with _tasks(executor, workers, len(todo)) as (submit, completed):
-                futures = {submit(execute_run, canonical(p.spec), list(self.plugin_files)): p for p in todo}
+                futures = {submit(execute_run, canonical(p.resolved), list(self.plugin_files)): p for p in todo}
                 for fut in completed(futures):
                     p = futures[fut]
                     bar.update(1)

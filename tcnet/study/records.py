@@ -36,7 +36,7 @@ def stored(path, planned: list, plugins=None) -> dict:
         ids = attempts.get(p.run_id, [])
         records = [read_run(path, rid, plugins=plugins) for rid in ids]
         for rec in records:
-            if rec.spec != p.spec:
+            if not p.matches(rec.spec):
                 raise ConfigError(f"study: {path} holds run {rec.run_id} with another spec than this study's run "
                                   f"{p.key}; use another output file")
         if records:
@@ -58,7 +58,8 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
 
     run_id = attempt_ids(planned.run_id, attempt)
     writer = RunWriter(path, run_id)
-    writer.start(RunSpec.from_dict(planned.spec), None if outcome["initial"] is None else network(outcome["initial"]))
+    writer.start(RunSpec.from_dict(outcome.get("spec", planned.resolved)),
+                 None if outcome["initial"] is None else network(outcome["initial"]))
     try:
         if outcome["checkpoint"] is not None:
             writer.write(outcome["history"], outcome["checkpoint"])

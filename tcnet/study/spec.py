@@ -73,7 +73,9 @@ def derive_seed(study_seed: int, key: str) -> int:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a study: its overrides (dotted key -> value), repeat, seed, spec and id."""
+    """One run of a study: its overrides (dotted key -> value), repeat, seed, its spec as the study
+    file makes it (`spec`, which its id hashes) and as checked with every default filled in
+    (`resolved`, what the run is given)."""
 
     run_id: str
     key: str
@@ -81,3 +83,18 @@ class PlannedRun:
     repeat: int
     seed: int
     spec: dict
+    resolved: dict
+
+    def matches(self, stored: dict) -> bool:
+        """Whether a stored run's spec is this run's: the spec as planned or resolved, or one that
+        holds every value of it (a run records the values it ran with, e.g. an optimizer's
+        model-dependent defaults, tcnet.optim.Optimizer.for_dynamics)."""
+        return _covers(stored, self.spec) or _covers(stored, self.resolved)
+
+
+def _covers(stored, planned) -> bool:
+    if isinstance(planned, dict):
+        return isinstance(stored, dict) and all(k in stored and _covers(stored[k], v) for k, v in planned.items())
+    if isinstance(planned, list):
+        return isinstance(stored, list) and len(stored) == len(planned) and all(map(_covers, stored, planned))
+    return stored == planned

@@ -27,7 +27,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
 
     status (the store's: "finished", "non-finite", "diverged" or "failed"), error ("<Type>: <text>"), the
-    result's counts and message, the network (name, config, seed, initial and final arrays), the
+    spec as it ran (every default filled in), the result's counts and message, the network (name, config, seed, initial and final arrays), the
     history columns (tcnet.store.history_columns), the last step's Checkpoint (None without
     steps), wall time and worker. A run that raises is returned as
     failed with its error and the steps it made; it never raises itself.
@@ -48,7 +48,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
         out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays))
         res = run(spec, progress=False, plugins=plugins, dynamics=initial, recorders=[history])
         r = res.result
-        out.update(status=ended_status(r.status), optimizer_status=r.status,
+        out.update(spec=res.spec.as_dict(), status=ended_status(r.status), optimizer_status=r.status,
                    message=r.message, steps=r.steps, evaluations=r.evaluations, final=dict(res.final.arrays))
     except Exception as err:
         out.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
