@@ -14,7 +14,7 @@ import numpy as np
 
 from tcnet import __version__
 from tcnet.optim import NUMERICAL_FAILURES, StabilityWarning
-from tcnet.plugins import PluginError, UnknownPluginError, registry
+from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
 from tcnet.resources import FLOAT, require
 from tcnet.store import StoreError
 from tcnet.study import add_commands as add_study_commands
@@ -23,8 +23,12 @@ from tcnet.validate import ConfigError
 
 def _plugins(args) -> int:
     """List every registered dynamics, loss and optimizer with the plugin it came from; with a
-    NAME, that plugin's description and declared settings (tcnet.settings)."""
+    NAME, that plugin's description and every setting a spec entry of it takes (tcnet.settings);
+    with --markdown, docs/SETTINGS.md (the settings of tcnet's own plugins)."""
     entries = args.registry.all()
+    if args.markdown:
+        print(settings_page([e for e in entries if e.cls.__module__.split(".")[0] in ("tcnet", "tcnet_plugins")]))
+        return 0
     if args.name is not None:
         entries = [e for e in entries if args.name in (e.name, *getattr(e.cls, "aliases", ()))]
         if not entries:
@@ -34,9 +38,11 @@ def _plugins(args) -> int:
     for e in entries:
         print(f"{e.kind:<10} {e.name:<{width}}  {e.source}")
         if args.name is not None:
-            paragraph = inspect.getdoc(e.cls).split("\n\n")[0] if e.cls.__doc__ else "(no description)"
-            print(textwrap.indent(paragraph, "  "))
-            for line in getattr(e.cls, "SETTINGS", ()) and e.cls.SETTINGS.help_lines():
+            print(textwrap.indent(e.summary, "  "))
+            settings = e.settings
+            if settings is None:
+                print("  declares no settings: its keys are not checked")
+            for line in settings.help_lines() if settings else ():
                 print(f"  {line}")
     return 1 if args.registry.failures else 0
 
@@ -219,6 +225,8 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp = sub.add_parser("plugins", help="list registered dynamics, losses and optimizers and their sources")
     sp.add_argument("name", nargs="?", help="show this plugin's description and settings (name, "
                     "allowed values, default)")
+    sp.add_argument("--markdown", action="store_true", help="print docs/SETTINGS.md: every setting of "
+                    "tcnet's own plugins, from their declarations")
     sp.set_defaults(handler=_plugins)
     sp = sub.add_parser("show", help="tree of the networks and runs in a tcnet HDF5 file")
     sp.add_argument("file")

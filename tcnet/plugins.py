@@ -19,12 +19,16 @@ the others load regardless. Two plugins registering the same name for the same k
 naming both sources.
 """
 import importlib.util
+import inspect
+import json
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pluggy
+
+from tcnet.settings import REQUIRED
 
 PROJECT = "tcnet"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -74,6 +78,50 @@ class Entry:
     name: str
     cls: type
     source: str
+
+    @property
+    def settings(self):
+        """Every key a spec entry of this plugin takes (a tcnet.settings.Settings: for a loss its
+        term's weight and label first), or None for a plugin that declares none (keys unchecked)."""
+        declares = getattr(self.cls, "declares_settings", None)
+        if declares is not None and not declares():
+            return None
+        return self.cls.term_settings() if self.kind == "loss" else self.cls.SETTINGS
+
+    @property
+    def summary(self) -> str:
+        """The first paragraph of the class's docstring."""
+        return inspect.getdoc(self.cls).split("\n\n")[0] if self.cls.__doc__ else "(no description)"
+
+
+def settings_page(entries) -> str:
+    """docs/SETTINGS.md: every setting of the given plugins as Markdown tables, from their
+    declarations (`tcnet plugins --markdown` prints it for tcnet's own plugins)."""
+    lines = ["# Settings of tcnet's plugins", "",
+             "Generated from each plugin's declaration (`SETTINGS`, tcnet.settings) by "
+             "`tcnet plugins --markdown`; a test fails when this page is stale. `tcnet plugins NAME` prints the same "
+             "for any plugin, a third party's included. A key that is not listed is refused, with the closest "
+             "listed name; `null` (TOML: leave the key out) means what the setting's text says. How specs use these "
+             "keys: [SPEC.md](SPEC.md).", ""]
+    for kind in KINDS:
+        for e in (e for e in entries if e.kind == kind):
+            lines += [f"## {kind} `{e.name}`", "", " ".join(e.summary.split()), ""]
+            settings = e.settings
+            if settings is None:
+                lines += ["Declares no settings: its keys are not checked.", ""]
+                continue
+            if not settings:
+                lines += ["No settings.", ""]
+                continue
+            lines += ["| setting | unit | allowed | default | meaning |", "|---|---|---|---|---|"]
+            for st in settings:
+                default = "required" if st.default is REQUIRED else f"`{json.dumps(st.default)}`"
+                allowed = st.allowed() + (" or null" if st.default is None else "")
+                cells = [f"`{st.name}`", st.unit, allowed, default, st.doc + ("" if st.stored else
+                         " (used to build a new network; not kept in its configuration)")]
+                lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

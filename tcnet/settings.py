@@ -165,7 +165,7 @@ class Array(Setting):
     def allowed(self):
         what = "integers" if self.integer else "numbers"
         if self.shape is None:
-            return f"a number or a list of {what}"
+            return f"{'an integer' if self.integer else 'a number'} or a list of {what}"
         if self.shape == ():
             return "an integer" if self.integer else "a number"
         dims = " x ".join("n" if n is None else str(n) for n in self.shape)

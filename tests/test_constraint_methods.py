@@ -273,7 +273,7 @@ def test_history_in_the_store_holds_objective_violation_and_multiplier(tmp_path)
     ({}, "equality: quantity must be given: the name of a quantity of the dynamics' state"),
     ({"quantity": None}, "equality: quantity must be the name of a quantity of the dynamics' state"),
     ({"quantity": "x", "index": []}, "equality: index must be an integer or a non-empty list of integers"),
-    ({"quantity": "x", "index": [0.5]}, "equality: index must be a number or a list of integers"),
+    ({"quantity": "x", "index": [0.5]}, "equality: index must be an integer or a list of integers"),
     ({"quantity": "x", "target": "three"}, "equality: target must be a number or a list of numbers"),
     ({"quantity": "x", "target": float("inf")}, "equality: target must be a number or a list of numbers"),
     ({"quantity": "x", "target": [[1.0]]}, "equality: target must be a number or a list of numbers"),
