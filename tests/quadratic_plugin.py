@@ -36,7 +36,7 @@ class Point(Dynamics):
 class Quadratic(Loss):
     name = "quadratic"
     SETTINGS = Settings(Array("c", [1.0, -2.0, 0.5], "the minimum", shape=(None,)),
-                        Array("h", [1.0, 4.0, 0.25], "the curvatures (diagonal of H)", shape=(None,), low=0))
+                        Array("h", [1.0, 4.0, 0.25], "the curvatures (diagonal of H; negative: a maximum)", shape=(None,)))
 
     def __init__(self, **config):
         super().__init__(**config)

@@ -403,10 +403,10 @@ def test_a_study_file_sets_the_backend(tmp_path, capsys):
     assert sorted(backends) == ["auto", "fused", "lyapunov"]
 
     toml.write_text(head + '[grid]\n"dynamics.backend" = ["fused", "torch"]\n')
-    assert main(["study", str(toml), "-o", str(tmp_path / "bad.h5"), "--no-progress"]) == 1
-    err = capsys.readouterr().err
-    assert "1 done, 1 failed" in err
-    assert "ConfigError: linear_decay: backend must be one of 'eig', 'auto', 'fused', 'lyapunov', got 'torch'" in err
+    assert main(["study", str(toml), "-o", str(tmp_path / "bad.h5"), "--no-progress"]) == 2  # before any run
+    assert capsys.readouterr().err == ("tcnet study: run at dynamics.backend = \"torch\": linear_decay: backend must be "
+                                       "one of 'eig', 'auto', 'fused', 'lyapunov', got 'torch'\n")
+    assert not (tmp_path / "bad.h5").exists()
 
 
 @pytest.mark.parametrize("axis", [0, 1])
