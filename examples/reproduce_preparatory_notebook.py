@@ -52,10 +52,13 @@ def main(argv=None):
         first, last = steps[0], steps[-1]
         lbfgs_iters = sum(1 for s in steps if s.stage == 1)  # its start point is step 30
         terms = lambda s: ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())  # noqa: E731
+        # the history's decay_diverges: J unstable at that step, its L1 no decay value
+        unstable = lambda s: ("  (unstable J: L1 is the closed form of a divergent integral)"  # noqa: E731
+                              if s.extra.get("decay_diverges") == 1.0 else "")
         published = f" (published {PUBLISHED[beta]})" if beta in PUBLISHED and args.N == 500 else ""
         print(f"beta = {beta:g}: status {res.result.status}")
-        print(f"  initial loss {first.loss:.6f}  [{terms(first)}]")
-        print(f"  final loss   {last.loss:.6f}{published}  [{terms(last)}]")
+        print(f"  initial loss {first.loss:.6f}  [{terms(first)}]{unstable(first)}")
+        print(f"  final loss   {last.loss:.6f}{published}  [{terms(last)}]{unstable(last)}")
         print(f"  Adam steps 30, L-BFGS iterations {lbfgs_iters}, evaluations {res.result.evaluations}, "
               f"{elapsed:.0f} s")
 

@@ -166,13 +166,14 @@ def test_low_rank_gradients_equal_the_chain_rule_through_J(backend, N, n, radius
             assert rel(fast, exact) < 1e-11 if np.any(exact) else not np.any(fast)
 
 
-def nearly_defective(eps, N=8, seed=9):
-    """A stable J whose eigenvalue 0.5 is split by 2 sqrt(eps): the block [[0.5, 1], [eps, 0.5]]
-    plus a random stable upper-triangular rest, rotated by a random orthogonal matrix."""
+def nearly_defective(eps, N=8, seed=9, at=0.5):
+    """A J whose eigenvalue `at` (0.5: J is stable) is split by 2 sqrt(eps): the block
+    [[at, 1], [eps, at]] plus a random stable upper-triangular rest, rotated by a random orthogonal
+    matrix."""
     rng = np.random.default_rng(seed)
     B = np.triu(rng.standard_normal((N, N)) / np.sqrt(N), 1)
     B[np.diag_indices(N)] = rng.uniform(-0.5, 0.3, N)
-    B[:2, :2] = [[0.5, 1.0], [eps, 0.5]]
+    B[:2, :2] = [[at, 1.0], [eps, at]]
     Q, _ = np.linalg.qr(rng.standard_normal((N, N)))
     return Q @ B @ Q.T, rng.standard_normal(N) / np.sqrt(N)
 
@@ -368,6 +369,70 @@ def test_the_path_of_every_step_is_recorded_in_the_stored_history(tmp_path):
     expected = [float(net.state(step.x).path == "lyapunov") for step in result.history.steps]
     assert expected[0] == 1.0 and len(history) == len(expected) > 3
     np.testing.assert_array_equal(history["extra.lyapunov_path"], expected)
+
+
+@pytest.mark.parametrize("backend", ("eig",) + BACKENDS)
+def test_every_step_where_decay_is_a_divergent_integral_is_marked(tmp_path, backend):
+    """A run from an unstable network (N = 30, seed 3) that training stabilizes: the stored history
+    column decay_diverges is 1 exactly at the steps where numpy.linalg.eigvals of that step's J
+    (built from the step's point in plain numpy) has an eigenvalue with real part >= 1, on every
+    path, and no eigenvalue is so close to 1 that rounding could decide it. The losses are those
+    of the same run recorded without the store (the marker changes no value)."""
+    import tcnet
+    from test_linear_decay import effective_J
+    from tcnet.store import RunWriter
+    from tcnet_plugins.preparatory.cli import recipe, run_spec
+
+    spec = run_spec({"name": "linear_decay", "seed": 3, "N": 30, "n_frac": 0.2, "backend": backend},
+                    alpha=1e5, beta=0.01, optimizer=recipe(adam_steps=4, lbfgs_iters=6))
+    path = tmp_path / "run.h5"
+    result = tcnet.run(spec, recorders=[RunWriter(path)], progress=False)
+    history = tcnet.open(path).history(tcnet.store.list_runs(path)[0])
+    net = result.initial
+    abscissa = np.array([np.linalg.eigvals(effective_J(net.with_vector(s.x))).real.max()
+                         for s in result.history.steps])
+    assert np.min(np.abs(abscissa - 1)) > 1e-6
+    expected = (abscissa >= 1).astype(float)
+    assert 0 < expected.sum() < len(expected)  # both kinds of step
+    np.testing.assert_array_equal(history["extra.decay_diverges"], expected)
+    np.testing.assert_array_equal(history["loss"], [s.loss for s in result.history.steps])
+
+
+def test_auto_marks_a_divergent_decay_on_its_lyapunov_path():
+    """The nearly defective J of `nearly_defective` with its split eigenvalue at 1.5 (unstable) and
+    at 0.5 (stable): auto takes the Lyapunov path, and marks the first only, as numpy.linalg.eigvals
+    says (ev.columns is what the history records)."""
+    for at in (1.5, 0.5):
+        J, w = nearly_defective(1e-20, at=at)
+        diverges = float(np.linalg.eigvals(J).real.max() >= 1)
+        net = network_with_J(J, w)
+        ev = published_objective(net).evaluate(net.vector())
+        assert ev.columns == {"lyapunov_path": 1.0, "decay_diverges": diverges}
+        assert diverges == (at > 1)
+
+
+PUBLISHED_INITIAL = {"eig": 847949.9697127967, "fused": 847949.9697127964, "lyapunov": 847949.9697125694,
+                     "auto": 847949.9697127964}
+"""The initial loss of the published run (examples/reproduce_preparatory_notebook.py, beta = 0.01)
+per path, as this code computed it before it marked divergent steps; 847949.969712 to six decimals
+(truncated; rounded, 847949.969713), and every path's L1 there stands for a divergent integral."""
+
+
+@pytest.mark.parametrize("backend", ("eig",) + BACKENDS)
+def test_the_published_initial_loss_is_unchanged_and_marked(backend):
+    """N = 500, seed 2, legacy init, L1 + 1e5 L2 + 0.01 L3: the initial loss equals the recorded one
+    bit for bit, and the step is marked: J has an eigenvalue with real part above 1 (numpy.linalg.eigvals)."""
+    import tcnet
+    from test_linear_decay import effective_J
+    from tcnet_plugins.preparatory.cli import recipe, run_spec
+
+    spec = run_spec({"name": "linear_decay", "seed": 2, "N": 500, "n_frac": 0.1, "tau": 0.01,
+                     "normalization": "raw_weights", "init": "legacy", "backend": backend},
+                    alpha=1e5, beta=0.01, optimizer=recipe(adam_steps=0, lbfgs_iters=0))
+    result = tcnet.run(spec, progress=False)
+    first = result.history.steps[0]
+    assert first.loss == PUBLISHED_INITIAL[backend] and int(first.loss * 1e6) == 847949969712
+    assert first.extra["decay_diverges"] == 1.0 and np.linalg.eigvals(effective_J(result.initial)).real.max() > 1
 
 
 def test_a_study_file_sets_the_backend(tmp_path, capsys):

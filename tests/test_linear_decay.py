@@ -172,10 +172,14 @@ def test_decay_time_matches_direct_expm_norm():
         tf = decay_time(d, f)
         assert 0 < tf < np.inf
         assert direct(tf) == pytest.approx(f * f, rel=1e-8)
-    assert decay_time(LinearDecay.create(seed=3, N=40), 0.01) == np.inf  # unstable at init
+    unstable = LinearDecay.create(seed=3, N=40)
+    assert decay_time(unstable, 0.01) == np.inf  # unstable at init
     summary = d.summary()
     assert summary["t_1pct"] == pytest.approx(decay_time(d, 0.01))
     assert summary["spectral_abscissa"] == pytest.approx(np.max(np.linalg.eigvals(effective_J(d)).real))
+    # the summary (what `tcnet compare` and `show` print next to L1) says which L1 is no decay value
+    assert summary["spectral_abscissa"] < 1 and summary["decay_diverges"] == 0.0
+    assert np.max(np.linalg.eigvals(effective_J(unstable)).real) > 1 and unstable.summary()["decay_diverges"] == 1.0
 
 
 @pytest.mark.parametrize("config, message", [

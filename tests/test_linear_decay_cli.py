@@ -44,6 +44,28 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
     assert "t_1pct" in capsys.readouterr().out
 
 
+def test_train_warns_once_for_a_run_with_divergent_decay_steps(tmp_path, capsys):
+    """Seeds 3 and 4 (N = 30, n/N = 0.2): seed 3 starts unstable (its first steps' L1 stands for a
+    divergent integral), seed 4 stays stable throughout. One warning line on stderr, for run-0001,
+    with the count of its stored history's marked steps; the run's losses are stored unchanged
+    (the same as a run of the same spec without the command line)."""
+    out = tmp_path / "out.h5"
+    assert main(["train", "-N", "30", "-F", "0.2", "-k", "2", "-r", "3", "-A", "4", "-L", "6", "-f", str(out),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    f = tcnet.open(out)
+    marked = [int(f.history(r)["extra.decay_diverges"].sum()) for r in store.list_runs(out)]
+    assert marked[0] > 0 and marked[1] == 0
+    steps = len(f.history("run-0001"))
+    assert err.splitlines() == [
+        f"tcnet train: warning: run run-0001: at {marked[0]} of {steps} steps J had an eigenvalue with real part "
+        ">= 1, where the decay term L1 is the finite closed form of a divergent integral, not a decay value "
+        "(marked in the history column extra/decay_diverges)"]
+    rec = store.read_run(out, "run-0001")
+    same = tcnet.run(rec.spec, progress=False)
+    np.testing.assert_array_equal(rec.history["loss"], [s.loss for s in same.history.steps])
+
+
 def test_train_backend_flag_sets_the_backend(tmp_path, capsys):
     """--backend lyapunov: saved in the spec and the network, and the run's final network says so."""
     out = tmp_path / "lyap.h5"

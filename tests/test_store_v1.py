@@ -77,6 +77,10 @@ def test_resume_the_interrupted_run_ends_where_the_uninterrupted_one_did(v1):
     # the count goes on from the checkpoint's, plus one: the resumed session evaluates its start again
     assert resumed.attrs["evaluations"] == done.attrs["evaluations"] + 1 - EVALUATED_AGAIN["run-0001"]
     np.testing.assert_allclose(resumed.final.vector(), done.final.vector(), rtol=1e-11, atol=1e-15)
+    # the columns today's state adds (decay_diverges, lyapunov_path) are NaN in the rows stored
+    # before them and recorded from the resumed step on (this network is stable: L1 is a decay value)
+    marker = resumed.history["extra/decay_diverges"]
+    assert np.isnan(marker[:6]).all() and (marker[6:] == 0.0).all()
 
 
 def test_simulate_a_saved_network_gives_the_stored_trajectories(v1, tmp_path):

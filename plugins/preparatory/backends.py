@@ -138,7 +138,13 @@ class _Factor:
     g1 L1 + g2 L2 + g3 L3 in that basis, which a path gives as the products M B and A M
     (`inner_times`, `times_inner`), so that grad_J B and A grad_J for thin A, B need no N x N
     product. A path sets left, right, J, w, Pb (= P b) and `adjoint(g)`, its cotangent-dependent
-    part, computed once for the VJPs of one backward pass (they share g)."""
+    part, computed once for the VJPs of one backward pass (they share g).
+
+    A path also sets `abscissa`, max Re gamma (the spectral abscissa of A), read off the
+    eigenvalues it computes for L2 anyway. L1 and L3 are the integrals they stand for only where
+    it is negative: where it is >= 0, int_0^inf exp(A t) exp(A t)^T dt diverges, but the solution
+    P of the Lyapunov equation (unique wherever no gamma_i + gamma_j = 0) is still finite, and so
+    are the values computed from it; L1 can even be negative."""
 
     def cotangent(self, g):
         """`adjoint(g)` for g, computed once per distinct cotangent."""
@@ -217,6 +223,8 @@ class _EigFactor(_Factor):
         """The largest eigenvalue condition number kappa_i (see the module docstring)."""
         self.d = (wr[real] - 1.0) / tau
         self.alpha, self.beta = (wr[first] - 1.0) / tau, wi[first] / tau
+        self.abscissa = float(max(np.max(self.d, initial=-np.inf), np.max(self.alpha, initial=-np.inf)))
+        """max Re gamma (see `_Factor`), from the eigenvalues L2 reads."""
         self.G = W.T @ W
         self.lyapunov = _BlockLyapunov(r, self.d, self.alpha, self.beta)
         self.X = self.lyapunov.solve(S)
@@ -373,6 +381,8 @@ class _SchurFactor(_Factor):
         Ta = self.schur.T
         self.blocks = _schur_blocks(Ta)
         re_gamma = np.array([np.trace(Ta[k : k + s, k : k + s]) / s for k, s in self.blocks])
+        self.abscissa = float(np.max(re_gamma))
+        """max Re gamma (see `_Factor`), from the diagonal blocks of Ta that L2 reads."""
         sizes = np.array([s for _, s in self.blocks])
         self.excess = np.maximum(re_gamma, 0.0)
         L2 = float(np.sum(sizes * self.excess**2))

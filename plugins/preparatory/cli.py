@@ -9,6 +9,10 @@ sweep from one seeded global generator in a batch; per-run seeds make each run r
 
 `demo` trains one N = 100 network (n/N = 0.1, beta = 0.01, seed 0), saves it, prints the losses,
 decay times and counts, and writes the figures next to the HDF5 file.
+
+Both warn, one line per run on stderr, where steps of the run had L1 stand for a divergent integral
+(`divergent_steps`): the initial loss of the published notebook's run (N = 500, seed 2: 847949.97,
+of which L1 = 20261.47) is such a number, and read as a decay value it misleads.
 """
 import sys
 import time
@@ -37,6 +41,18 @@ def run_spec(dynamics: dict, *, alpha, beta, optimizer) -> dict:
             "loss": [{"name": "decay"}, {"name": "stability", "weight": alpha},
                      {"name": "smoothness", "weight": beta}],
             "optimizer": optimizer}
+
+
+def divergent_steps(command, run_id, steps) -> int:
+    """How many of a run's `steps` had L1 stand for a divergent integral (the history column
+    `decay_diverges`, see LinearDecayState.decay_diverges); where any did, one line on stderr
+    saying how many and what that means, so that a loss printed next to it is not read as a decay."""
+    n = sum(s.extra.get("decay_diverges") == 1.0 for s in steps)
+    if n:
+        print(f"{command}: warning: run {run_id}: at {n} of {len(steps)} steps J had an eigenvalue with real part "
+              ">= 1, where the decay term L1 is the finite closed form of a divergent integral, not a decay value "
+              "(marked in the history column extra/decay_diverges)", file=sys.stderr)
+    return n
 
 
 def _numbers(kind):
@@ -144,6 +160,7 @@ def train(args) -> int:
         print(f"[{i}/{len(specs)}] run {writer.run_id}: N={N} n_frac={f:g} beta={b:g} seed={seed}: "
               f"{losses}, {res.result.status}, {res.result.steps} steps, {res.result.evaluations} evaluations, "
               f"{time.perf_counter() - t0:.1f} s")
+        divergent_steps("tcnet train", writer.run_id, steps)
         if res.result.status in NUMERICAL_FAILURES:
             failed += 1
             print(f"tcnet train: run {writer.run_id} {res.result.status}: {res.result.message}", file=sys.stderr)
@@ -168,6 +185,7 @@ def demo(args) -> int:
     if res.result.status in NUMERICAL_FAILURES:
         print(f"tcnet demo: {res.result.status}: {res.result.message}", file=sys.stderr)
         return 1
+    divergent_steps("tcnet demo", writer.run_id, steps)
     for label, s in (("initial", steps[0]), ("final", steps[-1])):
         terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())
         print(f"{label} loss {s.loss:.6g}  ({terms})")

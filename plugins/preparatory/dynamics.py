@@ -205,13 +205,27 @@ class LinearDecayState(State):
         """How L1..L3 are computed here: "eig", "fused" or "lyapunov" ("auto" resolved)."""
         return "eig" if self.backend is None else self.backend.path
 
+    @property
+    def decay_diverges(self) -> bool:
+        """Whether L1 is the closed form of a divergent integral: True where max Re gamma >= 0 (an
+        eigenvalue of J with real part >= 1). int_0^inf |x(t)|^2 dt then diverges for almost every
+        x0 (its mean is at least int_0^inf exp(2 t max Re gamma) dt), while the closed form stays
+        finite and can be negative, so `decay` there is no decay value (nor, for a readout that
+        sees the growing mode, is `smoothness`). Read off the eigenvalues the path computed for L2:
+        gamma on the "eig" path, the factor's `abscissa` on the others."""
+        if self.backend is None:
+            return bool(np.max(np.real(getval(self.gamma))) >= 0)
+        return self.backend.abscissa >= 0
+
     def columns(self) -> dict:
-        """`lyapunov_path` (1 where the Lyapunov path computed L1..L3, 0 where an eigendecomposition
-        did) for the run history, so a saved run says per step how it was computed; nothing where
-        no term read L1..L3 (the path is then not chosen, and choosing it here would cost)."""
+        """For the run history, so a saved run says per step how it was computed and what its L1
+        means: `lyapunov_path` (1 where the Lyapunov path computed L1..L3, 0 where an
+        eigendecomposition did) and `decay_diverges` (1 where L1 stands for a divergent integral,
+        the property above); nothing where no term read L1..L3 (the path is then not chosen, and
+        choosing it here would cost)."""
         if "backend" not in self.__dict__:
             return {}
-        return {"lyapunov_path": float(self.path == "lyapunov")}
+        return {"lyapunov_path": float(self.path == "lyapunov"), "decay_diverges": float(self.decay_diverges)}
 
     @cached_property
     def backend_losses(self):
@@ -223,7 +237,9 @@ class LinearDecayState(State):
 
     @cached_property
     def decay(self):
-        """L1 = (1/(N tau)) Re Tr(R (M o F) R^H): mean integrated ||x(t)||^2 over x0 ~ N(0, I), per N tau."""
+        """L1 = (1/(N tau)) Re Tr(R (M o F) R^H): mean integrated ||x(t)||^2 over x0 ~ N(0, I), per N tau,
+        where every Re gamma < 0; elsewhere the finite closed form of a divergent integral
+        (`decay_diverges`)."""
         if self.backend_losses is not None:
             return self.backend_losses[0]
         return anp.real(anp.sum(self.F * self.K)) / (self.dynamics.N * self.tau)
@@ -258,7 +274,9 @@ class LinearDecay(Dynamics):
                  "stability": Quantity("L2 (stability)"), "smoothness": Quantity("L3 (smoothness)"),
                  "t_1pct": Quantity("decay time to 1 % of |x0|", "s"),
                  "t_5pct": Quantity("decay time to 5 % of |x0|", "s"),
-                 "lyapunov_path": Quantity("L1..L3 computed by the Lyapunov path (1) or an eigendecomposition (0)")},
+                 "lyapunov_path": Quantity("L1..L3 computed by the Lyapunov path (1) or an eigendecomposition (0)"),
+                 "decay_diverges": Quantity("L1 the closed form of a divergent integral (1: an eigenvalue of J "
+                                            "with real part >= 1) or a decay value (0)")},
         headline=("t_1pct", "t_5pct"))
 
     SETTINGS = Settings(
@@ -366,9 +384,11 @@ class LinearDecay(Dynamics):
                 for label, f in (("t(1/e)", np.exp(-1)), ("t(0.1)", 0.1))}
 
     def summary(self):
-        """Spectral abscissa, L1..L3, decay times, and how L1..L3 are computed at this network:
-        `lyapunov_path` 1 where the Lyapunov (Schur) path computes them, 0 where an
-        eigendecomposition does (which "auto" picks follows from the config and this network)."""
+        """Spectral abscissa, L1..L3, decay times, how L1..L3 are computed at this network
+        (`lyapunov_path` 1 where the Lyapunov (Schur) path computes them, 0 where an
+        eigendecomposition does: which "auto" picks follows from the config and this network), and
+        `decay_diverges` (1 where L1 is no decay value, see the state's), so that a table of final
+        losses (`tcnet compare`, `tcnet show`) says which of them are not."""
         s = self.current
         out = {
             "spectral_abscissa": float(np.max(np.real(s.lam))),
@@ -376,6 +396,7 @@ class LinearDecay(Dynamics):
             "stability": float(s.stability),
             "smoothness": float(s.smoothness),
             "lyapunov_path": float(s.path == "lyapunov"),
+            "decay_diverges": float(s.decay_diverges),
         }
         for f in (0.01, 0.05):
             out[f"t_{round(f * 100)}pct"] = decay_time(self, f)
