@@ -1,11 +1,14 @@
 """SIMPL plugin: each step against an independent computation, the generator's statistics against
 their closed forms, and a small end-to-end fit recorded in the run store."""
+import argparse
+import inspect
+
 import numpy as np
 import pytest
 
 import tcnet
 from tcnet import ConfigError, store
-from tcnet.cli import main as cli_main
+from tcnet.cli import main as cli_main, parser as cli_parser
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
@@ -13,7 +16,8 @@ from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, spike_sums
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
-from tcnet_plugins.simpl.core import overrelax
+from tcnet_plugins.simpl.core import Simpl, overrelax
+from tcnet_plugins.simpl.estimator import RENAMED
 from test_store_failures import StopAt  # a recorder that presses Ctrl-C at a step
 
 SMALL = {"n_cells": 60, "duration": 300.0}
@@ -425,6 +429,13 @@ def test_bad_settings_name_the_parameter(tmp_path):
         SimplLatent.create(generator={"kind": "place"})
     with pytest.raises(ConfigError, match="unknown setting"):
         SimplLatent.create(generator=SMALL, smoothing=3)
+    with pytest.raises(ConfigError, match="not both"):
+        SimplLatent.create(generator=SMALL, data="recording.h5")
+    with pytest.raises(ConfigError, match="simpl_nll: unknown setting 'splt' \\(did you mean 'split'\\?\\)"):
+        tcnet.run({"dynamics": {"name": "simpl_latent"}, "loss": [{"name": "simpl_nll", "splt": "train"}],
+                   "optimizer": {"name": "simpl"}}, progress=False)
+    with pytest.raises(ConfigError, match="SIMPL: unknown setting 'iteration' \\(did you mean 'iterations'\\?\\)"):
+        SIMPL(iteration=3)
     with pytest.raises(ConfigError, match="does not exist"):
         SimplLatent.create(data=str(tmp_path / "missing.h5"))
     with pytest.raises(ConfigError, match="speed"):
@@ -517,6 +528,88 @@ def test_small_fit_improves_and_is_recorded_in_the_store(tmp_path):
     # the stored network holds the data: its M-step gives the fitted tuning curves again
     np.testing.assert_allclose(rec.final.state().fields, model.fields_)
     assert list_runs(tmp_path / "runs.h5") == [model.run_id_]
+
+
+def test_the_stored_spec_holds_the_speed_anneal_and_gain_the_fit_used(tmp_path):
+    """speed, anneal and accelerate left None are stored as the numbers the fit used, so that a
+    resumed run uses them whatever the defaults become: on the plane behaviour's root mean squared
+    step per axis over dt (computed here from the generated data, which has no time gaps), all
+    E-steps but the last and a gain of 1; on the circle 1 rad/s, no annealing and plain EM. Given
+    values are stored as given."""
+    path = tmp_path / "runs.h5"
+    plane, circle = {"n_cells": 20, "duration": 60.0}, {"kind": "head_direction", "n_cells": 20, "duration": 60.0}
+    behaviour = simdata.generate(0, **plane)["behaviour"]
+    rms = np.sqrt(np.mean(np.diff(behaviour, axis=0) ** 2)) / simdata.COMMON["dt"]
+    for generator, given, used in [(plane, {}, {"speed": rms, "anneal": 2, "accelerate": 1.0}),
+                                   (circle, {}, {"speed": 1.0, "anneal": 0, "accelerate": 0.0}),
+                                   (plane, {"speed": 0.2, "anneal": 1, "accelerate": 0.5},
+                                    {"speed": 0.2, "anneal": 1, "accelerate": 0.5})]:
+        writer = RunWriter(path)
+        tcnet.run({"dynamics": {"name": "simpl_latent", "generator": generator}, "loss": [{"name": "simpl_nll"}],
+                   "optimizer": {"name": "simpl", "steps": 3, **given}}, recorders=[writer], progress=False)
+        stored = read_run(path, writer.run_id).spec["optimizer"]
+        assert {k: stored[k] for k in used} == pytest.approx(used, rel=1e-12)
+
+
+def test_estimator_keywords_and_cli_flags_are_the_declared_settings():
+    """SIMPL's keywords and `tcnet simpl fit`'s flags are the settings simpl_latent keeps and the
+    simpl optimizer's (renamed by RENAMED), with their declared defaults; the flags have the
+    setting's type and doc; besides them only the estimator's own keywords and the command's own
+    flags. A setting declared but not mirrored, or a mirror without a declaration, fails here."""
+    dynamics = {s.name: s for s in SimplLatent.SETTINGS if s.stored}
+    optimizer = {RENAMED.get(s.name, s.name): s for s in Simpl.SETTINGS}
+    assert not set(dynamics) & set(optimizer)  # one keyword per setting
+    declared = {**dynamics, **optimizer}
+    defaults = {**{k: s.default for k, s in declared.items()}, "seed": 0, "store": None, "progress": False}
+    params = inspect.signature(SIMPL).parameters
+    assert {k: p.default for k, p in params.items()} == defaults
+    assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
+    assert SIMPL(iterations=2, rate_floor=0.5).get_params() == {**defaults, "iterations": 2, "rate_floor": 0.5}
+
+    def subparser(p, name):
+        (action,) = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        return action.choices[name]
+
+    fit_flags = subparser(subparser(cli_parser(tcnet.registry()), "simpl"), "fit")
+    flags = {a.dest: a for a in fit_flags._actions if a.option_strings and a.dest != "help"}
+    assert set(flags) - set(declared) == {"truth", "series", "seed", "store", "out", "figures", "force"}
+    assert set(declared) <= set(flags)
+    types = {"Real": float, "Integer": int, "Array": float, "Choice": None}
+    for name, s in declared.items():
+        flag = flags[name]
+        assert flag.option_strings == ["--" + name.replace("_", "-")], name
+        assert flag.default == s.default and s.doc in flag.help and s.unit in flag.help, name
+        assert flag.type is types[type(s).__name__], name
+        assert flag.choices == (s.options if type(s).__name__ == "Choice" else None), name
+
+
+def test_bad_flag_values_are_refused_in_one_line_before_the_file_is_read(tmp_path, capsys):
+    """Each bad value is named in one line with exit 2; the file does not exist, and that is not
+    what is reported: the settings are checked first."""
+    absent = str(tmp_path / "absent.h5")
+    for flags, message in [(["--space", "circle"], "invalid choice: 'circle'"),
+                           (["--iterations", "1.5"], "invalid int value: '1.5'"),
+                           (["--grid-margin", "-1"], "grid_margin must be"),
+                           (["--rate-floor", "0"], "rate_floor must be"),
+                           (["--anneal", "-1"], "anneal must be"), (["--speed", "0"], "speed must be"),
+                           (["--extent", "0", "1", "0"], "--extent takes a LOW HIGH pair per axis, got 3 number(s)"),
+                           (["--seed", "-1"], "seed must be")]:
+        try:
+            code = cli_main(["simpl", "fit", absent, *flags])
+        except SystemExit as usage_error:  # argparse's, for a value of the wrong type
+            code = usage_error.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "does not exist" not in err, (flags, err)
+
+
+def test_grid_margin_and_rate_floor_flags_reach_the_fit(tmp_path, capsys):
+    data, runs = tmp_path / "bench.h5", tmp_path / "runs.h5"
+    assert cli_main(["simpl", "generate", str(data), "--cells", "20", "--duration", "60"]) == 0
+    assert cli_main(["simpl", "fit", str(data), "--iterations", "0", "--grid-margin", "0.1", "--rate-floor", "0.05",
+                     "--store", str(runs)]) == 0
+    config = read_run(runs, list_runs(runs)[0]).initial.config
+    assert (config["grid_margin"], config["rate_floor"]) == (0.1, 0.05)
 
 
 def test_stored_network_round_trips_through_the_run_spec(tmp_path):

@@ -3,17 +3,22 @@ recording (.npz, HDF5 or NWB: docs/SIMPL.md), prints the table per iteration, an
 the run (`--store`), writes the fitted latent and tuning curves (`--out`) and figures (`--figures`).
 Every output is created through tcnet.store.new_file: an existing file is replaced only with
 `--force`, and every output path is checked before anything is computed (`--store` appends a run to
-a run store)."""
+a run store).
+
+The flags of `fit` that set a fit's settings are made from their declarations (estimator.KEYWORDS:
+the `simpl_latent` and `simpl` settings): `--grid-margin` for grid_margin, of the setting's type,
+with its doc, unit and default."""
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tcnet.store import check_new, new_file
+from tcnet.settings import Array, Choice, Integer, Real
 from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import BEHAVIOUR, CONFIG, SPACE_DEFAULTS, Simpl
-from tcnet_plugins.simpl.estimator import SIMPL
+from tcnet_plugins.simpl.core import BEHAVIOUR, SPACE_DEFAULTS
+from tcnet_plugins.simpl.estimator import KEYWORDS, OWN, RENAMED, SIMPL
 from tcnet_plugins.simpl.files import read
 
 
@@ -43,6 +48,8 @@ def metrics_table(history, unit="m") -> str:
 
 
 def _fit(args) -> int:
+    settings = {s.name: _value(s, getattr(args, s.name)) for s in KEYWORDS}
+    SIMPL(**settings, seed=args.seed)  # every setting checked before any file is read or made
     if args.out and not args.out.endswith(".npz"):
         raise ConfigError(f"simpl: --out must name a .npz file, got {args.out!r}")
     outputs = [args.out] if args.out else []
@@ -56,20 +63,13 @@ def _fit(args) -> int:
     arrays = read(args.data, dt=args.dt, series=args.series)
     if args.truth and "truth" not in arrays:
         raise ConfigError(f"simpl: --truth asks to score against the file's truth, but {args.data!r} has no truth array")
-    if args.extent is not None and len(args.extent) % 2:
-        raise ConfigError(f"simpl: --extent takes a LOW HIGH pair per axis, got {len(args.extent)} number(s)")
-    extent = None if args.extent is None else np.reshape(args.extent, (-1, 2)).tolist()
-    model = SIMPL(space=args.space, extent=extent, dt=arrays.get("dt"), bandwidth=args.bandwidth,
-                  grid_spacing=args.grid_spacing, val_fraction=args.val_fraction, val_block=args.val_block,
-                  iterations=args.iterations, speed=args.speed, align_degree=args.align_degree, tol=args.tol,
-                  anneal=args.anneal, temper=args.temper, accelerate=args.accelerate,
-                  accelerate_timescale=args.accelerate_timescale, seed=args.seed, store=args.store)
+    model = SIMPL(**{**settings, "dt": arrays.get("dt")}, seed=args.seed, store=args.store)
     t0 = time.perf_counter()
     model.fit(arrays["counts"], arrays["behaviour"], arrays["time"], missing=arrays.get("missing"),
               truth=arrays.get("truth") if args.truth else None)
     elapsed = time.perf_counter() - t0
     print(metrics_table(model.history_, model.network_.space.unit))
-    measured = SPACE_DEFAULTS[args.space]["speed"] == BEHAVIOUR
+    measured = SPACE_DEFAULTS[model.network_.space.kind]["speed"] == BEHAVIOUR
     source = "given" if args.speed is not None else "measured from behaviour" if measured else "default"
     print(f"random-walk speed {model.speed_:.3g} {model.network_.space.unit}/s ({source})")
     print(f"{model.result_.result.status}: {model.result_.result.message}; total {elapsed:.1f} s")
@@ -84,6 +84,35 @@ def _fit(args) -> int:
         for path in all_figures(model, args.figures, args.force):
             print(f"wrote {path}")
     return 0
+
+
+def _add_flag(parser, setting) -> None:
+    """`--name-with-dashes` for a declared setting: its type (a Choice's options; an Array of
+    pairs as LOW HIGH numbers), its declared default, its doc and unit as the help."""
+    unit = f" [{setting.unit}]" if setting.unit else ""
+    default = "" if setting.default is None else f" (default {setting.default})"
+    kind = {"default": setting.default, "help": (setting.doc + unit + default).replace("%", "%%")}
+    if isinstance(setting, Choice):
+        kind["choices"] = setting.options
+    elif isinstance(setting, Integer):
+        kind["type"] = int
+    elif isinstance(setting, Real):
+        kind["type"] = float
+    elif isinstance(setting, Array) and setting.shape == (None, 2):
+        kind.update(type=float, nargs="+", metavar="LOW HIGH")
+    else:
+        raise TypeError(f"simpl fit: no command-line flag for the setting {setting.name} ({type(setting).__name__})")
+    parser.add_argument("--" + setting.name.replace("_", "-"), **kind)
+
+
+def _value(setting, given):
+    """The setting's value from its flag: pairs of numbers for an Array of pairs."""
+    if not isinstance(setting, Array) or given is None:
+        return given
+    if len(given) % 2:
+        raise ConfigError(f"simpl: --{setting.name.replace('_', '-')} takes a LOW HIGH pair per axis, "
+                          f"got {len(given)} number(s)")
+    return np.reshape(given, (-1, 2)).tolist()
 
 
 def add_command(subparsers) -> None:
@@ -101,37 +130,16 @@ def add_command(subparsers) -> None:
     g.add_argument("--force", action="store_true", help="replace an existing OUT (never a file another tcnet "
                    "process is writing)")
     g.set_defaults(handler=_generate)
-    f = sub.add_parser("fit", help="fit SIMPL to a recording (.npz, .h5/.hdf5, .nwb), print the table per iteration")
+    f = sub.add_parser("fit", help="fit SIMPL to a recording (.npz, .h5/.hdf5, .nwb), print the table per iteration",
+                       description="A setting whose help says 'None: ...' takes that value when its flag is not "
+                       "given. The settings are those of `tcnet plugins simpl_latent` and `tcnet plugins simpl` "
+                       "(" + "; ".join(f"--{k}: the optimizer's {s}" for s, k in RENAMED.items()) + ").")
     f.add_argument("data")
     f.add_argument("--truth", action="store_true", help="score each iteration against the file's truth array")
-    f.add_argument("--space", choices=("linear", "angular"), default=CONFIG["space"],
-                   help="linear (behaviour in m, 1 or 2 columns) or angular (one column, rad)")
-    f.add_argument("--extent", type=float, nargs="+", metavar="LOW HIGH",
-                   help="the environment per axis (m), e.g. 0 1 0 1; default: inferred from the latent")
-    f.add_argument("--dt", type=float, help="bin width (s); default: the file's dt, else the median time step")
     f.add_argument("--series", help="NWB: the name of the behavioural SpatialSeries, if there are several")
-    f.add_argument("--iterations", type=int, default=Simpl.SETTINGS.defaults["steps"])
-    f.add_argument("--tol", type=float, default=Simpl.SETTINGS.defaults["tol"],
-                   help="stop once the validation log-likelihood rises by no more than this (nats/spike)")
-    f.add_argument("--speed", type=float, help="random-walk speed scale (units/s; default: behaviour's own on a "
-                   "line or plane, 1 rad/s on the circle)")
-    f.add_argument("--align-degree", type=int, default=Simpl.SETTINGS.defaults["align_degree"],
-                   help="degree of the polynomial map aligning the latent to behaviour (1: affine, as "
-                        "published, a rotation on the circle; 0: none)")
-    f.add_argument("--anneal", type=int, help="E-steps with a tempered likelihood, at most all iterations but the "
-                   "last (0: none, the published EM; default: all but the last on a line or plane, 0 on the circle)")
-    f.add_argument("--temper", type=float, default=Simpl.SETTINGS.defaults["temper"],
-                   help="exponent of the likelihood in the first E-step, rising to 1 over --anneal E-steps")
-    f.add_argument("--accelerate", type=float, help="over-relaxation of each E-step's smoothed move, kept when the "
-                   "validation log-likelihood rises (0: plain EM; default 1 on a line or plane, 0 on the circle)")
-    f.add_argument("--accelerate-timescale", type=float, default=Simpl.SETTINGS.defaults["accelerate_timescale"],
-                   help="width (s) of the smoothing of the over-relaxed move")
-    f.add_argument("--bandwidth", type=float, help="KDE bandwidth (units; default 0.02 m, 0.15 rad)")
-    f.add_argument("--grid-spacing", type=float, help="tuning-curve grid spacing (units; default 0.02 m, 3 deg)")
-    f.add_argument("--val-fraction", type=float, default=CONFIG["val_fraction"],
-                   help="held-out fraction of each cell's time")
-    f.add_argument("--val-block", type=float, default=CONFIG["val_block"], help="length of held-out blocks (s)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the validation mask")
+    for setting in KEYWORDS:
+        _add_flag(f, setting)
+    f.add_argument("--seed", type=int, default=OWN["seed"][0], help=OWN["seed"][1])
     f.add_argument("--store", help="record the run in this HDF5 run store (appended)")
     f.add_argument("--out", help="write the fitted latent, time, fields and grid axes to this new .npz")
     f.add_argument("--figures", help="write figures (PNG) to this folder")

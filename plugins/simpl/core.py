@@ -47,9 +47,8 @@ from scipy.special import gammaln
 
 from tcnet import ConfigError, Dynamics, Loss, State
 from tcnet.optim import Iterative
-from tcnet.settings import Integer, Real, Setting, Settings
+from tcnet.settings import Array, Choice, Integer, Real, Setting, Settings, Text
 from tcnet.labels import Labels, Quantity
-from tcnet.validate import choice, integer, positive, real
 
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import SILENT_VARIANCE, likelihood_moments, segment_starts, smooth
@@ -70,25 +69,29 @@ SPACE_DEFAULTS = {
     "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0, "accelerate": 0.0},
 }
 
-CONFIG = {
-    "space": "linear",                # 'linear' (behaviour with 1 or 2 columns) or 'angular' (1 column, rad)
-    "extent": None,                   # one (low, high) per axis, or None: the latent's range plus grid_margin
-    "dt": None,                       # bin width (s); None: the median step of time
-    "bandwidth": None,                # KDE bandwidth h (latent units; None: SPACE_DEFAULTS)
-    "grid_spacing": None,             # tuning-curve grid spacing (latent units; None: SPACE_DEFAULTS)
-    "grid_margin": 0.05,              # grid extends this far beyond the latent's range (linear, no extent)
-    "rate_floor": 0.01,               # smallest tuning-curve rate (Hz)
-    "val_fraction": 0.1,              # held-out fraction of each neuron's time
-    "val_block": 1.0,                 # length of held-out blocks (s)
-}
+SPACES = tuple(SPACE_DEFAULTS)
+LATENT_UNIT = "m, or rad on the circle"
+SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}  # neither data nor generator: 60 grid cells, 10 minutes
 DATA = ("counts", "behaviour", "time")
-SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}  # create() without data: 60 grid cells, 10 minutes
+
+
+def space_default(key, unit=None) -> str:
+    """What None stands for in setting `key`, read out of SPACE_DEFAULTS (the one place the
+    space-dependent defaults are written), for the setting's doc: the value on a line or plane and
+    on the circle, with `unit` where it has one, a template of the space's unit ("{}/s": m/s, rad/s)."""
+    words = {BEHAVIOUR: "behaviour's own", ALL: "all E-steps but the last"}
+    parts = []
+    for space, where in (("linear", "on a line or plane"), ("angular", "on the circle")):
+        value = SPACE_DEFAULTS[space][key]
+        unit_text = "" if unit is None else " " + unit.format(Space(space, 1).unit)
+        parts.append(f"{words[value] if value in words else f'{value:g}{unit_text}'} {where}")
+    return "None: " + ", ".join(parts)
 
 
 def setting(config, key):
-    """A setting's value, SPACE_DEFAULTS filling in None."""
+    """A setting's value, SPACE_DEFAULTS filling in None (`config` of a built network, whose space is set)."""
     value = config.get(key)
-    return SPACE_DEFAULTS[config.get("space", "linear")][key] if value is None else value
+    return SPACE_DEFAULTS[config["space"]][key] if value is None else value
 
 
 class SimplState(State):
@@ -146,61 +149,85 @@ class SimplLatent(Dynamics):
                              "latent_error": Quantity("latent error", "m, or rad on the circle")},
                     headline=("latent_error",))
 
+    SETTINGS = Settings(
+        Choice("space", None, "the latent space: 'linear', behaviour in metres with 1 column (a track) or 2 (an "
+               "arena), or 'angular', one column, an angle in radians (head direction); None: the generator's "
+               "space for synthetic data, else 'linear'", options=SPACES),
+        Array("extent", None, "the environment, one [low, high] per axis (linear only: the circle is [0, 2 pi)); "
+              "None: the latent's range plus grid_margin, inferred again at every M-step", shape=(None, 2),
+              unit="m"),
+        Real("dt", None, "bin width; None: the data file's, else the median step of time", low=0, low_open=True,
+             unit="s"),
+        Real("bandwidth", None, "KDE bandwidth of the tuning curves (kept as a number once built); "
+             + space_default("bandwidth", "{}"), low=0, low_open=True, unit=LATENT_UNIT),
+        Real("grid_spacing", None, "spacing of the tuning-curve grid (kept as a number once built); "
+             + space_default("grid_spacing", "{}"), low=0, low_open=True, unit=LATENT_UNIT),
+        Real("grid_margin", 0.05, "how far the grid extends beyond the latent's range (linear, no extent)", low=0,
+             unit="m"),
+        Real("rate_floor", 0.01, "smallest tuning-curve rate", low=0, low_open=True, unit="Hz"),
+        Real("val_fraction", 0.1, "held-out fraction of each neuron's time (the validation entries)", low=0, high=1,
+             low_open=True, high_open=True),
+        Real("val_block", 1.0, "length of the held-out blocks", low=0, low_open=True, unit="s"),
+        Text("data", None, "a recording file to start from (.npz, HDF5 or NWB: docs/SIMPL.md)", stored=False),
+        Setting("generator", None, "settings of the synthetic benchmark to start from (a table: kind, n_cells, "
+                f"duration, ...; data.generate); None without data: {SMALL_GENERATOR['n_cells']} grid cells over "
+                f"{SMALL_GENERATOR['duration']:g} s", stored=False),
+        Integer("data_seed", 0, "seed of the synthetic benchmark", low=0, stored=False),
+    )
+
     @classmethod
-    def create(cls, seed=0, *, data=None, generator=None, data_seed=0, **config):
-        """A fit starting at the behaviour of a data file (`data`: .npz, HDF5 or NWB, see
-        files.read) or of the synthetic benchmark (`generator`: settings of data.generate, with
-        `data_seed`; neither: SMALL_GENERATOR)."""
-        if data is not None and generator is not None:
+    def relate(cls, settings):
+        """One source of data at most; the generator's settings checked before anything is drawn."""
+        if settings["data"] is not None and settings["generator"] is not None:
             raise ConfigError("simpl_latent: give one of data (a file) or generator (settings), not both")
-        if data is None and generator is None:
-            generator = SMALL_GENERATOR
+        if settings["generator"] is not None:
+            if not isinstance(settings["generator"], dict):
+                raise ConfigError(f"simpl_latent: generator must be a table of generator settings, "
+                                  f"got {settings['generator']!r}")
+            simdata.check_settings(settings["generator"])
+
+    @classmethod
+    def build(cls, seed, *, data, generator, data_seed, **config):
+        """A fit starting at the behaviour of a data file (`data`: .npz, HDF5 or NWB, see
+        files.read; its dt unless `dt` is given) or of the synthetic benchmark (`generator`: settings
+        of data.generate, drawn from `data_seed`, in its own space unless `space` is given;
+        neither: SMALL_GENERATOR)."""
         if data is not None:
             from tcnet_plugins.simpl.files import read
 
-            arrays = read(data, dt=config.get("dt"))
+            arrays = read(data, dt=config["dt"])
+            config["dt"] = arrays.get("dt")
         else:
-            if not isinstance(generator, dict):
-                raise ConfigError(f"simpl_latent: generator must be a table of generator settings, got {generator!r}")
-            integer(cls.name, "data_seed", data_seed, low=0)
+            generator = SMALL_GENERATOR if generator is None else generator
             arrays = simdata.generate(data_seed, **generator)
-            config = {"space": simdata.space_of(generator), **config}
+            config["space"] = config["space"] or simdata.space_of(generator)
         return cls.from_arrays(arrays["counts"], arrays["behaviour"], arrays["time"], truth=arrays.get("truth"),
                                missing=arrays.get("missing"), seed=seed, **config)
 
     @classmethod
     def from_arrays(cls, counts, behaviour, time, *, truth=None, missing=None, seed=0, **config):
-        """A fit of checked arrays (inputs.check_inputs), starting at the behaviour."""
-        cfg = cls._complete(config)
-        choice(cls.name, "space", cfg["space"], tuple(SPACE_DEFAULTS))
-        inputs = check_inputs(counts, behaviour, time, dt=cfg["dt"], missing=missing, truth=truth,
-                              angular=cfg["space"] == "angular")
+        """A fit of checked arrays (inputs.check_inputs), starting at the behaviour; `config` holds
+        settings of SETTINGS that are kept (not data, generator, data_seed)."""
+        config = cls.SETTINGS.kept().resolve(cls.name, config)
+        inputs = check_inputs(counts, behaviour, time, dt=config["dt"], missing=missing, truth=truth,
+                              angular=config["space"] == "angular")
         arrays = {"latent": inputs.behaviour, "counts": inputs.counts, "behaviour": inputs.behaviour,
                   "time": inputs.time}
         if inputs.truth is not None:
             arrays["truth"] = inputs.truth
-        return cls(arrays, cfg, seed)
-
-    @staticmethod
-    def _complete(config) -> dict:
-        unknown = sorted(set(config) - set(CONFIG))
-        if unknown:
-            raise ConfigError(f"simpl_latent: unknown setting(s) {', '.join(unknown)}; "
-                              f"accepted: {', '.join(sorted(CONFIG))}")
-        return {**CONFIG, **config}
+        return cls(arrays, config, seed)
 
     def check(self):
-        self.config = c = self._complete(self.config)
-        choice(self.name, "space", c["space"], tuple(SPACE_DEFAULTS))
+        """The arrays against the (declared and checked) configuration; the space (None: linear) and
+        its defaults of bandwidth and grid_spacing are resolved here, so that a saved network keeps
+        the numbers it was fitted with whatever the defaults become."""
+        c = self.config
+        c["space"] = c["space"] or "linear"
+        for key in ("bandwidth", "grid_spacing"):
+            c[key] = setting(c, key)
         missing = [k for k in DATA if k not in self.arrays]
         if missing:
             raise ConfigError(f"simpl_latent: missing data array(s) {', '.join(missing)}")
-        for key in ("bandwidth", "grid_spacing"):  # resolved: a saved network keeps its own, whatever the default
-            c[key] = positive(self.name, key, setting(c, key))
-        positive(self.name, "val_block", c["val_block"])
-        real(self.name, "grid_margin", c["grid_margin"], low=0)
-        positive(self.name, "rate_floor", c["rate_floor"])
-        real(self.name, "val_fraction", c["val_fraction"], low=0, high=1, low_open=True, high_open=True)
         a = self.arrays
         checked = check_inputs(a["counts"], a["behaviour"], a["time"], dt=c["dt"], truth=a.get("truth"))
         self.dt = checked.dt
@@ -258,7 +285,10 @@ class SimplLatent(Dynamics):
         linked[self.starts[1:] - 1] = False  # the step across a gap is not a step
         if not linked.any():
             raise ConfigError("simpl: behaviour has no two consecutive bins to measure its speed from; give speed")
-        return float(np.sqrt(np.mean(steps[linked] ** 2)) / self.dt)
+        speed = float(np.sqrt(np.mean(steps[linked] ** 2)) / self.dt)
+        if speed == 0:
+            raise ConfigError("simpl: behaviour does not move, so it gives no random-walk speed; give speed")
+        return speed
 
     @property
     def block(self) -> int:
@@ -311,10 +341,9 @@ class SimplNLL(Loss):
     which the `simpl` optimizer's E-step starts from."""
 
     name = "simpl_nll"
-
-    def __init__(self, split="val"):
-        choice(self.name, "split", split, ("val", "train"))
-        super().__init__(split=split)
+    SETTINGS = Settings(Choice("split", "val", "whose log-likelihood: the held-out entries ('val', which stopping "
+                               "reads) or the training entries ('train', which the M-step fits)",
+                               options=("val", "train")))
 
     def __call__(self, state):
         if not isinstance(state, SimplState):
@@ -345,31 +374,34 @@ class Simpl(Iterative):
     ones."""
 
     name = "simpl"
-    SETTINGS = Iterative.SETTINGS.with_defaults(steps=10) + Settings(
-        Setting("speed", None, "random-walk speed scale (latent units/s; None: behaviour's own on a line or "
-                "plane, 1 rad/s on the circle)"),
+    SETTINGS = Iterative.SETTINGS + Settings(
+        Integer("steps", 10, "EM iterations (E-steps) at most", low=0),
+        Real("speed", None, "random-walk speed scale of the latent; " + space_default("speed", "{}/s"), low=0,
+             low_open=True, unit="m/s, or rad/s on the circle"),
         Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
                 "0 none, > 1 polynomial", low=0),
-        Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this (nats/spike)", low=0),
-        Setting("anneal", None, "E-steps with a tempered likelihood (exponent rising from `temper` to 1), at most "
-                "all steps but the last; 0: none, the published EM; None: all but the last on a line or plane, "
-                "0 on the circle"),
+        Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this", low=0,
+             unit="nats/spike"),
+        Integer("anneal", None, "E-steps with a tempered likelihood (exponent rising from `temper` to 1), at most "
+                "all steps but the last; 0: none, the published EM; " + space_default("anneal"), low=0),
         Real("temper", 0.25, "exponent of the likelihood in the first E-step when anneal > 0", low=0, high=1,
              low_open=True),
-        Setting("accelerate", None, "over-relaxation: each E-step's move, smoothed over accelerate_timescale, is "
-                "taken 1 + this many times when the validation log-likelihood rises with it; 0: plain EM; "
-                "None: 1 on a line or plane, 0 on the circle"),
-        Real("accelerate_timescale", 2.0, "width (s) of the Gaussian smoothing of the over-relaxed move",
-             low=0, low_open=True),
+        Real("accelerate", None, "over-relaxation: each E-step's move, smoothed over accelerate_timescale, is "
+             "taken 1 + this many times when the validation log-likelihood rises with it; 0: plain EM; "
+             + space_default("accelerate"), low=0),
+        Real("accelerate_timescale", 2.0, "width of the Gaussian smoothing of the over-relaxed move",
+             low=0, low_open=True, unit="s"),
     )
 
-    def check(self):
-        if self.settings["speed"] is not None:
-            positive(self.name, "speed", self.settings["speed"])
-        if self.settings["anneal"] is not None:
-            integer(self.name, "anneal", self.settings["anneal"], low=0)
-        if self.settings["accelerate"] is not None:
-            real(self.name, "accelerate", self.settings["accelerate"], low=0)
+    def for_dynamics(self, dynamics):
+        """This optimizer with speed, anneal and accelerate that are None filled in with what the fit
+        of `dynamics` uses (the speed measured from its behaviour, the annealed E-steps, the gain),
+        so that the run's stored spec holds them and a resumed run uses them, whatever the defaults
+        become."""
+        if not isinstance(dynamics, SimplLatent):
+            return self  # refused in setup, with the reason
+        used = {"speed": self.speed(dynamics), "anneal": self.annealed(dynamics), "accelerate": self.gain(dynamics)}
+        return type(self)(**{k: used[k] if k in used and v is None else v for k, v in self.settings.items()})
 
     def space_setting(self, dynamics, key):
         """This optimizer's setting `key`, the space's default (SPACE_DEFAULTS) where it is None."""
@@ -383,13 +415,17 @@ class Simpl(Iterative):
         """The over-relaxation factor gamma of the smoothed move (`accelerate`)."""
         return float(self.space_setting(dynamics, "accelerate"))
 
-    def exponent(self, dynamics, t) -> float:
-        """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / n) while t < n,
-        then 1, over n = anneal E-steps but at most all steps but the last, so that a fit ends
-        with an untempered one (docs/SIMPL.md, "Accuracy": annealing)."""
+    def annealed(self, dynamics) -> int:
+        """The number n of E-steps with a tempered likelihood: `anneal`, but at most all steps but
+        the last, so that a fit ends with an untempered one (docs/SIMPL.md, "Accuracy": annealing)."""
         anneal = self.space_setting(dynamics, "anneal")
-        last = self.settings["steps"] - 1
-        n = last if anneal == ALL else min(anneal, last)
+        last = max(self.settings["steps"] - 1, 0)
+        return last if anneal == ALL else min(anneal, last)
+
+    def exponent(self, dynamics, t) -> float:
+        """The likelihood's exponent beta in E-step t (0 first): temper^(1 - t / n) while t < n
+        (n: `annealed`), then 1."""
+        n = self.annealed(dynamics)
         return self.settings["temper"] ** (1 - t / n) if t < n else 1.0
 
     def setup(self, objective):

@@ -5,63 +5,78 @@
     model.fields_          # (N, *grid) tuning curves (Hz) on model.axes_
     model.predict(new_counts)   # decode held-out spikes with the fitted tuning curves
 
-Settings are given at construction (those of the `simpl_latent` dynamics and of the `simpl`
-optimizer, core.py) and not changed by `fit`. `fit` checks the arrays (inputs.py), runs the EM as a
-tcnet run, and, with `store=PATH`, records it in that HDF5 run store (tcnet.store.RunWriter) like
-every other run: per iteration the validation and training log-likelihood, bits per spike (and
-latent error, with `truth`) in the run's history, the latent at its checkpoint, and the initial
-and final networks (data and latent; the tuning curves follow from them deterministically, see
-`SimplLatent`). In memory, `history_` holds every iteration's latent and metrics.
+Settings are given at construction and not changed by `fit`. They are the declared settings
+(tcnet.settings) of the `simpl_latent` dynamics (those a network keeps) and of the `simpl` optimizer
+(core.py), by their names but for `RENAMED` (`KEYWORDS`), and the estimator's own (`OWN`: seed,
+store, progress); from them follow the signature, the docstring, the checks at construction and the
+flags of `tcnet simpl fit`. `fit` checks the arrays (inputs.py), runs the EM as a tcnet run, and,
+with `store=PATH`, records it in that HDF5 run store (tcnet.store.RunWriter) like every other run:
+per iteration the validation and training log-likelihood, bits per spike (and latent error, with
+`truth`) in the run's history, the latent at its checkpoint, and the initial and final networks
+(data and latent; the tuning curves follow from them deterministically, see `SimplLatent`). In
+memory, `history_` holds every iteration's latent and metrics.
 """
+import inspect
+from dataclasses import replace
+
 import numpy as np
 
 from tcnet import run
-from tcnet.validate import ConfigError
+from tcnet.settings import Settings
+from tcnet.validate import ConfigError, no_extra, seed as check_seed
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import CONFIG, Simpl, SimplLatent
+from tcnet_plugins.simpl.core import Simpl, SimplLatent
 from tcnet_plugins.simpl.estep import segment_starts
 from tcnet_plugins.simpl.files import read
 from tcnet_plugins.simpl.inputs import check_counts, check_time
 
+RENAMED = {"steps": "iterations"}
+"""The `simpl` optimizer's settings whose keyword here (and `tcnet simpl fit` flag) is named
+otherwise: an EM fit's steps are its iterations."""
+
+DYNAMICS = SimplLatent.SETTINGS.kept()
+OPTIMIZER = Settings(*(replace(s, name=RENAMED.get(s.name, s.name)) for s in Simpl.SETTINGS))
+KEYWORDS = DYNAMICS + OPTIMIZER
+"""The declared settings SIMPL takes as keywords: the network's, then the optimizer's (renamed)."""
+OWN = {"seed": (0, "seed of the validation mask"),
+       "store": (None, "a tcnet run store (HDF5 path) to record the fit in, or None"),
+       "progress": (False, "show a progress bar")}
+"""The estimator's own keywords: (default, doc)."""
+
+
+def _signature() -> inspect.Signature:
+    """`SIMPL.__init__(self, *, <KEYWORDS>, <OWN>)` with the declared defaults, for help() and
+    the introspection of scikit-learn-style tools (get_params, clone)."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                              *(inspect.Parameter(s.name, keyword, default=s.default) for s in KEYWORDS),
+                              *(inspect.Parameter(k, keyword, default=v) for k, (v, _) in OWN.items())])
+
 
 class SIMPL:
-    """SIMPL on arrays (module doc). Keyword settings: the dynamics' (space, extent, dt,
-    bandwidth, grid_spacing, grid_margin, rate_floor, val_fraction, val_block), the optimizer's
-    (iterations, speed, align_degree, tol, anneal, temper, accelerate, accelerate_timescale),
-    `seed` (the validation mask), `store` (a run-store path or None) and `progress` (a progress
-    bar)."""
+    """SIMPL on arrays (module doc)."""
 
-    def __init__(self, *, space=CONFIG["space"], extent=CONFIG["extent"], dt=CONFIG["dt"],
-                 bandwidth=CONFIG["bandwidth"], grid_spacing=CONFIG["grid_spacing"],
-                 grid_margin=CONFIG["grid_margin"], rate_floor=CONFIG["rate_floor"],
-                 val_fraction=CONFIG["val_fraction"], val_block=CONFIG["val_block"],
-                 iterations=Simpl.SETTINGS.defaults["steps"], speed=Simpl.SETTINGS.defaults["speed"],
-                 align_degree=Simpl.SETTINGS.defaults["align_degree"], tol=Simpl.SETTINGS.defaults["tol"],
-                 anneal=Simpl.SETTINGS.defaults["anneal"], temper=Simpl.SETTINGS.defaults["temper"],
-                 accelerate=Simpl.SETTINGS.defaults["accelerate"],
-                 accelerate_timescale=Simpl.SETTINGS.defaults["accelerate_timescale"],
-                 seed=0, store=None, progress=False):
-        self.space, self.extent, self.dt = space, extent, dt
-        self.bandwidth, self.grid_spacing, self.grid_margin = bandwidth, grid_spacing, grid_margin
-        self.rate_floor, self.val_fraction, self.val_block = rate_floor, val_fraction, val_block
-        self.iterations, self.speed, self.align_degree, self.tol = iterations, speed, align_degree, tol
-        self.anneal, self.temper = anneal, temper
-        self.accelerate, self.accelerate_timescale = accelerate, accelerate_timescale
-        self.seed, self.store, self.progress = seed, store, progress
-        self._optimizer()  # bad optimizer settings fail here, at construction
+    def __init__(self, **settings):
+        no_extra("SIMPL", settings, [*KEYWORDS.names, *OWN])
+        for name, default in {**KEYWORDS.defaults, **{k: v for k, (v, _) in OWN.items()}}.items():
+            setattr(self, name, settings.get(name, default))
+        KEYWORDS.resolve("SIMPL", {k: getattr(self, k) for k in KEYWORDS.names})  # bad values fail here
+        check_seed("SIMPL", "seed", self.seed)
+
+    __init__.__signature__ = _signature()
+
+    def get_params(self, deep=True) -> dict:
+        """The keyword settings of this estimator (scikit-learn's convention; it nests none, so
+        `deep` changes nothing)."""
+        return {k: getattr(self, k) for k in [*KEYWORDS.names, *OWN]}
 
     def _config(self) -> dict:
-        return {k: getattr(self, k) for k in CONFIG}
+        """The `simpl_latent` network's settings."""
+        return {k: getattr(self, k) for k in DYNAMICS.names}
 
-    def _settings(self) -> dict:
-        """The `simpl` optimizer's settings (its `steps` are the iterations)."""
-        return {"steps": self.iterations, "speed": self.speed, "align_degree": self.align_degree, "tol": self.tol,
-                "anneal": self.anneal, "temper": self.temper, "accelerate": self.accelerate,
-                "accelerate_timescale": self.accelerate_timescale}
-
-    def _optimizer(self) -> dict:
-        Simpl(**self._settings())
-        return {"name": Simpl.name, **self._settings()}
+    def _optimizer(self) -> Simpl:
+        """The `simpl` optimizer of these settings."""
+        return Simpl(**{s.name: getattr(self, RENAMED.get(s.name, s.name)) for s in Simpl.SETTINGS})
 
     def fit(self, counts, behaviour, time, *, missing=None, truth=None) -> "SIMPL":
         """Fit to counts (T, N), behaviour (T,) or (T, D) and time (T,) (bin starts, s); `missing`
@@ -69,8 +84,9 @@ class SIMPL:
         iteration. Returns self."""
         net = SimplLatent.from_arrays(counts, behaviour, time, truth=truth, missing=missing, seed=self.seed,
                                       **self._config())
+        optimizer = self._optimizer().for_dynamics(net)
         spec = {"dynamics": {"name": SimplLatent.name, "seed": self.seed, **net.config},
-                "loss": [{"name": "simpl_nll"}], "optimizer": self._optimizer()}
+                "loss": [{"name": "simpl_nll"}], "optimizer": optimizer.config}
         recorders = []
         if self.store is not None:
             from tcnet.store import RunWriter
@@ -84,7 +100,7 @@ class SIMPL:
         self.fields_ = final.fields
         self.axes_ = final.axes
         self.log_occupancy_ = final.log_occupancy
-        self.speed_ = Simpl(**self._settings()).speed(result.final)  # the random walk's (given or measured)
+        self.speed_ = optimizer.settings["speed"]  # the random walk's (given or measured)
         self.history_ = [{"latent": s.x.reshape(self.latent_.shape), **s.extra} for s in result.history.steps]
         self.run_id_ = recorders[0].run_id if recorders else None
         return self
@@ -119,3 +135,9 @@ def fit(data, *, data_seed=0, **settings) -> "SIMPL":
         settings = {"dt": arrays.get("dt"), **settings}
     return SIMPL(**settings).fit(arrays["counts"], arrays["behaviour"], arrays["time"],
                                  missing=arrays.get("missing"), truth=arrays.get("truth"))
+
+
+
+SIMPL.__doc__ += ("\n\nKeywords (declared in core.py: `tcnet plugins simpl_latent`, `tcnet plugins simpl`):\n\n"
+                  + "\n".join([f"- {line}" for line in KEYWORDS.help_lines()]
+                               + [f"- {k}: {doc} (default {v!r})" for k, (v, doc) in OWN.items()]))
