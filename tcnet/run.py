@@ -98,7 +98,9 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
     initial = dynamics if dynamics is not None else build_dynamics(spec.dynamics, plugins)
     objective = build_objective(initial, spec.loss, plugins)
     optimizer = build_optimizer(spec.optimizer, plugins).for_dynamics(initial)
-    spec = RunSpec(spec.dynamics, spec.loss, optimizer.config)
+    # what ran: the network's own configuration (defaults a dynamics resolves at construction, such
+    # as a space's bandwidth, as numbers) and the optimizer's settings for this network
+    spec = RunSpec({**spec.dynamics, "name": initial.name, **initial.config}, spec.loss, optimizer.config)
     history = History()
     sinks = [history, *recorders]
     for r in sinks:
