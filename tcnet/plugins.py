@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pluggy
 
+from tcnet.validate import _closest
+
 PROJECT = "tcnet"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -140,8 +142,9 @@ class Registry:
         try:
             return self.entries[kind][self.aliases.get(kind, {}).get(name, name)].cls
         except KeyError:
-            known = ", ".join(sorted(self.entries.get(kind, {}))) or "none"
-            raise UnknownPluginError(f"unknown {kind} {name!r}; registered: {known}") from None
+            names = sorted(self.entries.get(kind, {}))
+            raise UnknownPluginError(f"unknown {kind} {name!r}{_closest(name, names)}; registered: "
+                                     f"{', '.join(names) or 'none'}") from None
 
     def all(self) -> list[Entry]:
         return [e for kind in KINDS for e in sorted(self.entries[kind].values(), key=lambda e: e.name)]
