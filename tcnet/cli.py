@@ -379,7 +379,7 @@ def main(argv=None) -> int:
         try:
             plugins = registry(known.plugin)
         except PluginError as err:
-            print(f"tcnet: {err}", file=sys.stderr)
+            print(f"tcnet: {_one_line(err)}", file=sys.stderr)
             return 2
         p = parser(plugins)
         args = p.parse_args(argv)
