@@ -1,6 +1,7 @@
 """The `tcnet` command. Framework subcommands live here; plugins add theirs through the
-`tcnet_commands` hook. `--plugin FILE` (repeatable) loads single-file plugins first, so their
-dynamics, losses, optimizers and commands are available to every subcommand."""
+`tcnet_commands` hook. `--plugin FILE` (repeatable, before or after the command) loads
+single-file plugins first, so their dynamics, losses, optimizers and commands are available to
+every subcommand."""
 import argparse
 import inspect
 import json
@@ -9,6 +10,7 @@ import signal
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -129,8 +131,6 @@ def _simulate(args) -> int:
 
 def _trajectory_paths(out: str, force: bool):
     """The trajectory file and its figure (FILE.png), both checked before anything is computed."""
-    from pathlib import Path
-
     from tcnet.store import check_new
     out = check_new(Path(out), force)
     figure = out.with_suffix(".png")
@@ -153,7 +153,6 @@ def _plot_norms(path, t, ratio, xlabel, title, force) -> None:
 def _compare(args) -> int:
     """Print one row per run of the given files, or per group of repeats with --group (CSV with --csv)."""
     from tcnet import store
-    from pathlib import Path
     files = list({Path(f).resolve(): f for f in reversed(args.files)}.values())[::-1]  # each file once
     rows = store.compare_table(files, plugins=args.registry)
     if args.group:
@@ -195,6 +194,91 @@ def _resume(args) -> int:
     return 1 if failed else 0
 
 
+def _run(args) -> int:
+    """Run a run spec file (TOML, docs/SPEC.md) through tcnet.run into its HDF5 file and print a
+    summary. Everything is checked, and the network built, before the file is touched. The last run
+    in the file with the same resolved spec decides what happens: none (or --new) starts a new run;
+    an interrupted or failed one continues from its checkpoint (one without a checkpoint yet is
+    started again as a new run); a finished one is not run again (its summary is printed), so
+    running a spec twice is the same as running it once."""
+    from tcnet import store
+    from tcnet.run import recorded, run
+    from tcnet.spec import SpecFile, build_dynamics
+
+    spec_file = SpecFile.read(args.spec)
+    out = Path(args.out) if args.out else spec_file.out
+    plugins = _spec_registry(args, spec_file)
+    try:
+        resolved = spec_file.spec.resolve(plugins)
+        initial = build_dynamics(resolved.dynamics, plugins)
+    except (ConfigError, UnknownPluginError) as err:
+        raise ConfigError(f"{spec_file.path}: {_one_line(err)}") from None
+    spec, _ = recorded(resolved, initial, plugins)
+    previous = None if args.new or not out.exists() else _last_run_of(out, spec, plugins)
+    if previous is not None and previous.status == "running":
+        raise StoreError(f"{out}: run {previous.run_id} of this spec is being written by another process "
+                         f"({previous.attrs.get('writer', '?')})")
+    if previous is not None and previous.status in store.FINISHED:
+        _run_summary(out, previous.run_id, plugins, "already in the file, not run again; --new runs it again "
+                     "as a new run")
+        return 1 if previous.status in NUMERICAL_FAILURES else 0
+    if previous is not None and previous.checkpoint is not None:
+        print(f"resuming run {previous.run_id} of {out} ({previous.status} at step {previous.checkpoint.step})")
+        store.resume(out, previous.run_id, progress=not args.no_progress, plugins=plugins)
+        run_id, how = previous.run_id, f"resumed at step {previous.checkpoint.step}"
+    else:
+        if previous is not None:
+            print(f"run {previous.run_id} of this spec in {out} stopped before its first checkpoint: "
+                  "starting a new run")
+        writer = store.RunWriter(out)
+        run(resolved, recorders=[writer], progress=not args.no_progress, plugins=plugins, dynamics=initial)
+        run_id, how = writer.run_id, "new run"
+    status = _run_summary(out, run_id, plugins, how)
+    return 1 if status in NUMERICAL_FAILURES else 0
+
+
+def _spec_registry(args, spec_file):
+    """The registry of the --plugin files plus the spec file's own `plugins`. A spec plugin that
+    does not load is refused (ConfigError naming it): the spec cannot run without it, and its
+    failure says more than the unknown name it would otherwise show up as."""
+    if not spec_file.plugins:
+        return args.registry
+    try:
+        plugins = registry([*args.plugin, *spec_file.plugins])
+    except PluginError as err:
+        raise ConfigError(f"{spec_file.path}: {err}") from None
+    own = {f"file {p.resolve()}" for p in spec_file.plugins}
+    failed = [f for f in plugins.failures if f.source in own]
+    if failed:
+        raise ConfigError(f"{spec_file.path}: {failed[0]}")
+    return plugins
+
+
+def _last_run_of(path, spec, plugins):
+    """The RunRecord of the last run in the store file `path` whose recorded spec is `spec`, or None."""
+    from tcnet import store
+    want = json.loads(json.dumps(spec.as_dict()))
+    found = None
+    for run_id in store.list_runs(path):
+        record = store.read_run(path, run_id, plugins=plugins)
+        if record.spec == want:
+            found = record
+    return found
+
+
+def _run_summary(path, run_id, plugins, how) -> str:
+    """Print one line about run `run_id` of `path` as stored (its whole history, every session of
+    it), and its optimizer's message on stderr where it failed numerically; returns its status."""
+    from tcnet import store
+    rec = store.read_run(path, run_id, plugins=plugins)
+    loss = rec.history["loss"]
+    losses = f"loss {_fmt(float(loss[0]))} -> {_fmt(float(loss[-1]))}" if rec.steps else "no steps"
+    print(f"run {run_id} -> {path}: {losses}, {rec.status}, {rec.steps} steps ({how})")
+    if rec.status in NUMERICAL_FAILURES:
+        print(f"tcnet run: run {run_id} {rec.status}: {rec.message}", file=sys.stderr)
+    return rec.status
+
+
 # What a command reports as one line on stderr with exit code 2, for every command (plugins' too):
 # errors in what the user gave. Anything else is a bug: one line too (exit 70, EX_SOFTWARE), and the
 # traceback with --debug or TCNET_DEBUG=1. Ctrl-C: one line saying what was kept and how to go on
@@ -213,12 +297,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
+PLUGIN_HELP = "load a single-file plugin (.py); repeatable, before or after the command"
+
+
 def parser(plugins) -> argparse.ArgumentParser:
     p = Parser(prog="tcnet", description="Optimize network models with plugin losses; "
                                 "save, load, simulate and compare runs (HDF5).")
     p.add_argument("--version", action="version", version=f"tcnet {__version__}")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                   help="load a single-file plugin (.py); repeatable")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (for bug "
                    "reports; also TCNET_DEBUG=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -259,9 +345,34 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="every run of FILE whose status is interrupted")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.set_defaults(handler=_resume)
+    sp = sub.add_parser("run", help="run a run spec file (TOML: dynamics, loss terms, optimizer) into an "
+                        "HDF5 file, or continue its interrupted run", description=(
+                            "Run SPEC.toml (docs/SPEC.md) through tcnet.run into its HDF5 file (the spec's "
+                            "`out`, default SPEC.h5 beside it), checking every key first. Run again, it "
+                            "continues the file's interrupted or failed run of the same spec from its "
+                            "checkpoint, and does not rerun a finished one (--new does)."))
+    sp.add_argument("spec", metavar="SPEC.toml")
+    sp.add_argument("-o", "--out", metavar="FILE.h5", help="HDF5 file of the run, instead of the spec's `out`")
+    sp.add_argument("--new", action="store_true", help="start a new run even where the file holds one of "
+                    "this spec")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.set_defaults(handler=_run)
     add_study_commands(sub)
     plugins.add_commands(sub)
+    _everywhere(p, "--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE", help=PLUGIN_HELP)
     return p
+
+
+def _everywhere(p: argparse.ArgumentParser, flag: str, **kwargs) -> None:
+    """Add the option `flag` to every subcommand's parser, at any depth (plugins' too), unless it
+    has its own, so that it may follow the command. With default SUPPRESS a subcommand's parser
+    leaves the top-level value alone where the option is not given after it."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                if flag not in child._option_string_actions:
+                    child.add_argument(flag, **kwargs)
+                _everywhere(child, flag, **kwargs)
 
 
 def main(argv=None) -> int:
@@ -276,7 +387,7 @@ def main(argv=None) -> int:
         try:
             plugins = registry(known.plugin)
         except PluginError as err:
-            print(f"tcnet: {err}", file=sys.stderr)
+            print(f"tcnet: {_one_line(err)}", file=sys.stderr)
             return 2
         p = parser(plugins)
         args = p.parse_args(argv)
@@ -287,6 +398,7 @@ def main(argv=None) -> int:
             return 0
         command = f"tcnet {args.command}"
         args.registry = plugins
+        args.plugin = known.plugin  # every --plugin, before and after the command, in order
         handler = args.handler
         with warnings.catch_warnings():  # restores showwarning and the filters afterwards
             warnings.simplefilter("always", StabilityWarning)

@@ -29,6 +29,7 @@ from pathlib import Path
 import pluggy
 
 from tcnet.settings import REQUIRED
+from tcnet.validate import closest
 
 PROJECT = "tcnet"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -188,8 +189,9 @@ class Registry:
         try:
             return self.entries[kind][self.aliases.get(kind, {}).get(name, name)].cls
         except KeyError:
-            known = ", ".join(sorted(self.entries.get(kind, {}))) or "none"
-            raise UnknownPluginError(f"unknown {kind} {name!r}; registered: {known}") from None
+            names = sorted(self.entries.get(kind, {}))
+            raise UnknownPluginError(f"unknown {kind} {name!r}{closest(name, names)}; registered: "
+                                     f"{', '.join(names) or 'none'}") from None
 
     def all(self) -> list[Entry]:
         return [e for kind in KINDS for e in sorted(self.entries[kind].values(), key=lambda e: e.name)]

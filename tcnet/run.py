@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from tcnet.dynamics import Dynamics
-from tcnet.optim import Checkpoint, Monitor, Result, Step
+from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.spec import RunSpec, build_dynamics, build_objective, build_optimizer
 from tcnet.validate import ConfigError
@@ -77,6 +77,18 @@ def auto_threads() -> int | None:
     return None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
 
 
+def recorded(spec: RunSpec, initial: Dynamics, plugins: Registry) -> tuple[RunSpec, Optimizer]:
+    """The spec a run of the resolved `spec` from the network `initial` records, and its optimizer:
+    the network's configuration in the dynamics entry and the optimizer's settings whose default
+    depends on the model filled in for `initial` (`Optimizer.for_dynamics`). `tcnet run` compares it with the specs a file holds to find the
+    run it continues."""
+    optimizer = build_optimizer(spec.optimizer, plugins).for_dynamics(initial)
+    # the network's own configuration over the dynamics entry: defaults a dynamics resolves at
+    # construction (a space's bandwidth, a preset's parameters) are recorded as numbers
+    dynamics = {**spec.dynamics, "name": initial.name, **initial.config}
+    return RunSpec(dynamics, spec.loss, optimizer.config), optimizer
+
+
 def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry | None = None,
         dynamics: Dynamics | None = None, resume: Checkpoint | None = None, threads: int | None | str = "auto") -> RunResult:
     """Check `spec` against the plugins' declarations, build it and run it; every step goes to an
@@ -97,10 +109,7 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
     spec = spec.resolve(plugins, dynamics=dynamics is None)  # every key checked before anything is built
     initial = dynamics if dynamics is not None else build_dynamics(spec.dynamics, plugins)
     objective = build_objective(initial, spec.loss, plugins)
-    optimizer = build_optimizer(spec.optimizer, plugins).for_dynamics(initial)
-    # what ran: the network's own configuration (defaults a dynamics resolves at construction, such
-    # as a space's bandwidth, as numbers) and the optimizer's settings for this network
-    spec = RunSpec({**spec.dynamics, "name": initial.name, **initial.config}, spec.loss, optimizer.config)
+    spec, optimizer = recorded(spec, initial, plugins)
     history = History()
     sinks = [history, *recorders]
     for r in sinks:

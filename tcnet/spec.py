@@ -12,18 +12,25 @@ and label are the term's and every other key is the loss's setting; in `optimize
 optimizer's settings. `resolve` checks every key against what the plugin declares (tcnet.settings)
 before anything is built or computed, and returns the spec with every default filled in: the spec
 a run stores, so that it is read, resumed or rerun later with the values it ran with.
+
+The same spec written as TOML, with the file its run goes to and the plugin files it needs, is a
+`SpecFile` (`tcnet run SPEC.toml`; the format is docs/SPEC.md).
 """
 import copy
 import json
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from tcnet.dynamics import Dynamics
 from tcnet.loss import Objective, Term
 from tcnet.optim import Optimizer
 from tcnet.plugins import Registry
-from tcnet.validate import ConfigError, seed as check_seed
+from tcnet.validate import ConfigError, no_extra, seed as check_seed
 
 SECTIONS = ("dynamics", "loss", "optimizer")
+FILE_KEYS = (*SECTIONS, "out", "plugins")
+"""The top-level keys of a run spec file (`SpecFile`)."""
 
 
 def _named(section, entry):
@@ -77,6 +84,54 @@ class RunSpec:
         Objective.check_labels([t.label for t in terms])
         return RunSpec(resolve_dynamics(self.dynamics, plugins) if dynamics else self.dynamics,
                        [term_entry(t) for t in terms], build_optimizer(self.optimizer, plugins).config)
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A run spec file (TOML, run by `tcnet run`): the sections of a run spec, plus `out`, the
+    HDF5 file its run goes to, and `plugins`, the single-file plugins that register the names it
+    uses; both are paths relative to the spec file. `out` defaults to the spec file's own name
+    with the suffix .h5 beside it (runs/adam.toml -> runs/adam.h5): one file per spec, in which
+    running the spec again finds its run to continue. docs/SPEC.md describes the format."""
+
+    path: Path
+    spec: RunSpec
+    out: Path
+    plugins: tuple[Path, ...] = ()
+
+    @classmethod
+    def read(cls, path) -> "SpecFile":
+        """The spec file at `path`, its keys checked (not yet against the plugins: that is
+        `RunSpec.resolve`); every error is one ConfigError starting with the path."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                d = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        except UnicodeDecodeError:  # e.g. the run's HDF5 file given in its place
+            raise ConfigError(f"{path}: not valid TOML (not UTF-8 text)") from None
+        try:
+            no_extra("run spec", d, FILE_KEYS)
+            spec = RunSpec.from_dict({k: v for k, v in d.items() if k in SECTIONS})
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+        out = d.get("out", path.with_suffix(".h5").name)
+        if not isinstance(out, str) or not out.strip():
+            raise ConfigError(f"{path}: out must be the path of the HDF5 file of the run (relative to the spec "
+                              f"file), got {out!r}")
+        out = path.parent / out
+        if out.resolve() == path.resolve():
+            raise ConfigError(f"{path}: out must not be the spec file itself (give out = \"<name>.h5\")")
+        plugins = d.get("plugins", [])
+        if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+            raise ConfigError(f"{path}: plugins must be a list of single-file plugin paths (relative to the "
+                              f"spec file), got {plugins!r}")
+        missing = [p for p in plugins if not (path.parent / p).is_file()]
+        if missing:
+            raise ConfigError(f"{path}: plugins: no file {', '.join(map(repr, missing))} (paths are relative to "
+                              f"the spec file, in {path.parent.resolve()})")
+        return cls(path, spec, out, tuple(path.parent / p for p in plugins))
 
 
 def resolve_dynamics(entry: dict, plugins: Registry) -> dict:

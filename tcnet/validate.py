@@ -87,11 +87,12 @@ def no_extra(owner, given, allowed):
     the accepted names."""
     extra = sorted(set(given) - set(allowed), key=str)
     if extra:
-        named = ", ".join(f"{k!r}{_closest(k, allowed)}" for k in extra)
+        named = ", ".join(f"{k!r}{closest(k, allowed)}" for k in extra)
         raise ConfigError(f"{owner}: unknown setting{'s' if len(extra) > 1 else ''} {named}; "
                           f"accepted: {', '.join(sorted(allowed)) or 'none'}")
 
 
-def _closest(name, allowed) -> str:
+def closest(name, allowed) -> str:
+    """' (did you mean X?)' for the allowed name closest to `name`, where one is close; else ''."""
     close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

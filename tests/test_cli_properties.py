@@ -44,6 +44,7 @@ COMMANDS = {
                         writes=("out",), bounds={"t_max": (0.01, 10), "dt": (1e-3, 1), "n_init": (1, 50)},
                         sizes=("t_max", "dt", "n_init")),
     ("resume",): dict(base={"file": ["runs.h5"], "all": True, "no_progress": True}, writes=("file",)),
+    ("run",): dict(base={"spec": ["spec.toml"], "no_progress": True}, writes=("out",)),  # and spec.h5, new
     ("study",): dict(base={"study_file": ["study.toml"], "out": ["new.h5"], "workers": ["1"], "no_progress": True},
                      writes=("out", "csv"), weight=0.25, bounds={"workers": (1, 2)}),
     ("plot-study",): dict(base={"study_file": ["study.toml"], "out": ["study.h5"], "prefix": ["fig"]},
@@ -69,7 +70,7 @@ COMMANDS = {
 }
 
 # the places every path argument is drawn from (made by `pool`, copied afresh for every example)
-PLACES = ["runs.h5", "study.h5", "sim.h5", "traj.h5", "study.toml", "notes.txt", "empty.h5", "truncated.h5",
+PLACES = ["runs.h5", "study.h5", "sim.h5", "traj.h5", "study.toml", "spec.toml", "notes.txt", "empty.h5", "truncated.h5",
           "dir", "dir/", "fifo", "missing.h5", "dir/missing/x.h5", "ro", "ro/runs.h5", "ro/new.h5", ".", "-"]
 
 
@@ -186,7 +187,8 @@ def world_writable_tmp() -> Path:
 @pytest.fixture(scope="session")
 def pool():
     """Real files to aim at, made once per session with the CLI itself: a store with one finished
-    run, a study file and its store, a SIMPL recording, a trajectory file; odd files beside them."""
+    run, a study file and its store, a run spec file, a SIMPL recording, a trajectory file; odd
+    files beside them."""
     from tcnet.cli import main
     root = world_writable_tmp()
     home = root / "pool"
@@ -200,6 +202,8 @@ def pool():
             '[[base.loss]]\nname = "decay"\n[base.optimizer]\nname = "adam"\nsteps = 2\n'
             '[grid]\n"dynamics.n_frac" = [0.2, 0.5]\n')
         assert main(["study", "study.toml", "-o", "study.h5", "--workers", "1", "--no-progress"]) == 0
+        (home / "spec.toml").write_text('[dynamics]\nname = "linear_decay"\nN = 6\n[[loss]]\nname = "decay"\n'
+                                        '[optimizer]\nname = "adam"\nsteps = 2\n')
         assert main(["simpl", "generate", "sim.h5", "--cells", "4", "--duration", "20"]) == 0
         assert main(["simulate", "runs.h5", "run-0001", "--t-max", "0.1", "--n-init", "2", "--out", "traj.h5"]) == 0
     finally:

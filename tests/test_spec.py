@@ -43,7 +43,7 @@ BATTERY = [  # (changes, the one line it is refused with)
     ({"loss": {1: {"name": "stability", "weight": "1e5"}}},
      "stability: weight must be a finite real number, got '1e5'"),
     ({"loss": {0: {"name": "decay", "scale": 2}}}, "decay: unknown setting 'scale'; accepted: label, weight"),
-    ({"loss": {0: {"name": "deacy"}}}, "unknown loss 'deacy'; registered: "),
+    ({"loss": {0: {"name": "deacy"}}}, "unknown loss 'deacy' (did you mean 'decay'?); registered: "),
     ({"dynamics": {"n_fac": 0.2}}, "linear_decay: unknown setting 'n_fac' (did you mean 'n_frac'?); accepted: N, "),
     ({"dynamics": {"N": 12.5}}, "linear_decay: N must be an integer, got 12.5"),
     ({"dynamics": {"tau": -0.01}}, "linear_decay: tau must be in (0, inf], got -0.01"),
