@@ -86,6 +86,18 @@ class RunSpec:
                        [term_entry(t) for t in terms], build_optimizer(self.optimizer, plugins).config)
 
 
+def read_toml(path: Path, owner: str) -> dict:
+    """A TOML file's tables; a file that is not TOML (an HDF5 file given in its place, say) is one
+    ConfigError starting with `owner`."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{owner}: not valid TOML ({err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{owner}: not valid TOML (not UTF-8 text)") from None
+
+
 @dataclass(frozen=True)
 class SpecFile:
     """A run spec file (TOML, run by `tcnet run`): the sections of a run spec, plus `out`, the
@@ -104,13 +116,7 @@ class SpecFile:
         """The spec file at `path`, its keys checked (not yet against the plugins: that is
         `RunSpec.resolve`); every error is one ConfigError starting with the path."""
         path = Path(path)
-        try:
-            with open(path, "rb") as f:
-                d = tomllib.load(f)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML ({err})") from None
-        except UnicodeDecodeError:  # e.g. the run's HDF5 file given in its place
-            raise ConfigError(f"{path}: not valid TOML (not UTF-8 text)") from None
+        d = read_toml(path, str(path))
         try:
             no_extra("run spec", d, FILE_KEYS)
             spec = RunSpec.from_dict({k: v for k, v in d.items() if k in SECTIONS})

@@ -2,13 +2,12 @@
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from tcnet.spec import RunSpec
+from tcnet.spec import RunSpec, read_toml
 from tcnet.store import FINISHED
 from tcnet.study.records import stored, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
@@ -75,14 +74,7 @@ class Study:
     @classmethod
     def from_toml(cls, path) -> "Study":
         path = Path(path)
-        try:
-            with open(path, "rb") as f:
-                d = tomllib.load(f)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"study file {path}: not valid TOML ({err})") from None
-        except UnicodeDecodeError:  # e.g. the study's HDF5 file given in its place
-            raise ConfigError(f"study file {path}: not valid TOML (not UTF-8 text)") from None
-        return cls.from_dict(d, path.parent, path.stem)
+        return cls.from_dict(read_toml(path, f"study file {path}"), path.parent, path.stem)
 
     @property
     def swept(self) -> list[str]:
