@@ -163,3 +163,13 @@ def test_corrupt_saved_network_is_rejected_on_load(tmp_path, capsys, kind, messa
     assert message in str(err.value)
     assert main(["simulate", str(path), "net"]) != 0
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["-N", "-F", "-b"])
+def test_an_empty_list_flag_is_refused_in_one_line(flag, tmp_path, capsys):
+    """`--N ''` (found by the CLI property test) was an internal error: max() of no sizes."""
+    out = tmp_path / "t.h5"
+    with pytest.raises(SystemExit) as stop:
+        main(["train", flag, " , ", "-f", str(out)])
+    assert stop.value.code == 2 and not out.exists()
+    assert "list value: ' , '" in capsys.readouterr().err

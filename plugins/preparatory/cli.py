@@ -59,9 +59,12 @@ def _numbers(kind):
     """argparse type: a space- (or comma-) separated list; repeated flags are concatenated."""
     def parse(text):
         try:
-            return [kind(x) for x in text.replace(",", " ").split()]
+            values = [kind(x) for x in text.replace(",", " ").split()]
         except ValueError:
-            raise ValueError(f"expected space-separated {kind.__name__} values, got {text!r}") from None
+            values = []
+        if not values:  # argparse reports it in one line, naming the flag and the text
+            raise ValueError(f"expected space-separated {kind.__name__} values, got {text!r}")
+        return values
     parse.__name__ = f"{kind.__name__} list"
     return parse
 
