@@ -13,9 +13,10 @@ import warnings
 import numpy as np
 
 from tcnet import __version__
-from tcnet.optim import NUMERICAL_FAILURES, StabilityWarning
+from tcnet.optim import StabilityWarning
 from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
 from tcnet.resources import FLOAT, require
+from tcnet.status import NUMERICAL_FAILURES
 from tcnet.store import StoreError
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
@@ -175,6 +176,7 @@ def _resume(args) -> int:
     """Continue a file's interrupted run RUN (or, with --all, every interrupted run) from its
     checkpoint, appending to the same history; print how each ended."""
     from tcnet import store
+    from tcnet.resume import resume
     if bool(args.run) == args.all:
         raise ConfigError("resume: give either RUN or --all (every interrupted run of FILE)")
     if args.run:
@@ -187,7 +189,7 @@ def _resume(args) -> int:
             return 0
     failed = 0
     for run_id in run_ids:
-        out = store.resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
+        out = resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
         r = out.result
         failed += r.status in NUMERICAL_FAILURES
         print(f"run {run_id}: {r.status} at step {out.history.steps[-1].step if out.history.steps else '-'} "
