@@ -6,8 +6,6 @@ update rule; settings are declared in `tcnet.settings`), pluggy `hookimpl` for p
 optimization, `open` for reading a file as pandas tables and xarray arrays (`tcnet.reader`). The
 science lives in plugins (the package `tcnet_plugins` and third parties).
 """
-from importlib.metadata import PackageNotFoundError, version
-
 from tcnet.plugins import hookimpl, registry  # noqa: E402  (first: optim imports the marker)
 from tcnet.dynamics import Dynamics, State
 from tcnet.loss import Evaluation, Loss, NonFiniteError, Objective, Term
@@ -15,12 +13,7 @@ from tcnet.optim import Checkpoint, Iterative, Monitor, Optimizer, Result, Stabi
 from tcnet.run import History, RunResult, run
 from tcnet.spec import RunSpec
 from tcnet.validate import ConfigError
-
-try:
-    __version__ = version("tcnet")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
+from tcnet.version import __version__
 
 
 def __getattr__(name):

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from tcnet import __version__
-from tcnet.optim import NUMERICAL_FAILURES, StabilityWarning
+from tcnet.optim import StabilityWarning
 from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
 from tcnet.resources import FLOAT, require
+from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.store import StoreError
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
@@ -174,19 +175,20 @@ def _resume(args) -> int:
     """Continue a file's interrupted run RUN (or, with --all, every interrupted run) from its
     checkpoint, appending to the same history; print how each ended."""
     from tcnet import store
+    from tcnet.resume import resume
     if bool(args.run) == args.all:
         raise ConfigError("resume: give either RUN or --all (every interrupted run of FILE)")
     if args.run:
         run_ids = [args.run]
     else:
         run_ids = [r for r in store.list_runs(args.file)
-                   if store.read_run(args.file, r, plugins=args.registry).status == "interrupted"]
+                   if store.read_run(args.file, r, plugins=args.registry).status == Status.INTERRUPTED]
         if not run_ids:
             print(f"{args.file}: no interrupted runs")
             return 0
     failed = 0
     for run_id in run_ids:
-        out = store.resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
+        out = resume(args.file, run_id, progress=not args.no_progress, plugins=args.registry)
         r = out.result
         failed += r.status in NUMERICAL_FAILURES
         print(f"run {run_id}: {r.status} at step {out.history.steps[-1].step if out.history.steps else '-'} "
@@ -202,6 +204,7 @@ def _run(args) -> int:
     started again as a new run); a finished one is not run again (its summary is printed), so
     running a spec twice is the same as running it once."""
     from tcnet import store
+    from tcnet.resume import resume
     from tcnet.run import recorded, run
     from tcnet.spec import SpecFile, build_dynamics
 
@@ -215,16 +218,16 @@ def _run(args) -> int:
         raise ConfigError(f"{spec_file.path}: {_one_line(err)}") from None
     spec, _ = recorded(resolved, initial, plugins)
     previous = None if args.new or not out.exists() else _last_run_of(out, spec, plugins)
-    if previous is not None and previous.status == "running":
+    if previous is not None and previous.status == Status.RUNNING:
         raise StoreError(f"{out}: run {previous.run_id} of this spec is being written by another process "
                          f"({previous.attrs.get('writer', '?')})")
-    if previous is not None and previous.status in store.FINISHED:
+    if previous is not None and previous.status in ENDED:
         _run_summary(out, previous.run_id, plugins, "already in the file, not run again; --new runs it again "
                      "as a new run")
         return 1 if previous.status in NUMERICAL_FAILURES else 0
     if previous is not None and previous.checkpoint is not None:
         print(f"resuming run {previous.run_id} of {out} ({previous.status} at step {previous.checkpoint.step})")
-        store.resume(out, previous.run_id, progress=not args.no_progress, plugins=plugins)
+        resume(out, previous.run_id, progress=not args.no_progress, plugins=plugins)
         run_id, how = previous.run_id, f"resumed at step {previous.checkpoint.step}"
     else:
         if previous is not None:

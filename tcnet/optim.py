@@ -27,6 +27,7 @@ import scipy.optimize
 from tcnet.loss import Evaluation, NonFiniteError, Objective
 from tcnet.plugins import hookimpl
 from tcnet.settings import Integer, Real, Setting, Settings
+from tcnet.status import Status
 from tcnet.validate import ConfigError, no_extra
 
 
@@ -71,10 +72,10 @@ class Checkpoint:
 class Result:
     """How a minimization ended: final point, status and counts.
 
-    status is one of "converged", "max_steps", "stopped" (the callback asked), "no_progress" (the
-    algorithm could not decrease the loss further, e.g. a failed line search), "non-finite" (the
-    guard stopped it; x is the last finite iterate) and "diverged" (an iterate left the bounds of
-    `Monitor.check_bounds`; x is the last iterate within them).
+    status is one of the words of `tcnet.status.Status`: "converged", "max_steps", "stopped" (the
+    callback asked), "no_progress" (the algorithm could not decrease the loss further, e.g. a failed
+    line search), "non-finite" (the guard stopped it; x is the last finite iterate) and "diverged"
+    (an iterate left the bounds of `Monitor.check_bounds`; x is the last iterate within them).
     """
 
     x: np.ndarray
@@ -90,10 +91,6 @@ times the largest parameter (or loss) of the session's starting point (at least 
 FINITE_BOUND = 1e154
 """Beyond sqrt(largest float64) ~ 1.3e154 squares overflow (norms, quadratic losses, Gram
 matrices): an iterate with a parameter or loss this large has diverged whatever its start."""
-
-
-NUMERICAL_FAILURES = ("non-finite", "diverged")
-"""The result statuses of a run that failed numerically (commands exit with status 1 on them)."""
 
 
 class Diverged(ArithmeticError):
@@ -291,7 +288,7 @@ class Optimizer(ABC):
         except (NonFiniteError, Diverged) as err:
             x = monitor.last.x if monitor.last is not None else x0
             steps = monitor.last.step if monitor.last is not None else 0
-            status = "diverged" if isinstance(err, Diverged) else "non-finite"
+            status = Status.DIVERGED if isinstance(err, Diverged) else Status.NON_FINITE
             return Result(x, status, str(err), steps, monitor.evaluations)
 
     @abstractmethod
@@ -364,12 +361,12 @@ class Iterative(Optimizer):
             t = state["t"]
             ev = rule.evaluate(x, state)
             if monitor.report(x, ev, opt_state=state, extra=rule.columns(ev, state), initial=first):
-                return Result(x, "stopped", "stopped by callback", t, monitor.evaluations)
+                return Result(x, Status.STOPPED, "stopped by callback", t, monitor.evaluations)
             end = rule.stop(ev, state)
             if end is not None:
                 return Result(x, *end, t, monitor.evaluations)
             if t >= steps:
-                return Result(x, "max_steps", f"{steps} steps done", t, monitor.evaluations)
+                return Result(x, Status.MAX_STEPS, f"{steps} steps done", t, monitor.evaluations)
             x, new = rule.step(x, ev, state)
             state, first = {**new, "t": t + 1}, False
 
@@ -384,7 +381,7 @@ class FirstOrder(Iterative):
 
     def stop(self, ev, opt_state):
         if ev.grad_norm <= self.settings["gtol"]:
-            return "converged", f"|grad| = {ev.grad_norm:.3g} <= gtol"
+            return Status.CONVERGED, f"|grad| = {ev.grad_norm:.3g} <= gtol"
         return None
 
 
@@ -462,9 +459,9 @@ class LBFGS(Optimizer):
         budget = self.settings["max_iter"] - nit
         ev = monitor.evaluate(objective, x0)
         if monitor.report(x0, ev, opt_state={"nit": nit}, initial=True):
-            return Result(x0, "stopped", "stopped by callback", 0, monitor.evaluations)
+            return Result(x0, Status.STOPPED, "stopped by callback", 0, monitor.evaluations)
         if budget <= 0:
-            return Result(x0, "max_steps", "no iterations left", 0, monitor.evaluations)
+            return Result(x0, Status.MAX_STEPS, "no iterations left", 0, monitor.evaluations)
         stopped = False
         taken = 0
 
@@ -488,13 +485,13 @@ class LBFGS(Optimizer):
         )
         x = monitor.last.x if monitor.last is not None else res.x
         if stopped:
-            status = "stopped"
+            status = Status.STOPPED
         elif res.success:
-            status = "converged"
+            status = Status.CONVERGED
         elif taken >= budget:
-            status = "max_steps"
+            status = Status.MAX_STEPS
         else:
-            status = "no_progress"
+            status = Status.NO_PROGRESS
         return Result(x, status, str(res.message), taken, monitor.evaluations)
 
 
@@ -532,7 +529,7 @@ class Staged(Optimizer):
             result = self.stages[k].iterate(objective, x, monitor, opt_state if k == first else {})
             results.append(result)
             x = result.x
-            if result.status == "stopped":
+            if result.status == Status.STOPPED:
                 break
         last = results[-1]
         message = "; ".join(f"stage {first + i} ({self.stages[first + i].name}): {r.status}, {r.message}"

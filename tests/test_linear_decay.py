@@ -235,6 +235,7 @@ def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
 
     import tcnet
     from tcnet import store
+    from tcnet.resume import resume
     from tcnet.store import RunWriter
 
     new = LinearDecay.create(seed=4, N=30)
@@ -250,7 +251,7 @@ def test_a_run_stored_without_a_backend_resumes_on_the_eig_path(tmp_path):
         tcnet.run(spec, dynamics=old, recorders=[RunWriter(path, flush_steps=1), Raiser(4, KeyboardInterrupt())], progress=False)
     rec = store.read_run(path, "run-0001")
     assert rec.status == "interrupted" and rec.initial.config["backend"] == "eig"  # stored as it ran
-    store.resume(path, "run-0001")
+    resume(path, "run-0001")
     resumed = store.read_run(path, "run-0001")
     assert resumed.status == "finished" and resumed.final.config["backend"] == "eig"
     eig = tcnet.run(spec, dynamics=LinearDecay(new.arrays, {**old_config, "backend": "eig"}, 4), progress=False)

@@ -9,6 +9,7 @@ import pytest
 import tcnet
 from tcnet import ConfigError, store
 from tcnet.cli import main as cli_main, parser as cli_parser
+from tcnet.resume import resume
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
@@ -639,7 +640,7 @@ def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path, accelerate):
     path = tmp_path / "runs.h5"
     with pytest.raises(KeyboardInterrupt):
         tcnet.run(spec, recorders=[RunWriter(path, flush_steps=1), StopAt(2)], progress=False)
-    store.resume(path, "run-0001")
+    resume(path, "run-0001")
     rec = read_run(path, "run-0001")
     assert rec.status == "finished" and list(rec.attrs["resumed_at"]) == [2]
     np.testing.assert_array_equal(rec.final.arrays["latent"], ref.final.arrays["latent"])

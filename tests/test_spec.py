@@ -14,6 +14,7 @@ import tcnet
 from tcnet import ConfigError, Loss, hookimpl, store
 from tcnet.cli import main
 from tcnet.plugins import Registry, registry, settings_page
+from tcnet.resume import resume
 from tcnet.settings import Real, Settings, UncheckedSettingsWarning
 from tcnet.store import RunWriter, StoreError
 from tcnet_plugins.preparatory.dynamics import LinearDecay
@@ -107,7 +108,7 @@ def test_a_run_reads_and_resumes_with_the_values_it_ran_with(tmp_path, monkeypat
     from tcnet.optim import Adam
 
     monkeypatch.setattr(Adam, "SETTINGS", Adam.SETTINGS.with_defaults(lr=0.5))  # "a newer default"
-    store.resume(path, "run-0001")
+    resume(path, "run-0001")
     resumed = store.read_run(path, "run-0001")
     assert resumed.spec["optimizer"]["lr"] == 0.01
     monkeypatch.undo()

@@ -12,7 +12,8 @@ import scipy.optimize
 import tcnet
 from tcnet import store
 from tcnet.plugins import Registry
-from tcnet.store import FileBusyError, RunWriter, StoreError, _files, networks
+from tcnet.resume import resume
+from tcnet.store import FileBusyError, RunWriter, StoreError, hdf5, trees
 
 
 TESTS = Path(__file__).parent
@@ -238,8 +239,8 @@ def test_state_tree_rewrites_in_place(tmp_path):
     tree = {"t": 7, "lr": 0.25, "ok": False, "name": "adam", "none": None, "hist": [1, 2, 3],
             "m": np.arange(6.0).reshape(2, 3), "inner": {"v": np.ones(4), "k": 2}}
     with h5py.File(tmp_path / "t.h5", "w") as f:
-        networks._write_tree(f.create_group("s"), tree, "t.h5")
-        back = networks._read_tree(f["s"])
+        trees.write_tree(f.create_group("s"), tree, "t.h5")
+        back = trees.read_tree(f["s"])
     assert back.keys() == tree.keys() and back["inner"].keys() == tree["inner"].keys()
     for k in ("t", "lr", "ok", "name", "none", "hist"):
         assert back[k] == tree[k] and type(back[k]) is type(tree[k])
@@ -247,13 +248,13 @@ def test_state_tree_rewrites_in_place(tmp_path):
     sizes = []
     with h5py.File(tmp_path / "t.h5", "a") as f:
         for i in range(60):
-            networks._write_tree(f["s"], {**tree, "t": i, "m": tree["m"] + i}, "t.h5")
+            trees.write_tree(f["s"], {**tree, "t": i, "m": tree["m"] + i}, "t.h5")
             f.flush()
             sizes.append((tmp_path / "t.h5").stat().st_size)
     assert sizes[-1] == sizes[0]
     with pytest.raises(StoreError, match="cannot store optimizer state .f. of type set"):
         with h5py.File(tmp_path / "u.h5", "w") as f:
-            networks._write_tree(f.create_group("s"), {"f": {1, 2}}, "u.h5")
+            trees.write_tree(f.create_group("s"), {"f": {1, 2}}, "u.h5")
 
 
 # --- statuses and resume -----------------------------------------------------------------------
@@ -298,7 +299,7 @@ def test_resume_adam_is_bitwise(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         tcnet.run(spec(opt), recorders=[RunWriter(path, flush_steps=7), Raiser(23, KeyboardInterrupt())],
                   progress=False, plugins=PLUGINS)
-    out = store.resume(path, "run-0001", plugins=PLUGINS)
+    out = resume(path, "run-0001", plugins=PLUGINS)
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.status == "finished" and list(rec.attrs["resumed_at"]) == [23]
     assert out.history.column("step")[0] == 24  # the continuation's own steps
@@ -306,7 +307,7 @@ def test_resume_adam_is_bitwise(tmp_path):
         assert np.array_equal(rec.history[key], ref.history.column(key)), key
     assert np.array_equal(rec.final.arrays["J"], ref.final.arrays["J"])
     with pytest.raises(StoreError) as err:
-        store.resume(path, "run-0001", plugins=PLUGINS)
+        resume(path, "run-0001", plugins=PLUGINS)
     assert "cannot be resumed (expected status interrupted or failed, found finished)" in one_line(err, path)
 
 
@@ -330,7 +331,7 @@ def test_resume_mid_lbfgs_reaches_the_minimum(tmp_path, monkeypatch):
     ckpt = store.read_run(path, "run-0001", plugins=PLUGINS).checkpoint
     # 3 Adam steps, then 3 L-BFGS iterations; every evaluation so far happened before step 6 was reported
     assert (ckpt.stage, ckpt.evaluations, ckpt.opt_state) == (1, len(calls), {"nit": 3})
-    store.resume(path, "run-0001", plugins=PLUGINS)
+    resume(path, "run-0001", plugins=PLUGINS)
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.status == "finished" and rec.attrs["optimizer_status"] == "converged"
     assert rec.attrs["evaluations"] == len(calls)
@@ -368,7 +369,7 @@ def test_kill_between_the_two_commit_phases(tmp_path, monkeypatch):
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "interrupted" and rec.steps == 10 and rec.checkpoint.step == 9
     assert rec.checkpoint.opt_state["t"] == 9 and np.array_equal(rec.history["loss"], ref.history.column("loss")[:10])
-    store.resume(path, "r", plugins=PLUGINS)
+    resume(path, "r", plugins=PLUGINS)
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "finished" and np.array_equal(rec.history["loss"], ref.history.column("loss"))
 
@@ -383,7 +384,7 @@ def test_status_running_reads_interrupted_once_the_writer_is_gone(tmp_path):
     rec = store.read_run(path, "r", plugins=PLUGINS)
     assert rec.status == "interrupted" and "stopped without closing the run" in rec.message
     with pytest.raises(StoreError) as err:  # it died before its first flush
-        store.resume(path, "r", plugins=PLUGINS)
+        resume(path, "r", plugins=PLUGINS)
     assert "run 'r' has no checkpoint (it stopped before its first flush); start it again" in one_line(err, path)
     with pytest.raises(StoreError, match="run 'r' has no checkpoint"):
         store.load_network(path, "r/checkpoint", plugins=PLUGINS)
@@ -438,7 +439,7 @@ class HoldOpen:
 def test_flush_waits_for_a_foreign_open_and_keeps_steps(tmp_path, monkeypatch):
     """While another process holds the file open, readers get a clear error and the writer's flushes
     are postponed with a warning; nothing is lost and the run completes once the file is released."""
-    monkeypatch.setattr(_files, "OPEN_WAIT", 0.3)  # the module whose _open_h5 reads it
+    monkeypatch.setattr(hdf5, "OPEN_WAIT", 0.3)  # the module whose _open_h5 reads it
     path = tmp_path / "runs.h5"
     holder = HoldOpen(path, at=3, hold=1.5)
     with pytest.warns(UserWarning, match="held open by another process .* keeping 1 steps in memory"):

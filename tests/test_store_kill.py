@@ -17,6 +17,7 @@ import pytest
 import tcnet
 from tcnet import store
 from tcnet.plugins import Registry
+from tcnet.resume import resume
 from tcnet.store import FileBusyError
 
 HERE = Path(__file__).parent / "plugins_for_tests"
@@ -73,7 +74,7 @@ def test_sigkill_mid_adam_then_resume(tmp_path):
     ref = tcnet.run(chain(delay=0.0), progress=False, plugins=PLUGINS)  # uninterrupted, same seed
     assert np.array_equal(h["loss"], ref.history.column("loss")[:n])  # the flushed history is intact
 
-    store.resume(path, "victim", plugins=PLUGINS)
+    resume(path, "victim", plugins=PLUGINS)
     done = store.read_run(path, "victim", plugins=PLUGINS)
     assert done.status == "finished" and list(done.attrs["resumed_at"]) == [n - 1]
     assert np.array_equal(done.history["step"], np.arange(done.steps))
@@ -208,7 +209,7 @@ def test_sigkill_during_resume_and_simulate_out(tmp_path):
         assert rec.status == "interrupted" and rec.checkpoint.step == rec.steps - 1, trial
         assert np.array_equal(rec.history["step"], np.arange(rec.steps))
     if rec.status != "finished":
-        store.resume(path, "victim", plugins=PLUGINS)
+        resume(path, "victim", plugins=PLUGINS)
     done, ref = store.read_run(path, "victim", plugins=PLUGINS), tcnet.run(chain(0.0), progress=False, plugins=PLUGINS)
     assert np.array_equal(done.history["loss"], ref.history.column("loss"))
     assert np.array_equal(done.final.arrays["J"], ref.final.arrays["J"])

@@ -9,6 +9,7 @@ import pytest
 import tcnet
 from tcnet import store
 from tcnet.cli import main
+from tcnet.resume import resume
 
 DATA = Path(__file__).parent / "data"
 EVALUATED_AGAIN = {"run-0001": 2, "run-0003": 0}
@@ -67,7 +68,7 @@ def test_today_reproduces_the_stored_runs():
 
 
 def test_resume_the_interrupted_run_ends_where_the_uninterrupted_one_did(v1):
-    store.resume(v1, "run-0002")
+    resume(v1, "run-0002")
     done, resumed = store.read_run(v1, "run-0001"), store.read_run(v1, "run-0002")
     assert resumed.status == "finished" and list(resumed.attrs["resumed_at"]) == [5]
     # 1e-11: the eig path's gradient now runs in real arithmetic (issue 15), so the resumed steps

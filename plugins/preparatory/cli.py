@@ -19,8 +19,8 @@ import time
 from itertools import product
 from pathlib import Path
 
-from tcnet.optim import NUMERICAL_FAILURES
 from tcnet.resources import FLOAT, deep_size, require
+from tcnet.status import NUMERICAL_FAILURES
 from tcnet.validate import ConfigError, integer, real, seed
 from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
 

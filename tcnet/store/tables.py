@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from tcnet.plugins import Registry, registry as default_registry
+from tcnet.status import Status
 from tcnet.store.runs import list_runs, read_run
 
 
@@ -80,7 +81,7 @@ def group_rows(rows: list[dict]) -> list[dict]:
     for members in groups.values():
         g = {k: members[0][k] for k in group_keys}
         g["n"] = len(members)
-        g["finished"] = sum(m["status"] == "finished" for m in members)
+        g["finished"] = sum(m["status"] == Status.FINISHED for m in members)
         for c in metrics:
             values = np.array([m[c] for m in members if m[c] is not None], dtype=float)
             g[c] = float(values.mean()) if values.size else None

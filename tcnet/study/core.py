@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from tcnet.spec import RunSpec, read_toml
-from tcnet.store import FINISHED
+from tcnet.status import ENDED, Status
 from tcnet.study.records import stored, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
 from tcnet.study.table import Table
@@ -136,7 +136,7 @@ class Study:
         plugins = registry(self.plugin_files)
         planned = self.runs()
         have = stored(path, planned, plugins)
-        skip = FINISHED if retry_failed else (*FINISHED, "failed")
+        skip = ENDED if retry_failed else (*ENDED, Status.FAILED)
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
         if not todo:
@@ -155,7 +155,7 @@ class Study:
                         continue
                     attempt = have[p.run_id][1] + 1 if p.run_id in have else 1
                     written = write_outcome(path, p, outcome, attempt, plugins)
-                    if outcome["status"] == "failed":
+                    if outcome["status"] == Status.FAILED:
                         report.failed.append(f"{written}: {outcome['error']}")
                     else:
                         report.done.append(written)

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from tcnet.spec import RunSpec
+from tcnet.status import ENDED, Status
 from tcnet.study.spec import PlannedRun
 from tcnet.validate import ConfigError
 
@@ -29,7 +30,7 @@ def stored(path, planned: list, plugins=None) -> dict:
     non-finite or diverged before failed before interrupted; the latest among equals) and its attempt count."""
     from tcnet.store import read_run
 
-    rank = {"finished": 0, "non-finite": 0, "diverged": 0, "failed": 1}
+    rank = {**dict.fromkeys(ENDED, 0), Status.FAILED: 1}
     attempts = _attempts(path)
     out = {}
     for p in planned:
@@ -66,7 +67,7 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     except BaseException as err:
         writer.fail(err)
         raise
-    if outcome["status"] == "failed":
+    if outcome["status"] == Status.FAILED:
         writer.fail(outcome["error"])
     else:
         final = network(outcome["final"])

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tcnet.labels import Labels
-from tcnet.store import FINISHED
+from tcnet.status import ENDED, Status
 from tcnet.study.records import _metrics
 from tcnet.study.spec import canonical
 
@@ -40,7 +40,7 @@ class Table:
         points: dict[str, tuple[dict, list]] = {}
         for p in study.runs():
             points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
-        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in FINISHED]
+        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in ENDED]
                 for key, (_, recs) in points.items()}
         metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
         rows = []
@@ -51,7 +51,7 @@ class Table:
             group = pooled[0] if pooled else {"n": 0}
             row = {k: point.get(k) for k in study.swept}
             row["n"] = group["n"]
-            row["failed"] = sum(rec is not None and rec.status == "failed" for rec in recs)
+            row["failed"] = sum(rec is not None and rec.status == Status.FAILED for rec in recs)
             for k in metrics:
                 row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(k)), _nan(group.get(f"{k}.std"))
             rows.append(row)

@@ -36,7 +36,8 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     from tcnet.plugins import registry
     from tcnet.run import History, run
     from tcnet.spec import build_dynamics
-    from tcnet.store import ended_status, history_columns
+    from tcnet.status import Status, ended_status
+    from tcnet.store import history_columns
 
     t0 = time.perf_counter()
     out = {"worker": f"{socket.gethostname()}:{os.getpid()}", "error": "", "initial": None}
@@ -51,7 +52,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
         out.update(spec=res.spec.as_dict(), status=ended_status(r.status), optimizer_status=r.status,
                    message=r.message, steps=r.steps, evaluations=r.evaluations, final=dict(res.final.arrays))
     except Exception as err:
-        out.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+        out.update(status=Status.FAILED, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     steps = history.steps
     out["history"] = history_columns(steps)
     out["checkpoint"] = Checkpoint.at(steps[-1]) if steps else None

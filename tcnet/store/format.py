@@ -1,0 +1,144 @@
+"""The store's file format (docs/FORMAT.md): its name and versions, the root attributes a file
+must carry, and reading what a file says (attributes, members) checked against the layout, so that
+a file of an older version or a damaged one is refused in one line naming what was expected.
+
+Versions: format_version 2 stores strings fixed-length (inside their object's checksummed header);
+version 1 (older files) variable-length. Both read; a file keeps its version when written into
+(see `tcnet.store.hdf5`, which writes strings as the file's version stores them).
+"""
+import json
+import numbers
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tcnet.store.errors import StoreError
+from tcnet.version import __version__
+
+FORMAT = "tcnet"
+FORMAT_VERSION = 2  # 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
+READ_VERSIONS = (1, 2)
+HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
+                   "wall_time": "float64"}
+CHUNK = 1024  # rows per history chunk
+NETWORK_PARTS = ("initial", "final", "checkpoint")
+
+
+def as_text(value) -> str:
+    """A string attribute as str: h5py reads fixed-length strings (version 2) as bytes."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_root(path: Path, f: h5py.File, fmt: str = FORMAT) -> None:
+    """Fail unless `f` is a file of format `fmt` (a tcnet store by default) of a format_version
+    this tcnet reads."""
+    found = f.attrs.get("format")
+    if found is None or as_text(found) != fmt:
+        found = "no 'format' attribute" if found is None else f"format={as_text(found)!r}"
+        kind = "tcnet" if fmt == FORMAT else fmt
+        raise StoreError(f"{path}: not a {kind} file (expected root attribute format='{fmt}', found {found})")
+    version = f.attrs.get("format_version")
+    if version is None or not isinstance(version, numbers.Integral) or int(version) not in READ_VERSIONS:
+        version = int(version) if isinstance(version, numbers.Integral) else version
+        writer = as_text(f.attrs.get("tcnet_version", "unknown"))
+        raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
+                         f"format_version {' and '.join(map(str, READ_VERSIONS))}; the file was written by "
+                         f"tcnet {writer})")
+
+
+def malformed(where: str, expected: str, found) -> StoreError:
+    """The error for a file that breaks the layout at `where`: what was expected, what was found."""
+    return StoreError(f"{where}: malformed file (expected {expected}, found {found})")
+
+
+def int_attr(obj, key: str, where: str, low: int | None = None, high: int | None = None) -> int:
+    """The integer attribute `key` of `obj` (a scalar of an integer type) within [low, high]."""
+    value = obj.attrs.get(key)
+    if value is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise malformed(where, f"attribute {key!r} to be an integer", repr(value))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise malformed(where, f"attribute {key!r} in [{low}, {'inf' if high is None else high}]", int(value))
+    return int(value)
+
+
+def real_attr(obj, key: str, where: str) -> float:
+    """The real-number attribute `key` of `obj`."""
+    value = obj.attrs.get(key)
+    if value is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise malformed(where, f"attribute {key!r} to be a real number", repr(value))
+    return float(value)
+
+
+def text_attr(obj, key: str, where: str, default: str | None = None) -> str:
+    """The string attribute `key` of `obj` (`default` if absent), which must be UTF-8 text."""
+    value = obj.attrs.get(key, default)
+    if not isinstance(value, (str, bytes)):
+        raise malformed(where, f"attribute {key!r} to be a string", repr(value))
+    try:
+        return as_text(value)
+    except UnicodeDecodeError:
+        raise malformed(where, f"attribute {key!r} to be UTF-8 text", repr(value)) from None
+
+
+def json_attr(obj, key: str, where: str) -> dict:
+    """The JSON object held by the string attribute `key`."""
+    text = text_attr(obj, key, where)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise malformed(where, f"attribute {key!r} to hold JSON", repr(text[:60])) from None
+    if not isinstance(value, dict):
+        raise malformed(where, f"attribute {key!r} to hold a JSON object", type(value).__name__)
+    return value
+
+
+def member(group, key: str, default=None):
+    """The member `key` of `group`, or `default` if it has no such link. (h5py's `get` answers the
+    default also for a member that exists but cannot be opened, e.g. a failed checksum; here that
+    raises, and `reading` names the damaged object.)"""
+    return group[key] if key in group else default
+
+
+def member_dataset(group, key: str, where: str, ndim: int | None = None, kinds: str = "iuf") -> h5py.Dataset:
+    """The member `key` of `group`, which must be a dataset of a numeric dtype (numpy kinds
+    `kinds`: i signed, u unsigned integers, f floats, b bool) and, if given, of rank `ndim`."""
+    ds = member(group, key)
+    if not isinstance(ds, h5py.Dataset):
+        raise malformed(where, f"a dataset {key!r}", "nothing" if ds is None else "a group")
+    if ds.dtype.kind not in kinds or (ndim is not None and ds.ndim != ndim):
+        rank = "" if ndim is None else f"{ndim}-D "
+        raise malformed(where, f"{key!r} to be a {rank}numeric dataset", f"dtype {ds.dtype}, shape {ds.shape}")
+    return ds
+
+
+def member_group(group, key: str, where: str) -> h5py.Group:
+    """The member `key` of `group`, which must be a group."""
+    g = member(group, key)
+    if not isinstance(g, h5py.Group):
+        raise malformed(where, f"a group {key!r}", "nothing" if g is None else "a dataset")
+    return g
+
+
+def has(group, name: str) -> bool:
+    """`name in group`, and False for a name no HDF5 object can have: text that is not UTF-8 (a
+    command-line argument of undecodable bytes), which h5py cannot even look up."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return name in group
+
+
+def h5name(name, what: str, path: Path) -> str:
+    """`name`, if an object of `path` may be called so (the name of a `what`: network, run, array)."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise StoreError(f"{path}: {what} name must be a non-empty string without '/', got {name!r}")
+    return name
+
+
+def checkpoint_group(g: h5py.Group, where: str = "") -> h5py.Group | None:
+    """The committed checkpoint slot of a run group, or None before the first flush."""
+    where = where or g.name
+    slot = int_attr(g, "checkpoint", where, low=-1, high=1) if "checkpoint" in g.attrs else -1
+    return None if slot < 0 else member_group(member_group(g, "checkpoint", where), str(slot), where)

@@ -1,0 +1,193 @@
+"""The run recorder: `RunWriter` receives a run from `tcnet.run` step by step (or as whole columns
+from a study's worker), buffers the steps, and commits them to /runs/<id> every few steps or
+seconds under the file's writer lock, so that a killed process loses at most the steps since its
+last flush. How a commit is laid out on disk is `tcnet.store.commit`."""
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tcnet.dynamics import Dynamics
+from tcnet.optim import Checkpoint
+from tcnet.spec import RunSpec
+from tcnet.status import Status, ended_status
+from tcnet.store.commit import commit, create_run, growth, history_columns, next_run_id, reopen_run, utc_now
+from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
+from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
+from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, writing
+from tcnet.store.locks import WriteLock, this_writer
+from tcnet.store.trees import nbytes
+from tcnet.validate import ConfigError, integer, positive
+
+
+class RunWriter:
+    """Recorder for `tcnet.run` that writes the run to /runs/<run_id> of an HDF5 file.
+
+    `run_id` defaults to the next free 'run-NNNN'. Steps are appended every `flush_steps` steps or
+    `flush_seconds` seconds, whichever comes first (checked at each step), with the checkpoint of
+    the last appended step. `resume_from=k` continues the existing run `run_id` after its
+    checkpoint step k (see `tcnet.resume`).
+
+    Each flush commits in two phases so that a kill at any moment leaves a consistent run
+    (`tcnet.store.commit`). Before each commit it is checked that the file can grow by what it
+    needs (`tcnet.store.hdf5.writing`): a full disk raises DiskFullError before anything is
+    written, naming what is intact and how to resume; the run is left interrupted at its last
+    committed checkpoint.
+    """
+
+    def __init__(self, path, run_id: str | None = None, *, flush_steps: int = 50,
+                 flush_seconds: float = 5.0, resume_from: int | None = None):
+        self.flush_steps = integer("RunWriter", "flush_steps", flush_steps, low=1)
+        self.flush_seconds = positive("RunWriter", "flush_seconds", flush_seconds)
+        if resume_from is not None and run_id is None:
+            raise ConfigError("RunWriter: resume_from needs the run_id of the run to continue")
+        self.path = Path(path)
+        if self.path.name in ("", ".", ".."):
+            raise ConfigError(f"RunWriter: the file must be a path to a file, got {str(path)!r}")
+        self.run_id = run_id
+        self.resume_from = resume_from
+        self._lock = WriteLock(self.path)
+        self._buffer: list = []
+        self._flushed_at = 0.0
+        self._warned = False
+        self._committed = resume_from  # step of the last committed checkpoint
+        self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
+
+    # Recorder protocol
+    def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
+        """Create the run (or reopen it to resume). `dynamics` None records a run whose network
+        could not be created: it has no params/initial, and `fail` follows with the reason."""
+        if self.run_id is not None:
+            h5name(self.run_id, "run", self.path)
+        self._lock.acquire(this_writer(self.run_id))
+        try:
+            initial = 0 if dynamics is None else nbytes(dynamics.arrays)
+            with self._writing(FINAL_WAIT, initial + 8 * CHUNK * (len(HISTORY_COLUMNS) + len(spec.loss))) as f:
+                runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
+                if self.resume_from is None:
+                    if self.run_id is None:
+                        self.run_id = next_run_id(runs)
+                    create_run(runs, self.run_id, spec, dynamics, self.path)
+                else:
+                    reopen_run(runs, self.run_id, self.resume_from, self.path)
+            self._lock.describe(this_writer(self.run_id))
+        except BaseException:
+            self._lock.release()
+            raise
+        self._buffer.clear()
+        self._flushed_at = time.monotonic()
+
+    def step(self, step) -> None:
+        self._buffer.append(step)
+        self._keys.update(step.terms, step.extra)
+        if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
+            self.flush(wait=FLUSH_WAIT, must=False)
+
+    def finish(self, result, final: Dynamics) -> None:
+        status = ended_status(result.status)
+        try:
+            with self._writing(FINAL_WAIT, self._growth() + nbytes(final.arrays)) as f:
+                self._commit(f, final=final, attrs=dict(
+                    status=status, message=result.message, optimizer_status=result.status,
+                    evaluations=np.int64(result.evaluations), ended=utc_now()))
+        finally:
+            self._lock.release()
+
+    def fail(self, error: BaseException | str) -> None:
+        """Record the steps so far and mark the run interrupted (KeyboardInterrupt, a full disk)
+        or failed; `error` is the exception, or the message to record ("<ErrorType>: <text>").
+        After a full disk the buffered steps are dropped; if even the status cannot be written,
+        the run still reads as interrupted (its writer is gone)."""
+        full = isinstance(error, DiskFullError)
+        status = Status.INTERRUPTED if full or isinstance(error, KeyboardInterrupt) else Status.FAILED
+        if isinstance(error, str):
+            text = one_line(error)
+        else:
+            text = one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+        if full:
+            self._buffer = []
+        try:
+            with self._writing(FINAL_WAIT, self._growth()) as f:
+                self._commit(f, attrs=dict(status=status, message=text, ended=utc_now()))
+        except DiskFullError:
+            pass
+        except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
+            warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
+        finally:
+            self._lock.release()
+        if isinstance(error, KeyboardInterrupt):
+            error.add_note(self.resume_hint())
+
+    def write(self, columns: dict, checkpoint: Checkpoint) -> None:
+        """Append whole history columns (named as `history_columns` names them, of equal length,
+        with every column of HISTORY_COLUMNS) and the checkpoint of their last row, in one commit
+        (e.g. a run computed elsewhere, such as a study's worker). Buffered steps go first."""
+        missing = [k for k in HISTORY_COLUMNS if k not in columns]
+        lengths = {len(v) for v in columns.values()}
+        if missing or len(lengths) != 1:
+            raise StoreError(f"{self.path}: run {self.run_id!r}: history columns must include "
+                             f"{', '.join(HISTORY_COLUMNS)} and have equal lengths (missing {missing}, "
+                             f"lengths {sorted(lengths)})")
+        self.flush()
+        with self._writing(FINAL_WAIT, growth(lengths.pop(), len(columns), checkpoint)) as f:
+            self._commit(f, columns, checkpoint)
+
+    def flush(self, wait: float | None = None, must: bool = True) -> None:
+        """Append the buffered steps and their checkpoint now. A file held open by another process
+        is retried for `wait` seconds; then, unless `must`, the steps stay buffered for the next flush."""
+        if not self._buffer:
+            return
+        try:
+            with self._writing(wait, self._growth()) as f:
+                self._commit(f)
+        except DiskFullError:
+            raise
+        except FileBusyError as err:
+            if must:
+                raise
+            if not self._warned:
+                warnings.warn(f"{err}; keeping {len(self._buffer)} steps in memory until the next flush", stacklevel=2)
+                self._warned = True
+            return
+        self._flushed_at = time.monotonic()
+
+    # writing
+    @contextmanager
+    def _writing(self, wait: float | None, reserve: int):
+        """The file open to write, checked to be able to grow by `reserve` bytes; a full disk is a
+        DiskFullError in one line saying what is intact and how to go on."""
+        try:
+            with writing(self.path, wait, reserve) as f:
+                yield f
+        except DiskFullError as err:
+            full = DiskFullError(f"no space left on device writing {self.path} ({err.reason}); runs before "
+                                 f"{self.run_id or 'this one'} are intact; {self.resume_hint()} once there is space")
+            full.reason = err.reason
+            raise full from None
+
+    def resume_hint(self) -> str:
+        """What of this run is kept and how to continue it, in a few words."""
+        if self._committed is None:
+            return f"run {self.run_id or '(new)'} has no checkpoint yet: start it again"
+        return (f"run {self.run_id} is interrupted at step {self._committed}: resume it with "
+                f"`tcnet resume {self.path} {self.run_id}`")
+
+    def _growth(self) -> int:
+        """Bytes a commit of the buffered steps can add to the file at most (see `growth`)."""
+        if not self._buffer:
+            return 0
+        return growth(len(self._buffer), len(HISTORY_COLUMNS) + len(self._keys), Checkpoint.at(self._buffer[-1]))
+
+    def _commit(self, f: h5py.File, columns: dict | None = None, checkpoint: Checkpoint | None = None,
+                final: Dynamics | None = None, attrs: dict | None = None) -> None:
+        """Commit history `columns` and their `checkpoint` (default: those of the buffered steps),
+        the final network and the closing attributes (`tcnet.store.commit.commit`)."""
+        if columns is None and self._buffer:
+            columns, checkpoint = history_columns(self._buffer), Checkpoint.at(self._buffer[-1])
+        commit(f, self.path, self.run_id, columns, checkpoint, final, attrs)
+        if columns:
+            self._committed = int(checkpoint.step)
+        self._buffer = []
