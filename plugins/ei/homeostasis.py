@@ -43,7 +43,8 @@ from tcnet.loss import Evaluation
 from tcnet.validate import array, real
 
 from tcnet_plugins.ei import model as ei
-from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial
+from tcnet_plugins.ei import rules
+from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial, integrate
 
 
 def parameter_settings() -> Settings:
@@ -156,8 +157,8 @@ class EIRate(Dynamics):
         real(self.name, "kick_duration", kick_duration, low=0)
         out = np.empty((len(t),) + x0.shape)
         for idx in np.ndindex(x0.shape[:-1]):
-            out[(slice(None),) + idx] = ei.integrate(self.arrays["W"], self.p, x0[idx], t, kick,
-                                                     kick_duration, r_max)
+            out[(slice(None),) + idx] = integrate(self.arrays["W"], self.p, x0[idx], t, kick, kick_duration,
+                                                  r_max)
         return out
 
     def sample_initial(self, n, seed=0):
@@ -272,11 +273,11 @@ class LearningRule(Iterative):
             np.array(rates) - opt_state["avg"])
         E, I = (float(v) for v in np.maximum(avg, s["rate_floor"]))
         stable = bool(ei.stable_up(x, p))
-        ok = s["rtol"] > 0 and bool(ei.within(E, I, p, s["rtol"])) and stable
+        ok = s["rtol"] > 0 and bool(rules.within(E, I, p, s["rtol"])) and stable
         measured = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
                     "I_qss": I_q, "regime": regime, "up": float(ei.up_exists(x, p)), "stable": float(stable),
                     "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0),
-                    "avg": avg.tolist(), "noise": list(noise), "streak": int(ei.streak(opt_state["streak"], ok, t))}
+                    "avg": avg.tolist(), "noise": list(noise), "streak": int(rules.streak(opt_state["streak"], ok, t))}
         return replace(ev, aux={**ev.aux, "learning": measured})
 
     def columns(self, ev, opt_state):
@@ -295,7 +296,7 @@ class LearningRule(Iterative):
 
     def update(self, ev, W, E, I):
         """dW for this step (subclasses with a non-local form override)."""
-        return np.asarray(ei.rule_update(self.rule, E, I, W, self.p, self.settings["lr"]), dtype=float)
+        return np.asarray(rules.rule_update(self.rule, E, I, W, self.p, self.settings["lr"]), dtype=float)
 
     def step(self, x, ev, opt_state):
         m = ev.aux["learning"]
@@ -339,7 +340,7 @@ class UpState(LearningRule):
 
     def update(self, ev, W, E, I):
         ref = self.settings["reference"]
-        return np.asarray(ei.rule_update(self.rule, E, I, W, self.p, self.settings["lr"],
+        return np.asarray(rules.rule_update(self.rule, E, I, W, self.p, self.settings["lr"],
                                          None if ref is None else tuple(ref)), dtype=float)
 
 

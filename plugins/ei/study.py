@@ -4,15 +4,15 @@ For each parameter set and each rule, initial weight vectors are drawn uniformly
 W = W_preset * U[box_low, box_high] (componentwise; default [0.5, 1.5]; the first is the
 preset's own W). QSS mode: all of them learn at once, vectorized over the initial weights: at
 every step the QSS rates are the closed-form steady state and W <- max(W + dW(E, I, W), 0), with
-the formulas the optimizer plugins use (`model.rule_update`; for `exact` its closed-form implicit
+the formulas the optimizer plugins use (`rules.rule_update`; for `exact` its closed-form implicit
 derivative in the regime of the steady state). Trials mode: each learns with the published trial
 protocol (`protocol = "soldado2022"`) through the optimizer plugin itself.
 
 Learning rates on a natural scale: the rules' raw sizes differ by about D (the 1/D of the
-implicit derivative) and by the gains, so every rule learns at eta = lr * `model.natural_scale`,
+implicit derivative) and by the gains, so every rule learns at eta = lr * `rules.natural_scale`,
 which equalizes how fast each removes the rate error along its fastest direction near the set
 point; lr is the cross-homeostatic rule's own rate. Step counts then compare the rules, not
-their step sizes. Convergence is `model.streak`, as in the optimizers: within 1 % of (E_set,
+their step sizes. Convergence is `rules.streak`, as in the optimizers: within 1 % of (E_set,
 I_set) with a stable Up state for `hold` steps; the step count is the first of them.
 
 The published experiment (`published_runs`): cross-homeostatic learning from the published Down
@@ -35,13 +35,14 @@ from tcnet.resources import FLOAT, require
 from tcnet.store import new_file
 from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
-from tcnet_plugins.ei.trials import PROTOCOLS, Trial
+from tcnet_plugins.ei.rules import RULES, natural_scale, rule_update, streak, within
+from tcnet_plugins.ei.trials import PROTOCOLS, Trial, integrate
 
 
 def learn(rule, W0, p, lr, steps, rtol=0.01, hold=1, record=()):
     """Learn from each row of W0 (n, 4) for up to `steps` QSS steps with rate eta = lr.
 
-    A row stops (its weights freeze) once it has converged (`model.streak`: rates within rtol of
+    A row stops (its weights freeze) once it has converged (`rules.streak`: rates within rtol of
     the set points with a stable Up state for `hold` steps), as the optimizer plugin stops.
     Returns (W_final, converged (n,), steps_to_converge (n,) with -1 where not converged,
     trajectories {i: (steps + 1, 6) array of E, I, W} for the rows listed in `record`; a frozen
@@ -53,14 +54,14 @@ def learn(rule, W0, p, lr, steps, rtol=0.01, hold=1, record=()):
     paths = {i: np.empty((steps + 1, 6)) for i in record}
     for k in range(steps + 1):
         E, I, regime = ei.steady_state(W, p)
-        ok = ei.within(E, I, p, rtol) & ei.stable_up(W, p)
-        start = np.where(done, start, ei.streak(start, ok, k))
+        ok = within(E, I, p, rtol) & ei.stable_up(W, p)
+        start = np.where(done, start, streak(start, ok, k))
         done |= (start >= 0) & (k - start + 1 >= hold)
         for i in record:
             paths[i][k] = (E[i], I[i], *W[i])
         if k < steps:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                dW = ei.rule_update(rule, E, I, W, ei.gated(p, regime) if rule == "exact" else p, lr)
+                dW = rule_update(rule, E, I, W, ei.gated(p, regime) if rule == "exact" else p, lr)
             dW = np.where(done[:, None], 0.0, np.nan_to_num(dW, nan=0.0, posinf=0.0, neginf=0.0))
             W = np.maximum(W + dW, 0.0)
     return W, done, np.where(done, start, -1), paths
@@ -73,10 +74,10 @@ def initial_weights(preset, n_init, rng, box):
 
 
 def eta(rule, preset, lr):
-    """The rule's learning rate on the natural scale: lr times `model.natural_scale` at the preset's
+    """The rule's learning rate on the natural scale: lr times `rules.natural_scale` at the preset's
     set-point weights (lr is the cross-homeostatic rule's own rate)."""
     p, W = ei.PRESETS[preset]["params"], ei.PRESETS[preset]["W"]
-    return lr * ei.natural_scale(rule, p, W[0], W[2])
+    return lr * natural_scale(rule, p, W[0], W[2])
 
 
 def trial_run(preset, rule, W, lr, steps, seed, rtol=0.01, hold=1):
@@ -102,13 +103,13 @@ def memory(mode, n_init, steps, runs) -> float:
     return (float(steps) + 1) * 2000 + n_init * path
 
 
-def run_study(presets=tuple(ei.PRESETS), rules=ei.RULES, mode="qss", n_init=200, steps=30000, lr=3e-4, seed=0,
+def run_study(presets=tuple(ei.PRESETS), rules=RULES, mode="qss", n_init=200, steps=30000, lr=3e-4, seed=0,
               box=(0.5, 1.5), rtol=0.01, hold=50):
     """The study's numbers in one mode: {preset: {rule: row}} plus trajectories and end points.
 
     qss: all n_init initial weights learn at once (`learn`); trials: each runs the published
     trial protocol through the optimizer plugin, with noise seed `seed` + its row. Every rule
-    learns at eta = lr * natural_scale (`eta`); convergence is `model.streak` with `hold`."""
+    learns at eta = lr * natural_scale (`eta`); convergence is `rules.streak` with `hold`."""
     rng = np.random.default_rng(seed)
     out = {}
     for preset in presets:
@@ -149,16 +150,16 @@ PUBLISHED_START = (2.1, 3.0, 4.0, 1.5)
 def published_runs(seeds, trials=2000, rtol=0.01):
     """The published experiment per noise seed: cross-homeostatic learning with the soldado2022
     protocol from PUBLISHED_START for `trials` trials. Per seed: the first trial whose rates are
-    within rtol of (5, 14), the trial from which they stay within to the end (`model.streak`),
+    within rtol of (5, 14), the trial from which they stay within to the end (`rules.streak`),
     the rates at trial 500 and the final weights; and the learning curves."""
     p = ei.PRESETS["paradoxical"]["params"]
     rows = []
     for seed in seeds:
         _, path = trial_run("paradoxical", "cross_homeostatic", PUBLISHED_START, 5e-4, trials, seed, rtol=0.0)
-        ok = ei.within(path[:, 0], path[:, 1], p, rtol)
+        ok = within(path[:, 0], path[:, 1], p, rtol)
         start = -1
         for k, flag in enumerate(ok):
-            start = int(ei.streak(start, flag, k))
+            start = int(streak(start, flag, k))
         rows.append({"seed": seed, "first_within": int(np.argmax(ok)) if ok.any() else -1, "stays_within_from": start,
                      "rates_500": path[min(500, trials)].tolist()[:2], "final_W": path[-1, 2:].tolist(), "path": path})
     return rows
@@ -332,8 +333,8 @@ def plot_paradoxical_response(path, delta=2.0, t_step=300.0, T=800.0):
         W = np.array([W_EE, W_EI, W_IE, W_II])
         before = np.linspace(0.0, t_step, 301)
         after = np.linspace(t_step, T, 501)
-        r0 = ei.integrate(W, p, (p["E_set"], p["I_set"]), before)
-        r1 = ei.integrate(W, {**p, "Theta_I": p["Theta_I"] - delta}, r0[-1], after)
+        r0 = integrate(W, p, (p["E_set"], p["I_set"]), before)
+        r1 = integrate(W, {**p, "Theta_I": p["Theta_I"] - delta}, r0[-1], after)
         ax.plot(np.r_[before, after], np.r_[r0[:, 0], r1[:, 0]], color="C2", label="E")
         ax.plot(np.r_[before, after], np.r_[r0[:, 1], r1[:, 1]], color="C3", label="I")
         ax.axvline(t_step, color="grey", ls="--", lw=0.8)
@@ -362,7 +363,7 @@ def plot_phase_plane(panels, path, grid=400):
         ax.contour(Eg, Ig, -Eg + p["g_E"] * np.maximum(x_E, 0), levels=[0], colors="C2")
         ax.contour(Eg, Ig, -Ig + p["g_I"] * np.maximum(x_I, 0), levels=[0], colors="C3")
         t = np.linspace(0.0, 2000.0, 4001)
-        r = ei.integrate(W, p, (0.0, 0.0), t, *ei.QSS_KICK, r_max=10 * top)
+        r = integrate(W, p, (0.0, 0.0), t, *ei.QSS_KICK, r_max=10 * top)
         ax.plot(r[:, 0], r[:, 1], color="k", lw=0.8, label="kicked trial from rest")
         for k in np.flatnonzero(exists):
             ax.plot(E[k], I[k], "o", ms=8, color="k", mfc="k" if stable[k] else "w",
@@ -391,7 +392,7 @@ def main(args) -> int:
     for preset in args.presets:
         choice(name, "--presets", preset, tuple(ei.PRESETS))
     for rule in args.rules:
-        choice(name, "--rules", rule, ei.RULES)
+        choice(name, "--rules", rule, RULES)
     settings = {"qss": {"n_init": integer(name, "--n-init", args.n_init, low=1),
                         "steps": integer(name, "--steps", args.steps, low=0), "lr": positive(name, "--lr", args.lr)},
                 "trials": {"n_init": integer(name, "--trial-inits", args.trial_inits, low=1),
@@ -446,12 +447,12 @@ def add_command(subparsers):
                                "published trials over random initial weights; the published runs; table and figures")
     sp.add_argument("--mode", default="both", help="qss, trials or both")
     sp.add_argument("--presets", nargs="+", default=list(ei.PRESETS), help="parameter sets")
-    sp.add_argument("--rules", nargs="+", default=list(ei.RULES), help="learning rules")
+    sp.add_argument("--rules", nargs="+", default=list(RULES), help="learning rules")
     sp.add_argument("--n-init", type=int, default=200, help="QSS: initial weight vectors per set (the "
                     "first is the preset's own)")
     sp.add_argument("--steps", type=int, default=30000, help="QSS: learning steps")
     sp.add_argument("--lr", type=float, default=3e-4, help="QSS: the cross-homeostatic rule's learning rate; "
-                    "every rule's eta = lr x its natural scale (model.natural_scale)")
+                    "every rule's eta = lr x its natural scale (rules.natural_scale)")
     sp.add_argument("--trial-inits", type=int, default=3, help="trials: initial weight vectors per set")
     sp.add_argument("--trials", type=int, default=2000, help="trials per run (trial mode and published runs)")
     sp.add_argument("--trial-lr", type=float, default=5e-4, help="trials: the cross-homeostatic rate (published "
