@@ -4,12 +4,14 @@
   kicked trial reaches, stability, set-point weights, sensitivities);
 - `rules`: the five learning rules' dW, their natural scale, and when learning has converged;
 - `trials`: the integrators (RK45 and the compiled noisy Euler trial) and the trial protocol;
-- `homeostasis`: the `ei_rate` dynamics, the `homeostatic` loss and the five learning-rule optimizers;
+- `dynamics`: `ei_rate`; `losses`: `homeostatic`; `optimizers`: the five learning rules
+  (plugin names are per kind, so the loss and the naive rule share the name `homeostatic`);
 - `study`: `tcnet ei-study`, the rules compared across initial weights, with figures.
 """
 from tcnet import hookimpl
-from tcnet_plugins.ei.homeostasis import (CrossHomeostatic, EIRate, Exact, Homeostatic, NaiveHomeostatic,
-                                          SmallWeight, UpState)
+from tcnet_plugins.ei.dynamics import EIRate
+from tcnet_plugins.ei.losses import Homeostatic
+from tcnet_plugins.ei.optimizers import CrossHomeostatic, Exact, NaiveHomeostatic, SmallWeight, UpState
 
 
 @hookimpl
