@@ -6,7 +6,7 @@
 - `trials`: the integrators (RK45 and the compiled noisy Euler trial) and the trial protocol;
 - `dynamics`: `ei_rate`; `losses`: `homeostatic`; `optimizers`: the five learning rules
   (plugin names are per kind, so the loss and the naive rule share the name `homeostatic`);
-- `study`: `tcnet ei-study`, the rules compared across initial weights, with figures.
+- `study`: the rules compared across initial weights; `figures`; `cli`: `tcnet ei-study`.
 """
 from tcnet import hookimpl
 from tcnet_plugins.ei.dynamics import EIRate
@@ -31,6 +31,6 @@ def tcnet_optimizers():
 
 @hookimpl
 def tcnet_commands(subparsers):
-    from tcnet_plugins.ei.study import add_command
+    from tcnet_plugins.ei.cli import add_command
 
     add_command(subparsers)
