@@ -11,6 +11,7 @@ import pytest
 
 import tcnet
 from tcnet_plugins.ei import model as ei
+from tcnet_plugins.ei.trials import integrate
 
 GRID = [np.array(W) for W in itertools.product((0.5, 1.5, 3.0, 6.0), (0.5, 2.0), (0.5, 4.0, 15.0), (0.5, 2.0))]
 CASES = [(preset, W) for preset in ei.PRESETS for W in GRID]
@@ -68,7 +69,7 @@ def test_every_fixed_point_solves_the_equations_with_its_stability(preset):
 def settle(W, p, x0, kick=0.0, T=3000.0):
     """Where the rate ODE is at time T from each start (RK45; NaN after a runaway above 1e4)."""
     t = np.array([0.0, T - 1.0, T])
-    return np.array([ei.integrate(W, p, x, t, kick=kick, kick_duration=10.0, r_max=1e4) for x in x0])
+    return np.array([integrate(W, p, x, t, kick=kick, kick_duration=10.0, r_max=1e4) for x in x0])
 
 
 @pytest.mark.parametrize("preset", list(ei.PRESETS))

@@ -7,6 +7,8 @@ import pytest
 from autograd import jacobian
 
 from tcnet_plugins.ei import model as ei
+from tcnet_plugins.ei import rules
+from tcnet_plugins.ei.trials import integrate
 
 PAR = ei.PRESETS["paradoxical"]["params"]
 NON = ei.PRESETS["non_paradoxical"]["params"]
@@ -43,7 +45,7 @@ def test_up_state_matches_linear_solve_and_long_simulation(W, p):
     np.testing.assert_allclose([E, I], solve_up(W, p), rtol=1e-12)
     assert E > 0 and I > 0
     # the ODE started near the Up state (with a kick from rest for the bistable paradoxical set)
-    r = ei.integrate(W, p, (0.0, 0.0), np.array([0.0, 2000.0]), kick=10.0, kick_duration=10.0)
+    r = integrate(W, p, (0.0, 0.0), np.array([0.0, 2000.0]), kick=10.0, kick_duration=10.0)
     np.testing.assert_allclose(r[-1], [E, I], rtol=1e-6)
 
 
@@ -53,7 +55,7 @@ def test_down_state_when_no_up_state():
     assert ei.fixed_point(W, PAR) == (0.0, 0.0)
     assert not ei.up_exists(W, PAR) and not ei.stable_up(W, PAR)
     # rest is a fixed point (Theta_E > I_ext) and the ODE from a small perturbation returns to it
-    r = ei.integrate(W, PAR, (1.0, 1.0), np.array([0.0, 500.0]))
+    r = integrate(W, PAR, (1.0, 1.0), np.array([0.0, 500.0]))
     np.testing.assert_allclose(r[-1], [0.0, 0.0], atol=1e-8)
 
 
@@ -130,7 +132,7 @@ def test_exact_rule_equals_central_finite_differences(W, p):
     eta = 0.1
     np.testing.assert_allclose(exact_update_autograd(W, p, eta), -eta * g_fd, rtol=1e-7)
     E, I = ei.fixed_point(W, p)
-    np.testing.assert_allclose(ei.rule_update("exact", E, I, W, p, eta), -eta * g_fd, rtol=1e-7)
+    np.testing.assert_allclose(rules.rule_update("exact", E, I, W, p, eta), -eta * g_fd, rtol=1e-7)
     np.testing.assert_allclose(ei.sensitivities(E, I, W, p), autograd_sensitivity(W, p), rtol=1e-10)
 
 
@@ -151,7 +153,7 @@ def test_up_state_rule_equals_exact_at_set_point_weights():
         W_EI, W_II = ei.set_point_weights(W_EE, W_IE, PAR)
         W = np.array([W_EE, W_EI, W_IE, W_II])
         for E, I in rng.uniform([1, 5], [9, 25], size=(5, 2)):
-            np.testing.assert_allclose(ei.rule_update("up_state", E, I, W, PAR, 1.0), exact_at_rates(W, E, I, PAR),
+            np.testing.assert_allclose(rules.rule_update("up_state", E, I, W, PAR, 1.0), exact_at_rates(W, E, I, PAR),
                                        rtol=1e-9)
 
 
@@ -163,7 +165,7 @@ def test_up_state_rule_error_is_first_order_away_from_set_point_weights():
     for delta in (0.04, 0.02, 0.01):
         W = W_star + delta * u
         E, I = 4.0, 12.0  # fixed rates, so the error is the coefficients' alone
-        errors.append(np.linalg.norm(ei.rule_update("up_state", E, I, W, PAR, 1.0, reference=(W[0], W[2]))
+        errors.append(np.linalg.norm(rules.rule_update("up_state", E, I, W, PAR, 1.0, reference=(W[0], W[2]))
                                      - exact_at_rates(W, E, I, PAR)))
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
     np.testing.assert_allclose(ratios, 2.0, rtol=0.05)
@@ -178,14 +180,14 @@ def test_small_weight_rule_is_exact_to_first_order_near_zero():
         E, I = ei.fixed_point(W, TONIC)
         assert E > 0 and I > 0
         exact = exact_update_autograd(W, TONIC, 1.0)
-        errors.append(np.linalg.norm(ei.rule_update("small_weight", E, I, W, TONIC, 1.0) - exact))
+        errors.append(np.linalg.norm(rules.rule_update("small_weight", E, I, W, TONIC, 1.0) - exact))
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
     np.testing.assert_allclose(ratios, 4.0, rtol=0.05)
 
 
 def test_cross_and_naive_rules_have_the_published_signs():
     E, I = 3.0, 10.0  # both rates below set point (5, 14)
-    dW = ei.rule_update("cross_homeostatic", E, I, W_PAR, PAR, 0.1)
+    dW = rules.rule_update("cross_homeostatic", E, I, W_PAR, PAR, 0.1)
     np.testing.assert_allclose(dW, 0.1 * np.array([E * 4, -I * 4, -E * 2, I * 2]))
-    dW = ei.rule_update("homeostatic", E, I, W_PAR, PAR, 0.1)
+    dW = rules.rule_update("homeostatic", E, I, W_PAR, PAR, 0.1)
     np.testing.assert_allclose(dW, 0.1 * np.array([E * 2, -I * 2, E * 4, -I * 4]))

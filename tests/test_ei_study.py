@@ -9,10 +9,10 @@ import pytest
 import tcnet
 from tcnet.cli import main
 from tcnet_plugins.ei import model as ei
-from tcnet_plugins.ei import study
+from tcnet_plugins.ei import rules, study
 
 
-@pytest.mark.parametrize("rule", ei.RULES)
+@pytest.mark.parametrize("rule", rules.RULES)
 @pytest.mark.parametrize("preset", list(ei.PRESETS))
 def test_vectorized_learning_follows_the_optimizer_plugin(rule, preset):
     steps, lr = 40, 1e-3
@@ -49,7 +49,7 @@ def test_study_and_optimizer_share_one_definition_of_convergence(rule):
     W, conv, k, _ = study.learn(rule, np.array([ei.PRESETS["paradoxical"]["W"]]), p, lr, 5000, 0.01, hold)
     assert conv[0] and k[0] == res.result.steps - hold + 1
     np.testing.assert_allclose(W[0], res.result.x, rtol=1e-10)
-    within = [ei.within(s.extra["E"], s.extra["I"], p, 0.01) for s in res.history.steps]
+    within = [rules.within(s.extra["E"], s.extra["I"], p, 0.01) for s in res.history.steps]
     assert all(within[k[0]:]) and not within[k[0] - 1]
 
 
@@ -59,7 +59,7 @@ def solve_up(W, p):
     return np.linalg.solve(A, [p["g_E"] * (p["I_ext"] - p["Theta_E"]), -p["g_I"] * p["Theta_I"]])
 
 
-@pytest.mark.parametrize("rule", ei.RULES)
+@pytest.mark.parametrize("rule", rules.RULES)
 @pytest.mark.parametrize("preset", list(ei.PRESETS))
 def test_error_response_is_the_linearized_step(rule, preset):
     """M e = the rate change (numpy's solve, central differences) of the step the rule takes at rates
@@ -67,14 +67,14 @@ def test_error_response_is_the_linearized_step(rule, preset):
     p, W0 = ei.PRESETS[preset]["params"], ei.PRESETS[preset]["W"]
     W_EI, W_II = ei.set_point_weights(W0[0], W0[2], p)
     W = np.array([W0[0], W_EI, W0[2], W_II])
-    M = ei.error_response(rule, p, W0[0], W0[2])
+    M = rules.error_response(rule, p, W0[0], W0[2])
     h = 1e-6
     for e in (np.array([1e-4, 0.0]), np.array([0.0, 1e-4]), np.array([3e-5, -5e-5])):
-        dW = ei.rule_update(rule, p["E_set"] - e[0], p["I_set"] - e[1], W, p, 1.0)
+        dW = rules.rule_update(rule, p["E_set"] - e[0], p["I_set"] - e[1], W, p, 1.0)
         dr = (solve_up(W + h * dW, p) - solve_up(W - h * dW, p)) / (2 * h)
         np.testing.assert_allclose(dr, M @ e, rtol=2e-3, atol=1e-9 * np.abs(M).max())
-    rho = lambda r: np.abs(np.linalg.eigvals(ei.error_response(r, p, W0[0], W0[2]))).max()
-    np.testing.assert_allclose(ei.natural_scale(rule, p, W0[0], W0[2]), rho("cross_homeostatic") / rho(rule), rtol=1e-12)
+    rho = lambda r: np.abs(np.linalg.eigvals(rules.error_response(r, p, W0[0], W0[2]))).max()
+    np.testing.assert_allclose(rules.natural_scale(rule, p, W0[0], W0[2]), rho("cross_homeostatic") / rho(rule), rtol=1e-12)
 
 
 def test_ei_study_command_writes_tables_json_and_figures(tmp_path):
@@ -91,7 +91,7 @@ def test_ei_study_command_writes_tables_json_and_figures(tmp_path):
                 assert 0.0 <= row["converged"] <= 1.0
                 lr = 3e-4 if mode == "qss" else 5e-4
                 W = ei.PRESETS[preset]["W"]
-                np.testing.assert_allclose(row["eta"], lr * ei.natural_scale(rule, ei.PRESETS[preset]["params"],
+                np.testing.assert_allclose(row["eta"], lr * rules.natural_scale(rule, ei.PRESETS[preset]["params"],
                                                                             W[0], W[2]), rtol=1e-12)
             for kind in ("trajectories", "regions"):
                 assert (out / f"ei_{mode}_{kind}_{preset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import pytest
 import tcnet
 from tcnet.plugins import registry
 from tcnet_plugins.ei import model as ei
-from tcnet_plugins.ei.trials import PROTOCOLS, Trial
+from tcnet_plugins.ei.trials import PROTOCOLS, Trial, integrate
 
 START = [2.1, 3.0, 4.0, 1.5]  # the published initial weights: the network starts in the Down state
 P = ei.PRESETS["paradoxical"]["params"]
@@ -91,7 +91,7 @@ def euler_error(dt, W):
                 "kick_onset": 250.0, "kick_duration": 10.0, "average": 100.0}
     _, _, trace = Trial.from_settings("test", settings).run(W, P, record=True)
     t = np.linspace(0.0, 400.0, len(trace) + 1)
-    exact = ei.integrate(W, P, (0.0, 0.0), t, 7.0, 10.0, kick_onset=250.0)[1:]
+    exact = integrate(W, P, (0.0, 0.0), t, 7.0, 10.0, kick_onset=250.0)[1:]
     return np.max(np.abs(trace - exact))
 
 

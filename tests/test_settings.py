@@ -124,7 +124,7 @@ def test_every_shipped_optimizer_declares_and_documents_each_setting():
 
 
 def test_learning_rule_settings_are_checked_from_their_declarations():
-    from tcnet_plugins.ei.homeostasis import CrossHomeostatic, UpState
+    from tcnet_plugins.ei.optimizers import CrossHomeostatic, UpState
 
     assert UpState.SETTINGS.names[-1] == "reference" and CrossHomeostatic.SETTINGS.defaults["steps"] == 5000
     for given, message in [({"seed": -1}, "seed must be an integer in \\[0, 4294967295\\], got -1"),

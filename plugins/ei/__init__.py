@@ -1,13 +1,17 @@
 """E/I rate model whose weights learn from a homeostatic loss (seeds/ei_learning_rule_from_loss.md).
 
-- `model`: closed forms of the two-population model (Up state, stability, set-point weights) and
-  the learning rules' factors;
-- `homeostasis`: the `ei_rate` dynamics, the `homeostatic` loss and the five learning-rule optimizers;
-- `study`: `tcnet ei-study`, the rules compared across initial weights, with figures.
+- `model`: closed forms of the two-population model (Up state, every fixed point, the regime a
+  kicked trial reaches, stability, set-point weights, sensitivities);
+- `rules`: the five learning rules' dW, their natural scale, and when learning has converged;
+- `trials`: the integrators (RK45 and the compiled noisy Euler trial) and the trial protocol;
+- `dynamics`: `ei_rate`; `losses`: `homeostatic`; `optimizers`: the five learning rules
+  (plugin names are per kind, so the loss and the naive rule share the name `homeostatic`);
+- `study`: the rules compared across initial weights; `figures`; `cli`: `tcnet ei-study`.
 """
 from tcnet import hookimpl
-from tcnet_plugins.ei.homeostasis import (CrossHomeostatic, EIRate, Exact, Homeostatic, NaiveHomeostatic,
-                                          SmallWeight, UpState)
+from tcnet_plugins.ei.dynamics import EIRate
+from tcnet_plugins.ei.losses import Homeostatic
+from tcnet_plugins.ei.optimizers import CrossHomeostatic, Exact, NaiveHomeostatic, SmallWeight, UpState
 
 
 @hookimpl
@@ -27,6 +31,6 @@ def tcnet_optimizers():
 
 @hookimpl
 def tcnet_commands(subparsers):
-    from tcnet_plugins.ei.study import add_command
+    from tcnet_plugins.ei.cli import add_command
 
     add_command(subparsers)

@@ -32,30 +32,21 @@ Set-point weights: E_up = E_set, I_up = I_set solved for W_EI, W_II given W_EE, 
     CC = g_E W_EE - 1 (the paradoxical condition),     DD = g_E W_IE (I_ext - Theta_E) + CC Theta_I.
 At those weights D = g_I DD / I_set, so DD > 0 is the numerator of I_up.
 
-Learning rules. Differentiating A r = b by each weight gives dr/dW = -A^-1 (dA/dW) r, linear in
-(E, I). Every rule below has the form
-    dW_EE = eta E P,  dW_EI = -eta I P,  dW_IE = eta E Q,  dW_II = -eta I Q
-with P, Q built from the errors e_E = E_set - E, e_I = I_set - I:
-- exact:     P = g_E [(1 + g_I W_II) e_E + g_I W_IE e_I] / D,  Q = g_I [-g_E W_EI e_E + (1 - g_E W_EE) e_I] / D
-             (= -eta dL/dW at the QSS, L = (e_E^2 + e_I^2)/2);
-- small_weight: the coefficients of E, I expanded to first order around W = 0 (E, I kept
-             unexpanded): 1/D ~ 1 + g_E W_EE - g_I W_II, so
-             P = g_E [(1 + g_E W_EE) e_E + g_I W_IE e_I],  Q = g_I [-g_E W_EI e_E + (1 - g_I W_II) e_I];
-- up_state:  zeroth order around the set-point weights (W_EE, W_EI^set, W_IE, W_II^set): there
-             1 + g_I W_II = g_I BB / I_set, g_E W_EI = AA / I_set, D = g_I DD / I_set, hence
-             P = g_E [BB e_E + W_IE I_set e_I] / DD,  Q = -[AA e_E + CC I_set e_I] / DD;
-- cross_homeostatic (Soldado-Magraner et al. 2022): P = e_I, Q = -e_E;
-- homeostatic (naive, each population's own error drives its inputs): P = e_E, Q = e_I.
+Sensitivities. Differentiating A r = b by each weight gives dr/dW = -A^-1 (dA/dW) r, linear in
+(E, I) (`sensitivities`): the exact learning rule and the expansions of the others
+(`tcnet_plugins.ei.rules`) are built on it.
 
 Everything here accepts weights of shape (..., 4) and broadcasts, with autograd.numpy so that
-autograd traces it; `integrate` (scipy) is plain numpy.
+autograd traces it. The regime of a trial is found in closed form where it can be; the few
+weights where it cannot are simulated with `trials.Trial` (the model's integrators live there).
 """
 from functools import lru_cache
 
 import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
-from scipy.integrate import solve_ivp
+
+from tcnet_plugins.ei.trials import Trial
 
 PARAMETERS = ("g_E", "g_I", "Theta_E", "Theta_I", "I_ext", "tau_E", "tau_I", "E_set", "I_set")
 
@@ -74,16 +65,15 @@ QSS_KICK = (10.0, 10.0)
 """The kick (amplitude, duration in ms, from t = 0) of the trial whose end state is the QSS: the
 trial mode's default."""
 
-RULES = ("exact", "small_weight", "up_state", "cross_homeostatic", "homeostatic")
 
-
-def _split(W):
+def split_weights(W):
+    """(W_EE, W_EI, W_IE, W_II), each of shape (...), from weights of shape (..., 4)."""
     return W[..., 0], W[..., 1], W[..., 2], W[..., 3]
 
 
 def linear_up(W, p):
     """(E_up, I_up, D): the solution of the suprathreshold linear system and its determinant."""
-    W_EE, W_EI, W_IE, W_II = _split(W)
+    W_EE, W_EI, W_IE, W_II = split_weights(W)
     a = 1.0 - p["g_E"] * W_EE
     d = 1.0 + p["g_I"] * W_II
     D = a * d + p["g_E"] * p["g_I"] * W_EI * W_IE
@@ -110,7 +100,7 @@ def gated(p, region):
 
 def inputs(E, I, W, p):
     """The bracketed inputs (x_E, x_I) of the rate equations at rates (E, I)."""
-    W_EE, W_EI, W_IE, W_II = _split(W)
+    W_EE, W_EI, W_IE, W_II = split_weights(W)
     return W_EE * E - W_EI * I - p["Theta_E"] + p["I_ext"], W_IE * E - W_II * I - p["Theta_I"]
 
 
@@ -214,8 +204,6 @@ def _simulated_regime(W, p_items, kick, duration, T=3000.0, r_max=1e4):
     (`trials.Trial`, dt = 0.1 ms): the stable fixed point within 1e-4 of its last 10 ms, else
     RUNAWAY (above r_max, or still moving). Cached: a learning run that is stuck asks for the same
     weights at every step."""
-    from tcnet_plugins.ei.trials import Trial
-
     p = dict(p_items)
     trial = Trial.from_settings("ei_rate", {"integrator": "euler", "trial_length": T, "kick": kick,
                                             "kick_duration": duration, "average": 10.0, "r_max": r_max})
@@ -246,7 +234,7 @@ def fixed_point(W, p):
 
 def jacobian(W, p):
     """The Jacobian of the rate ODE in the suprathreshold region, shape (..., 2, 2)."""
-    W_EE, W_EI, W_IE, W_II = _split(W)
+    W_EE, W_EI, W_IE, W_II = split_weights(W)
     row_E = anp.stack([(p["g_E"] * W_EE - 1.0) / p["tau_E"], -p["g_E"] * W_EI / p["tau_E"]], axis=-1)
     row_I = anp.stack([p["g_I"] * W_IE / p["tau_I"], -(1.0 + p["g_I"] * W_II) / p["tau_I"]], axis=-1)
     return anp.stack([row_E, row_I], axis=-2)
@@ -254,7 +242,7 @@ def jacobian(W, p):
 
 def trace_det(W, p):
     """(trace, det) of the Up-state Jacobian; stable iff trace < 0 and det > 0."""
-    W_EE, W_EI, W_IE, W_II = _split(W)
+    W_EE, W_EI, W_IE, W_II = split_weights(W)
     tr = (p["g_E"] * W_EE - 1.0) / p["tau_E"] - (1.0 + p["g_I"] * W_II) / p["tau_I"]
     det = linear_up(W, p)[2] / (p["tau_E"] * p["tau_I"])
     return tr, det
@@ -291,131 +279,12 @@ def up_coefficients(W_EE, W_IE, p):
     return AA, BB, CC, DD
 
 
-def rule_factors(rule, E, I, W, p, reference=None):
-    """(P, Q) of a learning rule (see the module docstring) at rates (E, I) and weights W.
-
-    `reference` = (W_EE, W_IE) fixes the expansion point of `up_state`; None uses the current
-    W_EE, W_IE (the set-point weights sharing them), so the rule stays local in time.
-    """
-    W_EE, W_EI, W_IE, W_II = _split(W)
-    gE, gI = p["g_E"], p["g_I"]
-    e_E, e_I = p["E_set"] - E, p["I_set"] - I
-    if rule == "exact":
-        D = linear_up(W, p)[2]
-        P = gE * ((1.0 + gI * W_II) * e_E + gI * W_IE * e_I) / D
-        Q = gI * (-gE * W_EI * e_E + (1.0 - gE * W_EE) * e_I) / D
-    elif rule == "small_weight":
-        P = gE * ((1.0 + gE * W_EE) * e_E + gI * W_IE * e_I)
-        Q = gI * (-gE * W_EI * e_E + (1.0 - gI * W_II) * e_I)
-    elif rule == "up_state":
-        ref_EE, ref_IE = (W_EE, W_IE) if reference is None else reference
-        AA, BB, CC, DD = up_coefficients(ref_EE, ref_IE, p)
-        P = gE * (BB * e_E + ref_IE * p["I_set"] * e_I) / DD
-        Q = -(AA * e_E + CC * p["I_set"] * e_I) / DD
-    elif rule == "cross_homeostatic":
-        P, Q = e_I, -e_E
-    elif rule == "homeostatic":
-        P, Q = e_E, e_I
-    else:
-        raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(RULES)}")
-    return P, Q
-
-
-def rule_update(rule, E, I, W, p, eta, reference=None):
-    """dW = eta (E P, -I P, E Q, -I Q), shape (..., 4)."""
-    P, Q = rule_factors(rule, E, I, W, p, reference)
-    return eta * anp.stack([E * P, -I * P, E * Q, -I * Q], axis=-1)
-
-
-def error_response(rule, p, W_EE, W_IE):
-    """M (2x2): near the set point (E_set, I_set) at the set-point weights with these W_EE, W_IE,
-    one step of a rule with rate eta changes the rate error e = r_set - r by -eta M e.
-
-    dW = eta G e to first order in e, with G = diag(E_set, -I_set, E_set, -I_set) times the
-    rule's (P, Q) coefficients (P, Q are linear in e); the rates respond by S dW, S = d(E, I)/dW
-    (`sensitivities`), so M = S G. For `exact` M = S S^T.
-    """
-    W_EI, W_II = set_point_weights(W_EE, W_IE, p)
-    W = np.array([W_EE, W_EI, W_IE, W_II], dtype=float)
-    Es, Is = p["E_set"], p["I_set"]
-    C = np.array([rule_factors(rule, Es - 1.0, Is, W, p), rule_factors(rule, Es, Is - 1.0, W, p)]).T
-    G = np.array([Es, -Is, Es, -Is])[:, None] * np.repeat(C, 2, axis=0)
-    return sensitivities(Es, Is, W, p) @ G
-
-
-def natural_scale(rule, p, W_EE, W_IE):
-    """eta / lr of a rule on the natural scale: rho(M_cross) / rho(M_rule) (`error_response`,
-    rho the spectral radius), so that with eta = lr natural_scale every rule removes the rate
-    error at the same rate along its fastest direction near the set point, and the
-    cross-homeostatic rule's eta is lr itself. Step counts then compare the rules' directions
-    (how well they treat the slow direction), not their step sizes, which differ by a factor of
-    about D between the rules with the 1/D of the implicit derivative and those without."""
-    rho = [np.abs(np.linalg.eigvals(error_response(r, p, W_EE, W_IE))).max() for r in (rule, "cross_homeostatic")]
-    return float(rho[1] / rho[0])
-
-
 def sensitivities(E, I, W, p):
     """The exact d(E, I)/dW as a (..., 2, 4) array, from the implicit derivative at rates (E, I)."""
-    W_EE, W_EI, W_IE, W_II = _split(W)
+    W_EE, W_EI, W_IE, W_II = split_weights(W)
     gE, gI = p["g_E"], p["g_I"]
     D = linear_up(W, p)[2]
     d, a = 1.0 + gI * W_II, 1.0 - gE * W_EE
     dE = anp.stack([gE * d * E, -gE * d * I, -gE * gI * W_EI * E, gE * gI * W_EI * I], axis=-1) / D[..., None]
     dI = anp.stack([gE * gI * W_IE * E, -gE * gI * W_IE * I, gI * a * E, -gI * a * I], axis=-1) / D[..., None]
     return anp.stack([dE, dI], axis=-2)
-
-
-def within(E, I, p, rtol):
-    """True where both rates are within rtol (relative) of the set points."""
-    return (np.abs(E - p["E_set"]) <= rtol * p["E_set"]) & (np.abs(I - p["I_set"]) <= rtol * p["I_set"])
-
-
-def streak(start, ok, k):
-    """Convergence, one definition for the optimizers and the study: a run has converged at step
-    k0 once its rates are within tolerance with a stable Up state at every step from k0 on, for
-    `hold` steps. Given the streak's first step before step k (-1: none) and whether step k is
-    within, the streak's first step after it (-1 if step k is not within)."""
-    return np.where(ok, np.where(np.asarray(start) < 0, k, start), -1)
-
-
-def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None, kick_onset=0.0):
-    """Rates (E, I) at times t (t[0] is the start) from r0, with `kick` added to the excitatory
-    input during [t[0] + kick_onset, t[0] + kick_onset + kick_duration). Returns (len(t), 2); rows
-    after a runaway (E or I above r_max) are NaN. scipy's RK45 is restarted at the kick's edges
-    (input discontinuities).
-    """
-    W_EE, W_EI, W_IE, W_II = (float(w) for w in W)
-    t = np.asarray(t, dtype=float)
-    out = np.full((len(t), 2), np.nan)
-
-    def rhs(_, r, extra):
-        E, I = r
-        dE = (-E + p["g_E"] * max(W_EE * E - W_EI * I - p["Theta_E"] + p["I_ext"] + extra, 0.0)) / p["tau_E"]
-        dI = (-I + p["g_I"] * max(W_IE * E - W_II * I - p["Theta_I"], 0.0)) / p["tau_I"]
-        return [dE, dI]
-
-    events = None
-    if r_max is not None:
-        def runaway(_, r, extra):
-            return r_max - max(r[0], r[1])
-        runaway.terminal = True
-        events = runaway
-    on, off = t[0] + kick_onset, t[0] + kick_onset + kick_duration
-    segments = [(t[0], min(on, t[-1]), 0.0), (on, min(off, t[-1]), kick), (off, t[-1], 0.0)]
-    y = np.asarray(r0, dtype=float)
-    out[0] = y
-    for a, b, extra in segments:
-        if b <= a:
-            continue
-        mask = (t > a) & (t <= b)
-        t_eval = np.union1d(t[mask], [b])  # b last, so the segment's end state is sol.y[:, -1]
-        sol = solve_ivp(rhs, (a, b), y, method="RK45", t_eval=t_eval, args=(extra,), rtol=1e-8,
-                        atol=1e-10, events=events)
-        n = np.size(sol.t)
-        if n:
-            reached = np.isin(t_eval[:n], t[mask])
-            out[np.flatnonzero(mask)[: np.count_nonzero(reached)]] = sol.y.T[reached]
-        if sol.status != 0:  # runaway (event) or integration failure: the rest stays NaN
-            return out
-        y = sol.y[:, -1]
-    return out

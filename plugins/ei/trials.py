@@ -1,5 +1,5 @@
-"""Simulated learning trials of the E/I rate model: one trial is the network started at rest,
-kicked, driven by noise, and measured over its last stretch.
+"""Simulation of the E/I rate model: its two integrators and the learning trial they run. One
+trial is the network started at rest, kicked, driven by noise, and measured over its last stretch.
 
 A trial (times in ms) integrates
 
@@ -18,7 +18,8 @@ Two integrators:
   the next. The N(0, 1) draws of trial k are numpy's `default_rng([seed, k]).standard_normal
   ((n_steps, 2))` (column 0 for E, column 1 for I), so a trial is reproducible on its own
   (and a resumed run draws exactly what the uninterrupted one did).
-- "adaptive": scipy's RK45 at tight tolerance (`model.integrate`), noise-free and unclipped.
+- "adaptive": scipy's RK45 at tight tolerance (`integrate`, which also simulates the model from
+  any start for the `ei_rate` dynamics and the figures), noise-free and unclipped.
 Either way a trial whose rates exceed `r_max` is a runaway: its rates are NaN.
 
 `PROTOCOLS["soldado2022"]` holds the published values (2 s trials of 0.1 ms Euler steps, kick 7
@@ -31,11 +32,10 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from scipy.integrate import solve_ivp
 
 from tcnet.settings import Choice, Integer, Real, Setting, Settings
 from tcnet.validate import ConfigError, positive, real
-
-from tcnet_plugins.ei import model as ei
 
 PROTOCOLS = {
     "soldado2022": {"mode": "trials", "integrator": "euler", "dt": 0.1, "trial_length": 2000.0, "kick": 7.0,
@@ -61,6 +61,50 @@ SETTINGS = Settings(
     Integer("seed", 0, "seed of the trial noise: trial k draws from default_rng([seed, k])", low=0, high=2**32 - 1),
 )
 """The trial's settings, declared once; a learning rule's settings include them."""
+
+
+def integrate(W, p, r0, t, kick=0.0, kick_duration=0.0, r_max=None, kick_onset=0.0):
+    """Rates (E, I) at times t (t[0] is the start) from r0, with `kick` added to the excitatory
+    input during [t[0] + kick_onset, t[0] + kick_onset + kick_duration). Returns (len(t), 2); rows
+    after a runaway (E or I above r_max) are NaN. scipy's RK45 is restarted at the kick's edges
+    (input discontinuities).
+    """
+    W_EE, W_EI, W_IE, W_II = (float(w) for w in W)
+    t = np.asarray(t, dtype=float)
+    out = np.full((len(t), 2), np.nan)
+
+    def rhs(_, r, extra):
+        E, I = r
+        dE = (-E + p["g_E"] * max(W_EE * E - W_EI * I - p["Theta_E"] + p["I_ext"] + extra, 0.0)) / p["tau_E"]
+        dI = (-I + p["g_I"] * max(W_IE * E - W_II * I - p["Theta_I"], 0.0)) / p["tau_I"]
+        return [dE, dI]
+
+    events = None
+    if r_max is not None:
+        def runaway(_, r, extra):
+            return r_max - max(r[0], r[1])
+        runaway.terminal = True
+        events = runaway
+    on, off = t[0] + kick_onset, t[0] + kick_onset + kick_duration
+    segments = [(t[0], min(on, t[-1]), 0.0), (on, min(off, t[-1]), kick), (off, t[-1], 0.0)]
+    y = np.asarray(r0, dtype=float)
+    out[0] = y
+    for a, b, extra in segments:
+        if b <= a:
+            continue
+        mask = (t > a) & (t <= b)
+        t_eval = np.union1d(t[mask], [b])  # b last, so the segment's end state is sol.y[:, -1]
+        sol = solve_ivp(rhs, (a, b), y, method="RK45", t_eval=t_eval, args=(extra,), rtol=1e-8,
+                        atol=1e-10, events=events)
+        n = np.size(sol.t)
+        if n:
+            reached = np.isin(t_eval[:n], t[mask])
+            out[np.flatnonzero(mask)[: np.count_nonzero(reached)]] = sol.y.T[reached]
+        if sol.status != 0:  # runaway (event) or integration failure: the rest stays NaN
+            return out
+        y = sol.y[:, -1]
+    return out
+
 
 @numba.njit(cache=True)
 def _euler(w, g, offset, h, kick, kick_on, kick_off, z, noise, relaxation, sigma, clip, r_max, n_avg,
@@ -172,6 +216,6 @@ class Trial:
         window = np.linspace(T - self.average, T, 51) if self.average > 0 else np.array([T])
         grid = np.linspace(0.0, T, self.steps(T) + 1) if record else np.array([0.0])
         t = np.union1d(grid, window)
-        r = ei.integrate(W, p, (0.0, 0.0), t, self.kick, self.kick_duration, self.r_max, self.kick_onset)
+        r = integrate(W, p, (0.0, 0.0), t, self.kick, self.kick_duration, self.r_max, self.kick_onset)
         E, I = r[np.isin(t, window)].mean(axis=0)
         return (float(E), float(I)), tuple(noise), (r[np.isin(t, grid)][1:] if record else None)
