@@ -1,6 +1,8 @@
 """Autograd primitives of dense linear algebra, each next to its vector-Jacobian product (VJP):
 `eig` (eigendecomposition of a general square matrix), `sylvester` and `lyapunov` (eig-free
-solves through one real Schur factorization, `RealSchur`).
+solves through one real Schur factorization, `RealSchur`); and the block structure of real Schur
+and real eigen forms that fused value-and-gradient code builds on (`schur_blocks`,
+`block_invariant_bases`, `BlockDiagonalLyapunov`).
 
 Eigendecomposition. `eig(A)` returns (lam, V) with A V = V diag(lam), exactly as `numpy.linalg.eig` computes them
 (unit-norm eigenvectors in the columns of V), but always as complex arrays, and registers its
@@ -408,3 +410,124 @@ def _split(T):
     """A split index near the middle of quasi-triangular T that does not cut a 2 x 2 block."""
     k = len(T) // 2
     return k + 1 if T[k, k - 1] != 0.0 else k
+
+
+# --- Block structure of real Schur and real eigen forms ------------------------------------------
+#
+# A real quasi-triangular T (real Schur form, `RealSchur`) has 1 x 1 diagonal blocks for real
+# eigenvalues and 2 x 2 blocks for complex pairs; a real eigenbasis (`real_eig`) makes a real
+# matrix block diagonal with the same kind of blocks. Both structures let eigenvalue-dependent
+# quantities be computed block by block, in real arithmetic and without the whole eigenvector basis.
+
+
+def schur_blocks(T):
+    """(start, size) of the diagonal blocks of a real quasi-triangular (Schur) matrix T, in order:
+    size 1 for a real eigenvalue, 2 for a complex pair (a non-zero subdiagonal entry T[k + 1, k]).
+    Functions of the eigenvalues (the spectral abscissa, sums of real parts) read them off these
+    blocks without an eigendecomposition."""
+    blocks, k, N = [], 0, len(T)
+    while k < N:
+        s = 2 if k + 1 < N and T[k + 1, k] != 0.0 else 1
+        blocks.append((k, s))
+        k += s
+    return blocks
+
+
+def block_invariant_bases(T, k, s):
+    """(Xk, Yk), N x s: real bases of the right and left invariant subspaces of T (quasi-upper-
+    triangular) that belong to its diagonal block B = T[k:k+s, k:k+s], normalized to Yk^T Xk = I.
+
+    With T = [[T11, T12, T13], [0, B, T23], [0, 0, T33]], Xk = [X; I; 0] and Yk = [0; I; Y] where
+    T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two thin triangular Sylvester solves): then
+    T Xk = Xk B and Yk^T T = B Yk^T, and Xk Yk^T is the spectral projector onto B's eigenvalues.
+    Why: to first order the eigenvalues of B move like those of B + Yk^T dT Xk, so the gradient of
+    a function of B's eigenvalues needs only these two thin bases, not an eigenvector basis of all
+    of T (which is ill conditioned where other eigenvalues nearly coincide). NaN where B shares an
+    eigenvalue with T11 or T33 (the solves are singular)."""
+    N = len(T)
+    B = T[k : k + s, k : k + s]
+    Xk = np.zeros((N, s))
+    Yk = np.zeros((N, s))
+    Xk[k : k + s] = np.eye(s)
+    Yk[k : k + s] = np.eye(s)
+    if k > 0:  # T11 X + X (-B) = -T12
+        X = triangular_sylvester(T[:k, :k], -B, -T[:k, k : k + s])
+        Xk[:k] = X if X is not None else np.nan
+    if k + s < N:  # B Y^T + Y^T (-T33) = T23
+        Yt = triangular_sylvester(B, -T[k + s :, k + s :], T[k : k + s, k + s :])
+        Yk[k + s :] = Yt.T if Yt is not None else np.nan
+    return Xk, Yk
+
+
+class BlockDiagonalLyapunov:
+    """X with Da X + X Da^T = -S (or, `transpose`, Da^T X + X Da = -S) for the real block-diagonal
+    Da = diag(d_1, ..., d_r, B_1, ..., B_m), B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (on rows
+    and columns r + k and r + m + k: the pairs' first parts, then their second parts), block by block:
+
+    - 1 x 1: x = -s / (d_i + d_j);
+    - 1 x 2 (real row i, pair column k), with xi = x_1 + i x_2: (d_i + alpha_k - i beta_k) xi = -(s_1 + i s_2),
+      and likewise 2 x 1 with the pair's alpha, beta;
+    - 2 x 2: write X = [[p, q], [-q, p]] + [[s, t], [t, -s]], the parts that commute and anticommute
+      with E = [[0, 1], [-1, 0]] (B_k = alpha_k I + beta_k E); on them E acts as multiplication by i
+      and by -i, so (alpha_k + alpha_l + i (beta_k - beta_l)) (p + iq) = -(the same part of S) and
+      (alpha_k + alpha_l - i (beta_k + beta_l)) (s + it) = -(its part of S).
+
+    The transposed equation is the same with beta -> -beta, i.e. with every complex coefficient
+    conjugated; so the reciprocal coefficients are computed once and serve the forward (P) and the
+    adjoint (Q) solve, each then O(N^2) multiplications. A singular block (gamma_i + conj(gamma_j)
+    = 0) gives inf or NaN: the solution does not exist.
+
+    Why: in a real eigenbasis W of A (`real_eig`'s columns reordered: real eigenvectors first, then
+    the pairs' Re x_k, then their Im x_k), A = W Da W^-1 with d, alpha + i beta its eigenvalues, so
+    A's Lyapunov equation A P + P A^T = -Q is this one with S = W^-1 Q W^-T and P = W X W^T: after
+    the O(N^3) change of basis, a forward and an adjoint solve cost O(N^2) each."""
+
+    def __init__(self, r, d, alpha, beta):
+        self.r = r
+        self.real = -1.0 / (d[:, None] + d[None, :])
+        self.mixed = _reciprocal(-1.0, d[:, None] + alpha[None, :], -beta[None, :])  # (real row, pair); transposed for (pair, real)
+        a = alpha[:, None] + alpha[None, :]
+        self.commuting = _reciprocal(-0.5, a, beta[:, None] - beta[None, :])
+        self.anticommuting = _reciprocal(-0.5, a, -(beta[:, None] + beta[None, :]))
+
+    def solve(self, S, transpose=False):
+        r, X = self.r, np.empty_like(S)
+        mixed, commuting, anticommuting = self.mixed, self.commuting, self.anticommuting
+        if transpose:
+            mixed, commuting, anticommuting = mixed.conj(), commuting.conj(), anticommuting.conj()
+        m = len(commuting)
+        P, Q = slice(r, r + m), slice(r + m, None)
+        np.multiply(S[:r, :r], self.real, out=X[:r, :r])
+        # the complex parts are formed in place (no temporaries: this is most of the solve's time)
+        xi = np.empty((r, m), complex)
+        xi.real, xi.imag = S[:r, P], S[:r, Q]
+        xi *= mixed
+        X[:r, P], X[:r, Q] = xi.real, xi.imag
+        xi = np.empty((m, r), complex)
+        xi.real, xi.imag = S[P, :r], S[Q, :r]
+        xi *= mixed.T
+        X[P, :r], X[Q, :r] = xi.real, xi.imag
+        s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
+        z = np.empty((2, m, m), complex)
+        np.add(s11, s22, out=z[0].real)
+        np.subtract(s12, s21, out=z[0].imag)
+        np.subtract(s11, s22, out=z[1].real)
+        np.add(s12, s21, out=z[1].imag)
+        z[0] *= commuting
+        z[1] *= anticommuting
+        (p, q), (s, t) = (z[0].real, z[0].imag), (z[1].real, z[1].imag)
+        np.add(p, s, out=X[P, P])
+        np.add(q, t, out=X[P, Q])
+        np.subtract(t, q, out=X[Q, P])
+        np.subtract(p, s, out=X[Q, Q])
+        return X
+
+
+def _reciprocal(scale, x, y):
+    """scale / (x + iy) as scale (x - iy) / (x^2 + y^2), in real arithmetic (numpy's complex
+    division is several times slower); inf or NaN where x + iy = 0."""
+    f = scale / (x * x + y * y)
+    out = np.empty(f.shape, complex)
+    np.multiply(x, f, out=out.real)
+    np.multiply(y, -f, out=out.imag)
+    return out

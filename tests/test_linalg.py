@@ -1,7 +1,8 @@
 """tcnet.linalg: `eig`'s forward values, and its VJP against central finite differences of
 gauge-invariant real scalar functions, autograd's own eig gradient and a Lyapunov solve;
 `sylvester` and `lyapunov` against scipy's solvers, their VJPs against central finite differences
-(also where eigenvalues nearly coincide), and the blocked triangular solver behind them.
+(also where eigenvalues nearly coincide), and the blocked triangular solver behind them; the
+Schur-block helpers against scipy's eigenvectors and Lyapunov solver.
 
 Complex convention (pinned by `test_autograd_complex_convention`): for a real f of a complex
 matrix Z = X + iY, autograd's grad(f)(Z) = df/dX - i df/dY, so the directional derivative of f
@@ -12,6 +13,7 @@ import warnings
 import autograd.numpy as np
 import numpy as onp
 import pytest
+import scipy.linalg
 from autograd import grad
 from autograd.numpy import linalg as ag_linalg
 from scipy.linalg import schur, solve_continuous_lyapunov, solve_sylvester
@@ -299,6 +301,45 @@ def test_triangular_sylvester_matches_scipy(small_blocks, trana, tranb):
     op = lambda M, t: M.T if t == "T" else M  # noqa: E731
     X = linalg.triangular_sylvester(A, B, C, trana, tranb)
     assert relative_error(X, solve_sylvester(op(A, trana), op(B, tranb), C)) < 1e-12
+
+
+def test_schur_blocks_and_invariant_bases_match_scipys_eigenvectors(small_blocks):
+    """On scipy's real Schur form T: one block per real eigenvalue and per conjugate pair, in order;
+    each block's bases satisfy T Xk = Xk B, Yk^T T = B Yk^T, Yk^T Xk = I, and Xk Yk^T equals the
+    spectral projector sum_i x_i y_i^H / (y_i^H x_i) over the block's eigenvalues, built from
+    scipy.linalg.eig's left and right eigenvectors (first, middle and last blocks included)."""
+    T, _ = schur(shifted(30, 14, 1.0), output="real")
+    blocks = linalg.schur_blocks(T)
+    lam, left, right = scipy.linalg.eig(T, left=True, right=True)
+    assert [k for k, _ in blocks] == list(onp.cumsum([0] + [s for _, s in blocks])[:-1])
+    assert sum(s for _, s in blocks) == len(T)
+    assert sum(s == 2 for _, s in blocks) == onp.sum(lam.imag > 0) > 0
+    for k, s in blocks:
+        B = T[k : k + s, k : k + s]
+        Xk, Yk = linalg.block_invariant_bases(T, k, s)
+        assert onp.allclose(T @ Xk, Xk @ B, atol=1e-10) and onp.allclose(Yk.T @ T, B @ Yk.T, atol=1e-10)
+        assert onp.allclose(Yk.T @ Xk, onp.eye(s), atol=1e-12)
+        mine = [int(onp.argmin(onp.abs(lam - mu))) for mu in onp.linalg.eigvals(B)]
+        projector = sum(onp.outer(right[:, i], left[:, i].conj()) / (left[:, i].conj() @ right[:, i]) for i in mine)
+        assert relative_error(Xk @ Yk.T, projector) < 1e-10
+
+
+@pytest.mark.parametrize("r, m", [(5, 4), (6, 0), (0, 5)])
+def test_block_diagonal_lyapunov_matches_scipy(r, m):
+    """The closed-form block solve against scipy's solve_continuous_lyapunov of the assembled Da
+    (reals first, then the pairs' first parts, then their second parts), both orientations, for a
+    right-hand side that is not symmetric."""
+    rng = onp.random.default_rng(15)
+    d, alpha, beta = rng.uniform(-3, -0.5, r), rng.uniform(-3, -0.5, m), rng.uniform(0.2, 2, m)
+    N = r + 2 * m
+    Da = onp.zeros((N, N))
+    Da[:r, :r] = onp.diag(d)
+    P, Q = onp.arange(r, r + m), onp.arange(r + m, N)
+    Da[P, P], Da[Q, Q], Da[P, Q], Da[Q, P] = alpha, alpha, beta, -beta
+    S = rng.standard_normal((N, N))
+    solver = linalg.BlockDiagonalLyapunov(r, d, alpha, beta)
+    assert relative_error(solver.solve(S), solve_continuous_lyapunov(Da, -S)) < 1e-12
+    assert relative_error(solver.solve(S, transpose=True), solve_continuous_lyapunov(Da.T, -S)) < 1e-12
 
 
 @pytest.mark.parametrize("equation", ["sylvester", "lyapunov"])

@@ -12,13 +12,13 @@ from tcnet.cli import main as cli_main, parser as cli_parser
 from tcnet.resume import resume
 from tcnet.store import RunWriter, list_runs, read_run
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, smooth
+from tcnet_plugins.simpl.estep import expected_counts, gaussian_moments, likelihood_moments, overrelax, smooth
 from tcnet_plugins.simpl.metrics import align, metrics, validation_mask
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, spike_sums
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
-from tcnet_plugins.simpl.core import Simpl, overrelax
 from tcnet_plugins.simpl.estimator import RENAMED
+from tcnet_plugins.simpl.optimizer import Simpl
 from test_store_failures import StopAt  # a recorder that presses Ctrl-C at a step
 
 SMALL = {"n_cells": 60, "duration": 300.0}

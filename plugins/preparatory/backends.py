@@ -49,7 +49,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 from scipy.linalg import blas, lapack
 
-from tcnet.linalg import RealSchur, real_eig, triangular_sylvester
+from tcnet.linalg import BlockDiagonalLyapunov, RealSchur, block_invariant_bases, real_eig, schur_blocks
 from tcnet.validate import ConfigError
 
 BACKENDS = ("auto", "fused", "lyapunov")
@@ -186,13 +186,14 @@ class _EigFactor(_Factor):
     - L1 = sum(X o G)/(N tau), L3 = tau v^T X v, and since K W = I,
       grad_J = K^T (2 Y X / tau + diag(e)) W^T + 2 g3 w (P b)^T,
 
-    where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T
-    restricted to that pair (e is equal on both). Both block-diagonal Lyapunov equations split into
-    independent 1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form (`_BlockLyapunov`), in
-    O(N^2); the O(N^3) work is eig, inv(W), G and S (`_Factor` applies the gradient as products
-    with thin matrices where it can). This is the eigenbasis formula R (M o F) R^H of DESIGN.md with the complex
-    basis R = W T (T = [[1, 1], [i, -i]] on a pair) multiplied out. No 1/(lambda_i - lambda_j)
-    appears, but everything degrades with cond(W) (nearly defective J; see `AUTO_CONDITION`).
+    where the L2 term uses conj(y_i) x_i^T summed over a conjugate pair = (W diag(e) K)^T restricted
+    to that pair (e is equal on both). Both block-diagonal Lyapunov equations split into independent
+    1 x 1, 1 x 2, 2 x 1 and 2 x 2 blocks solved in closed form
+    (`tcnet.linalg.BlockDiagonalLyapunov`), in O(N^2); the O(N^3) work is eig, inv(W), G and S
+    (`_Factor` applies the gradient as products with thin matrices where it can). This is the
+    eigenbasis formula R (M o F) R^H of DESIGN.md with the complex basis R = W T
+    (T = [[1, 1], [i, -i]] on a pair) multiplied out. No 1/(lambda_i - lambda_j) appears, but
+    everything degrades with cond(W) (nearly defective J; see `AUTO_CONDITION`).
     """
 
     path = "fused"
@@ -226,7 +227,7 @@ class _EigFactor(_Factor):
         self.abscissa = float(max(np.max(self.d, initial=-np.inf), np.max(self.alpha, initial=-np.inf)))
         """max Re gamma (see `_Factor`), from the eigenvalues L2 reads."""
         self.G = W.T @ W
-        self.lyapunov = _BlockLyapunov(r, self.d, self.alpha, self.beta)
+        self.lyapunov = BlockDiagonalLyapunov(r, self.d, self.alpha, self.beta)
         self.X = self.lyapunov.solve(S)
         self.b = (J.T @ w - w) / tau
         self.v = W.T @ self.b
@@ -271,75 +272,6 @@ def _inverse(W):
     return inverse
 
 
-class _BlockLyapunov:
-    """X with Da X + X Da^T = -S (or, `transpose`, Da^T X + X Da = -S) for the real block-diagonal
-    Da = diag(d_1, ..., d_r, B_1, ..., B_m), B_k = [[alpha_k, beta_k], [-beta_k, alpha_k]] (on rows
-    and columns r + k and r + m + k: the pairs' first parts, then their second parts), block by block:
-
-    - 1 x 1: x = -s / (d_i + d_j);
-    - 1 x 2 (real row i, pair column k), with xi = x_1 + i x_2: (d_i + alpha_k - i beta_k) xi = -(s_1 + i s_2),
-      and likewise 2 x 1 with the pair's alpha, beta;
-    - 2 x 2: write X = [[p, q], [-q, p]] + [[s, t], [t, -s]], the parts that commute and anticommute
-      with E = [[0, 1], [-1, 0]] (B_k = alpha_k I + beta_k E); on them E acts as multiplication by i
-      and by -i, so (alpha_k + alpha_l + i (beta_k - beta_l)) (p + iq) = -(the same part of S) and
-      (alpha_k + alpha_l - i (beta_k + beta_l)) (s + it) = -(its part of S).
-
-    The transposed equation is the same with beta -> -beta, i.e. with every complex coefficient
-    conjugated; so the reciprocal coefficients are computed once and serve the forward (P) and the
-    adjoint (Q) solve, each then O(N^2) multiplications. A singular block (gamma_i + conj(gamma_j)
-    = 0) gives inf or NaN, as L1 and L3 do not exist."""
-
-    def __init__(self, r, d, alpha, beta):
-        self.r = r
-        self.real = -1.0 / (d[:, None] + d[None, :])
-        self.mixed = _reciprocal(-1.0, d[:, None] + alpha[None, :], -beta[None, :])  # (real row, pair); transposed for (pair, real)
-        a = alpha[:, None] + alpha[None, :]
-        self.commuting = _reciprocal(-0.5, a, beta[:, None] - beta[None, :])
-        self.anticommuting = _reciprocal(-0.5, a, -(beta[:, None] + beta[None, :]))
-
-    def solve(self, S, transpose=False):
-        r, X = self.r, np.empty_like(S)
-        mixed, commuting, anticommuting = self.mixed, self.commuting, self.anticommuting
-        if transpose:
-            mixed, commuting, anticommuting = mixed.conj(), commuting.conj(), anticommuting.conj()
-        m = len(commuting)
-        P, Q = slice(r, r + m), slice(r + m, None)
-        np.multiply(S[:r, :r], self.real, out=X[:r, :r])
-        # the complex parts are formed in place (no temporaries: this is most of the solve's time)
-        xi = np.empty((r, m), complex)
-        xi.real, xi.imag = S[:r, P], S[:r, Q]
-        xi *= mixed
-        X[:r, P], X[:r, Q] = xi.real, xi.imag
-        xi = np.empty((m, r), complex)
-        xi.real, xi.imag = S[P, :r], S[Q, :r]
-        xi *= mixed.T
-        X[P, :r], X[Q, :r] = xi.real, xi.imag
-        s11, s12, s21, s22 = S[P, P], S[P, Q], S[Q, P], S[Q, Q]
-        z = np.empty((2, m, m), complex)
-        np.add(s11, s22, out=z[0].real)
-        np.subtract(s12, s21, out=z[0].imag)
-        np.subtract(s11, s22, out=z[1].real)
-        np.add(s12, s21, out=z[1].imag)
-        z[0] *= commuting
-        z[1] *= anticommuting
-        (p, q), (s, t) = (z[0].real, z[0].imag), (z[1].real, z[1].imag)
-        np.add(p, s, out=X[P, P])
-        np.add(q, t, out=X[P, Q])
-        np.subtract(t, q, out=X[Q, P])
-        np.subtract(p, s, out=X[Q, Q])
-        return X
-
-
-def _reciprocal(scale, x, y):
-    """scale / (x + iy) as scale (x - iy) / (x^2 + y^2), in real arithmetic (numpy's complex
-    division is several times slower); inf or NaN where x + iy = 0."""
-    f = scale / (x * x + y * y)
-    out = np.empty(f.shape, complex)
-    np.multiply(x, f, out=out.real)
-    np.multiply(y, -f, out=out.imag)
-    return out
-
-
 class _SchurFactor(_Factor):
     """Eig-free path: one real Schur factorization A = Z Ta Z^T (`tcnet.linalg.RealSchur`) shared
     by the Lyapunov solve and its adjoint.
@@ -355,8 +287,9 @@ class _SchurFactor(_Factor):
     real part (a + d)/2). Its gradient needs left and right eigenvectors of the unstable
     eigenvalues only: for the diagonal block B (1 x 1 or 2 x 2) at rows k of Ta =
     [[T11, T12, T13], [0, B, T23], [0, 0, T33]], the real bases Xk = [X; I; 0] and Yk = [0; I; Y]
-    with T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two thin triangular solves) span B's right
-    and left invariant subspaces and satisfy Yk^T Xk = I, so the eigenvalues of B move to first
+    with T11 X - X B = -T12 and B Y^T - Y^T T33 = T23 (two thin triangular solves:
+    `tcnet.linalg.block_invariant_bases`) span B's right and left invariant subspaces and satisfy
+    Yk^T Xk = I, so the eigenvalues of B move to first
     order like those of B + Yk^T dTa Xk and d(sum of their real parts) = Tr(Yk^T dTa Xk). Hence, with
     dTa = Z^T dJ Z / tau, the Schur-basis gradient of L2 is sum_k e_k Yk Xk^T, e_k =
     2 g2 max(Re gamma_k, 0)/tau. No eigenvector basis of the whole matrix is formed, so nearly
@@ -379,7 +312,7 @@ class _SchurFactor(_Factor):
         self.Pb = self.schur.Z @ self.Pv
         self.left, self.right = self.schur.Z, self.schur.Z.T
         Ta = self.schur.T
-        self.blocks = _schur_blocks(Ta)
+        self.blocks = schur_blocks(Ta)
         re_gamma = np.array([np.trace(Ta[k : k + s, k : k + s]) / s for k, s in self.blocks])
         self.abscissa = float(np.max(re_gamma))
         """max Re gamma (see `_Factor`), from the diagonal blocks of Ta that L2 reads."""
@@ -396,7 +329,7 @@ class _SchurFactor(_Factor):
         unstable = []
         for (k, s), e in zip(self.blocks, self.excess):
             if g2 != 0.0 and e > 0.0:
-                Xk, Yk = _block_invariant_bases(self.schur.T, k, s)
+                Xk, Yk = block_invariant_bases(self.schur.T, k, s)
                 unstable.append((2.0 * g2 * e / tau, Yk, Xk))
         return Qt, unstable
 
@@ -413,30 +346,3 @@ class _SchurFactor(_Factor):
         for c, Yk, Xk in unstable:
             out += c * ((A @ Yk) @ Xk.T)
         return out
-
-
-def _schur_blocks(T):
-    """(start, size) of the diagonal blocks of a real quasi-triangular (Schur) matrix."""
-    blocks, k, N = [], 0, len(T)
-    while k < N:
-        s = 2 if k + 1 < N and T[k + 1, k] != 0.0 else 1
-        blocks.append((k, s))
-        k += s
-    return blocks
-
-
-def _block_invariant_bases(T, k, s):
-    """(Xk, Yk): right/left invariant-subspace bases of the diagonal block T[k:k+s, k:k+s], Yk^T Xk = I."""
-    N = len(T)
-    B = T[k : k + s, k : k + s]
-    Xk = np.zeros((N, s))
-    Yk = np.zeros((N, s))
-    Xk[k : k + s] = np.eye(s)
-    Yk[k : k + s] = np.eye(s)
-    if k > 0:  # T11 X + X (-B) = -T12
-        X = triangular_sylvester(T[:k, :k], -B, -T[:k, k : k + s])
-        Xk[:k] = X if X is not None else np.nan
-    if k + s < N:  # B Y^T + Y^T (-T33) = T23
-        Yt = triangular_sylvester(B, -T[k + s :, k + s :], T[k : k + s, k + s :])
-        Yk[k + s :] = Yt.T if Yt is not None else np.nan
-    return Xk, Yk

@@ -17,7 +17,7 @@ from tcnet.store import check_new, new_file
 from tcnet.settings import Array, Choice, Integer, Real
 from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import BEHAVIOUR, SPACE_DEFAULTS
+from tcnet_plugins.simpl.dynamics import BEHAVIOUR, SPACE_DEFAULTS
 from tcnet_plugins.simpl.estimator import KEYWORDS, OWN, RENAMED, SIMPL
 from tcnet_plugins.simpl.files import read
 

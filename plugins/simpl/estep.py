@@ -40,18 +40,22 @@ solution of one sparse linear system, the posterior precision Lambda (block trid
 R_t^-1 on the diagonal blocks, the random walk's -I/q between neighbours) times the mean equal to
 sum_t R_t^-1 z_t plus the prior's P0^-1 m0 at segment starts. Ordered (x_0, y_0, x_1, y_1, ...) it
 is a band matrix of half-width D, so LAPACK's banded Cholesky solves it in O(T D^2).
+
+`decode` is the whole E-step of one latent: moments, (on the circle) unwrapping, smoothing.
+`overrelax` is the accelerated E-step the `simpl` optimizer tries from its second iteration on.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.linalg import solveh_banded
+from scipy.ndimage import gaussian_filter1d
 from threadpoolctl import threadpool_limits
 
 from tcnet.run import BLAS_THREAD_VARIABLES
 
 from tcnet_plugins.simpl.mstep import runs
-from tcnet_plugins.simpl.space import TURN
+from tcnet_plugins.simpl.space import TURN, wrap
 
 CHUNK_ENTRIES = 2**21  # time bins x grid points per chunk (8 MB of float32, reused)
 LOG_FLOOR = -80.0  # relative log-likelihood below which a grid point's weight is taken as e^-80
@@ -208,3 +212,48 @@ def smooth(z, R, q, m0, P0, starts=(0,)):
 def segment_starts(time, dt, gap=1.5) -> np.ndarray:
     """First bin of each segment: 0 and every bin that follows a step longer than gap * dt."""
     return np.concatenate([[0], np.flatnonzero(np.diff(time) > gap * dt) + 1])
+
+
+def segment_prior(behaviour, space) -> tuple[np.ndarray, np.ndarray]:
+    """Mean m0 and covariance P0 of the latent at a segment's first bin: behaviour's (T, D), on a
+    line or plane; uninformative on the circle (no single mean fits every unwrapped segment)."""
+    if space.angular:
+        return np.zeros(1), np.array([[SILENT_VARIANCE]])
+    return behaviour.mean(axis=0), np.atleast_2d(np.cov(behaviour.T))
+
+
+def decode(counts, mask, fields, axes, log_prior, dt, space, starts, speed, prior, reference=None,
+           beta=1.0) -> np.ndarray:
+    """The E-step: the random-walk-smoothed latent (T, D) of the `mask`ed `counts` under `fields`,
+    the Poisson likelihood raised to the power `beta` (tempering; the maps are linear in the mask's
+    entries, so a mask of beta instead of 1 gives beta times each map), and the occupancy prior
+    `log_prior` (G,); random walk of speed scale `speed` (q = (speed dt)^2) within the segments
+    beginning at `starts`, restarted from `prior` = (m0, P0) (segment_prior). On the circle the
+    observations are first moved within pi of `reference` (unwrapped), or of a smoothed circular
+    mean of themselves (see space.circular_reference)."""
+    weights = mask if beta == 1 else beta * mask
+    z, R = likelihood_moments(counts, weights, fields, axes, dt, space.angular, log_prior)
+    if space.angular:
+        ref = space.unwrap(reference, starts) if reference is not None else space.circular_reference(z, R, starts)
+        z = space.near(z, ref)
+    m0, P0 = prior
+    return space.canonical(smooth(z, R, (speed * dt) ** 2, m0, P0, starts))
+
+
+def overrelax(space, x, mu, gamma, width, starts) -> np.ndarray:
+    """The over-relaxed E-step: mu + gamma S(mu - x), S a Gaussian smoothing in time of standard
+    deviation `width` bins within each segment (segments begin at `starts`; on the circle the move
+    is the wrapped difference).
+
+    Why: the likelihood cannot see a smooth warp of the latent, so the warp made in the first
+    E-steps decays only through the prior, a slow mode of EM: each E-step moves the latent a
+    fraction of the way, smoothly in time, while the rest of its move (each bin's own decoding noise)
+    is done in one step. Over-relaxing the smoothed move alone speeds up the slow mode without
+    amplifying the noise, which over-relaxing the whole move does (docs/SIMPL.md, "Accuracy")."""
+    move = mu - x
+    if space.angular:
+        move = wrap(move)
+    bounds = np.r_[starts, len(x)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        move[a:b] = gaussian_filter1d(move[a:b], width, axis=0, mode="nearest")
+    return space.canonical(mu + gamma * move)

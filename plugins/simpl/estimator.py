@@ -6,15 +6,15 @@
     model.predict(new_counts)   # decode held-out spikes with the fitted tuning curves
 
 Settings are given at construction and not changed by `fit`. They are the declared settings
-(tcnet.settings) of the `simpl_latent` dynamics (those a network keeps) and of the `simpl` optimizer
-(core.py), by their names but for `RENAMED` (`KEYWORDS`), and the estimator's own (`OWN`: seed,
-store, progress); from them follow the signature, the docstring, the checks at construction and the
-flags of `tcnet simpl fit`. `fit` checks the arrays (inputs.py), runs the EM as a tcnet run, and,
-with `store=PATH`, records it in that HDF5 run store (tcnet.store.RunWriter) like every other run:
-per iteration the validation and training log-likelihood, bits per spike (and latent error, with
-`truth`) in the run's history, the latent at its checkpoint, and the initial and final networks
-(data and latent; the tuning curves follow from them deterministically, see `SimplLatent`). In
-memory, `history_` holds every iteration's latent and metrics.
+(tcnet.settings) of the `simpl_latent` dynamics (those a network keeps, dynamics.py) and of the
+`simpl` optimizer (optimizer.py), by their names but for `RENAMED` (`KEYWORDS`), and the estimator's
+own (`OWN`: seed, store, progress); from them follow the signature, the docstring, the checks at
+construction and the flags of `tcnet simpl fit`. `fit` checks the arrays (inputs.py), runs the EM as
+a tcnet run, and, with `store=PATH`, records it in that HDF5 run store (tcnet.store.RunWriter) like
+every other run: per iteration the validation and training log-likelihood, bits per spike (and
+latent error, with `truth`) in the run's history, the latent at its checkpoint, and the initial and
+final networks (data and latent; the tuning curves follow from them deterministically, see
+`SimplLatent`). In memory, `history_` holds every iteration's latent and metrics.
 """
 import inspect
 from dataclasses import replace
@@ -25,10 +25,11 @@ from tcnet import run
 from tcnet.settings import Settings
 from tcnet.validate import ConfigError, no_extra, seed as check_seed
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import Simpl, SimplLatent
-from tcnet_plugins.simpl.estep import segment_starts
+from tcnet_plugins.simpl.dynamics import SimplLatent
+from tcnet_plugins.simpl.estep import decode, segment_prior, segment_starts
 from tcnet_plugins.simpl.files import read
 from tcnet_plugins.simpl.inputs import check_counts, check_time
+from tcnet_plugins.simpl.optimizer import Simpl
 
 RENAMED = {"steps": "iterations"}
 """The `simpl` optimizer's settings whose keyword here (and `tcnet simpl fit` flag) is named
@@ -119,8 +120,9 @@ class SIMPL:
         t = np.arange(y.shape[0]) * net.dt if time is None else check_time(time, net.dt)[0]
         if t.shape[0] != y.shape[0]:
             raise ConfigError(f"simpl: time must have one entry per row of counts ({y.shape[0]}), got {t.shape[0]}")
-        return net.decode(self.fields_, self.axes_, self.log_occupancy_, y, np.ones(y.shape, dtype=bool),
-                          segment_starts(t, net.dt), self.speed_)
+        return decode(y, np.ones(y.shape, dtype=bool), self.fields_, self.axes_, self.log_occupancy_, net.dt,
+                      net.space, segment_starts(t, net.dt), self.speed_,
+                      segment_prior(net.arrays["behaviour"], net.space))
 
 
 def fit(data, *, data_seed=0, **settings) -> "SIMPL":
@@ -138,6 +140,7 @@ def fit(data, *, data_seed=0, **settings) -> "SIMPL":
 
 
 
-SIMPL.__doc__ += ("\n\nKeywords (declared in core.py: `tcnet plugins simpl_latent`, `tcnet plugins simpl`):\n\n"
+SIMPL.__doc__ += ("\n\nKeywords (declared in dynamics.py and optimizer.py: `tcnet plugins simpl_latent`, "
+                  "`tcnet plugins simpl`):\n\n"
                   + "\n".join([f"- {line}" for line in KEYWORDS.help_lines()]
                                + [f"- {k}: {doc} (default {v!r})" for k, (v, doc) in OWN.items()]))

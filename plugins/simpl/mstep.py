@@ -23,11 +23,15 @@ subnormal range, where BLAS runs about five times slower, and changes no estimat
 than e^-32 relative. Rates are floored at `floor` (Hz): where the latent never came within the cut
 the estimate is 0/0, and a zero rate would make any spike there infinitely unlikely (the published
 implementation, whose ratio carries a small regularizer, also returns about zero there).
+
+The M-step also fits the latent's occupancy density (`log_occupancy`, the E-step's prior) and,
+at the behaviour, the random walk's speed (`random_walk_speed`).
 """
 import numpy as np
 from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
+from tcnet.validate import ConfigError
 from tcnet_plugins.simpl.space import TURN, wrap
 
 CUTOFF = 8.0  # kernel support, in bandwidths per axis
@@ -140,13 +144,37 @@ def kde_fields(kernels, y, mask, dt, floor):
 
 
 @threadpool_limits.wrap(limits=1, user_api="blas")
-def log_occupancy(kernels) -> np.ndarray:
+def log_occupancy(kernels, angular=False) -> np.ndarray:
     """log of the latent's density over the grid (G,), C order: the KDE sum_t K(g - x_t) normalized
     to sum 1 over the grid; -inf beyond the kernels' reach (CUTOFF bandwidths from every x_t).
-    It is the M-step of the latent's stationary distribution, the E-step's occupancy prior."""
+    It is the M-step of the latent's stationary distribution, the E-step's occupancy prior.
+
+    Uniform on the circle (`angular`): the prior keeps bins from being decoded beyond the walls of
+    a track or an arena (docs/SIMPL.md, "Accuracy"); a circle has none, and there it measurably
+    does not help."""
+    if angular:
+        return np.full(kernels[0].shape[0], -np.log(kernels[0].shape[0]))
     density = kernels[0].sum(axis=1, dtype=float) if len(kernels) == 1 else (kernels[0] @ kernels[1].T).astype(float)
     with np.errstate(divide="ignore"):
         return np.log(density.ravel() / density.sum())
+
+
+def random_walk_speed(latent, starts, dt, space) -> float:
+    """The random-walk speed scale sigma (units/s) of a latent's own steps: the root mean squared
+    step per axis within segments (beginning at `starts`; unwrapped on the circle), over dt, i.e.
+    the M-step of the step variance q = (sigma dt)^2 at that latent. SIMPL's default prior takes it
+    at latent = behaviour: measured, not assumed, since a track animal at 15 cm/s and an arena
+    animal at 8 cm/s need different priors (docs/SIMPL.md, "Accuracy"). Tracking jitter from bin
+    to bin would inflate it; give `speed` for such behaviour."""
+    steps = np.diff(space.unwrap(latent, starts), axis=0)
+    linked = np.ones(len(steps), dtype=bool)
+    linked[starts[1:] - 1] = False  # the step across a gap is not a step
+    if not linked.any():
+        raise ConfigError("simpl: behaviour has no two consecutive bins to measure its speed from; give speed")
+    speed = float(np.sqrt(np.mean(steps[linked] ** 2)) / dt)
+    if speed == 0:
+        raise ConfigError("simpl: behaviour does not move, so it gives no random-walk speed; give speed")
+    return speed
 
 
 def interpolate(fields, axes, x, angular=False):

@@ -21,8 +21,8 @@ from threadpoolctl import threadpool_limits
 from _speed_table import NOTES
 import tcnet
 from tcnet_plugins.simpl import SimplLatent
-from tcnet_plugins.simpl.core import setting
-from tcnet_plugins.simpl.estep import CHUNK_ENTRIES, likelihood_moments, smooth
+from tcnet_plugins.simpl.dynamics import setting
+from tcnet_plugins.simpl.estep import CHUNK_ENTRIES, likelihood_moments, segment_prior, smooth
 from tcnet_plugins.simpl.metrics import align, metrics
 from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, log_occupancy
 
@@ -40,7 +40,7 @@ def parts(net, state, optimizer) -> dict:
     t = {}
     t["E: maps + moments"], (z, R) = cpu(lambda: likelihood_moments(d.counts, train, state.fields, state.axes, d.dt,
                                                                      False, state.log_occupancy))
-    m0, P0 = d.prior()
+    m0, P0 = segment_prior(d.arrays["behaviour"], d.space)
     t["E: smoother + alignment"], x = cpu(lambda: align(smooth(z, R, (speed * d.dt) ** 2, m0, P0, d.starts),
                                                         d.arrays["behaviour"])[0])
     axes = d.space.axes(x, state.axes[0][1] - state.axes[0][0], d.config["grid_margin"])

@@ -24,7 +24,7 @@ import pytest
 from _speed_table import NOTES
 from tcnet_plugins.simpl import SIMPL
 from tcnet_plugins.simpl import data as simdata
-from tcnet_plugins.simpl.core import SPACE_DEFAULTS
+from tcnet_plugins.simpl.dynamics import SPACE_DEFAULTS
 from tcnet_plugins.simpl.metrics import align
 from tcnet_plugins.simpl.space import Space
 
