@@ -67,17 +67,17 @@ class EigGradientWarning(UserWarning):
 
 
 @primitive
-def eig(A, real=None):
+def eig(A, real_form=None):
     """(w, V) = eigenvalues and right eigenvectors, like numpy.linalg.eig, differentiable by autograd.
 
     Both are complex arrays, also for real A, so downstream code is uniform. A must be a single
-    square matrix (no stacks). `real` = real_eig(A), where the caller has it, gives them without
-    a second decomposition (`complex_eig`).
+    square matrix (no stacks). `real_form` = real_eig(A), where the caller has it, gives them
+    without a second decomposition (`complex_eig`).
     """
     if np.ndim(A) != 2:
         raise ValueError(f"eig: expected a square matrix, got shape {np.shape(A)}")
-    if real is not None:
-        return complex_eig(*real)
+    if real_form is not None:
+        return complex_eig(*real_form)
     w, V = np.linalg.eig(A)
     return w.astype(complex, copy=False), V.astype(complex, copy=False)
 
@@ -139,7 +139,7 @@ def _outside_stacklevel():
     return level
 
 
-def _eig_vjp(ans, A, real=None):
+def _eig_vjp(ans, A, real_form=None):
     """Autograd's VJP maker for `eig`: maps the cotangents of (lam, V) to that of A (eq. 4.77)."""
     lam, V = ans  # autograd calls this at every forward evaluation: all work goes in vjp
 

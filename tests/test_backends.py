@@ -15,7 +15,8 @@ from scipy.linalg import solve_continuous_lyapunov
 from tcnet import ConfigError, Objective, Term
 from tcnet.linalg import eig, lyapunov
 from tcnet_plugins.preparatory import Decay, LinearDecay, Stability
-from tcnet_plugins.preparatory.backends import (AUTO_CONDITION, BACKENDS, factorize, low_rank_losses,
+from tcnet_plugins.preparatory.dynamics import BACKENDS
+from tcnet_plugins.preparatory.backends import (AUTO_CONDITION, HAND_DERIVED, factorize, low_rank_losses,
                                                 preparatory_losses)
 from tcnet_plugins.smoothness import Smoothness
 
@@ -54,7 +55,7 @@ def total(losses, weights=WEIGHTS):
     return lambda J, w: anp.dot(weights, losses(J, w))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HAND_DERIVED)
 @pytest.mark.parametrize("N, seed, radius", [(10, 0, 0.8), (30, 1, 0.9), (100, 2, 0.8), (40, 3, 1.25)])
 def test_backend_matches_generic_eig_path(backend, N, seed, radius):
     """Values, the weighted gradient w.r.t. J and w, and each term's own J-gradient agree with the
@@ -90,7 +91,7 @@ def test_backends_agree_with_each_other(N, seed):
     assert rel(grad(total(f))(J, w), grad(total(l))(J, w)) < 1e-8
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HAND_DERIVED)
 def test_values_match_scipy_lyapunov_solve(backend):
     """L1 = Tr(P)/(N tau), L3 = tau w^T A P A^T w with A P + P A^T + I = 0; L2 from eigvals."""
     J, w = network(50, 6, 1.2)
@@ -118,7 +119,7 @@ def low_rank(J0, U, V, w, backend):
     return low_rank_losses(J0, U, V, w, factorize(J0 + U @ V, w, TAU, backend))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HAND_DERIVED)
 @pytest.mark.parametrize("via", [through_J, low_rank])
 def test_gradient_through_low_rank_parametrization_matches_finite_differences(backend, via):
     """J = J0 + U V: the primitive composes with autograd, so grad w.r.t. U, V, w follows by the
@@ -150,7 +151,7 @@ def test_gradient_through_low_rank_parametrization_matches_finite_differences(ba
                 assert np.isclose(exact, fd, rtol=1e-7, atol=0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", HAND_DERIVED)
 @pytest.mark.parametrize("N, n, radius", [(40, 4, 0.8), (60, 6, 1.2)])
 def test_low_rank_gradients_equal_the_chain_rule_through_J(backend, N, n, radius):
     """`low_rank_losses` differentiates J0 + U V without forming grad_J: its gradients w.r.t. J0,
@@ -229,7 +230,7 @@ def test_linear_decay_backend_setting_selects_the_same_objective():
         return published_objective(net).evaluate(net.vector())
 
     ref = evaluate("eig")
-    for backend in BACKENDS:
+    for backend in HAND_DERIVED:
         ev = evaluate(backend)
         assert np.isclose(ev.value, ref.value, rtol=1e-8, atol=0)
         assert all(np.isclose(ev.terms[k], ref.terms[k], rtol=1e-8, atol=1e-12) for k in ref.terms)
@@ -371,7 +372,7 @@ def test_the_path_of_every_step_is_recorded_in_the_stored_history(tmp_path):
     np.testing.assert_array_equal(history["extra.lyapunov_path"], expected)
 
 
-@pytest.mark.parametrize("backend", ("eig",) + BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_every_step_where_decay_is_a_divergent_integral_is_marked(tmp_path, backend):
     """A run from an unstable network (N = 30, seed 3) that training stabilizes: the stored history
     column decay_diverges is 1 exactly at the steps where numpy.linalg.eigvals of that step's J
@@ -411,7 +412,7 @@ def test_auto_marks_a_divergent_decay_on_its_lyapunov_path():
         assert diverges == (at > 1)
 
 
-@pytest.mark.parametrize("backend", ("eig",) + BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_published_initial_loss_is_unchanged_and_marked(backend):
     """N = 500, seed 2, legacy init, L1 + 1e5 L2 + 0.01 L3 (examples/reproduce_preparatory_notebook.py):
     on every path the initial loss is the published 847949.969712 to every digit printed (the

@@ -418,7 +418,7 @@ def test_bad_input_is_one_clear_error(call, message):
 
 def test_real_eig_is_numpys_eigendecomposition_in_lapacks_real_form():
     """real_eig (dgeev's wr, wi, vr) turned complex is numpy.linalg.eig's (lam, V), pairs included;
-    eig(A, real) gives the same without a second decomposition; bad input is refused like numpy's."""
+    eig(A, real_form) gives the same without a second decomposition; bad input is refused like numpy's."""
     from tcnet.linalg import complex_eig, real_eig
     A = onp.random.default_rng(3).standard_normal((40, 40))
     wr, wi, vr = real_eig(A)

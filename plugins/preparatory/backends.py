@@ -52,7 +52,9 @@ from scipy.linalg import blas, lapack
 from tcnet.linalg import BlockDiagonalLyapunov, RealSchur, block_invariant_bases, real_eig, schur_blocks
 from tcnet.validate import ConfigError
 
-BACKENDS = ("auto", "fused", "lyapunov")
+HAND_DERIVED = ("auto", "fused", "lyapunov")
+"""The values of linear_decay's `backend` setting this module computes (with hand-derived VJPs);
+the fourth, "eig", is autograd through tcnet.linalg.eig (`LinearDecayState`)."""
 
 AUTO_CONDITION = 1e3
 """``auto`` takes the Lyapunov path where the largest eigenvalue condition number exceeds this.
@@ -61,25 +63,25 @@ agrees with the Lyapunov one to 4e-12 at kappa = 1.7e2, 5e-9 at 1.6e3 and 1e-5 a
 and trained preparatory networks (N = 100..1000) stay at or below about 2e2."""
 
 
-def preparatory_losses(J, w, tau, backend="auto", eig=None):
+def preparatory_losses(J, w, tau, backend="auto", real_form=None):
     """(L1, L2, L3) of the network tau dx/dt = -x + J x with readout w, as a length-3 array.
 
     Differentiable by autograd with respect to J and w; `backend` is "auto", "fused" or
-    "lyapunov"; `eig` optionally passes tcnet.linalg.real_eig(J) when the caller already has it.
+    "lyapunov"; `real_form` optionally passes tcnet.linalg.real_eig(J) when the caller already has it.
     """
-    return losses(J, w, factorize(J, w, tau, backend, eig))
+    return losses(J, w, factorize(J, w, tau, backend, real_form))
 
 
-def factorize(J, w, tau, backend="auto", eig=None):
+def factorize(J, w, tau, backend="auto", real_form=None):
     """The factorization of (J, w) that `losses` reads: its `path` says which one ("fused" or
-    "lyapunov"). `eig` = tcnet.linalg.real_eig(J) as computed elsewhere, saves the fused and
+    "lyapunov"). `real_form` = tcnet.linalg.real_eig(J) as computed elsewhere, saves the fused and
     auto paths their own; "auto" takes the Lyapunov path where `condition` > AUTO_CONDITION."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"preparatory losses: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend not in HAND_DERIVED:
+        raise ConfigError(f"preparatory losses: backend must be one of {', '.join(HAND_DERIVED)}, got {backend!r}")
     Jv, wv, tau = np.asarray(getval(J), dtype=float), np.asarray(getval(w), dtype=float), float(tau)
     if backend == "lyapunov":
         return _SchurFactor(Jv, wv, tau)
-    factor = _EigFactor(Jv, wv, tau, eig)
+    factor = _EigFactor(Jv, wv, tau, real_form)
     if backend == "auto" and not factor.condition <= AUTO_CONDITION:  # NaN (singular basis) too
         return _SchurFactor(Jv, wv, tau)
     return factor
@@ -198,10 +200,10 @@ class _EigFactor(_Factor):
 
     path = "fused"
 
-    def __init__(self, J, w, tau, eig=None):
+    def __init__(self, J, w, tau, real_form=None):
         N = len(J)
         self.J, self.w, self.tau, self.N = J, w, tau, N
-        wr, wi, vr = real_eig(J) if eig is None else eig
+        wr, wi, vr = real_eig(J) if real_form is None else real_form
         # dgeev lists a pair as a + ib (b > 0), then its conjugate, with the eigenvector's Re x, Im x
         # in those two columns. Reorder: real eigenvalues first, then the pairs' Re x, then their
         # Im x (each part of a block of the Lyapunov solve is then a contiguous block of W's columns).

@@ -47,7 +47,7 @@ from tcnet_plugins.preparatory.analysis import crossing_time, decay_time
 
 NORMALIZATIONS = ("raw_weights", "perturbation_weights", "none")
 INITS = ("legacy", "default")
-BACKENDS = ("eig",) + _backends.BACKENDS
+BACKENDS = ("eig",) + _backends.HAND_DERIVED
 """How the state computes L1..L3: "auto" (the default: "fused" unless an eigenvalue is nearly
 repeated, then "lyapunov"), "fused" (hand-derived VJP in the real eigenbasis), "lyapunov"
 (eig-free, real Schur), see tcnet_plugins.preparatory.backends, or "eig" (autograd through
@@ -287,8 +287,11 @@ class LinearDecay(Dynamics):
                options=NORMALIZATIONS),
         Choice("init", "legacy", "random draws: 'legacy' as the published notebooks (RandomState), 'default' "
                "numpy's default_rng", options=INITS),
-        Choice("backend", "auto", "how L1..L3 and their gradient are computed (BACKENDS)", options=BACKENDS),
-)
+        Choice("backend", "auto", "how L1..L3 and their gradient are computed: 'auto' (fused, or lyapunov "
+               "where an eigenvalue is nearly repeated), 'fused' (one real eigendecomposition, hand-derived "
+               "gradient), 'lyapunov' (eig-free, real Schur) or 'eig' (autograd through tcnet.linalg.eig)",
+               options=BACKENDS),
+    )
 
     def __init__(self, arrays, config=None, seed=None):
         config = dict(config or {})
