@@ -206,7 +206,7 @@ class Choice(Setting):
         choice(owner, self.name, value, self.options)
 
     def allowed(self):
-        return "one of " + ", ".join(map(repr, self.options))
+        return "one of " + ", ".join(map(json.dumps, self.options))  # as a spec writes them
 
 
 class Settings(tuple):

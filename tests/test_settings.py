@@ -35,7 +35,7 @@ def test_declaration_gives_defaults_validation_and_help():
     assert DECLARED.help_lines() == [
         "steps: maximum number of updates (an integer in [0, inf]; default 100)",
         "lr: step size (a real number in (0, inf]; default 0.01)",
-        "mode: how rates are computed (one of 'qss', 'trials'; default \"qss\")",
+        'mode: how rates are computed (one of "qss", "trials"; default "qss")',
         "label: the label of a term (a non-empty string; required)",
     ]
 
