@@ -137,6 +137,12 @@ class Monitor:
         self._latest = (objective, x.tobytes(), gradient, ev) if inputs is None else None
         return ev
 
+    def evaluation_at(self, x) -> Evaluation | None:
+        """The latest evaluation, if it was made at x without inputs (the point a run ended on,
+        whose evaluation `tcnet.run` returns); None otherwise."""
+        latest = self._latest
+        return latest[3] if latest is not None and latest[1] == np.asarray(x, dtype=float).tobytes() else None
+
     def report(self, x, ev: Evaluation, *, opt_state=None, extra=None, initial=False) -> bool:
         """Record an iterate, with the optimizer's `extra` scalars and the state's columns
         (`ev.columns`) as extra history columns. `initial=True` marks the point an optimizer (or a

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from tcnet.dynamics import Dynamics
+from tcnet.loss import Evaluation
 from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.spec import RunSpec, build_dynamics, build_objective, build_optimizer
@@ -50,11 +51,17 @@ class History:
 
 @dataclass(frozen=True)
 class RunResult:
+    """A run's resolved spec, initial and final networks, how it ended, its steps, and the
+    objective's last evaluation at the final point (its side results, e.g. SIMPL's M-step, need
+    not be computed again); None where the optimizer evaluated elsewhere last (e.g. a non-finite
+    iterate after the final, last finite one)."""
+
     spec: RunSpec
     initial: Dynamics
     final: Dynamics
     result: Result
     history: History
+    evaluation: Evaluation | None = None
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -123,9 +130,10 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
         bar.set_postfix(loss=f"{step.loss:.6g}", stage=step.stage, refresh=False)
 
     threads = auto_threads() if threads == "auto" else threads
+    monitor = Monitor(on_step)
     try:
         with threadpool_limits(threads, user_api="blas"):
-            result = optimizer.minimize(objective, initial.vector() if resume is None else resume, Monitor(on_step))
+            result = optimizer.minimize(objective, initial.vector() if resume is None else resume, monitor)
     except BaseException as err:  # tell recorders that can mark the run failed/interrupted, re-raise
         for r in sinks:
             if hasattr(r, "fail"):
@@ -136,4 +144,4 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
     final = initial.with_vector(result.x)
     for r in sinks:
         r.finish(result, final)
-    return RunResult(spec, initial, final, result, history)
+    return RunResult(spec, initial, final, result, history, monitor.evaluation_at(result.x))
