@@ -65,7 +65,8 @@ def _show(args) -> int:
     print(f"networks/ ({len(names)})")
     for name in names:
         data = store.network_data(args.file, name)
-        shapes = " ".join(f"{k}{tuple(a.shape)}" for k, a in data.arrays.items())
+        shapes = " ".join([*(f"{k}{tuple(a.shape)}" for k, a in data.arrays.items()),
+                           *(f"{k}{tuple(a.shape)}:{a.dtype}" for k, a in data.data.items())])
         print(f"  {name}  dynamics={data.dynamics} seed={data.seed} config={json.dumps(data.config)}  {shapes}")
         if data.dynamics in args.registry.entries["dynamics"]:
             facts = data.build(args.registry).summary()

@@ -1,13 +1,18 @@
-"""The model a loss is evaluated on: named parameter arrays, a traceable state, simulation.
+"""The model a loss is evaluated on: named parameter arrays, fixed data, a traceable state, simulation.
 
-A `Dynamics` owns its parameters as named numpy arrays; some of them are *trainable*. Optimizers
+A `Dynamics` owns its parameters as named numpy arrays; some of them are *trainable*. Apart from
+them it may hold fixed *data* (a recording, a task): named arrays in their own dtype (integer spike
+counts stay integers), validated once when the network is built, never trainable, never part of
+theta, shared (not copied, not validated again) by every network `with_vector` makes of it, and
+stored once per run. Optimizers
 see the trainable ones as one flat vector theta (`vector` / `params`), losses see a `State` built
 from theta. The state is where quantities shared by several loss terms (an eigendecomposition, a
 fixed point, a Gramian) are computed once per evaluation: subclasses compute them lazily with
 `functools.cached_property`, which autograd traces like any other Python code.
 
 Subclasses (plugins) define:
-- `name` (the plugin name) and `trainable` (names of the trainable arrays);
+- `name` (the plugin name), `trainable` (names of the trainable arrays) and `data_names` (names of
+  the arrays that are data, not parameters);
 - `SETTINGS` (tcnet.settings): every setting declared once (name, default, allowed values, one
   line of doc, unit); those with `stored=False` say how a new instance is built (its initial
   arrays, a data file) and are not kept in its `config`. `create(seed, **settings)` checks the
@@ -18,8 +23,12 @@ Subclasses (plugins) define:
 - `build(seed, **settings)`: a new instance from the checked settings (every declared one given),
   with its random parameters drawn from `seed`;
 - `relate(settings)`: checks that relate several settings, run before anything is built;
-- `check()`: validation of the arrays against the configuration (raise
-  `tcnet.validate.ConfigError`); it only checks, it builds nothing;
+- `prepare_data(data)`: the data arrays validated against the configuration and in the form the
+  network keeps (raise `tcnet.validate.ConfigError`), run once when a network is built from them;
+  by default they are kept as given, in their own dtype;
+- `check()`: validation of the parameter arrays against the configuration and the data (raise
+  `tcnet.validate.ConfigError`); it only checks, it builds nothing (what a dynamics derives from
+  its data and configuration is a cached property, or made in `prepare_data`);
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
 - `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
   initial states (models without time evolution leave both undefined);
@@ -38,6 +47,16 @@ import numpy as np
 from tcnet.labels import Labels
 from tcnet.settings import Settings, warn_unchecked
 from tcnet.validate import ConfigError, seed as check_seed
+
+
+def _read_only(a) -> np.ndarray:
+    """`a` itself if it is a read-only array (data another network holds: shared, not copied),
+    else a read-only copy (so that no caller's array is frozen, and no network's data changes)."""
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        return a
+    a = np.array(a)
+    a.flags.writeable = False
+    return a
 
 
 class State:
@@ -59,18 +78,28 @@ class Dynamics(ABC):
 
     name: ClassVar[str] = ""
     trainable: ClassVar[tuple[str, ...]] = ()
+    data_names: ClassVar[tuple[str, ...]] = ()  # the arrays that are fixed data, not parameters
     labels: ClassVar[Labels] = Labels()  # how tables, figures and labelled arrays show its numbers
     SETTINGS: ClassVar[Settings] = Settings()  # this object itself: declares nothing (see the module doc)
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None):
-        self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items()}
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping | None = None, seed=None, *,
+                 data: Mapping[str, np.ndarray] | None = None):
+        """A network of parameter `arrays` (as float64) and data: the entries of `arrays` named in
+        `data_names`, validated here (`prepare_data`), or `data` already in the form a network of
+        this class and configuration keeps it (`with_vector` shares its own this way, and a
+        dynamics that validated its data before building, e.g. SIMPL's `from_arrays`), not
+        validated again. The data is kept read-only (`_read_only`)."""
         self.config = dict(config or {})
         if self.declares_settings():
             self.config = self.SETTINGS.kept().resolve(self.name, self.config)
         self.seed = seed
+        self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items() if k not in self.data_names}
         missing = [k for k in self.trainable if k not in self.arrays]
         if missing:
             raise ConfigError(f"{self.name}: missing parameter array(s) {', '.join(missing)}")
+        if data is None:
+            data = self.prepare_data({k: v for k, v in arrays.items() if k in self.data_names})
+        self.data = {k: _read_only(v) for k, v in data.items()}
         self.check()
 
     # --- construction -------------------------------------------------------------------------
@@ -104,8 +133,16 @@ class Dynamics(ABC):
         """A new instance from checked settings (every declared one present)."""
         raise NotImplementedError(f"dynamics {cls.name!r}: implement build(seed, **settings) (or create)")
 
+    def prepare_data(self, data: dict) -> dict:
+        """The data arrays (the entries of the constructor's arrays named in `data_names`) checked
+        against the configuration and in the form the network keeps them; raise ConfigError naming
+        the offending entry. Run once per data set: networks made by `with_vector` share the result.
+        By default they are kept as given."""
+        return data
+
     def check(self) -> None:
-        """Validate arrays and configuration; raise ConfigError naming the offending entry."""
+        """Validate the parameter arrays against the configuration and the data; raise ConfigError
+        naming the offending entry. It only checks (module doc)."""
 
     # --- the flat parameter vector ------------------------------------------------------------
     @property
@@ -133,9 +170,10 @@ class Dynamics(ABC):
         return out
 
     def with_vector(self, theta) -> "Dynamics":
-        """A copy of this network whose trainable arrays are taken from theta."""
+        """A copy of this network whose trainable arrays are taken from theta; it shares this
+        network's data (read-only), which is not copied or validated again."""
         arrays = {k: np.array(v) for k, v in self.params(np.asarray(theta, dtype=float)).items()}
-        return type(self)(arrays, self.config, self.seed)
+        return type(self)(arrays, self.config, self.seed, data=self.data)
 
     # --- what losses and users read -----------------------------------------------------------
     def state(self, theta=None) -> State:
@@ -164,5 +202,5 @@ class Dynamics(ABC):
         return {}
 
     def __repr__(self):
-        shapes = ", ".join(f"{k}{self.arrays[k].shape}" for k in self.arrays)
+        shapes = ", ".join(f"{k}{a.shape}" for k, a in {**self.arrays, **self.data}.items())
         return f"<{type(self).__name__} {self.name!r} {shapes} config={self.config}>"

@@ -75,13 +75,13 @@ def test_format_document(tmp_path):
     store.save_network(path, "net", net)
     s = spec({"name": "store_probe_gd", "steps": 6, "lr": 0.05})
     r = go(s, path, flush_steps=4)
-    def text(obj, key):  # a string: fixed-length UTF-8 (format_version 2), read by h5py as bytes
+    def text(obj, key):  # a string: fixed-length UTF-8 (format_version 2 on), read by h5py as bytes
         string = h5py.check_string_dtype(obj.attrs.get_id(key).dtype)
         assert string.encoding == "utf-8" and string.length is not None
         return obj.attrs[key].decode()
 
     with h5py.File(path, "r") as f:
-        assert text(f, "format") == "tcnet" and f.attrs["format_version"] == 2
+        assert text(f, "format") == "tcnet" and f.attrs["format_version"] == 3
         assert f.attrs["format_version"].dtype == np.int64 and text(f, "tcnet_version") == tcnet.__version__
         assert f.id.get_create_plist().get_version()[0] == 2  # superblock of HDF5 1.8: checksummed
         g = f["networks/net"]
@@ -505,11 +505,11 @@ def test_hdf5_but_not_tcnet(tmp_path):
 
 def test_unknown_format_version(saved):
     with h5py.File(saved, "a") as f:
-        f.attrs["format_version"] = 3
+        f.attrs["format_version"] = 4
     with pytest.raises(StoreError) as err:
         store.load_network(saved, "net", plugins=PLUGINS)
     msg = one_line(err, saved)
-    assert f"unknown format_version 3 (this tcnet {tcnet.__version__} reads format_version 1 and 2; the file was " \
+    assert f"unknown format_version 4 (this tcnet {tcnet.__version__} reads format_version 1, 2 and 3; the file was " \
            f"written by tcnet {tcnet.__version__})" in msg
 
 

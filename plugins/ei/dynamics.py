@@ -98,11 +98,11 @@ class EIRate(Dynamics):
               stored=False),
     )
 
-    def __init__(self, arrays, config=None, seed=None):
+    def __init__(self, arrays, config=None, seed=None, *, data=None):
         config = dict(config or {})
         preset = ei.PRESETS.get(config.get("preset", "paradoxical"), {"params": {}})["params"]
         config.update({k: preset[k] for k in ei.PARAMETERS if config.get(k) is None and k in preset})
-        super().__init__(arrays, config, seed)  # every parameter stored as a number: as the network ran
+        super().__init__(arrays, config, seed, data=data)  # every parameter stored as a number: as the network ran
 
     @classmethod
     def build(cls, seed, preset, W, **params):

@@ -293,10 +293,10 @@ class LinearDecay(Dynamics):
                options=BACKENDS),
     )
 
-    def __init__(self, arrays, config=None, seed=None):
+    def __init__(self, arrays, config=None, seed=None, *, data=None):
         config = dict(config or {})
         config.setdefault("backend", LEGACY_BACKEND)  # saved before the backends existed
-        super().__init__(arrays, config, seed)
+        super().__init__(arrays, config, seed, data=data)
 
     @classmethod
     def relate(cls, settings):

@@ -77,7 +77,7 @@ def _fit(args) -> int:
         print(f"recorded as run {model.run_id_} in {args.store}")
     if args.out:
         with new_file(args.out, args.force) as partial, open(partial, "wb") as out:
-            np.savez(out, latent=model.latent_, time=model.network_.arrays["time"], fields=model.fields_,
+            np.savez(out, latent=model.latent_, time=model.network_.data["time"], fields=model.fields_,
                      **{f"axis_{i}": a for i, a in enumerate(model.axes_)})
         print(f"wrote {args.out}")
     if args.figures:

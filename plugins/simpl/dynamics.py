@@ -2,9 +2,9 @@
 the state that caches the M-step at one latent.
 
 The trainable array is `latent` (T, D), i.e. the flat parameter vector theta *is* the current
-latent trajectory; the data are fixed arrays of the same network (`counts` (T, N), `behaviour`
-(T, D), `time` (T,), optionally `truth` (T, D)), so a stored network rebuilds the fit exactly. The
-seed draws the validation mask. The state (`SimplState`) computes, lazily and once, the M-step for
+latent trajectory; the data are the network's fixed data (`Dynamics.data`: `counts` (T, N) int32,
+`behaviour` (T, D), `time` (T,), optionally `truth` (T, D)), checked once, so a stored network
+rebuilds the fit exactly. The seed draws the validation mask. The state (`SimplState`) computes, lazily and once, the M-step for
 its latent: the grid, the tuning curves, the occupancy prior, the rates at the latent and the
 metrics. Initial latent: the behaviour. `create` builds one from a data file or the synthetic
 generator.
@@ -108,7 +108,7 @@ class SimplState(State):
         """Per-iteration scalars (metrics.metrics) of the rates interpolated at this latent."""
         d = self.dynamics
         rates = interpolate(self.fields, self.axes, self.latent, d.space.angular)
-        return metrics(d.counts, rates, d.dt, d.validation, self.latent, d.arrays.get("truth"), d.space,
+        return metrics(d.counts, rates, d.dt, d.validation, self.latent, d.data.get("truth"), d.space,
                        d.log_factorial)
 
 
@@ -119,6 +119,7 @@ class SimplLatent(Dynamics):
 
     name = "simpl_latent"
     trainable = ("latent",)
+    data_names = (*DATA, "truth")
     labels = Labels(summary={"cells": Quantity("cells"), "bins": Quantity("time bins"),
                              "duration_s": Quantity("duration", "s"),
                              "latent_error": Quantity("latent error", "m, or rad on the circle")},
@@ -181,48 +182,58 @@ class SimplLatent(Dynamics):
 
     @classmethod
     def from_arrays(cls, counts, behaviour, time, *, truth=None, missing=None, seed=0, **config):
-        """A fit of checked arrays (inputs.check_inputs), starting at the behaviour; `config` holds
-        settings of SETTINGS that are kept (not data, generator, data_seed)."""
-        config = cls.SETTINGS.kept().resolve(cls.name, config)
+        """A fit of the given arrays, checked once (inputs.check_inputs, `missing` behaviour samples
+        interpolated), starting at the behaviour; `config` holds settings of SETTINGS that are kept
+        (not data, generator, data_seed)."""
+        config = cls.complete(cls.SETTINGS.kept().resolve(cls.name, config))
+        data = cls.checked(config, counts, behaviour, time, truth=truth, missing=missing)
+        return cls({"latent": data["behaviour"]}, config, seed, data=data)
+
+    @staticmethod
+    def complete(config: dict) -> dict:
+        """The configuration with the space (None: linear) and its defaults of bandwidth and
+        grid_spacing resolved, so that a saved network keeps the numbers it was fitted with
+        whatever the defaults become."""
+        config = {**config, "space": config["space"] or "linear"}
+        return {**config, **{key: setting(config, key) for key in ("bandwidth", "grid_spacing")}}
+
+    @staticmethod
+    def checked(config, counts, behaviour, time, *, truth=None, missing=None) -> dict:
+        """The data of a fit, checked against the (completed) configuration (inputs.check_inputs):
+        counts as int32 (T, N), behaviour and truth as (T, D), time (T,)."""
         inputs = check_inputs(counts, behaviour, time, dt=config["dt"], missing=missing, truth=truth,
                               angular=config["space"] == "angular")
-        arrays = {"latent": inputs.behaviour, "counts": inputs.counts, "behaviour": inputs.behaviour,
-                  "time": inputs.time}
-        if inputs.truth is not None:
-            arrays["truth"] = inputs.truth
-        return cls(arrays, config, seed)
+        if inputs.counts.size and inputs.counts.max() > np.iinfo(np.int32).max:
+            raise ConfigError(f"simpl_latent: counts must be below 2**31 (spikes per bin), got "
+                              f"{inputs.counts.max()}")
+        data = {"counts": inputs.counts.astype(np.int32, copy=False), "behaviour": inputs.behaviour,
+                "time": inputs.time}
+        return data if inputs.truth is None else {**data, "truth": inputs.truth}
 
-    def check(self):
-        """The arrays against the (declared and checked) configuration; the space (None: linear) and
-        its defaults of bandwidth and grid_spacing are resolved here, so that a saved network keeps
-        the numbers it was fitted with whatever the defaults become."""
-        c = self.config
-        c["space"] = c["space"] or "linear"
-        for key in ("bandwidth", "grid_spacing"):
-            c[key] = setting(c, key)
-        missing = [k for k in DATA if k not in self.arrays]
+    def prepare_data(self, data):
+        """The recording checked once (`checked`), the configuration completed first (`complete`);
+        files written before the data was stored apart hold the counts as floats, read back here
+        as the integers they are."""
+        self.config = self.complete(self.config)
+        missing = [k for k in DATA if k not in data]
         if missing:
             raise ConfigError(f"simpl_latent: missing data array(s) {', '.join(missing)}")
-        a = self.arrays
-        checked = check_inputs(a["counts"], a["behaviour"], a["time"], dt=c["dt"], truth=a.get("truth"))
-        self.dt = checked.dt
-        self.space = Space(c["space"], checked.behaviour.shape[1],
-                           None if c["extent"] is None else tuple(map(tuple, c["extent"])))
-        a["behaviour"] = checked.behaviour  # (T, D) also for one column given as (T,)
-        if checked.truth is not None:
-            a["truth"] = checked.truth
-        if a["latent"].ndim == 1:
-            a["latent"] = a["latent"][:, None]
-        if a["latent"].shape != a["behaviour"].shape:
-            raise ConfigError(f"simpl_latent: latent must have the shape of behaviour {a['behaviour'].shape}, "
-                              f"got {a['latent'].shape}")
+        return self.checked(self.config, **data)
+
+    def check(self):
+        """The latent against the data: one row per time bin, one column per behaviour column, and
+        spikes on both sides of the validation split."""
+        behaviour, latent = self.data["behaviour"], self.arrays["latent"]
+        if latent.shape != behaviour.shape:
+            raise ConfigError(f"simpl_latent: latent must have the shape of behaviour {behaviour.shape}, "
+                              f"got {latent.shape}")
         self._check_split()
 
     def _check_split(self):
         """Both sides of the validation split need spikes: the M-step fits to the training entries,
         the metrics (and the stopping rule) are per spike of each side."""
         c = self.config
-        held, blocks = held_out_blocks(len(self.arrays["time"]), self.block, c["val_fraction"])
+        held, blocks = held_out_blocks(len(self.data["time"]), self.block, c["val_fraction"])
         if not 0 < held < blocks:
             raise ConfigError(f"simpl_latent: val_fraction {c['val_fraction']:g} of the recording's {blocks} "
                               f"block(s) of val_block {c['val_block']:g} s holds out {held}; it must hold out at "
@@ -234,9 +245,22 @@ class SimplLatent(Dynamics):
                                   f"{int(self.counts.sum())} in all); SIMPL needs spikes on both sides of the "
                                   "validation split (more data, or another val_fraction or seed)")
 
-    @functools.cached_property
+    @property
     def counts(self) -> np.ndarray:
-        return self.arrays["counts"].astype(np.int32)
+        """Spike counts (T, N), int32."""
+        return self.data["counts"]
+
+    @functools.cached_property
+    def dt(self) -> float:
+        """The bin width (s): the configuration's, or the median step of time."""
+        return self.config["dt"] or float(np.median(np.diff(self.data["time"])))
+
+    @functools.cached_property
+    def space(self) -> Space:
+        """The latent space, with as many dimensions as behaviour has columns."""
+        extent = self.config["extent"]
+        return Space(self.config["space"], self.data["behaviour"].shape[1],
+                     None if extent is None else tuple(map(tuple, extent)))
 
     @functools.cached_property
     def log_factorial(self) -> np.ndarray:
@@ -246,13 +270,13 @@ class SimplLatent(Dynamics):
     @functools.cached_property
     def starts(self) -> np.ndarray:
         """First bin of each segment between time gaps (estep.segment_starts)."""
-        return segment_starts(self.arrays["time"], self.dt)
+        return segment_starts(self.data["time"], self.dt)
 
     @functools.cached_property
     def behaviour_speed(self) -> float:
         """The random-walk speed scale (units/s) of behaviour's own steps (mstep.random_walk_speed):
         the `simpl` optimizer's default speed on a line or plane."""
-        return random_walk_speed(self.arrays["behaviour"], self.starts, self.dt, self.space)
+        return random_walk_speed(self.data["behaviour"], self.starts, self.dt, self.space)
 
     @property
     def block(self) -> int:
@@ -270,6 +294,6 @@ class SimplLatent(Dynamics):
     def summary(self):
         T, N = self.counts.shape
         out = {"cells": float(N), "bins": float(T), "duration_s": float(T * self.dt)}
-        if "truth" in self.arrays:
-            out["latent_error"] = self.space.error(self.arrays["latent"], self.arrays["truth"])
+        if "truth" in self.data:
+            out["latent_error"] = self.space.error(self.arrays["latent"], self.data["truth"])
         return out

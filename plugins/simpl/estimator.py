@@ -29,6 +29,7 @@ from tcnet_plugins.simpl.dynamics import SimplLatent
 from tcnet_plugins.simpl.estep import decode, segment_prior, segment_starts
 from tcnet_plugins.simpl.files import read
 from tcnet_plugins.simpl.inputs import check_counts, check_time
+from tcnet_plugins.simpl.loss import SimplNLL
 from tcnet_plugins.simpl.optimizer import Simpl
 
 RENAMED = {"steps": "iterations"}
@@ -94,17 +95,25 @@ class SIMPL:
 
             recorders.append(RunWriter(self.store))
         result = run(spec, dynamics=net, recorders=recorders, progress=self.progress)
-        final = result.final.state()
         self.result_ = result
         self.network_ = result.final
         self.latent_ = result.final.arrays["latent"]
-        self.fields_ = final.fields
-        self.axes_ = final.axes
-        self.log_occupancy_ = final.log_occupancy
+        self.fields_, self.axes_, self.log_occupancy_ = self._mstep(result)
         self.speed_ = optimizer.settings["speed"]  # the random walk's (given or measured)
         self.history_ = [{"latent": s.x.reshape(self.latent_.shape), **s.extra} for s in result.history.steps]
         self.run_id_ = recorders[0].run_id if recorders else None
         return self
+
+    @staticmethod
+    def _mstep(result) -> tuple:
+        """The tuning curves, their grid axes and the occupancy prior at the final latent: the
+        run's last evaluation carries them (loss.SimplNLL's side results); computed again only
+        where the run evaluated elsewhere last (it ended on a non-finite iterate)."""
+        if result.evaluation is None:
+            final = result.final.state()
+            return final.fields, final.axes, final.log_occupancy
+        aux = result.evaluation.aux[SimplNLL.name]
+        return aux["fields"], tuple(aux[f"axis_{i}"] for i in range(result.final.space.dim)), aux["log_occupancy"]
 
     def predict(self, counts, time=None) -> np.ndarray:
         """The latent (T', D) decoded from new counts (T', N) with the fitted tuning curves (every
@@ -122,7 +131,7 @@ class SIMPL:
             raise ConfigError(f"simpl: time must have one entry per row of counts ({y.shape[0]}), got {t.shape[0]}")
         return decode(y, np.ones(y.shape, dtype=bool), self.fields_, self.axes_, self.log_occupancy_, net.dt,
                       net.space, segment_starts(t, net.dt), self.speed_,
-                      segment_prior(net.arrays["behaviour"], net.space))
+                      segment_prior(net.data["behaviour"], net.space))
 
 
 def fit(data, *, data_seed=0, **settings) -> "SIMPL":

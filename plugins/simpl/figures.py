@@ -65,7 +65,7 @@ def all_figures(model, folder, force=False) -> list:
     net = model.network_
     first = model.result_.initial.state()
     paths = [folder / name for name in NAMES]
-    trajectories(net.arrays["time"], net.arrays["behaviour"], model.latent_, net.arrays.get("truth"), paths[0],
+    trajectories(net.data["time"], net.data["behaviour"], model.latent_, net.data.get("truth"), paths[0],
                  force=force)
     tuning_curves((first.fields, first.axes), (model.fields_, model.axes_), paths[1], force=force)
     columns = [k for k in ("latent_error", "val_ll", "bits_per_spike") if k in model.history_[0]]

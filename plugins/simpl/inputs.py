@@ -24,7 +24,7 @@ class InterpolatedWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Inputs:
-    counts: np.ndarray  # (T, N) int64
+    counts: np.ndarray  # (T, N) integers (as given, or int64 from floats)
     behaviour: np.ndarray  # (T, D) float
     time: np.ndarray  # (T,)
     dt: float
@@ -59,7 +59,7 @@ def check_counts(counts) -> np.ndarray:
         _first("counts", y, y < 0, "counts must be non-negative")
     if np.issubdtype(y.dtype, np.floating) and np.any(y != np.round(y)):
         _first("counts", y, y != np.round(y), "counts must be integers (spikes per bin)")
-    return y.astype(np.int64)
+    return y if y.dtype.kind in "iu" else y.astype(np.int64)  # integers keep their dtype (no copy)
 
 
 def check_time(time, dt=None) -> tuple[np.ndarray, float]:

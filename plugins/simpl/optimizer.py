@@ -144,7 +144,7 @@ class Simpl(Iterative):
     def estep(self, dynamics, latent, fields, axes, log_prior, beta=1.0) -> np.ndarray:
         """The decoded latent (T, D), before the alignment: estep.decode of the training entries
         with the tuning curves (likelihood to the power beta) and the occupancy prior, near `latent`."""
-        prior = segment_prior(dynamics.arrays["behaviour"], dynamics.space)
+        prior = segment_prior(dynamics.data["behaviour"], dynamics.space)
         return decode(dynamics.counts, ~dynamics.validation, fields, axes, log_prior, dynamics.dt, dynamics.space,
                       dynamics.starts, self.speed(dynamics), prior, reference=latent, beta=beta)
 
@@ -155,4 +155,4 @@ class Simpl(Iterative):
             raise ConfigError(f"simpl: align_degree on the circle must be 0 or 1 (a rotation), got {degree}")
         if not degree:
             return mu
-        return align(mu, dynamics.arrays["behaviour"], degree, dynamics.space.angular)[0]
+        return align(mu, dynamics.data["behaviour"], degree, dynamics.space.angular)[0]

@@ -2,8 +2,9 @@
 
 The layout is documented in docs/FORMAT.md (readable with plain h5py). In short: a root with
 attributes format="tcnet", format_version, tcnet_version; /networks/<name> (one dataset per
-parameter array, attributes dynamics, config JSON, seed); /runs/<id> (the run spec as JSON, a
-status, params/initial and params/final stored like networks, a growing history/, and two
+parameter array, a group data/ of its fixed data in their own dtypes, attributes dynamics, config
+JSON, seed); /runs/<id> (the run spec as JSON, a status, params/initial and params/final stored
+like networks, their shared data once in params/data, a growing history/, and two
 checkpoint slots, one of which holds the last flushed step from which an interrupted run resumes).
 
 Crash safety: a `RunWriter` buffers steps in memory and, every `flush_steps` steps or

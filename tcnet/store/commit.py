@@ -22,7 +22,7 @@ from tcnet.status import RESUMABLE, Status
 from tcnet.store.errors import StoreError
 from tcnet.store.format import CHUNK, HISTORY_COLUMNS, as_text, checkpoint_group, h5name, has
 from tcnet.store.hdf5 import create_dataset, set_attrs
-from tcnet.store.networks import write_network
+from tcnet.store.networks import write_data, write_network
 from tcnet.store.trees import nbytes, put, write_tree
 from tcnet.version import __version__
 
@@ -84,8 +84,10 @@ def create_run(runs: h5py.Group, run_id: str, spec: RunSpec, dynamics: Dynamics 
               writer=_writer(), tcnet_version=__version__, started=utc_now(), rows=np.int64(0),
               checkpoint=np.int64(-1))
     params = g.create_group("params")
-    if dynamics is not None:
-        write_network(params.create_group("initial", track_order=True), dynamics, path)
+    if dynamics is not None:  # its data once, for the initial, final and checkpoint networks alike
+        write_network(params.create_group("initial", track_order=True), dynamics, path, data=False)
+        if dynamics.data:
+            write_data(params, dynamics, path)
     h = g.create_group("history")
     for name, dtype in HISTORY_COLUMNS.items():
         create_dataset(h, name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
@@ -153,7 +155,10 @@ def commit(f: h5py.File, path: Path, run_id: str, columns: dict | None = None, c
     if final is not None:
         if "final" in g["params"]:
             del g["params/final"]
-        write_network(g["params"].create_group("final", track_order=True), final, path)
+        # beside the run's data (params/data), or, in a run of a version 1 or 2 file (resumed),
+        # holding its data itself as the initial network does
+        write_network(g["params"].create_group("final", track_order=True), final, path,
+                      data="data" not in g["params"])
     f.flush()  # phase 1 is on disk before anything refers to it
     if columns:
         g.attrs.modify("rows", np.int64(n))

@@ -2,9 +2,11 @@
 must carry, and reading what a file says (attributes, members) checked against the layout, so that
 a file of an older version or a damaged one is refused in one line naming what was expected.
 
-Versions: format_version 2 stores strings fixed-length (inside their object's checksummed header);
-version 1 (older files) variable-length. Both read; a file keeps its version when written into
-(see `tcnet.store.hdf5`, which writes strings as the file's version stores them).
+Versions: format_version 3 stores a network's data (`Dynamics.data`) apart from its parameters, in
+its own dtype, once per run (tcnet.store.networks); version 2 stores strings fixed-length (inside
+their object's checksummed header), and every array of a network among its parameters, as float64;
+version 1 (older files) strings variable-length. All three read; a file keeps its version when
+written into (see `tcnet.store.hdf5`, which writes strings as the file's version stores them).
 """
 import json
 import numbers
@@ -17,8 +19,9 @@ from tcnet.store.errors import StoreError
 from tcnet.version import __version__
 
 FORMAT = "tcnet"
-FORMAT_VERSION = 2  # 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 3: data apart from parameters; 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
+READ_VERSIONS = (1, 2, 3)
+H5_VERSION = 2  # the version of the other formats (`tcnet.store.hdf5.new_h5`): strings as in a store of version 2
 HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
                    "wall_time": "float64"}
 CHUNK = 1024  # rows per history chunk
@@ -43,7 +46,7 @@ def check_root(path: Path, f: h5py.File, fmt: str = FORMAT) -> None:
         version = int(version) if isinstance(version, numbers.Integral) else version
         writer = as_text(f.attrs.get("tcnet_version", "unknown"))
         raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
-                         f"format_version {' and '.join(map(str, READ_VERSIONS))}; the file was written by "
+                         f"format_version {', '.join(map(str, READ_VERSIONS[:-1]))} and {READ_VERSIONS[-1]}; the file was written by "
                          f"tcnet {writer})")
 
 

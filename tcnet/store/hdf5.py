@@ -20,7 +20,7 @@ import numpy as np
 
 from tcnet.store.atomic import complete, new_file
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
-from tcnet.store.format import FORMAT, FORMAT_VERSION, as_text, check_root
+from tcnet.store.format import FORMAT, FORMAT_VERSION, H5_VERSION, as_text, check_root
 from tcnet.version import __version__
 
 # HDF5 library version bounds (docs/FORMAT.md, "Checksums"): objects are written in HDF5 1.10's formats,
@@ -155,11 +155,11 @@ def reading(path, wait: float | None = None, fmt: str = FORMAT):
 @contextmanager
 def new_h5(path, fmt: str, force: bool = False):
     """A new HDF5 file of format `fmt` (see `new_file`), open for writing, with root attributes
-    format=`fmt`, format_version (FORMAT_VERSION) and tcnet_version. Written with `set_attrs` and
+    format=`fmt`, format_version (H5_VERSION) and tcnet_version. Written with `set_attrs` and
     `create_dataset`, everything in it is checksummed; `read_h5` reads it back."""
     with new_file(path, force) as partial:
         with _open_h5(partial, "w", 0) as f:
-            _root(f, fmt, FORMAT_VERSION)
+            _root(f, fmt, H5_VERSION)
             yield f
 
 

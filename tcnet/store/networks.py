@@ -1,5 +1,10 @@
 """Saved networks (/networks/<name>), and a run's initial, final and checkpoint networks: writing
-one, reading one back as stored (`NetworkData`) or as a ready Dynamics."""
+one, reading one back as stored (`NetworkData`) or as a ready Dynamics.
+
+A network's parameters are float64 datasets of its group; its data (`Dynamics.data`) keeps its
+dtype, in a group `data` that a saved network holds itself and a run's networks share (the run's
+params/data, written once). Files of format version 1 and 2 hold the data among the parameters, as
+float64; the dynamics reads them back in the form it keeps (`Dynamics.prepare_data`)."""
 import json
 import numbers
 from dataclasses import dataclass
@@ -13,7 +18,7 @@ from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import ENDED
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
-    NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member, member_dataset, text_attr,
+    NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member, member_dataset, member_group, text_attr,
 )
 from tcnet.store.hdf5 import create_dataset, reading, set_attrs, writing
 from tcnet.store.locks import WriteLock, this_writer
@@ -23,13 +28,15 @@ from tcnet.validate import ConfigError
 
 @dataclass(frozen=True)
 class NetworkData:
-    """A network as stored: plugin name, configuration, seed and arrays (no plugin needed)."""
+    """A network as stored: plugin name, configuration, seed, parameter arrays and data (no plugin
+    needed; in a file of version 1 or 2 the data is among the arrays, as float64)."""
 
     where: str
     dynamics: str
     config: dict
     seed: int | None
     arrays: dict
+    data: dict
 
     def build(self, plugins: Registry | None = None) -> Dynamics:
         """The ready Dynamics instance, through the plugin registry."""
@@ -39,14 +46,15 @@ class NetworkData:
             raise StoreError(f"{self.where}: dynamics {self.dynamics!r} is not registered (registered: "
                              f"{known}); install or load the plugin that provides it")
         try:
-            return plugins.get("dynamics", self.dynamics)(self.arrays, self.config, self.seed)
+            return plugins.get("dynamics", self.dynamics)({**self.arrays, **self.data}, self.config, self.seed)
         except ConfigError as err:
             raise StoreError(f"{self.where}: the saved network fails validation: {err}") from None
 
 
-def write_network(group: h5py.Group, dynamics: Dynamics, path: Path) -> None:
+def write_network(group: h5py.Group, dynamics: Dynamics, path: Path, data: bool = True) -> None:
     """Write `dynamics` into the empty `group`: its plugin name, config (JSON) and seed as
-    attributes, one float64 dataset per array."""
+    attributes, one float64 dataset per parameter array, and (unless `data` is False: a run's
+    networks, whose data the run holds once, `write_data`) its data in the group `data`."""
     seed = dynamics.seed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise StoreError(f"{path}: network seed must be an integer or None, got {seed!r}")
@@ -59,25 +67,46 @@ def write_network(group: h5py.Group, dynamics: Dynamics, path: Path) -> None:
         group.attrs["seed"] = np.int64(seed)
     for key, value in dynamics.arrays.items():
         create_dataset(group, h5name(key, "array", path), np.asarray(value, dtype=np.float64))
+    if data and dynamics.data:
+        write_data(group, dynamics, path)
 
 
-def read_network(group: h5py.Group, where: str) -> NetworkData:
-    """The network of `group` (written by `write_network`) as stored, its arrays checked finite."""
+def write_data(group: h5py.Group, dynamics: Dynamics, path: Path) -> None:
+    """The data of `dynamics` as the group `data` of `group`, one dataset per array in its own dtype."""
+    g = group.create_group("data", track_order=True)
+    for key, value in dynamics.data.items():
+        create_dataset(g, h5name(key, "data array", path), value)
+
+
+def _arrays(members: dict, where: str, kinds: str) -> dict:
+    """The datasets `members` (name -> member of a network's group; other members refused) as
+    arrays of numpy kinds `kinds`, floats checked finite."""
+    arrays = {}
+    for key in members:
+        if not isinstance(members[key], h5py.Dataset):
+            raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
+        a = member_dataset(members, key, where, kinds=kinds)[()]
+        bad = np.count_nonzero(~np.isfinite(a)) if a.dtype.kind == "f" else 0
+        if bad:
+            raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
+        arrays[key] = a
+    return arrays
+
+
+def read_network(group: h5py.Group, where: str, data: h5py.Group | None = None) -> NetworkData:
+    """The network of `group` (written by `write_network`) as stored, its arrays checked finite;
+    its data from its own group `data`, else from `data` (a run's params/data)."""
     for key in ("dynamics", "config"):
         if key not in group.attrs:
             raise StoreError(f"{where}: malformed network (expected attribute {key!r}, found "
                              f"{sorted(group.attrs) or 'no attributes'})")
-    arrays = {}
-    for key in group:
-        if not isinstance(group[key], h5py.Dataset):
-            raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
-        a = np.array(member_dataset(group, key, where, kinds="f")[()], dtype=np.float64)
-        bad = np.count_nonzero(~np.isfinite(a))
-        if bad:
-            raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
-        arrays[key] = a
+    if "data" in group:
+        data = member_group(group, "data", where)
+    parameters = {k: group[k] for k in group if k != "data"}
+    arrays = {k: np.asarray(a, dtype=np.float64) for k, a in _arrays(parameters, where, "f").items()}
     seed = None if "seed" not in group.attrs else int_attr(group, "seed", where, low=0)
-    return NetworkData(where, text_attr(group, "dynamics", where), json_attr(group, "config", where), seed, arrays)
+    return NetworkData(where, text_attr(group, "dynamics", where), json_attr(group, "config", where), seed, arrays,
+                       {} if data is None else _arrays({k: data[k] for k in data}, where, "iufb"))
 
 
 def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False) -> None:
@@ -90,7 +119,7 @@ def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False
     lock = WriteLock(path)
     lock.acquire(this_writer())
     try:
-        with writing(path, reserve=nbytes(dynamics.arrays)) as f:
+        with writing(path, reserve=nbytes(dynamics.arrays) + nbytes(dynamics.data)) as f:
             networks = f.require_group("networks")
             if name in networks:
                 if not overwrite:
@@ -125,7 +154,7 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
         c = checkpoint_group(g)
         if c is None:
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
-        data = read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint")
+        data = read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint", run_data(g))
         return data, np.array(c["x"][()], dtype=np.float64)
     status = as_text(g.attrs.get("status", "unknown"))
     if part == "initial" and "params/initial" not in g:
@@ -133,7 +162,13 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
     if part == "final" and status not in ENDED:
         raise StoreError(f"{path}: run {run_id!r} has no final network (it did not finish; stored status "
                          f"{status}); use '{run_id}/checkpoint' for its last checkpoint or '{run_id}/initial'")
-    return read_network(g[f"params/{part}"], f"{path}: run {run_id!r} {part} network"), None
+    return read_network(g[f"params/{part}"], f"{path}: run {run_id!r} {part} network", run_data(g)), None
+
+
+def run_data(g: h5py.Group) -> h5py.Group | None:
+    """The data a run's networks share (params/data), or None (a dynamics without data, or a file
+    of version 1 or 2, whose networks hold their data themselves)."""
+    return g["params/data"] if "params/data" in g else None
 
 
 def load_network(path, name: str, *, plugins: Registry | None = None) -> Dynamics:

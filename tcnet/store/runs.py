@@ -17,7 +17,7 @@ from tcnet.store.format import (
 )
 from tcnet.store.hdf5 import reading
 from tcnet.store.locks import writer_of
-from tcnet.store.networks import NetworkData, no_initial_network, read_network
+from tcnet.store.networks import NetworkData, no_initial_network, read_network, run_data
 from tcnet.store.trees import read_tree
 
 
@@ -112,10 +112,10 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
                             f"step {checkpoint.step}")
         initial = None
         if "initial" in params:
-            initial = read_network(member_group(params, "initial", where), f"{where} initial network")
+            initial = read_network(member_group(params, "initial", where), f"{where} initial network", run_data(g))
         final = None
         if stored_status in ENDED:
-            final = read_network(member_group(params, "final", where), f"{where} final network")
+            final = read_network(member_group(params, "final", where), f"{where} final network", run_data(g))
     status, message = attrs["status"], attrs.get("message", "")
     if status == Status.RUNNING:
         owner = writer_of(path)

@@ -64,7 +64,7 @@ class RunWriter:
             h5name(self.run_id, "run", self.path)
         self._lock.acquire(this_writer(self.run_id))
         try:
-            initial = 0 if dynamics is None else nbytes(dynamics.arrays)
+            initial = 0 if dynamics is None else nbytes(dynamics.arrays) + nbytes(dynamics.data)
             with self._writing(FINAL_WAIT, initial + 8 * CHUNK * (len(HISTORY_COLUMNS) + len(spec.loss))) as f:
                 runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
                 if self.resume_from is None:

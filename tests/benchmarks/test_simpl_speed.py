@@ -40,15 +40,15 @@ def parts(net, state, optimizer) -> dict:
     t = {}
     t["E: maps + moments"], (z, R) = cpu(lambda: likelihood_moments(d.counts, train, state.fields, state.axes, d.dt,
                                                                      False, state.log_occupancy))
-    m0, P0 = segment_prior(d.arrays["behaviour"], d.space)
+    m0, P0 = segment_prior(d.data["behaviour"], d.space)
     t["E: smoother + alignment"], x = cpu(lambda: align(smooth(z, R, (speed * d.dt) ** 2, m0, P0, d.starts),
-                                                        d.arrays["behaviour"])[0])
+                                                        d.data["behaviour"])[0])
     axes = d.space.axes(x, state.axes[0][1] - state.axes[0][0], d.config["grid_margin"])
     t["M: kernels"], K = cpu(lambda: latent_kernels(x, axes, setting(d.config, "bandwidth")))
     t["M: KDE"], F = cpu(lambda: kde_fields(K, d.counts, train, d.dt, d.config["rate_floor"]))
     t["M: occupancy"], _ = cpu(lambda: log_occupancy(K))
     t["metrics"], _ = cpu(lambda: metrics(d.counts, interpolate(F, axes, x), d.dt, d.validation, x,
-                                          d.arrays.get("truth"), d.space, d.log_factorial))
+                                          d.data.get("truth"), d.space, d.log_factorial))
     return t
 
 

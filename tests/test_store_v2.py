@@ -1,0 +1,107 @@
+"""A store of format version 2 (tests/data/store_v2.h5, see make_store_v2.py: a network's data
+among its parameters, as float64, twice per run) reads, loads, compares and resumes with today's
+code; today's stores (version 3) hold a network's data once per run, in its own dtype."""
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import tcnet
+from tcnet import store
+from tcnet.cli import main
+from tcnet.resume import resume
+
+DATA = Path(__file__).parent / "data"
+V2 = DATA / "store_v2.h5"
+
+
+@pytest.fixture
+def v2(tmp_path):
+    """A copy of the fixture (resuming writes to the file it is given)."""
+    path = tmp_path / "store_v2.h5"
+    shutil.copy(V2, path)
+    return path
+
+
+def test_reads_runs_and_networks_with_the_counts_as_integers():
+    assert store.file_info(V2)["format_version"] == 2
+    assert store.list_runs(V2) == ["run-0001", "run-0002", "run-0003"]
+    done, cut, prep = (store.read_run(V2, r) for r in store.list_runs(V2))
+    assert (done.status, cut.status, prep.status) == ("finished", "interrupted", "finished")
+    assert cut.checkpoint.step == 2
+    for net in (done.initial, done.final, store.load_network(V2, "fit"), store.load_network(V2, "run-0002/checkpoint")):
+        assert set(net.data) == {"counts", "behaviour", "time", "truth"} and set(net.arrays) == {"latent"}
+        assert net.data["counts"].dtype == np.int32
+    assert np.array_equal(done.final.data["counts"], done.initial.data["counts"])
+    with h5py.File(V2) as f:  # as stored: float64 among the parameters
+        assert f["runs/run-0001/params/initial/counts"].dtype == np.float64
+        assert np.array_equal(f["runs/run-0001/params/initial/counts"][()], done.initial.data["counts"])
+    assert np.array_equal(store.load_network(V2, "fit").arrays["latent"], done.final.arrays["latent"])
+    assert set(prep.final.arrays) == {"J0", "U", "V", "w"} and not prep.final.data
+
+
+def test_compare_lists_every_run(capsys):
+    assert main(["compare", str(V2)]) == 0
+    out = capsys.readouterr().out
+    assert all(r in out for r in ("run-0001", "run-0002", "run-0003"))
+    rows = {r["run"]: r for r in store.compare_table([V2])}
+    assert rows["run-0001"]["loss"] == store.read_run(V2, "run-0001").history["loss"][-1]
+
+
+def test_today_reproduces_the_stored_fit():
+    rec = store.read_run(V2, "run-0001")
+    now = tcnet.run(rec.spec, dynamics=rec.initial, progress=False)
+    np.testing.assert_array_equal(now.history.column("loss"), rec.history["loss"])
+    np.testing.assert_array_equal(now.result.x, rec.final.vector())
+
+
+def test_resume_the_interrupted_fit_ends_where_the_uninterrupted_one_did(v2):
+    resume(v2, "run-0002")
+    done, resumed = store.read_run(v2, "run-0001"), store.read_run(v2, "run-0002")
+    assert resumed.status == "finished" and list(resumed.attrs["resumed_at"]) == [2]
+    np.testing.assert_array_equal(resumed.history["loss"], done.history["loss"])
+    np.testing.assert_array_equal(resumed.final.vector(), done.final.vector())
+    assert store.file_info(v2)["format_version"] == 2  # a file keeps its version when written into
+    with h5py.File(v2) as f:  # the continued run's final network holds its data as its initial one does
+        assert "data" not in f["runs/run-0002/params"] and "counts" in f["runs/run-0002/params/initial"]
+        assert f["runs/run-0002/params/final/data/counts"].dtype == np.int32
+
+
+def test_a_run_stores_its_data_once_in_its_own_dtype(tmp_path):
+    """Today's layout (version 3): params/data holds the recording once, the counts as int32;
+    the initial and final networks hold only the latent; both read back with the same data."""
+    path = tmp_path / "fit.h5"
+    spec = store.read_run(V2, "run-0001").spec
+    res = tcnet.run(spec, recorders=[store.RunWriter(path)], progress=False)
+    store.save_network(path, "fit", res.final)
+    with h5py.File(path) as f:
+        params = f["runs/run-0001/params"]
+        assert set(params) == {"initial", "final", "data"}
+        assert list(params["initial"]) == ["latent"] and list(params["final"]) == ["latent"]
+        assert params["data/counts"].dtype == np.int32
+        assert np.array_equal(params["data/counts"][()], res.initial.data["counts"])
+        assert set(f["networks/fit"]) == {"latent", "data"} and f["networks/fit/data/counts"].dtype == np.int32
+    rec = store.read_run(path, "run-0001")
+    for net in (rec.initial, rec.final, store.load_network(path, "fit"), store.load_network(path, "run-0001/checkpoint")):
+        assert net.data["counts"].dtype == np.int32
+        assert all(np.array_equal(net.data[k], res.final.data[k]) for k in res.final.data)
+    np.testing.assert_array_equal(rec.final.arrays["latent"], res.final.arrays["latent"])
+
+
+def test_with_vector_shares_the_data():
+    net = store.read_run(V2, "run-0001").initial
+    other = net.with_vector(net.vector() + 1.0)
+    assert all(other.data[k] is net.data[k] for k in net.data)
+    assert not net.data["counts"].flags.writeable
+
+
+def test_a_network_keeps_its_own_read_only_copy_of_the_given_data():
+    from tcnet_plugins.simpl import SimplLatent
+
+    net = store.read_run(V2, "run-0001").initial
+    counts = np.array(net.data["counts"])  # int32, writeable: a lab's own array
+    fit = SimplLatent.from_arrays(counts, net.data["behaviour"], net.data["time"], **net.config)
+    assert counts.flags.writeable and fit.data["counts"] is not counts
+    assert fit.data["counts"].dtype == np.int32 and not fit.data["counts"].flags.writeable
