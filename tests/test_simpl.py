@@ -18,7 +18,7 @@ from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, s
 from tcnet_plugins.simpl.space import Space, wrap
 from tcnet_plugins.simpl import SIMPL, SimplLatent, fit
 from tcnet_plugins.simpl.estimator import RENAMED
-from tcnet_plugins.simpl.optimizer import Simpl
+from tcnet_plugins.simpl.optimizer import SimplEM
 from test_store_failures import StopAt  # a recorder that presses Ctrl-C at a step
 
 SMALL = {"n_cells": 60, "duration": 300.0}
@@ -563,7 +563,7 @@ def test_estimator_keywords_and_cli_flags_are_the_declared_settings():
     setting's type and doc; besides them only the estimator's own keywords and the command's own
     flags. A setting declared but not mirrored, or a mirror without a declaration, fails here."""
     dynamics = {s.name: s for s in SimplLatent.SETTINGS if s.stored}
-    optimizer = {RENAMED.get(s.name, s.name): s for s in Simpl.SETTINGS}
+    optimizer = {RENAMED.get(s.name, s.name): s for s in SimplEM.SETTINGS}
     assert not set(dynamics) & set(optimizer)  # one keyword per setting
     declared = {**dynamics, **optimizer}
     defaults = {**{k: s.default for k, s in declared.items()}, "seed": 0, "store": None, "progress": False}

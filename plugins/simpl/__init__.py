@@ -22,12 +22,12 @@ of tcnet's one loop.
 Modules, one idea each:
 
 - `dynamics`: the `simpl_latent` dynamics (data, settings, `SPACE_DEFAULTS`, the validation split)
-  and its state; `loss`: the `simpl_nll` loss; `optimizer`: the `simpl` optimizer (the EM loop's
-  update rule and its settings);
+  and its state; `loss`: the `simpl_nll` loss; `optimizer`: the `simpl` optimizer (`SimplEM`: the
+  EM loop's update rule and its settings);
 - `estep`: likelihood maps, moments, random-walk smoothing, decoding, over-relaxation; `mstep`: KDE
   tuning curves, occupancy, the random walk's speed; both functions of data and latent;
-- `estimator`: `SIMPL`, the scikit-learn-shaped entry point for arrays, and `fit` for a file or
-  the synthetic benchmark;
+- `estimator`: `SIMPL`, the scikit-learn-shaped entry point for arrays (it runs `SimplEM` on a
+  `SimplLatent`), and `fit` for a file or the synthetic benchmark;
 - `inputs`: checks of counts, behaviour and time; `files`: .npz, HDF5 and NWB recordings;
 - `space`: line, plane and circle; `data`: the synthetic benchmarks (grid cells, linear track,
   head direction); `metrics`: validation mask, alignment, per-iteration metrics;
@@ -37,7 +37,7 @@ from tcnet import hookimpl
 from tcnet_plugins.simpl.dynamics import SimplLatent
 from tcnet_plugins.simpl.estimator import SIMPL, fit
 from tcnet_plugins.simpl.loss import SimplNLL
-from tcnet_plugins.simpl.optimizer import Simpl
+from tcnet_plugins.simpl.optimizer import SimplEM
 
 
 @hookimpl
@@ -52,7 +52,7 @@ def tcnet_losses():
 
 @hookimpl
 def tcnet_optimizers():
-    return [Simpl]
+    return [SimplEM]
 
 
 @hookimpl

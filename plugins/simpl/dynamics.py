@@ -10,7 +10,7 @@ metrics. Initial latent: the behaviour. `create` builds one from a data file or 
 generator.
 
 The settings of a SIMPL fit are declared once, on the classes that take them: the network's in
-`SimplLatent.SETTINGS`, the EM's in the optimizer's `Simpl.SETTINGS`, and the defaults that depend
+`SimplLatent.SETTINGS`, the EM's in the optimizer's `SimplEM.SETTINGS`, and the defaults that depend
 on the space in `SPACE_DEFAULTS` below (estimator.py and cli.py are made from these).
 """
 import functools

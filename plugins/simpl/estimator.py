@@ -30,14 +30,14 @@ from tcnet_plugins.simpl.estep import decode, segment_prior, segment_starts
 from tcnet_plugins.simpl.files import read
 from tcnet_plugins.simpl.inputs import check_counts, check_time
 from tcnet_plugins.simpl.loss import SimplNLL
-from tcnet_plugins.simpl.optimizer import Simpl
+from tcnet_plugins.simpl.optimizer import SimplEM
 
 RENAMED = {"steps": "iterations"}
 """The `simpl` optimizer's settings whose keyword here (and `tcnet simpl fit` flag) is named
 otherwise: an EM fit's steps are its iterations."""
 
 DYNAMICS = SimplLatent.SETTINGS.kept()
-OPTIMIZER = Settings(*(replace(s, name=RENAMED.get(s.name, s.name)) for s in Simpl.SETTINGS))
+OPTIMIZER = Settings(*(replace(s, name=RENAMED.get(s.name, s.name)) for s in SimplEM.SETTINGS))
 KEYWORDS = DYNAMICS + OPTIMIZER
 """The declared settings SIMPL takes as keywords: the network's, then the optimizer's (renamed)."""
 OWN = {"seed": (0, "seed of the validation mask"),
@@ -76,9 +76,9 @@ class SIMPL:
         """The `simpl_latent` network's settings."""
         return {k: getattr(self, k) for k in DYNAMICS.names}
 
-    def _optimizer(self) -> Simpl:
+    def _optimizer(self) -> SimplEM:
         """The `simpl` optimizer of these settings."""
-        return Simpl(**{s.name: getattr(self, RENAMED.get(s.name, s.name)) for s in Simpl.SETTINGS})
+        return SimplEM(**{s.name: getattr(self, RENAMED.get(s.name, s.name)) for s in SimplEM.SETTINGS})
 
     def fit(self, counts, behaviour, time, *, missing=None, truth=None) -> "SIMPL":
         """Fit to counts (T, N), behaviour (T,) or (T, D) and time (T,) (bin starts, s); `missing`

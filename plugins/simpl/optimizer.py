@@ -21,7 +21,7 @@ from tcnet_plugins.simpl.loss import SimplNLL
 from tcnet_plugins.simpl.metrics import align
 
 
-class Simpl(Iterative):
+class SimplEM(Iterative):
     """SIMPL's EM iterations (docs/SIMPL.md) as an update rule of tcnet's one iterative loop: at each
     point the `simpl_nll` term's evaluation carries the M-step (tuning curves) and the metrics
     (history columns); the step is the E-step (decode with those tuning curves, smooth with a
