@@ -35,38 +35,29 @@ OUT.mkdir(parents=True, exist_ok=True)
 # %% [markdown]
 # ## The study file
 #
-# A base run spec (dynamics, loss terms, optimizer), a grid of dotted keys, and repeats. Every
-# run's seed derives from the study seed and the run's grid point, so the study is reproducible
-# run by run, whichever worker runs it. The same file runs from the shell with
-# `tcnet study FILE --workers 2 -o FILE.h5` (and resumes there if interrupted).
+# A base run spec (dynamics, loss terms, optimizer), a grid of dotted keys, and repeats. The base
+# spec here is the published recipe, included from its one file (`[study] base`, a run spec file);
+# keys of `[base]` in the study override it. Every run's seed derives from the study seed and the
+# run's grid point, so the study is reproducible run by run, whichever worker runs it. The same
+# file runs from the shell with `tcnet study FILE --workers 2 -o FILE.h5` (and resumes there if
+# interrupted).
 
 # %%
-sizes, fractions, repeats, adam, lbfgs = (
-    ([20, 30], [0.1, 0.3], 2, 5, 15) if FAST else ([100, 200], [0.03, 0.1, 0.2, 0.3, 0.5], 3, 30, 200))
+from tcnet_plugins.preparatory.cli import RECIPE  # noqa: E402 (the recipe's path, beside the plugin)
+
+sizes, fractions, repeats = ([20, 30], [0.1, 0.3], 2) if FAST else ([100, 200], [0.03, 0.1, 0.2, 0.3, 0.5], 3)
+fast = """
+[base.optimizer]
+stages = [{ name = "adam", steps = 5, lr = 0.01 }, { name = "lbfgs", max_iter = 15 }]
+""" if FAST else ""
 study_file = OUT / "study.toml"
 study_file.write_text(f"""
 [study]
 name = "rank_sweep"
 seed = 2017
 repeats = {repeats}
-
-[base.dynamics]
-name = "linear_decay"
-tau = 0.01
-
-[[base.loss]]
-name = "decay"
-[[base.loss]]
-name = "stability"
-weight = 1e5
-[[base.loss]]
-name = "smoothness"
-weight = 0.01
-
-[base.optimizer]
-name = "staged"
-stages = [{{ name = "adam", steps = {adam}, lr = 0.01 }}, {{ name = "lbfgs", max_iter = {lbfgs} }}]
-
+base = "{RECIPE}"
+{fast}
 [grid]
 "dynamics.N" = {sizes}
 "dynamics.n_frac" = {fractions}
@@ -89,16 +80,17 @@ print(report)
 # ## Every run, and the repeats pooled
 #
 # `f.runs` is the table `tcnet compare --csv` prints: one row per run. `f.groups` pools the
-# runs that differ only in their seed (`tcnet compare --group`): mean, sample std and n of every
-# number, per setting of N and n/N.
+# runs that differ only in their seed (`tcnet compare --group`): '<column>:mean', '<column>:std'
+# and n (with the finished and failed among them) per setting of N and n/N. The column names are
+# the same in every table: terms/<label>, summary/<key> (the final network's summary).
 
 # %%
 f = tcnet.open(runs)
-f.runs[["dynamics.N", "dynamics.n_frac", "dynamics.seed", "status", "loss", "final.t_1pct"]].head()
+f.runs[["dynamics.N", "dynamics.n_frac", "dynamics.seed", "status", "loss", "summary/t_1pct"]].head()
 
 # %%
 groups = f.groups
-groups[["dynamics.N", "dynamics.n_frac", "n", "finished", "final.t_1pct", "final.t_1pct.std"]]
+groups[["dynamics.N", "dynamics.n_frac", "n", "finished", "summary/t_1pct:mean", "summary/t_1pct:std"]]
 
 # %% [markdown]
 # ## Decay time against n/N, with error bars
@@ -111,7 +103,7 @@ labels = tcnet.registry().get("dynamics", "linear_decay").labels
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 for N, g in groups.groupby("dynamics.N"):
     g = g.sort_values("dynamics.n_frac")
-    ax.errorbar(g["dynamics.n_frac"], 1e3 * g["final.t_1pct"], yerr=1e3 * g["final.t_1pct.std"],
+    ax.errorbar(g["dynamics.n_frac"], 1e3 * g["summary/t_1pct:mean"], yerr=1e3 * g["summary/t_1pct:std"],
                 marker="o", capsize=3, label=f"N = {N}")
 ax.set_xlabel(labels.of_config("n_frac"))
 ax.set_ylabel(f"{labels.summary['t_1pct'].label} (ms)")
@@ -121,7 +113,8 @@ plt.show()
 
 # %% [markdown]
 # The study's own summary view, indexed by the swept keys (what `tcnet study --summary --csv`
-# writes), is `f.grid(study)`: the same pooled numbers, for any plotting library.
+# writes), is `f.grid()`: the file keeps the study's definition, so no study file is needed. The
+# same pooled numbers, under the same column names, for any plotting library.
 
 # %%
-f.grid(study)[["n", "failed", "loss:mean", "summary/t_1pct:mean", "summary/t_1pct:std"]]
+f.grid()[["n", "finished", "failed", "loss:mean", "summary/t_1pct:mean", "summary/t_1pct:std"]]

@@ -78,7 +78,7 @@ for rule in RULES:
 # %%
 f = tcnet.open(path)
 runs = f.runs.set_index("run")
-runs[["optimizer.name", "iterations", "loss", "final.E_up", "final.I_up", "final.stable", "final.paradoxical"]]
+runs[["optimizer.name", "steps", "loss", "summary/E_up", "summary/I_up", "summary/stable", "summary/paradoxical"]]
 
 # %% [markdown]
 # The rates along the way, from each run's history (the learning rules record E and I at every
@@ -88,8 +88,8 @@ runs[["optimizer.name", "iterations", "loss", "final.E_up", "final.I_up", "final
 fig, axes = plt.subplots(1, len(RULES), figsize=(15, 3.2), sharey=True)
 for ax, rule in zip(axes, RULES):
     h = f.history(f"{rule}-qss")
-    ax.plot(h.index, h["extra.E"], label="E")
-    ax.plot(h.index, h["extra.I"], label="I")
+    ax.plot(h.index, h["extra/E"], label="E")
+    ax.plot(h.index, h["extra/I"], label="I")
     for target in (net.p["E_set"], net.p["I_set"]):
         ax.axhline(target, color="k", lw=0.5, ls="--")
     ax.set_title(rule, fontsize=10)

@@ -100,7 +100,7 @@ for extra in ([], [{"name": "oscillation", "weight": 1.0}]):
 
 # %%
 f = tcnet.open(runs, plugins=plugins)
-f.runs.set_index("run").filter(regex="^(loss$|term\\.|final\\.t_|iterations)").T
+f.runs.set_index("run").filter(regex="^(loss$|terms/|summary/t_|steps$)").T
 
 # %% [markdown]
 # Learning curves, from each run's history (a DataFrame indexed by step, with the stage names):

@@ -80,15 +80,15 @@ print(f"{model.result_.result.status}: {model.result_.result.message}; fit took 
 
 # %%
 f = tcnet.open(runs)
-h = f.history(model.run_id_).filter(regex="^(loss|extra\\.)")
+h = f.history(model.run_id_).filter(regex="^(loss|extra/)")
 h
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-for ax, column in zip(axes, ["extra.latent_error", "extra.val_ll", "extra.bits_per_spike"]):
+for ax, column in zip(axes, ["extra/latent_error", "extra/val_ll", "extra/bits_per_spike"]):
     ax.plot(h.index, h[column], marker="o")
     ax.set_xlabel("EM iteration")
-    ax.set_title(column[6:] + (" (m)" if column == "extra.latent_error" else ""), fontsize=10)
+    ax.set_title(column[6:] + (" (m)" if column == "extra/latent_error" else ""), fontsize=10)
 plt.show()
 
 # %% [markdown]

@@ -335,11 +335,15 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="replace existing --out files (never a file "
                     "another tcnet process is writing)")
     sp.set_defaults(handler=_simulate)
-    sp = sub.add_parser("compare", help="one row per run: differing settings, final loss and terms, counts")
+    sp = sub.add_parser("compare", help="one row per run: differing settings, final loss and terms, counts",
+                        description="One row per run of the files: file, run, status, the spec keys that differ, "
+                        "loss, terms/<label>, steps, evaluations, wall_time, summary/<key> (the column names "
+                        "of study tables and tcnet.open).")
     sp.add_argument("files", nargs="+", metavar="FILE")
     sp.add_argument("--csv", action="store_true", help="print CSV instead of an aligned table")
     sp.add_argument("--group", action="store_true", help="pool repeats (runs differing only in a seed, "
-                    "as in a study): one row per setting of the other differing keys, mean, std and n")
+                    "as in a study): one row per setting of the other differing keys: n, finished, failed, "
+                    "<column>:mean and <column>:std")
     sp.set_defaults(handler=_compare)
     sp = sub.add_parser("resume", help="continue an interrupted run (or every one, --all) from its checkpoint",
                         description="Continue run RUN of FILE (status interrupted or failed) from its last "

@@ -6,6 +6,7 @@
     f.history("run-0001")       # the run's steps, indexed by step, with stage names
     f.network("run-0001")       # a network as its Dynamics (names as in load_network)
     f.simulate("run-0001", t)   # trajectories: DataArray (time, trajectory, <state axis>)
+    f.grid()                    # the summary table of the study the file holds (tcnet study, tcnet train)
     f.grid("study.toml")        # a study's summary table, indexed by its swept keys
     load_trajectories("sim.h5") # a file written by `tcnet simulate --out`, as a DataArray
 
@@ -14,7 +15,9 @@ it needs when it is called (a file with thousands of runs costs one run's read f
 and the run tables are read once per `StoreFile` (open the file again to see runs added since).
 Every table is built by the store's own functions (`compare_table`, `group_rows`, `read_run`,
 `load_network`, `read_trajectories`), so these frames hold the numbers the CLI prints.
-Labels and units of trajectories come from the dynamics' declaration (`tcnet.labels`).
+Labels and units of trajectories come from the dynamics' declaration (`tcnet.labels`). Columns and
+status words are the store's everywhere (`tcnet.store.tables`): terms/<label>, summary/<key>,
+'<metric>:mean', finished, failed.
 """
 from functools import cached_property
 from pathlib import Path
@@ -67,13 +70,13 @@ class StoreFile:
     @property
     def runs(self) -> pd.DataFrame:
         """One row per run, the columns of `tcnet compare --csv`: file, run, status, the spec keys
-        that differ between runs, loss, term.<label>, iterations, evaluations, wall_time, final.<key>."""
+        that differ between runs, loss, terms/<label>, steps, evaluations, wall_time, summary/<key>."""
         return frame(self._rows)
 
     @property
     def groups(self) -> pd.DataFrame:
         """Repeats pooled, the columns of `tcnet compare --group --csv`: the differing spec keys
-        but seeds, n, finished, and mean and '<column>.std' of every numeric column."""
+        but seeds, n, finished, failed, and '<column>:mean', '<column>:std' of every numeric column."""
         return frame(store.group_rows(self._rows))
 
     def record(self, run_id: str) -> store.RunRecord:
@@ -82,17 +85,14 @@ class StoreFile:
 
     def history(self, run_id: str) -> pd.DataFrame:
         """The run's committed steps, indexed by `step`: stage (number) and stage_name (the
-        optimizer of that stage), loss, grad_norm, wall_time, term.<label> (unweighted term
-        values) and extra.<key> (the optimizer's and the state's extra columns), exactly as stored."""
+        optimizer of that stage), loss, grad_norm, wall_time, terms/<label> (unweighted term
+        values) and extra/<key> (the optimizer's and the state's extra columns), named and valued
+        exactly as stored."""
         rec = self.record(run_id)
         names = _stage_names(rec.spec["optimizer"])
         h = rec.history
         columns = {"stage": h["stage"], "stage_name": [names.get(int(s), str(int(s))) for s in h["stage"]]}
-        columns.update({k: h[k] for k in store.HISTORY_COLUMNS if k not in ("step", "stage")})
-        for key, values in h.items():
-            if "/" in key:  # terms/<label> -> term.<label> (as in f.runs), extra/<key> -> extra.<key>
-                group, name = key.split("/", 1)
-                columns[f"{'term' if group == 'terms' else group}.{name}"] = values
+        columns.update({k: v for k, v in h.items() if k not in ("step", "stage")})
         return pd.DataFrame(columns, index=pd.Index(h["step"], name="step"))
 
     # --- networks ----------------------------------------------------------------------------------
@@ -114,14 +114,31 @@ class StoreFile:
         return da
 
     # --- studies -----------------------------------------------------------------------------------
-    def grid(self, study) -> pd.DataFrame:
-        """The summary table of `study` (a Study or a study file) over this file, indexed by the
-        swept keys: n, failed and '<metric>:mean', '<metric>:std' (what `tcnet study --csv` writes)."""
+    def grid(self, study=None) -> pd.DataFrame:
+        """The summary table of a study over this file, indexed by the swept keys: n, finished,
+        failed and '<metric>:mean', '<metric>:std' (what `tcnet study --csv` writes). `study`: None
+        (the one study the file keeps, see `studies`), the name of a study the file keeps, a Study
+        or a study file."""
         from tcnet.study import Study
 
         if not isinstance(study, Study):
-            study = Study.from_toml(study)
+            kept = self.studies
+            if study is None or study in kept:
+                if study is None and len(kept) != 1:
+                    raise ConfigError(f"grid: {self.path} keeps {len(kept)} studies ({', '.join(kept) or 'none'}); "
+                                      "name one, or give its study file")
+                study = Study.from_dict(kept[study or next(iter(kept))])
+            else:
+                study = Study.from_toml(study)
         return study.table(self.path).frame()
+
+    @cached_property
+    def studies(self) -> dict[str, dict]:
+        """The definitions of the studies run into this file (`tcnet study`, `tcnet train`) by name,
+        as `Study.from_dict` reads them; none in a file written before studies were kept."""
+        from tcnet.study import definitions
+
+        return definitions(self.path)
 
 
 def simulate(dynamics: Dynamics, t, n: int = 8, seed: int = 0) -> xr.DataArray:

@@ -369,7 +369,7 @@ def test_the_path_of_every_step_is_recorded_in_the_stored_history(tmp_path):
     history = tcnet.open(path).history(tcnet.store.list_runs(path)[0])
     expected = [float(net.state(step.x).path == "lyapunov") for step in result.history.steps]
     assert expected[0] == 1.0 and len(history) == len(expected) > 3
-    np.testing.assert_array_equal(history["extra.lyapunov_path"], expected)
+    np.testing.assert_array_equal(history["extra/lyapunov_path"], expected)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -395,7 +395,7 @@ def test_every_step_where_decay_is_a_divergent_integral_is_marked(tmp_path, back
     assert np.min(np.abs(abscissa - 1)) > 1e-6
     expected = (abscissa >= 1).astype(float)
     assert 0 < expected.sum() < len(expected)  # both kinds of step
-    np.testing.assert_array_equal(history["extra.decay_diverges"], expected)
+    np.testing.assert_array_equal(history["extra/decay_diverges"], expected)
     np.testing.assert_array_equal(history["loss"], [s.loss for s in result.history.steps])
 
 
@@ -456,7 +456,7 @@ def test_a_study_file_sets_the_backend(tmp_path, capsys):
         rec = f.record(run_id)
         backend = rec.spec["dynamics"]["backend"]
         assert rec.final.config["backend"] == backend
-        path = (f.history(run_id)["extra.lyapunov_path"]).to_numpy()
+        path = (f.history(run_id)["extra/lyapunov_path"]).to_numpy()
         assert len(path) > 5 and np.all(path == (1.0 if backend == "lyapunov" else 0.0))
         generic = tcnet.run({**rec.spec, "dynamics": {**rec.spec["dynamics"], "backend": "eig"}}, progress=False)
         assert np.isclose(rec.history["loss"][-1], generic.history.steps[-1].loss, rtol=1e-8, atol=0)

@@ -69,7 +69,7 @@ def runs_file(tmp_path_factory):
      "tcnet train: --seed must be an integer in [0, 4294967295], got 99999999999999999999"),
     (["train", "-N", "10", "-A", "1", "-L", "1", "--no-progress", "-r", "4294967295", "-k", "2"], "tcnet train: --seed + --repeats - 1 (the last repeat's "
      "seed) must be an integer in [0, 4294967295], got 4294967296"),
-    (["train", "-N", "10", "-A", "1", "-L", "1", "--no-progress", "-f", ""], "tcnet train: RunWriter: the file must be a path to a file, got ''"),
+    (["train", "-N", "10", "-A", "1", "-L", "1", "--no-progress", "-f", ""], "tcnet train: -f/--file must be the path of the HDF5 file of the runs, got ''"),
     (["simulate", "{runs}", "run-0001", "--seed", "-1"],
      "tcnet simulate: --seed must be an integer in [0, 4294967295], got -1"),
     (["simpl", "generate", "{tmp}/g.h5", "--seed", "-3"],
@@ -83,7 +83,9 @@ def runs_file(tmp_path_factory):
 def test_bad_input_is_one_line(argv, line, runs_file, tmp_path, capsys):
     toml = Path(__file__).parents[1] / "data" / "studies" / "preparatory_small.toml"
     missing = tmp_path / "m.toml"
-    missing.write_text(toml.read_text().replace("[study]\n", '[study]\nplugins = ["nowhere.py"]\n', 1))
+    recipe = toml.parents[2] / "plugins" / "preparatory" / "recipe.toml"  # the copy's base, from elsewhere
+    missing.write_text(toml.read_text().replace("[study]\n", '[study]\nplugins = ["nowhere.py"]\n', 1)
+                       .replace("../../plugins/preparatory/recipe.toml", str(recipe)))
     fill = dict(runs=runs_file, tmp=tmp_path, toml=toml, missing_plugin_toml=missing)
     assert main([a.format(**fill) for a in argv]) == 2
     err = capsys.readouterr().err

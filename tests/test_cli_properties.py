@@ -189,14 +189,20 @@ def pool():
     """Real files to aim at, made once per session with the CLI itself: a store with one finished
     run, a study file and its store, a run spec file, a SIMPL recording, a trajectory file; odd
     files beside them."""
+    import tcnet
     from tcnet.cli import main
+    from tcnet.store import RunWriter
+    from tcnet_plugins.preparatory.cli import recipe, run_spec
     root = world_writable_tmp()
     home = root / "pool"
     home.mkdir()
     cwd = os.getcwd()
     os.chdir(home)
     try:
-        assert main(["train", "-N", "6", "-A", "2", "-L", "2", "-f", "runs.h5", "--no-progress"]) == 0
+        # one run of train's spec as run-0001 (train itself names its runs by their study)
+        spec = run_spec({"name": "linear_decay", "seed": 1234, "N": 6, "n_frac": 0.1}, alpha=1e5, beta=0.01,
+                        optimizer=recipe(2, None, 2))
+        tcnet.run(spec, recorders=[RunWriter("runs.h5")], progress=False)
         (home / "study.toml").write_text(
             '[study]\nname = "tiny"\nseed = 3\nrepeats = 2\n[base.dynamics]\nname = "linear_decay"\nN = 6\n'
             '[[base.loss]]\nname = "decay"\n[base.optimizer]\nname = "adam"\nsteps = 2\n'

@@ -37,9 +37,9 @@ def test_group_rows_pool_seeds(repeats_file, point_plugins):
     assert [g["loss.quadratic.weight"] for g in groups] == [1.0, 2.0]
     for g in groups:
         expected = [closed_form(g["loss.quadratic.weight"], s) for s in (3, 4, 5)]
-        assert g["n"] == 3 and g["finished"] == 3
-        assert g["loss"] == pytest.approx(np.mean(expected), rel=1e-12)
-        assert g["loss.std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-10)
+        assert g["n"] == g["finished"] == 3 and g["failed"] == 0
+        assert g["loss:mean"] == pytest.approx(np.mean(expected), rel=1e-12)
+        assert g["loss:std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-10)
         assert "dynamics.seed" not in g
 
 
@@ -47,6 +47,6 @@ def test_cli_compare_group_csv(repeats_file, capsys):
     code = main(["--plugin", str(TESTS / "quadratic_plugin.py"), "compare", str(repeats_file), "--group", "--csv"])
     lines = capsys.readouterr().out.strip().splitlines()
     header = lines[0].split(",")
-    assert code == 0 and len(lines) == 3 and header[:3] == ["loss.quadratic.weight", "n", "finished"]
+    assert code == 0 and len(lines) == 3 and header[:4] == ["loss.quadratic.weight", "n", "finished", "failed"]
     first = dict(zip(header, lines[1].split(",")))
-    assert float(first["loss"]) == pytest.approx(np.mean([closed_form(1.0, s) for s in (3, 4, 5)]), rel=1e-6)
+    assert float(first["loss:mean"]) == pytest.approx(np.mean([closed_form(1.0, s) for s in (3, 4, 5)]), rel=1e-6)

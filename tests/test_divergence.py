@@ -22,17 +22,18 @@ def test_train_with_a_huge_learning_rate_diverges(tmp_path, capsys):
     assert main(["train", "-N", "30", "-l", "1e300", "-A", "5", "-L", "5", "-f", str(out), "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert ", diverged, 0 steps," in captured.out
-    assert captured.err == ("tcnet train: run run-0001 diverged: largest |parameter| 1e+300 > 1e+10 at step 1 "
+    run_id, = store.list_runs(out)
+    assert captured.err == (f"tcnet train: run {run_id} diverged: largest |parameter| 1e+300 > 1e+10 at step 1 "
                             f"({GROWTH_BOUND:g} x its 1 at the start, at most {FINITE_BOUND:g})\n")
-    rec = store.read_run(out, "run-0001")
+    rec = store.read_run(out, run_id)
     assert rec.status == "diverged" and rec.attrs["optimizer_status"] == "diverged"
     # the final network is the last iterate within the bounds: here the start
     for k in ("U", "V"):
         assert np.array_equal(rec.final.arrays[k], rec.initial.arrays[k])
     assert main(["show", str(out)]) == 0
-    assert "run-0001  status=diverged  steps=1" in capsys.readouterr().out
+    assert f"{run_id}  status=diverged  steps=1" in capsys.readouterr().out
     assert main(["compare", "--csv", str(out)]) == 0
-    assert capsys.readouterr().out.splitlines()[1].split(",")[:3] == [str(out), "run-0001", "diverged"]
+    assert capsys.readouterr().out.splitlines()[1].split(",")[:3] == [str(out), run_id, "diverged"]
 
 
 def _toy_penalty(mu, steps=3000):

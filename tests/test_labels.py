@@ -17,7 +17,7 @@ FRAMEWORK = Path(__file__).parent.parent / "tcnet"
 
 
 def table(labels):
-    row = {"dynamics.N": 50, "dynamics.n_frac": 0.1, "n": 2, "failed": 0}
+    row = {"dynamics.N": 50, "dynamics.n_frac": 0.1, "n": 2, "finished": 2, "failed": 0}
     metrics = ["loss", "terms/decay", "summary/spectral_abscissa", "summary/t_1pct", "summary/t_5pct"]
     for i, m in enumerate(metrics):
         row[f"{m}:mean"], row[f"{m}:std"] = float(i), 0.5
@@ -32,7 +32,7 @@ def test_the_study_table_and_figures_show_the_declared_labels_and_headline_metri
     assert label(t, "summary/t_1pct") == "decay time to 1 % of |x0| (s) (final network)"
     assert label(t, "terms/decay") == "final decay" and label(t, "loss") == "final loss"
     head = t.format().splitlines()[0].split()
-    assert head == ["dynamics.N", "dynamics.n_frac", "n", "failed", "loss", "terms/decay", "summary/t_1pct",
+    assert head == ["dynamics.N", "dynamics.n_frac", "n", "finished", "failed", "loss", "terms/decay", "summary/t_1pct",
                     "summary/t_5pct"]
 
 

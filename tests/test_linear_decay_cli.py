@@ -33,7 +33,7 @@ def test_train_writes_one_run_per_combination(tmp_path, capsys):
         assert dyn["backend"] == rec.initial.config["backend"] == "auto"  # the default, saved in both
         assert rec.final.summary()["lyapunov_path"] == 0.0  # auto took the fused path here
         history = tcnet.open(out).history(run_id)  # and says so at every step
-        assert len(history) == 6 and (history["extra.lyapunov_path"] == 0.0).all()
+        assert len(history) == 6 and (history["extra/lyapunov_path"] == 0.0).all()
     assert seen == {(0.1, 7), (0.1, 8), (0.2, 7), (0.2, 8)}
     capsys.readouterr()
 
@@ -54,14 +54,15 @@ def test_train_warns_once_for_a_run_with_divergent_decay_steps(tmp_path, capsys)
                  "--no-progress"]) == 0
     err = capsys.readouterr().err
     f = tcnet.open(out)
-    marked = [int(f.history(r)["extra.decay_diverges"].sum()) for r in store.list_runs(out)]
+    marked = [int(f.history(r)["extra/decay_diverges"].sum()) for r in store.list_runs(out)]
     assert marked[0] > 0 and marked[1] == 0
-    steps = len(f.history("run-0001"))
+    first = store.list_runs(out)[0]
+    steps = len(f.history(first))
     assert err.splitlines() == [
-        f"tcnet train: warning: run run-0001: at {marked[0]} of {steps} steps J had an eigenvalue with real part "
+        f"tcnet train: warning: run {first}: at {marked[0]} of {steps} steps J had an eigenvalue with real part "
         ">= 1, where the decay term L1 is the finite closed form of a divergent integral, not a decay value "
         "(marked in the history column extra/decay_diverges)"]
-    rec = store.read_run(out, "run-0001")
+    rec = store.read_run(out, first)
     same = tcnet.run(rec.spec, progress=False)
     np.testing.assert_array_equal(rec.history["loss"], [s.loss for s in same.history.steps])
 
@@ -74,7 +75,7 @@ def test_train_backend_flag_sets_the_backend(tmp_path, capsys):
     rec = store.read_run(out, store.list_runs(out)[0])
     assert rec.spec["dynamics"]["backend"] == "lyapunov" == rec.final.config["backend"]
     assert rec.final.summary()["lyapunov_path"] == 1.0
-    assert (tcnet.open(out).history(rec.run_id)["extra.lyapunov_path"] == 1.0).all()
+    assert (tcnet.open(out).history(rec.run_id)["extra/lyapunov_path"] == 1.0).all()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--backend", "torch", "-f", str(tmp_path / "bad.h5"), "--no-progress"])
@@ -135,8 +136,9 @@ def test_train_reports_a_non_finite_run(tmp_path, capsys):
     assert code == 1
     captured = capsys.readouterr()
     assert "non-finite" in captured.out
-    assert "tcnet train: run run-0001 non-finite: non-finite loss or gradient" in captured.err
-    assert store.read_run(out, "run-0001").status == "non-finite"
+    run_id, = store.list_runs(out)
+    assert f"tcnet train: run {run_id} non-finite: non-finite loss or gradient" in captured.err
+    assert store.read_run(out, run_id).status == "non-finite"
 
 
 @pytest.mark.parametrize("kind, message", [

@@ -62,10 +62,11 @@ def test_groups_equal_compare_group_csv(capsys, runs_file):
     pd.testing.assert_frame_equal(groups, cli_csv(capsys, "compare", "--group", "--csv", runs_file))
     assert groups["optimizer.stages.0.lr"].tolist() == [0.01, 0.03, 0.05]
     assert groups["n"].tolist() == [2, 2, 1] and groups["finished"].tolist() == [2, 2, 0]
+    assert groups["failed"].tolist() == [0, 0, 1]
     runs = tcnet.open(runs_file, plugins=PLUGINS).runs
     first = runs["loss"][runs["optimizer.stages.0.lr"] == 0.01].to_numpy()
-    assert groups["loss"][0] == pytest.approx(first.mean(), rel=1e-15)
-    assert groups["loss.std"][0] == pytest.approx(first.std(ddof=1), rel=1e-12)
+    assert groups["loss:mean"][0] == pytest.approx(first.mean(), rel=1e-15)
+    assert groups["loss:std"][0] == pytest.approx(first.std(ddof=1), rel=1e-12)
 
 
 def test_history_holds_the_stored_columns_exactly_with_stage_names(runs_file):
@@ -76,7 +77,7 @@ def test_history_holds_the_stored_columns_exactly_with_stage_names(runs_file):
         assert h.index.name == "step" and np.array_equal(h.index.to_numpy(), g["step"][:rows])
         for column in ("stage", "loss", "grad_norm", "wall_time"):
             assert np.array_equal(h[column].to_numpy(), g[column][:rows]), column
-        assert np.array_equal(h["term.store_bowl"].to_numpy(), g["terms/store_bowl"][:rows])
+        assert np.array_equal(h["terms/store_bowl"].to_numpy(), g["terms/store_bowl"][:rows])
         stages = g["stage"][:rows]
     assert h["stage_name"].tolist() == [("adam", "lbfgs")[s] for s in stages]
     assert set(h["stage_name"]) == {"adam", "lbfgs"}  # both stages ran
@@ -194,7 +195,7 @@ optimizer = {{name = "adam", steps = 3}}
 
 def test_history_extra_columns_are_the_stored_ones(tmp_path):
     """An optimizer's extra columns (the E/I learning rules record the rates E, I, ...) come back
-    as extra.<key>, bit for bit; a single-stage optimizer names stage 0 after itself."""
+    as extra/<key>, bit for bit; a single-stage optimizer names stage 0 after itself."""
     path = tmp_path / "ei.h5"
     spec = {"dynamics": {"name": "ei_rate", "preset": "paradoxical"}, "loss": [{"name": "homeostatic"}],
             "optimizer": {"name": "cross_homeostatic", "steps": 5}}
@@ -202,7 +203,7 @@ def test_history_extra_columns_are_the_stored_ones(tmp_path):
     h = tcnet.open(path).history("ei")
     with h5py.File(path, "r") as raw:
         extra = raw["runs/ei/history/extra"]
-        assert sorted(c for c in h.columns if c.startswith("extra.")) == sorted(f"extra.{k}" for k in extra)
+        assert sorted(c for c in h.columns if c.startswith("extra/")) == sorted(f"extra/{k}" for k in extra)
         for key in extra:
-            assert np.array_equal(h[f"extra.{key}"].to_numpy(), extra[key][()], equal_nan=True), key
-    assert set(h["stage_name"]) == {"cross_homeostatic"} and "extra.E" in h
+            assert np.array_equal(h[f"extra/{key}"].to_numpy(), extra[key][()], equal_nan=True), key
+    assert set(h["stage_name"]) == {"cross_homeostatic"} and "extra/E" in h

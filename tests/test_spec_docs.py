@@ -37,6 +37,9 @@ def test_example(body, console, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path = Path(name(body))
     path.write_text(body)
+    included = tomllib.loads(body).get("study", {}).get("base")
+    if included:  # a study that includes a run spec file of this page: that file beside it
+        Path(included).write_text(next(b for b, _ in EXAMPLES if name(b) == included))
     plugins = tomllib.loads(body).get("plugins", [])
     if plugins == ["wiring.py"]:  # the one-file loss of docs/PLUGINS.md
         code = re.findall(r"```python\n(.*?)```", (DOCS / "PLUGINS.md").read_text(), flags=re.S)
@@ -50,7 +53,7 @@ def test_example(body, console, tmp_path, monkeypatch, capsys):
         assert main(argv[1:]) == 2
         assert capsys.readouterr().err.splitlines() == expected
         assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing written
-    elif "base" in tomllib.loads(body):
+    elif "base" in tomllib.loads(body) or included:
         study = Study.from_toml(path)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             report = study.run(tmp_path / "study.h5", pool, progress=False)

@@ -543,7 +543,7 @@ def test_run_whose_network_could_not_be_created(tmp_path):
                                              r"\(ValueError: N must be positive\)"):
             read()
     (row,) = store.compare_table([path], plugins=PLUGINS)  # no steps: nothing to report, not zeros
-    assert (row["status"], row["loss"], row["iterations"], row["wall_time"]) == ("failed", None, None, None)
+    assert (row["status"], row["loss"], row["steps"], row["wall_time"]) == ("failed", None, None, None)
     # only such a run may lack params/initial
     go(spec({"name": "adam", "steps": 2}), path)
     with h5py.File(path, "a") as f:
@@ -656,15 +656,15 @@ def test_compare_table(tmp_path):
     go(spec({"name": "adam", "steps": 10, "lr": 0.02}, seed=5), b)
     rows = store.compare_table([a, b], plugins=PLUGINS)
     assert [(r["file"], r["run"]) for r in rows] == [(str(a), "run-0001"), (str(a), "run-0002"), (str(b), "run-0001")]
-    assert list(rows[0]) == ["file", "run", "status", "dynamics.seed", "optimizer.lr", "loss", "term.store_bowl",
-                             "iterations", "evaluations", "wall_time", "final.spectral_abscissa"]
+    assert list(rows[0]) == ["file", "run", "status", "dynamics.seed", "optimizer.lr", "loss", "terms/store_bowl",
+                             "steps", "evaluations", "wall_time", "summary/spectral_abscissa"]
     assert [(r["dynamics.seed"], r["optimizer.lr"]) for r in rows] == [(3, 0.01), (3, 0.02), (5, 0.02)]
     for row, path in zip(rows, (a, a, b)):
         J = store.load_network(path, row["run"], plugins=PLUGINS).arrays["J"]
-        assert row["loss"] == pytest.approx(bowl_value(J), rel=1e-14) and row["term.store_bowl"] == row["loss"]
+        assert row["loss"] == pytest.approx(bowl_value(J), rel=1e-14) and row["terms/store_bowl"] == row["loss"]
         A = J - np.eye(3)  # tau = 1
-        assert row["final.spectral_abscissa"] == pytest.approx(np.max(np.linalg.eigvals(A).real), rel=1e-12)
-        assert row["status"] == "finished" and row["iterations"] == 10 and row["evaluations"] == 11
+        assert row["summary/spectral_abscissa"] == pytest.approx(np.max(np.linalg.eigvals(A).real), rel=1e-12)
+        assert row["status"] == "finished" and row["steps"] == 10 and row["evaluations"] == 11
         assert 0 < row["wall_time"] < 60
     parsed = list(__import__("csv").DictReader(store.table_csv(rows).splitlines()))
     assert [float(p["loss"]) for p in parsed] == [r["loss"] for r in rows]

@@ -115,14 +115,14 @@ def test_compare(capsys, runs_file, tmp_path):
     code, out, _ = tcnet_cli(capsys, "compare", runs_file)
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["file", "run", "status", "optimizer.lr", "loss", "term.store_bowl", "iterations",
-                              "evaluations", "wall_time", "final.spectral_abscissa"]
+    assert header.split() == ["file", "run", "status", "optimizer.lr", "loss", "terms/store_bowl", "steps",
+                              "evaluations", "wall_time", "summary/spectral_abscissa"]
     assert [r.split()[1:4] for r in rows] == [["run-0001", "finished", "0.01"], ["run-0002", "finished", "0.03"]]
     code, out, _ = tcnet_cli(capsys, "compare", runs_file, "--csv")
     parsed = list(csv.DictReader(out.splitlines()))
     for row, run_id in zip(parsed, ("run-0001", "run-0002")):
         rec = store.read_run(runs_file, run_id, plugins=PLUGINS)
-        assert float(row["loss"]) == rec.history["loss"][-1] and int(row["iterations"]) == 10
+        assert float(row["loss"]) == rec.history["loss"][-1] and int(row["steps"]) == 10
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
     code, _, err = tcnet_cli(capsys, "compare", runs_file, bad)

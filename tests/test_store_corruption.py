@@ -37,14 +37,18 @@ PREP = {"dynamics": {"name": "linear_decay", "seed": 3, "N": 10, "n_frac": 0.2},
         "loss": [{"name": "decay"}, {"name": "stability", "weight": 1e5}, {"name": "smoothness", "weight": 0.01}],
         "optimizer": {"name": "staged", "stages": [{"name": "adam", "steps": 8, "lr": 0.01},
                                                    {"name": "lbfgs", "max_iter": 15}]}}
-SIMULATED = ("prep", "run-0001", "run-0002/checkpoint", "run-0004/initial")  # linear_decay networks
+# the ids of the two `tcnet train` runs: the study "train" and a hash of each run's spec
+FIRST, LAST = "train-c17c071856b4", "train-56895205e59b"
+RUNS = [FIRST, "run-0002", "run-0003", LAST]
+SIMULATED = ("prep", FIRST, "run-0002/checkpoint", f"{LAST}/initial")  # linear_decay networks
 NETWORKS = (*SIMULATED, "run-0003")  # and the toy Gaussian's point, which has no time evolution
 SIMULATE = ("--t-max", "0.05", "--dt", "0.01", "--n-init", "3", "--seed", "1")
 
 
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory):
-    """A store as a user makes one: two runs of `tcnet train` (a two-stage Adam -> L-BFGS run),
+    """A store as a user makes one: two runs of `tcnet train` (a two-stage Adam -> L-BFGS run, and
+    the study definitions train keeps in the file),
     the same spec interrupted in its Adam stage (a checkpoint with Adam's moments), a constrained
     run with extra columns (the toy Gaussian, Lagrangian method), and a saved network."""
     from tcnet_plugins.constraints.toy_gaussian import slides_methods, toy_spec
@@ -58,8 +62,8 @@ def real_store(tmp_path_factory):
                     recorders=[store.RunWriter(path, flush_steps=25)], progress=False)
     assert main(["train", "-N", "12", "-F", "0.25", "-A", "5", "-L", "10", "-r", "4", "-f", str(path),
                  "--no-progress"]) == 0
-    store.save_network(path, "prep", store.load_network(path, "run-0001"))
-    assert store.list_runs(path) == ["run-0001", "run-0002", "run-0003", "run-0004"]
+    store.save_network(path, "prep", store.load_network(path, FIRST))
+    assert store.list_runs(path) == RUNS
     assert store.read_run(path, "run-0002").status == "interrupted" and toy.result.status != "non-finite"
     return path
 
@@ -97,7 +101,7 @@ def _paths(path) -> dict:
     for name in NETWORKS:
         paths[f"load_network {name}"] = lambda name=name: {
             k: v.tolist() for k, v in store.load_network(path, name).arrays.items()}
-    for run_id in ("run-0001", "run-0002", "run-0003", "run-0004"):
+    for run_id in RUNS:
         paths[f"open.history {run_id}"] = lambda run_id=run_id: tcnet.open(path).history(run_id).to_json(
             orient="split", double_precision=15)
         paths[f"read_run {run_id}"] = lambda run_id=run_id: _run_record(path, run_id)
@@ -223,18 +227,18 @@ def test_a_failed_checksum_names_the_object(real_store, tmp_path, capsys):
     refusal names the dataset."""
     path = tmp_path / "store.h5"
     with h5py.File(real_store, "r") as f:
-        offset = f["runs/run-0001/history/loss"].id.get_chunk_info(0).byte_offset
+        offset = f[f"runs/{FIRST}/history/loss"].id.get_chunk_info(0).byte_offset
     data = bytearray(real_store.read_bytes())
     data[offset + 3] ^= 0x10
     path.write_bytes(bytes(data))
     with pytest.raises(store.StoreError) as err:
-        store.read_run(path, "run-0001")
-    assert str(err.value).startswith(f"{path}: damaged file: /runs/run-0001/history/loss cannot be read "
+        store.read_run(path, FIRST)
+    assert str(err.value).startswith(f"{path}: damaged file: /runs/{FIRST}/history/loss cannot be read "
                                      "back intact (HDF5: ")
     assert "\n" not in str(err.value)
     assert main(["compare", str(path)]) == 2
     out, err = capsys.readouterr()
-    assert err.startswith(f"tcnet compare: {path}: damaged file: /runs/run-0001/history/loss") and err.count("\n") == 1
+    assert err.startswith(f"tcnet compare: {path}: damaged file: /runs/{FIRST}/history/loss") and err.count("\n") == 1
     assert store.read_run(path, "run-0002").steps == 6  # the other runs read as before
 
 

@@ -134,13 +134,13 @@ def test_table_groups_repeats_with_mean_std_n_of_the_closed_form_losses(tmp_path
     for row in table.rows:
         seeds = [p.seed for p in s.runs() if p.overrides["loss.q.weight"] == row["loss.q.weight"]]
         q = np.array([quadratic_at_seed(seed) for seed in seeds])
-        assert row["n"] == 3 and row["failed"] == 0
+        assert row["n"] == row["finished"] == 3 and row["failed"] == 0
         assert row["terms/q:mean"] == pytest.approx(q.mean(), rel=1e-12)
         assert row["terms/q:std"] == pytest.approx(q.std(ddof=1), rel=1e-12)
         assert row["loss:mean"] == pytest.approx(row["loss.q.weight"] * q.mean(), rel=1e-12)
     # pooled as `tcnet compare --group` pools (which sums in the file's order, the table in repeat order)
     groups = group_rows(compare_table([tmp_path / "s.h5"], plugins=registry([PLUGIN])))
-    pooled = sorted((g["loss.q.weight"], g["n"], g["loss"], g["loss.std"], g["term.q"], g["term.q.std"]) for g in groups)
+    pooled = sorted((g["loss.q.weight"], g["n"], g["loss:mean"], g["loss:std"], g["terms/q:mean"], g["terms/q:std"]) for g in groups)
     assert pooled == [pytest.approx((r["loss.q.weight"], r["n"], r["loss:mean"], r["loss:std"], r["terms/q:mean"],
                                      r["terms/q:std"]), rel=1e-14) for r in table.rows]
 
@@ -324,3 +324,33 @@ def test_cli_study_runs_resumes_prints_csv_and_plot_study_draws(tmp_path, capsys
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert main(["study", str(tmp_path / "missing.toml")]) == 2
     assert "missing.toml" in capsys.readouterr().err
+
+
+def test_a_study_includes_its_base_spec_from_a_run_spec_file(tmp_path):
+    """[study] base names a run spec file: its sections less dynamics.seed are the base, [base]
+    keys override it (tables key by key, lists whole); the same study as one written out."""
+    (tmp_path / "recipe.toml").write_text(
+        f'plugins = ["{PLUGIN}"]\nout = "elsewhere.h5"\n[dynamics]\nname = "point"\nn = 3\nseed = 9\n'
+        '[[loss]]\nname = "quadratic"\nlabel = "q"\n[optimizer]\nname = "adam"\nsteps = 0\nlr = 0.5\n')
+    (tmp_path / "inc.toml").write_text('[study]\nname = "inc"\nseed = 3\nbase = "recipe.toml"\n'
+                                       '[base.optimizer]\nlr = 0.1\n[grid]\n"dynamics.n" = [2, 3]\n')
+    inc = Study.from_toml(tmp_path / "inc.toml")
+    assert inc.base == {"dynamics": {"name": "point", "n": 3}, "loss": [{"name": "quadratic", "label": "q"}],
+                        "optimizer": {"name": "adam", "steps": 0, "lr": 0.1}}
+    written = Study({**inc.base}, {"dynamics.n": [2, 3]}, seed=3, name="inc", plugin_files=[PLUGIN])
+    assert [p.run_id for p in inc.runs()] == [p.run_id for p in written.runs()]
+    again = Study.from_dict(inc.definition())  # what a study's file keeps reads back as the same study
+    assert [p.run_id for p in again.runs()] == [p.run_id for p in inc.runs()]
+    (tmp_path / "bad.toml").write_text('[study]\nbase = "nowhere.toml"\n')
+    with pytest.raises(ConfigError, match=r"^study: \[study\] base: no file 'nowhere.toml' \(paths are relative"):
+        Study.from_toml(tmp_path / "bad.toml")
+
+
+def test_per_repeat_seeds_are_the_same_at_every_point():
+    s = Study(base(), grid={"loss.q.weight": [1.0, 2.0]}, repeats=3, seed=40, plugin_files=[PLUGIN],
+              seeds="per-repeat")
+    assert [p.seed for p in s.runs()] == [40, 41, 42, 40, 41, 42]
+    with pytest.raises(ConfigError, match="seeds must be one of 'per-run', 'per-repeat', got 'each'"):
+        Study(base(), seeds="each", plugin_files=[PLUGIN])
+    with pytest.raises(ConfigError, match=r"seed \+ repeats - 1 \(the last repeat's seed\) must be"):
+        Study(base(), repeats=2, seed=2**32 - 1, plugin_files=[PLUGIN], seeds="per-repeat")

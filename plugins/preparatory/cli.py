@@ -1,11 +1,15 @@
 """`tcnet train` and `tcnet demo`: the preparatory-network study from the command line.
 
 `train` accepts the flags of the published train_models.py (short and long names) and runs every
-combination of network size N, rank fraction, beta and repeat as one run, written to one HDF5 file
-with the store's RunWriter. Repeat k (k = 0..K-1) uses the seed r + k for every N, n_frac and beta,
-so runs that differ only in beta or n_frac start from the same J0 (with the same seed the legacy
-generator draws J0 first) and repeats are independent draws. (The original drew all networks of a
-sweep from one seeded global generator in a batch; per-run seeds make each run reproducible alone.)
+combination of network size N, rank fraction, beta and repeat as one run: the flags make a study
+(`study`, tcnet.study) on the published recipe (recipe.toml, its one place), which runs into one
+HDF5 file as `tcnet study` runs a study file, so that `tcnet compare`, `tcnet.open(FILE).grid()`
+and resuming see it like any study: the same command again runs only the runs the file lacks.
+Repeat k (k = 0..K-1) uses the seed r + k for every N, n_frac and beta (the study's "per-repeat"
+seeds), so runs that differ only in beta or n_frac start from the same J0 (with the same seed the
+legacy generator draws J0 first) and repeats are independent draws. (The original drew all
+networks of a sweep from one seeded global generator in a batch; per-run seeds make each run
+reproducible alone.)
 
 `demo` trains one N = 100 network (n/N = 0.1, beta = 0.01, seed 0), saves it, prints the losses,
 decay times and counts, and writes the figures next to the HDF5 file.
@@ -15,7 +19,7 @@ Both warn, one line per run on stderr, where steps of the run had L1 stand for a
 of which L1 = 20261.47) is such a number, and read as a decay value it misleads.
 """
 import sys
-import time
+from functools import cache
 from itertools import product
 from pathlib import Path
 
@@ -24,32 +28,49 @@ from tcnet.status import NUMERICAL_FAILURES
 from tcnet.validate import ConfigError, integer, real, seed
 from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
 
-ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS, GTOL = 30, 0.01, 200, 1e-5
+RECIPE = Path(__file__).with_name("recipe.toml")
+"""The published recipe, a run spec file: its one place (data/studies include it)."""
 
 
-def recipe(adam_steps=ADAM_STEPS, learning_rate=LEARNING_RATE, lbfgs_iters=LBFGS_ITERS, gtol=GTOL) -> dict:
-    """The published two-stage optimizer: Adam (Keras form) then L-BFGS, as a staged spec."""
-    return {"name": "staged", "stages": [
-        {"name": "adam", "steps": adam_steps, "lr": learning_rate},
-        {"name": "lbfgs", "max_iter": lbfgs_iters, "gtol": gtol},
-    ]}
+@cache
+def published() -> dict:
+    """The run spec of RECIPE as a dict (a fresh copy is up to the caller)."""
+    from tcnet.spec import SpecFile
+
+    return SpecFile.read(RECIPE).spec.as_dict()
+
+
+def _stage(i: int, key: str):
+    return published()["optimizer"]["stages"][i][key]
+
+
+ADAM_STEPS, LEARNING_RATE, LBFGS_ITERS = _stage(0, "steps"), _stage(0, "lr"), _stage(1, "max_iter")
+
+
+def recipe(adam_steps=None, learning_rate=None, lbfgs_iters=None, gtol=None) -> dict:
+    """The published two-stage optimizer of RECIPE (Adam in its Keras form, then L-BFGS), with
+    the given settings in place of its own."""
+    adam, lbfgs = (dict(stage) for stage in published()["optimizer"]["stages"])
+    adam.update({k: v for k, v in (("steps", adam_steps), ("lr", learning_rate)) if v is not None})
+    lbfgs.update({k: v for k, v in (("max_iter", lbfgs_iters), ("gtol", gtol)) if v is not None})
+    return {"name": published()["optimizer"]["name"], "stages": [adam, lbfgs]}
 
 
 def run_spec(dynamics: dict, *, alpha, beta, optimizer) -> dict:
-    """Run spec of L1 + alpha L2 + beta L3 (term labels are the loss names)."""
-    return {"dynamics": dynamics,
-            "loss": [{"name": "decay"}, {"name": "stability", "weight": alpha},
-                     {"name": "smoothness", "weight": beta}],
-            "optimizer": optimizer}
+    """Run spec of L1 + alpha L2 + beta L3 (the loss terms of RECIPE, labelled by their names)."""
+    weights = {"stability": alpha, "smoothness": beta}
+    loss = [{**t, **({"weight": weights[t["name"]]} if t["name"] in weights else {})} for t in published()["loss"]]
+    return {"dynamics": dynamics, "loss": loss, "optimizer": optimizer}
 
 
-def divergent_steps(command, run_id, steps) -> int:
-    """How many of a run's `steps` had L1 stand for a divergent integral (the history column
-    `decay_diverges`, see LinearDecayState.decay_diverges); where any did, one line on stderr
-    saying how many and what that means, so that a loss printed next to it is not read as a decay."""
-    n = sum(s.extra.get("decay_diverges") == 1.0 for s in steps)
+def divergent_steps(command, run_id, marks) -> int:
+    """How many of a run's steps had L1 stand for a divergent integral: `marks` is the run's history
+    column `decay_diverges` (1.0 at such a step, see LinearDecayState.decay_diverges). Where any
+    did, one line on stderr saying how many and what that means, so that a loss printed next to
+    it is not read as a decay."""
+    n = sum(m == 1.0 for m in marks)
     if n:
-        print(f"{command}: warning: run {run_id}: at {n} of {len(steps)} steps J had an eigenvalue with real part "
+        print(f"{command}: warning: run {run_id}: at {n} of {len(marks)} steps J had an eigenvalue with real part "
               ">= 1, where the decay term L1 is the finite closed form of a divergent integral, not a decay value "
               "(marked in the history column extra/decay_diverges)", file=sys.stderr)
     return n
@@ -75,10 +96,14 @@ def _flatten(lists, default):
 
 def add_commands(subparsers):
     t = subparsers.add_parser("train", help="train preparatory networks (L1 + alpha L2 + beta L3) over a grid; "
-                              "every combination is one run in the output HDF5 file",
-                              epilog="Exit status: 0 when every run ended (converged, or its step budget done); 1 "
-                              "when a run ended non-finite or diverged (it is recorded with that status, and a line "
-                              "on stderr names it); 2 for bad input.")
+                              "every combination is one run of a study in the output HDF5 file",
+                              description="Train preparatory networks from the published recipe (recipe.toml) over "
+                              "the grid of -N, -F and -b with -k repeats: a study (tcnet.study) written to -f FILE, "
+                              "which `tcnet compare`, `tcnet.open(FILE).grid()` and `tcnet study` read. Running the "
+                              "same command again runs only what the file lacks (an interrupted train resumes).",
+                              epilog="Exit status: 0 when every run ended finished; 1 when a run ended non-finite or "
+                              "diverged (it is recorded with that status, and a line on stderr names it) or failed; "
+                              "2 for bad input.")
     t.add_argument("-N", "--N", dest="sizes", type=_numbers(int), action="append",
                    help="network sizes, e.g. \"100 300 500\" (repeatable; default 100)")
     t.add_argument("-F", "--n-fracs", type=_numbers(float), action="append", help="rank fractions n/N (default 0.1)")
@@ -89,8 +114,12 @@ def add_commands(subparsers):
     t.add_argument("-L", "--lbfgs-iters", type=int, default=LBFGS_ITERS, help="L-BFGS iterations (default 200)")
     t.add_argument("-A", "--adam-epochs", type=int, default=ADAM_STEPS, help="Adam steps (default 30)")
     t.add_argument("-l", "--learning-rate", type=float, default=LEARNING_RATE, help="Adam learning rate (default 0.01)")
-    t.add_argument("-r", "--seed", type=int, default=1234, help="seed of repeat 0; repeat k uses seed + k (default 1234)")
-    t.add_argument("-f", "--file", default="out.h5", help="output HDF5 file (runs are appended; default out.h5)")
+    t.add_argument("-r", "--seed", type=int, default=1234, help="seed of repeat 0; repeat k uses seed + k at every "
+                   "grid point (default 1234)")
+    t.add_argument("-f", "--file", default="out.h5", help="output HDF5 file (the study's runs are added to it; "
+                   "runs it holds already are not run again; default out.h5)")
+    t.add_argument("--workers", type=int, default=1, help="runs at once: 1 (default) runs them in this process, "
+                   "more in as many worker processes")
     t.add_argument("--init", choices=("legacy", "default"), default="legacy", help="initialisation (default legacy)")
     t.add_argument("--normalization", choices=("raw_weights", "perturbation_weights", "none"), default="raw_weights",
                    help="how U and V enter J (default raw_weights)")
@@ -108,12 +137,13 @@ def add_commands(subparsers):
 
 
 def _grid(args):
-    """(N, n_frac, beta, seed) for every combination, validated before anything runs, and what it
+    """The sizes, rank fractions and betas of the grid, validated before anything runs, and what it
     needs checked against the machine's memory (tcnet.resources) before the plan is made."""
     if args.repeats < 1:
         raise ConfigError(f"train: --repeats must be an integer >= 1, got {args.repeats}")
     seed("train", "--seed", args.seed)
     seed("train", "--seed + --repeats - 1 (the last repeat's seed)", args.seed + args.repeats - 1)
+    integer("train", "--workers", args.workers, low=1)
     sizes = [integer("train", "-N/--N", N, low=2) for N in _flatten(args.sizes, [100])]
     fracs = [real("train", "-F/--n-fracs", f, low=0, high=1, low_open=True) for f in _flatten(args.n_fracs, [0.1])]
     betas = _flatten(args.betas, [0.01])
@@ -123,9 +153,9 @@ def _grid(args):
     require("train", f"-N/--N {N} with -A/--adam-epochs {args.adam_epochs} and -L/--lbfgs-iters "
             f"{args.lbfgs_iters}", _run_memory(args, N, rank(N, max(fracs))))
     runs = len(sizes) * len(fracs) * len(betas) * args.repeats
-    plan = deep_size(_spec(args, N, fracs[0], betas[0], args.seed)) + deep_size((N, fracs[0], betas[0], args.seed))
+    plan = deep_size(_base(args, betas[0])) + deep_size((N, fracs[0], betas[0], args.seed))
     require("train", f"-k/--repeats {args.repeats} ({runs} runs over the -N/-F/-b grid)", runs * plan)
-    return [(N, f, b, args.seed + k) for N, f, b, k in product(sizes, fracs, betas, range(args.repeats))]
+    return sizes, fracs, betas
 
 
 def _run_memory(args, N, n) -> float:
@@ -136,39 +166,69 @@ def _run_memory(args, N, n) -> float:
     return memory(N, args.backend or "auto") + history
 
 
-def _spec(args, N, f, b, seed) -> dict:
-    backend = {} if args.backend is None else {"backend": args.backend}
-    return run_spec({"name": "linear_decay", "seed": seed, "N": N, "n_frac": f, "tau": args.tau,
-                     "normalization": args.normalization, "init": args.init, **backend},
-                    alpha=args.alpha, beta=b, optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
+def _base(args, beta) -> dict:
+    """The run spec of the flags but the grid's and the seed (the study's base spec)."""
+    dynamics = {**published()["dynamics"], "tau": args.tau, "normalization": args.normalization, "init": args.init}
+    if args.backend is not None:
+        dynamics["backend"] = args.backend
+    return run_spec(dynamics, alpha=args.alpha, beta=beta,
+                    optimizer=recipe(args.adam_epochs, args.learning_rate, args.lbfgs_iters))
+
+
+def study(args):
+    """The Study of the flags: the published recipe with the flags' settings, the grid of -N, -F
+    and -b, -k repeats whose seeds are -r + k at every grid point ("per-repeat": runs that differ
+    only in beta or n_frac start from the same J0), named "train"."""
+    from tcnet.spec import RunSpec
+    from tcnet.study import Study
+
+    if not args.file:
+        raise ConfigError("train: -f/--file must be the path of the HDF5 file of the runs, got ''")
+    sizes, fracs, betas = _grid(args)
+    for N, f, b in product(sizes, fracs, betas):  # the flags' errors as such, before the study names a point
+        spec = _base(args, b)
+        spec["dynamics"].update(N=N, n_frac=f)
+        RunSpec.from_dict(spec).resolve(args.registry)
+    grid = {"dynamics.N": sizes, "dynamics.n_frac": fracs, "loss.smoothness.weight": betas}
+    return Study(_base(args, betas[0]), grid, repeats=args.repeats, seed=args.seed, name="train",
+                 plugin_files=tuple(args.plugin or ()), seeds="per-repeat")
 
 
 def train(args) -> int:
-    from tcnet import run
-    from tcnet.store import RunWriter
+    """Run the flags' study into -f FILE (what the file holds already is skipped), one line per run."""
+    import concurrent.futures
 
-    grid = _grid(args)
-    specs = [_spec(args, N, f, b, seed) for N, f, b, seed in grid]
-    plugins = args.registry
-    from tcnet.spec import RunSpec
-    for spec in specs:  # check every run's configuration before the first one starts
-        RunSpec.from_dict(spec).resolve(plugins)
-    failed = 0
-    for i, (spec, (N, f, b, seed)) in enumerate(zip(specs, grid), 1):
-        writer = RunWriter(args.file)
-        t0 = time.perf_counter()
-        res = run(spec, recorders=[writer], progress=not args.no_progress, plugins=args.registry)
-        steps = res.history.steps
-        losses = f"loss {steps[0].loss:.6g} -> {steps[-1].loss:.6g}" if steps else "no finite loss"
-        print(f"[{i}/{len(specs)}] run {writer.run_id}: N={N} n_frac={f:g} beta={b:g} seed={seed}: "
-              f"{losses}, {res.result.status}, {res.result.steps} steps, {res.result.evaluations} evaluations, "
-              f"{time.perf_counter() - t0:.1f} s")
-        divergent_steps("tcnet train", writer.run_id, steps)
-        if res.result.status in NUMERICAL_FAILURES:
-            failed += 1
-            print(f"tcnet train: run {writer.run_id} {res.result.status}: {res.result.message}", file=sys.stderr)
-    print(f"{len(specs)} run(s) written to {args.file}")
-    return 1 if failed else 0
+    from tcnet.study import stored
+
+    plan = study(args)
+    order = {p.run_id: i for i, p in enumerate(plan.runs(), 1)}
+
+    def report(p, outcome):
+        loss = outcome["history"]["loss"]
+        losses = f"loss {loss[0]:.6g} -> {loss[-1]:.6g}" if len(loss) else "no finite loss"
+        point, run_id = p.overrides, outcome["run_id"]
+        print(f"[{order[p.run_id]}/{len(order)}] run {run_id}: N={point['dynamics.N']} "
+              f"n_frac={point['dynamics.n_frac']:g} beta={point['loss.smoothness.weight']:g} seed={p.seed}: "
+              f"{losses}, {outcome['status']}, "
+              f"{outcome.get('steps', 0)} steps, {outcome.get('evaluations', 0)} evaluations, "
+              f"{outcome['wall_time']:.1f} s", flush=True)
+        divergent_steps("tcnet train", run_id, outcome["history"].get("extra/decay_diverges", []))
+        if outcome["status"] in NUMERICAL_FAILURES:
+            print(f"tcnet train: run {run_id} {outcome['status']}: {outcome['message']}", file=sys.stderr)
+
+    # one worker: the runs go one after another through a thread of this process (no start-up of a
+    # worker process, the driver's BLAS settings); more: the study's own pool of processes
+    pool = concurrent.futures.ThreadPoolExecutor(1) if args.workers == 1 else None
+    try:
+        done = plan.run(args.file, pool, workers=args.workers, progress=not args.no_progress, on_result=report)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    for line in done.failed + done.lost:
+        print(f"tcnet train: run {line}", file=sys.stderr)
+    print(f"{done} -> {args.file}")
+    ended = [rec.status for rec, _ in stored(args.file, plan.runs(), args.registry).values()]
+    return 1 if done.failed or done.lost or any(s in NUMERICAL_FAILURES for s in ended) else 0
 
 
 def demo(args) -> int:
@@ -188,7 +248,7 @@ def demo(args) -> int:
     if res.result.status in NUMERICAL_FAILURES:
         print(f"tcnet demo: {res.result.status}: {res.result.message}", file=sys.stderr)
         return 1
-    divergent_steps("tcnet demo", writer.run_id, steps)
+    divergent_steps("tcnet demo", writer.run_id, [s.extra.get("decay_diverges") for s in steps])
     for label, s in (("initial", steps[0]), ("final", steps[-1])):
         terms = ", ".join(f"{k} {v:.6g}" for k, v in s.terms.items())
         print(f"{label} loss {s.loss:.6g}  ({terms})")

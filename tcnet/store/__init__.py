@@ -45,7 +45,8 @@ face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statu
 - `commit`: a run's group on disk and its two-phase commit; `history_columns`.
 - `writer`: `RunWriter`, the recorder (steps one by one or whole columns).
 - `runs`: `RunRecord`, `list_runs`, `read_run`.
-- `tables`: comparing runs: `flatten_spec`, `compare_table`, `group_rows`, `table_csv`.
+- `tables`: comparing runs in one column syntax: `flatten_spec`, `run_metrics`, `compare_table`,
+  `group_rows`, `table_csv`.
 """
 from tcnet.store.atomic import check_new, new_file
 from tcnet.store.commit import history_columns
@@ -55,7 +56,7 @@ from tcnet.store.hdf5 import create_dataset, file_info, new_h5, read_h5, set_att
 from tcnet.store.locks import driver_lock
 from tcnet.store.networks import NetworkData, list_networks, load_network, network_data, save_network
 from tcnet.store.runs import RunRecord, list_runs, read_run
-from tcnet.store.tables import compare_table, flatten_spec, group_rows, table_csv
+from tcnet.store.tables import compare_table, flatten_spec, group_rows, run_metrics, table_csv
 from tcnet.store.trajectories import read_trajectories, save_trajectories
 from tcnet.store.writer import RunWriter
 
@@ -63,6 +64,6 @@ __all__ = [
     "CHUNK", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "DiskFullError", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "check_new", "compare_table", "create_dataset",
     "driver_lock", "file_info", "flatten_spec", "group_rows", "history_columns", "list_networks", "list_runs",
-    "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_run", "read_trajectories",
+    "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_run", "read_trajectories", "run_metrics",
     "save_network", "save_trajectories", "set_attrs", "table_csv",
 ]

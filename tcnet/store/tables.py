@@ -1,5 +1,12 @@
 """Comparing runs: one table row per run (the spec keys that differ, final loss and terms, the final
-network's summary), repeats that differ only in a seed pooled, and the table as CSV."""
+network's summary), repeats that differ only in a seed pooled, and the table as CSV.
+
+One column syntax for every table of runs (`tcnet compare`, study tables, `tcnet.open`): a metric
+is named as the store names it, `loss`, `terms/<label>` (a history column), `steps`,
+`evaluations`, `wall_time`, `summary/<key>` (the final network's summary()); a pooled metric is
+`<metric>:mean` and `<metric>:std`, and a pool counts its runs (`n`) and, by their status words
+(`tcnet.status`), its `finished` and `failed` runs.
+"""
 import csv
 import io
 import json
@@ -33,11 +40,27 @@ def flatten_spec(spec: dict) -> dict:
     return out
 
 
+def run_metrics(rec, plugins: Registry | None = None) -> dict:
+    """The final numbers of a stored run in the table syntax (module docstring): loss and
+    terms/<label> (last step), steps (last step number), evaluations (over every session of a
+    resumed run), wall_time, and summary/<key> of the final network where its plugin is installed;
+    None where the run has none (no steps, no final network)."""
+    plugins = plugins or default_registry()
+    h = rec.history
+    last = (lambda key: float(h[key][-1])) if rec.steps else (lambda key: None)
+    row = {"loss": last("loss")}
+    row.update({k: last(k) for k in h if k.startswith("terms/")})
+    row["steps"] = int(h["step"][-1]) if rec.steps else None
+    row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
+    row["wall_time"] = last("wall_time")
+    if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
+        row.update({f"summary/{k}": float(v) for k, v in rec.final.summary().items()})
+    return row
+
+
 def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     """One row per run of the given files: file, run, status, the spec keys whose values differ
-    between the runs, final loss and terms, iterations (last step number; None without steps),
-    evaluations (over every session of a resumed run), wall time, and the final network's summary()
-    entries ('final.<key>') where its plugin is installed. Every row has every column (None if absent)."""
+    between the runs, then `run_metrics`. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
     records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
     flat = [flatten_spec(r.spec) for r in records]
@@ -46,31 +69,28 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     differ = [k for k in keys if len({json.dumps(f.get(k, missing), sort_keys=True, default=str) for f in flat}) > 1]
     rows = []
     for rec, spec in zip(records, flat):
-        h = rec.history
-        last = (lambda key: float(h[key][-1])) if rec.steps else (lambda key: None)
         row = {"file": str(rec.path), "run": rec.run_id, "status": rec.status}
         row.update({k: spec.get(k) for k in differ})
-        row["loss"] = last("loss")
-        row.update({f"term.{k[6:]}": last(k) for k in h if k.startswith("terms/")})
-        row["iterations"] = int(h["step"][-1]) if rec.steps else None
-        row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
-        row["wall_time"] = last("wall_time")
-        if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
-            row.update({f"final.{k}": v for k, v in rec.final.summary().items()})
+        row.update(run_metrics(rec, plugins))
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return [{c: row.get(c) for c in columns} for row in rows]
 
 
+def _is_spec_key(column: str) -> bool:
+    return "." in column and column.split(".")[0] in ("dynamics", "loss", "optimizer")
+
+
 def group_rows(rows: list[dict]) -> list[dict]:
     """Repeats pooled: rows of `compare_table` that differ only in a seed (a spec key ending in
     '.seed') form one group, keyed by the other differing spec keys. Each group gives n (runs),
-    finished (runs with status 'finished'), and for every numeric column its mean and sample
-    standard deviation over the group ('<column>.std'; None for n = 1)."""
+    finished and failed (runs with that status), and for every numeric column its mean and sample
+    standard deviation over the group's runs that have it ('<column>:mean', '<column>:std'; None
+    without values, and std None for one value)."""
     if not rows:
         return []
     fixed = {"file", "run", "status"}
-    spec_keys = [c for c in rows[0] if "." in c and c.split(".")[0] in ("dynamics", "loss", "optimizer")]
+    spec_keys = [c for c in rows[0] if _is_spec_key(c)]
     group_keys = [c for c in spec_keys if not c.endswith(".seed")]
     metrics = [c for c in rows[0] if c not in fixed and c not in spec_keys
                and any(isinstance(r[c], (int, float)) and not isinstance(r[c], bool) for r in rows)]
@@ -81,11 +101,12 @@ def group_rows(rows: list[dict]) -> list[dict]:
     for members in groups.values():
         g = {k: members[0][k] for k in group_keys}
         g["n"] = len(members)
-        g["finished"] = sum(m["status"] == Status.FINISHED for m in members)
+        g[Status.FINISHED.value] = sum(m["status"] == Status.FINISHED for m in members)
+        g[Status.FAILED.value] = sum(m["status"] == Status.FAILED for m in members)
         for c in metrics:
             values = np.array([m[c] for m in members if m[c] is not None], dtype=float)
-            g[c] = float(values.mean()) if values.size else None
-            g[f"{c}.std"] = float(values.std(ddof=1)) if values.size > 1 else None
+            g[f"{c}:mean"] = float(values.mean()) if values.size else None
+            g[f"{c}:std"] = float(values.std(ddof=1)) if values.size > 1 else None
         out.append(g)
     return out
 

@@ -6,8 +6,12 @@ A study file (TOML)::
     name = "preparatory_small"    # prefix of the run ids (default: the file's stem)
     seed = 2017                   # the one seed every run's seed is derived from
     repeats = 3                   # runs per grid point, with different seeds
+    seeds = "per-run"             # or "per-repeat" (see Seeds)
     plugins = []                  # single-file plugins (paths relative to the study file)
                                   # loading a plugin runs its code: run study files you trust
+    base = "recipe.toml"          # optional: the base run spec from this run spec file (its
+                                  # plugins too; its dynamics.seed and out unused); [base] keys
+                                  # override it (tables key by key, other values whole)
 
     [base.dynamics]               # the base run spec, exactly as for one run (see tcnet.run)
     name = "linear_decay"
@@ -33,7 +37,9 @@ without overrides, just the overrides without a grid, the base alone with neithe
 Seeds. A run's key is the canonical JSON of its overrides and repeat index; its dynamics seed is
 the first 4 bytes (little-endian) of sha256("<study seed>:<key>"). So the same run always gets the
 same seed, whatever the order or the executor, and adding grid values leaves the other runs'
-seeds alone. ``dynamics.seed`` cannot be swept (use repeats). A run's id is the study name plus a
+seeds alone. With ``seeds = "per-repeat"`` repeat k of every point has the seed `seed + k`
+instead, so points that differ only in a loss weight start from the same network (`tcnet train`'s
+seeds). ``dynamics.seed`` cannot be swept (use repeats). A run's id is the study name plus a
 hash of its complete spec (seed included): editing the base spec gives new ids, never a stale match.
 
 Execution. Every run is an independent task `execute_run(spec_json, plugin_files)` that returns
@@ -43,7 +49,13 @@ one finished run at a time. A rerun skips runs the file holds as done (or failed
 ``retry_failed``) and redoes the rest, including runs a killed driver left unfinished. A run that
 raises is recorded as failed with its error; the study goes on. So is a run whose network cannot
 even be created (e.g. a grid value the dynamics rejects): it is stored without an initial network
-(docs/FORMAT.md), its spec says what was asked for.
+(docs/FORMAT.md), its spec says what was asked for. The file keeps the study's `definition`
+under its name (the root attribute `studies`), so `tcnet.open(FILE).grid()` reads a study's table
+without its study file. `tcnet train` is such a study (tcnet_plugins.preparatory.cli.study).
+
+Tables: a study's `Table` has the column names and status words of `tcnet compare` and
+`tcnet.open` (`tcnet.store.tables`): the swept keys, n, finished, failed, '<metric>:mean' and
+'<metric>:std' of loss, terms/<label>, steps, evaluations, wall_time, summary/<key>.
 
 Modules (everything public is re-exported here, so `from tcnet.study import ...` is the API):
 - `spec`: dotted keys (`set_key`), `canonical` JSON, `derive_seed` and `PlannedRun`.
@@ -51,19 +63,21 @@ Modules (everything public is re-exported here, so `from tcnet.study import ...`
   by this module path) and the executors: the local 'spawn' pool with `WORKER_ENV`, a
   concurrent.futures executor or a dask Client.
 - `records`: the study's runs in the store: `stored` (best attempt of each planned run),
-  `write_outcome`, `attempt_ids` and the final metrics of a stored run.
+  `write_outcome`, `attempt_ids`, and the study definition a file holds
+  (`write_definition`, `definitions`).
 - `table`: `Table`, the summary of a study's file.
 - `core`: `Study` (parsing, planning and running a study) and `StudyReport`.
 - `cli`: `add_commands`, the `tcnet study` and `tcnet plot-study` subcommands.
 """
 from tcnet.study.cli import add_commands
 from tcnet.study.core import STUDY_KEYS, TOP_KEYS, Study, StudyReport
-from tcnet.study.records import attempt_ids, stored, write_outcome
+from tcnet.study.records import attempt_ids, definitions, stored, write_definition, write_outcome
 from tcnet.study.spec import PlannedRun, canonical, derive_seed, set_key
 from tcnet.study.table import Table
 from tcnet.study.worker import WORKER_ENV, execute_run
 
 __all__ = [
     "STUDY_KEYS", "TOP_KEYS", "WORKER_ENV", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
-    "attempt_ids", "canonical", "derive_seed", "execute_run", "set_key", "stored", "write_outcome",
+    "attempt_ids", "canonical", "definitions", "derive_seed", "execute_run", "set_key", "stored",
+    "write_definition", "write_outcome",
 ]

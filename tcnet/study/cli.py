@@ -1,4 +1,5 @@
 """The `tcnet study` and `tcnet plot-study` subcommands (registered by tcnet.cli)."""
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -41,8 +42,7 @@ def add_commands(sub) -> None:
 def _cli_study(args) -> tuple[Study, Path]:
     study = Study.from_toml(args.study_file)
     if args.plugin:
-        study = Study(study.base, study.grid, study.overrides, study.repeats, study.seed, study.name,
-                      study.plugin_files + tuple(args.plugin))
+        study = dataclasses.replace(study, plugin_files=study.plugin_files + tuple(args.plugin))
     return study, Path(args.out or f"{study.name}.h5")
 
 

@@ -7,15 +7,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from tcnet.spec import RunSpec, read_toml
+from tcnet.spec import RunSpec, SpecFile, read_toml
 from tcnet.status import ENDED, Status
-from tcnet.study.records import stored, write_outcome
+from tcnet.study.records import stored, write_definition, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
 from tcnet.study.table import Table
 from tcnet.study.worker import _tasks, execute_run
-from tcnet.validate import ConfigError, integer, no_extra
+from tcnet.validate import ConfigError, choice, integer, no_extra, seed
 
-STUDY_KEYS = ("name", "seed", "repeats", "plugins")
+STUDY_KEYS = ("name", "seed", "repeats", "seeds", "plugins", "base")
+SEEDS = ("per-run", "per-repeat")
+"""How run seeds are made ([study] seeds, see the tcnet.study docstring)."""
 TOP_KEYS = ("study", "base", "grid", "overrides")
 
 
@@ -30,6 +32,7 @@ class Study:
     seed: int = 0
     name: str = "study"
     plugin_files: tuple = ()
+    seeds: str = "per-run"
 
     def __post_init__(self):
         RunSpec.from_dict(self.base)  # validates the sections
@@ -37,7 +40,10 @@ class Study:
             raise ConfigError("study: base dynamics must not set seed; every run's seed is derived from the "
                               "study seed ([study] seed)")
         integer("study", "repeats", self.repeats, low=1)
-        integer("study", "seed", self.seed, low=0)
+        seed("study", "seed", self.seed)
+        choice("study", "seeds", self.seeds, SEEDS)
+        if self.seeds == "per-repeat":
+            seed("study", "seed + repeats - 1 (the last repeat's seed)", self.seed + self.repeats - 1)
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise ConfigError(f"study: name must be a non-empty string without '/', got {self.name!r}")
         if not isinstance(self.grid, dict):
@@ -58,18 +64,35 @@ class Study:
 
     @classmethod
     def from_dict(cls, d: dict, root=".", default_name="study") -> "Study":
-        """A study from a parsed study file; plugin paths are relative to `root`."""
+        """A study from a parsed study file; paths (plugins, the base spec file) are relative to `root`."""
         no_extra("study file", d, TOP_KEYS)
         head = d.get("study", {})
         no_extra("study file [study]", head, STUDY_KEYS)
-        if "base" not in d:
-            raise ConfigError("study file: missing table [base] (the base run spec: dynamics, loss, optimizer)")
         plugins = head.get("plugins", [])
         if not isinstance(plugins, list):
             raise ConfigError(f"study: plugins must be a list of file paths, got {plugins!r}")
-        return cls(d["base"], d.get("grid", {}), d.get("overrides", []), head.get("repeats", 1),
-                   head.get("seed", 0), head.get("name", default_name),
-                   tuple(Path(root) / p for p in plugins))
+        plugins = [Path(root) / p for p in plugins]
+        base = d.get("base", {})
+        if "base" in head:
+            spec_file = _base_file(Path(root), head["base"])
+            included = spec_file.spec.as_dict()
+            # a run's seed is the study's to give (its seed and out are the spec file's own runs')
+            included["dynamics"] = {k: v for k, v in included["dynamics"].items() if k != "seed"}
+            base = _merge(included, base)
+            plugins = [*spec_file.plugins, *plugins]
+        elif "base" not in d:
+            raise ConfigError("study file: missing table [base] (the base run spec: dynamics, loss, optimizer) "
+                              "and no [study] base = \"<run spec file>\" to take it from")
+        return cls(base, d.get("grid", {}), d.get("overrides", []), head.get("repeats", 1),
+                   head.get("seed", 0), head.get("name", default_name), tuple(plugins), head.get("seeds", "per-run"))
+
+    def definition(self) -> dict:
+        """This study as the tables of a study file (base spec file included, plugin paths absolute):
+        `Study.from_dict(study.definition())` is the same study. A study's file keeps it
+        (`tcnet.study.definitions`), so the file says what its runs are a study of."""
+        head = {"name": self.name, "seed": self.seed, "repeats": self.repeats, "seeds": self.seeds,
+                "plugins": list(self.plugin_files)}
+        return {"study": head, "base": self.base, "grid": self.grid, "overrides": self.overrides}
 
     @classmethod
     def from_toml(cls, path) -> "Study":
@@ -104,7 +127,7 @@ class Study:
                 spec = json.loads(json.dumps(self.base))
                 for k, v in point.items():
                     set_key(spec, k, v)
-                seed = derive_seed(self.seed, key)
+                seed = derive_seed(self.seed, key) if self.seeds == "per-run" else self.seed + r
                 spec["dynamics"]["seed"] = seed
                 digest = hashlib.sha256(canonical(spec).encode()).hexdigest()[:12]
                 try:
@@ -122,8 +145,11 @@ class Study:
         `executor`: None (a local 'spawn' process pool of `workers` processes, default: CPU
         count), a concurrent.futures.Executor, or a dask.distributed Client. Runs stored as failed
         are skipped unless `retry_failed`; interrupted ones are always redone (as a new attempt,
-        id '<run id>.<k>'). `on_result(planned, outcome)` is called after each run is written.
-        A second driver on the same file is refused before it computes anything (`driver_lock`).
+        id '<run id>.<k>'). `on_result(planned, outcome)` is called after each run is written
+        (outcome: what `execute_run` returned, and run_id, the id it is stored under). The file
+        keeps the study's `definition` under its name, so that `tcnet.open(path).grid()` needs no
+        study file. A second driver on the same file is refused before it computes anything
+        (`driver_lock`).
         """
         from tcnet.store import driver_lock
 
@@ -136,6 +162,7 @@ class Study:
         plugins = registry(self.plugin_files)
         planned = self.runs()
         have = stored(path, planned, plugins)
+        write_definition(path, self.name, self.definition())
         skip = ENDED if retry_failed else (*ENDED, Status.FAILED)
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
@@ -154,7 +181,7 @@ class Study:
                         report.lost.append(f"{p.run_id}: {type(err).__name__}: {err}")
                         continue
                     attempt = have[p.run_id][1] + 1 if p.run_id in have else 1
-                    written = write_outcome(path, p, outcome, attempt, plugins)
+                    written = outcome["run_id"] = write_outcome(path, p, outcome, attempt, plugins)
                     if outcome["status"] == Status.FAILED:
                         report.failed.append(f"{written}: {outcome['error']}")
                     else:
@@ -190,3 +217,22 @@ class StudyReport:
     def __str__(self):
         return (f"{self.total} runs: {self.skipped} already in the file, {len(self.done)} done, "
                 f"{len(self.failed)} failed, {len(self.lost)} lost")
+
+
+def _base_file(root: Path, name) -> SpecFile:
+    """The run spec file that [study] base names (relative to the study file)."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"study: [study] base must be the path of a run spec file, got {name!r}")
+    if not (root / name).is_file():
+        raise ConfigError(f"study: [study] base: no file {name!r} (paths are relative to the study file, in "
+                          f"{root.resolve()})")
+    return SpecFile.read(root / name)
+
+
+def _merge(spec: dict, over: dict) -> dict:
+    """`spec` with the keys of `over` put in: tables merge key by key, any other value (a list of
+    loss terms, say) replaces the included one whole."""
+    out = dict(spec)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

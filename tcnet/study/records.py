@@ -76,16 +76,43 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     return run_id
 
 
-def _metrics(record) -> dict:
-    """Final numbers of a stored run: loss, terms/<label>, steps, wall_time and, for a run with a
-    final network, summary/<key> of its summary()."""
-    h = record.history
-    m = {}
-    if len(h["step"]):
-        m["loss"] = float(h["loss"][-1])
-        m.update({k: float(h[k][-1]) for k in h if k.startswith("terms/")})
-        m["steps"] = float(h["step"][-1])
-        m["wall_time"] = float(h["wall_time"][-1])
-    if record.final_data is not None:
-        m.update({f"summary/{k}": float(v) for k, v in record.final.summary().items()})
-    return m
+
+STUDIES = "studies"
+"""The root attribute of a store file that keeps the definitions of the studies run into it: JSON,
+study name -> `Study.definition()` (docs/FORMAT.md; a file without it holds none)."""
+
+
+def definitions(path) -> dict[str, dict]:
+    """The study definitions the file at `path` keeps, by study name (none in an older file)."""
+    import json
+
+    from tcnet.store.format import as_text
+    from tcnet.store.hdf5 import reading
+
+    with reading(Path(path)) as f:
+        text = f.attrs.get(STUDIES)
+        return {} if text is None else json.loads(as_text(text))
+
+
+def write_definition(path, name: str, definition: dict) -> None:
+    """Keep `definition` under `name` in the file at `path` (created if missing) unless it holds
+    it already; under the store's writer lock, so no run writer is in the file meanwhile."""
+    import json
+
+    from tcnet.store import set_attrs
+    from tcnet.store.format import as_text
+    from tcnet.store.hdf5 import writing
+    from tcnet.store.locks import WriteLock, this_writer
+
+    path = Path(path)
+    if path.exists() and definitions(path).get(name) == definition:
+        return
+    lock = WriteLock(path)
+    lock.acquire(this_writer())
+    try:
+        with writing(path) as f:
+            text = f.attrs.get(STUDIES)
+            kept = {} if text is None else json.loads(as_text(text))
+            set_attrs(f, **{STUDIES: json.dumps({**kept, name: definition})})
+    finally:
+        lock.release()

@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING
 
 from tcnet.labels import Labels
 from tcnet.status import ENDED, Status
-from tcnet.study.records import _metrics
 from tcnet.study.spec import canonical
 
 if TYPE_CHECKING:  # for the annotation only: tcnet.study.core imports this module
     from tcnet.study.core import Study
+
+
+COUNTS = ("n", Status.FINISHED.value, Status.FAILED.value)
+"""The count columns of a row, named as `tcnet.store.group_rows` names them."""
 
 
 def _nan(value) -> float:
@@ -20,11 +23,12 @@ def _nan(value) -> float:
 
 @dataclass
 class Table:
-    """One row per study point: the swept keys' values, n (runs done: finished or non-finite),
-    failed (count), and mean and std over the done repeats of every metric: loss (final total),
-    terms/<label> (final unweighted term values), steps, wall_time (of the optimization) and
-    summary/<key> (the final network's `summary()`). The repeats are pooled by
-    `tcnet.store.group_rows`, as `tcnet compare --group` pools them; a std of one run is nan.
+    """One row per study point: the swept keys' values, n (runs that ran to their end: finished,
+    non-finite or diverged), finished and failed (runs with that status), and '<metric>:mean' and
+    '<metric>:std' over the n runs of every metric of `tcnet.store.run_metrics` (loss,
+    terms/<label>, steps, evaluations, wall_time, summary/<key>): the column names and status
+    words of `tcnet compare`. The repeats are pooled by `tcnet.store.group_rows`, as `tcnet
+    compare --group` pools them; a std of one run is nan.
     `labels`: the study dynamics' declaration of labels, units and headline metrics."""
 
     keys: list
@@ -35,12 +39,12 @@ class Table:
     @classmethod
     def build(cls, study: "Study", records: dict) -> "Table":
         """The table of `records` (planned run id -> the stored record of its best attempt)."""
-        from tcnet.store import group_rows
+        from tcnet.store import group_rows, run_metrics
 
         points: dict[str, tuple[dict, list]] = {}
         for p in study.runs():
             points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
-        done = {key: [(rec, _metrics(rec)) for rec in recs if rec is not None and rec.status in ENDED]
+        done = {key: [(rec, run_metrics(rec, rec.plugins)) for rec in recs if rec is not None and rec.status in ENDED]
                 for key, (_, recs) in points.items()}
         metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
         rows = []
@@ -48,18 +52,19 @@ class Table:
             # the plan says which runs repeat this point: they go to group_rows as one group
             pooled = group_rows([{"run": rec.run_id, "status": rec.status, **{k: m.get(k) for k in metrics}}
                                  for rec, m in done[key]])
-            group = pooled[0] if pooled else {"n": 0}
+            group = pooled[0] if pooled else {"n": 0, Status.FINISHED.value: 0}
             row = {k: point.get(k) for k in study.swept}
             row["n"] = group["n"]
-            row["failed"] = sum(rec is not None and rec.status == Status.FAILED for rec in recs)
+            row[Status.FINISHED.value] = group[Status.FINISHED.value]
+            row[Status.FAILED.value] = sum(rec is not None and rec.status == Status.FAILED for rec in recs)
             for k in metrics:
-                row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(k)), _nan(group.get(f"{k}.std"))
+                row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(f"{k}:mean")), _nan(group.get(f"{k}:std"))
             rows.append(row)
         return cls(list(study.swept), metrics, rows, _labels(study, records.values()))
 
     @property
     def columns(self) -> list[str]:
-        return [*self.keys, "n", "failed", *(f"{m}:{s}" for m in self.metrics for s in ("mean", "std"))]
+        return [*self.keys, *COUNTS, *(f"{m}:{s}" for m in self.metrics for s in ("mean", "std"))]
 
     def frame(self):
         """The table as a pandas DataFrame indexed by the swept keys (the columns of `to_csv`)."""
@@ -81,8 +86,8 @@ class Table:
         summary metrics the dynamics declares)."""
         headline = [f"summary/{k}" for k in self.labels.headline]
         metrics = metrics or [m for m in self.metrics if m == "loss" or m.startswith("terms/") or m in headline]
-        head = [*self.keys, "n", "failed", *metrics]
-        lines = [[*(json.dumps(r[k]) for k in self.keys), str(r["n"]), str(r["failed"]),
+        head = [*self.keys, *COUNTS, *metrics]
+        lines = [[*(json.dumps(r[k]) for k in self.keys), *(str(r[c]) for c in COUNTS),
                   *(f"{r[m + ':mean']:.4g} ± {r[m + ':std']:.2g}" for m in metrics)] for r in self.rows]
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
