@@ -2,7 +2,6 @@
 objects built from it, and the loop that feeds every step to a recorder (the HDF5 run writer, an
 in-memory `History`, a progress bar).
 """
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,6 +14,7 @@ from tcnet.loss import Evaluation
 from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.spec import RunSpec, build_dynamics, build_objective, build_optimizer
+from tcnet.threads import auto_threads
 from tcnet.validate import ConfigError
 
 
@@ -62,26 +62,6 @@ class RunResult:
     result: Result
     history: History
     evaluation: Evaluation | None = None
-
-
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
-"""Environment variables by which a user sets the BLAS thread count themselves (`auto_threads`)."""
-
-
-def auto_threads() -> int | None:
-    """BLAS threads during a run's optimization by default (`run`'s threads="auto"): 1, or None
-    (the process's own setting, untouched) where the environment sets the count itself
-    (`BLAS_THREAD_VARIABLES`).
-
-    Why one thread: an optimization step is one matrix factorization (eig, Schur) and a few N x N
-    products, then an optimizer's vector arithmetic; threads gain little on the first (LAPACK's
-    eigenvalue iterations are serial) and lose on the rest. After a threaded BLAS call OpenBLAS's
-    workers spin-wait and take CPU from the thread that goes on (the next eig pays), and L-BFGS-B's
-    vector BLAS on 50,000 parameters runs threaded at a loss. On 2 idle cores the N = 500
-    preparatory reproduction took 10.3 s with one thread against 11.7 s with two; on the same
-    machine under load (other processes busy) 9.6-12.1 s against 51-83 s, as OpenBLAS's threads
-    spin against them. Runs in parallel (studies) do not oversubscribe the cores either."""
-    return None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
 
 
 def recorded(spec: RunSpec, initial: Dynamics, plugins: Registry) -> tuple[RunSpec, Optimizer]:

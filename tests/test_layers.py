@@ -111,3 +111,13 @@ def test_the_checks_see_imports():
     assert ("tcnet.run", ("RunResult", "run"), 5) in imports("tcnet.resume")
     assert any(t == "tcnet.store.hdf5" for t, _, _ in imports("tcnet.store.writer"))
     assert any(t == "tcnet.store" for t, _, _ in imports("tcnet.cli", top_level=True))
+
+
+def test_the_thread_policy_lives_in_one_module():
+    """Which BLAS thread variables exist and what a worker sets are said in tcnet/threads.py only;
+    run, study workers and SIMPL's E-step read them from there."""
+    sources = [p for p in (*ROOT.joinpath("tcnet").rglob("*.py"), *ROOT.joinpath("plugins").rglob("*.py"))]
+    naming = sorted(str(p.relative_to(ROOT)) for p in sources if "OPENBLAS_NUM_THREADS" in p.read_text())
+    assert naming == ["tcnet/threads.py"]
+    for module in ("tcnet.run", "tcnet.study.worker", "tcnet_plugins.simpl.estep"):
+        assert "tcnet.threads" in [name for name, _, _ in imports(module)], module

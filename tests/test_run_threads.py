@@ -5,7 +5,8 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from tcnet import ConfigError
-from tcnet.run import BLAS_THREAD_VARIABLES, run
+from tcnet.run import run
+from tcnet.threads import BLAS_THREAD_VARIABLES
 
 SPEC = {"dynamics": {"name": "point", "seed": 0, "n": 3}, "loss": [{"name": "quadratic"}],
         "optimizer": {"name": "adam", "steps": 3}}

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+import tcnet
 from tcnet import ConfigError
 from tcnet.cli import main
 from tcnet.plugins import registry
@@ -354,3 +355,22 @@ def test_per_repeat_seeds_are_the_same_at_every_point():
         Study(base(), seeds="each", plugin_files=[PLUGIN])
     with pytest.raises(ConfigError, match=r"seed \+ repeats - 1 \(the last repeat's seed\) must be"):
         Study(base(), repeats=2, seed=2**32 - 1, plugin_files=[PLUGIN], seeds="per-repeat")
+
+
+def test_a_study_of_a_dynamics_with_data_stores_it_once_in_its_dtype(tmp_path):
+    """SIMPL's spike counts are data (int32), apart from its latent: a study's worker returns them
+    once and the driver stores the run with them, as tcnet.run with a RunWriter would."""
+    toml, out = tmp_path / "simpl.toml", tmp_path / "simpl.h5"
+    toml.write_text('[study]\nname = "simpl"\nseed = 2\n[base.dynamics]\nname = "simpl_latent"\n'
+                    '[base.dynamics.generator]\nn_cells = 12\nduration = 120.0\n[[base.loss]]\nname = "simpl_nll"\n'
+                    '[base.optimizer]\nname = "simpl"\nsteps = 2\n[grid]\n"optimizer.align_degree" = [0, 1]\n')
+    study = Study.from_toml(toml)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        report = study.run(out, pool, progress=False)
+    assert len(report.done) == 2 and not report.failed
+    for p in study.runs():
+        rec = read_run(out, p.run_id)
+        direct = tcnet.run(p.resolved, progress=False)
+        assert rec.final.data["counts"].dtype == np.int32
+        assert np.array_equal(rec.final.data["counts"], direct.final.data["counts"])
+        assert np.array_equal(rec.final.arrays["latent"], direct.final.arrays["latent"])

@@ -52,7 +52,7 @@ from scipy.linalg import solveh_banded
 from scipy.ndimage import gaussian_filter1d
 from threadpoolctl import threadpool_limits
 
-from tcnet.run import BLAS_THREAD_VARIABLES
+from tcnet.threads import environment_threads
 
 from tcnet_plugins.simpl.mstep import runs
 from tcnet_plugins.simpl.space import TURN, wrap
@@ -66,12 +66,9 @@ GROUP = 16  # chunks whose expected-count rows are computed in one product (amor
 
 def workers() -> int:
     """Threads sharing the E-step's time chunks: the BLAS thread count the user set in the
-    environment (tcnet.run.BLAS_THREAD_VARIABLES), else one per core this process may use."""
-    for name in BLAS_THREAD_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    environment (tcnet.threads.environment_threads), else one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return environment_threads() or cores
 
 
 def expected_counts(mask, rate_dt):

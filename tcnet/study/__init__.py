@@ -60,7 +60,7 @@ Tables: a study's `Table` has the column names and status words of `tcnet compar
 Modules (everything public is re-exported here, so `from tcnet.study import ...` is the API):
 - `spec`: dotted keys (`set_key`), `canonical` JSON, `derive_seed` and `PlannedRun`.
 - `worker`: the task a worker runs (`execute_run`, which spawned processes and dask workers import
-  by this module path) and the executors: the local 'spawn' pool with `WORKER_ENV`, a
+  by this module path) and the executors: the local 'spawn' pool (tcnet.threads.WORKER_ENV), a
   concurrent.futures executor or a dask Client.
 - `records`: the study's runs in the store: `stored` (best attempt of each planned run),
   `write_outcome`, `attempt_ids`, and the study definition a file holds
@@ -74,10 +74,10 @@ from tcnet.study.core import STUDY_KEYS, TOP_KEYS, Study, StudyReport
 from tcnet.study.records import attempt_ids, definitions, stored, write_definition, write_outcome
 from tcnet.study.spec import PlannedRun, canonical, derive_seed, set_key
 from tcnet.study.table import Table
-from tcnet.study.worker import WORKER_ENV, execute_run
+from tcnet.study.worker import execute_run
 
 __all__ = [
-    "STUDY_KEYS", "TOP_KEYS", "WORKER_ENV", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
+    "STUDY_KEYS", "TOP_KEYS", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
     "attempt_ids", "canonical", "definitions", "derive_seed", "execute_run", "set_key", "stored",
     "write_definition", "write_outcome",
 ]

@@ -54,8 +54,9 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     from tcnet.optim import Result
     from tcnet.store import RunWriter
 
-    def network(arrays):  # the worker's network (dynamics, config, seed) with these arrays
-        return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"])
+    def network(arrays):  # the worker's network (dynamics, config, seed, its checked data) with these arrays
+        return plugins.get("dynamics", outcome["name"])(arrays, outcome["config"], outcome["seed"],
+                                                        data=outcome["data"])
 
     run_id = attempt_ids(planned.run_id, attempt)
     writer = RunWriter(path, run_id)

@@ -16,10 +16,9 @@ import traceback
 
 
 from tcnet.spec import RunSpec
+from tcnet.threads import worker_environment
 from tcnet.validate import ConfigError, integer
 
-# what a worker process sets before numpy loads: one BLAS thread per worker (as dask's nanny does)
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 # --- the task a worker runs ------------------------------------------------------------------
@@ -27,7 +26,8 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
 
     status (the store's: "finished", "non-finite", "diverged" or "failed"), error ("<Type>: <text>"), the
-    spec as it ran (every default filled in), the result's counts and message, the network (name, config, seed, initial and final arrays), the
+    spec as it ran (every default filled in), the result's counts and message, the network (name,
+    config, seed, initial and final parameter arrays, and its data once), the
     history columns (tcnet.store.history_columns), the last step's Checkpoint (None without
     steps), wall time and worker. A run that raises is returned as
     failed with its error and the steps it made; it never raises itself.
@@ -46,7 +46,8 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
         spec = RunSpec.from_dict(json.loads(spec_json))
         plugins = registry(plugin_files)
         initial = build_dynamics(spec.dynamics, plugins)
-        out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays))
+        out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays),
+                   data=dict(initial.data))
         res = run(spec, progress=False, plugins=plugins, dynamics=initial, recorders=[history])
         r = res.result
         out.update(spec=res.spec.as_dict(), status=ended_status(r.status), optimizer_status=r.status,
@@ -75,22 +76,6 @@ def _watch_parent(parent: int) -> None:
 
 
 @contextlib.contextmanager
-def _worker_environment():
-    """WORKER_ENV in os.environ while worker processes are spawned (they inherit it before numpy
-    loads, so each uses one BLAS thread); the driver's environment is restored afterwards."""
-    saved = {k: os.environ.get(k) for k in WORKER_ENV}
-    os.environ.update(WORKER_ENV)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
 def _tasks(executor, workers, n_tasks):
     """(submit, completed) for a local pool, a concurrent.futures executor or a dask Client."""
     if executor is None:
@@ -100,7 +85,7 @@ def _tasks(executor, workers, n_tasks):
             max_workers=min(workers, n_tasks), mp_context=multiprocessing.get_context("spawn"),
             initializer=_watch_parent, initargs=(os.getpid(),))
         try:
-            with _worker_environment():  # workers are spawned at submit
+            with worker_environment():  # workers are spawned at submit
                 yield pool.submit, concurrent.futures.as_completed
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

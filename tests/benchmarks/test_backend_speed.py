@@ -15,7 +15,7 @@ eig: the median of these paired ratios is the robust figure (their minimum is pr
 Nothing asserts on time. `make bench` prints the ratios as one table (see _speed_table.py).
 
 Threads: both sides run with the BLAS threads `tcnet train` evaluates with inside `tcnet.run`
-(tcnet.run.auto_threads: one, unless a BLAS thread variable in the environment sets the count, as
+(tcnet.threads.auto_threads: one, unless a BLAS thread variable in the environment sets the count, as
 `OPENBLAS_NUM_THREADS=2 make bench` does). With OpenBLAS's two threads both eig and the objective
 slow down erratically (spinning workers; per-round ratios from 0.1 to 2.6 at N = 100 even on an
 idle 2-core machine), so compare two-thread tables only with care.
@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from _speed_table import NOTES, RATIOS
 from tcnet import Loss, Term
 from tcnet.plugins import registry
-from tcnet.run import auto_threads
+from tcnet.threads import auto_threads
 from tcnet.spec import RunSpec, build_dynamics, build_objective
 from tcnet_plugins.preparatory.cli import recipe, run_spec
 

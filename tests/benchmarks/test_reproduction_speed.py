@@ -4,7 +4,7 @@ N = 500, seed 2, legacy init, beta = 0.01, 30 Adam steps then L-BFGS) with the d
 evaluations, which path computed them, the final loss, and the run's wall time as a ratio to
 (evaluations x one numpy.linalg.eig). "One eig" is a plain numpy.linalg.eig of each J evaluated,
 with the BLAS threads a user has outside the run (the process's setting; `tcnet.run` uses one
-thread inside, see tcnet.run.auto_threads), timed after the run so that switching the thread count
+thread inside, see tcnet.threads.auto_threads), timed after the run so that switching the thread count
 back and forth does not disturb the run. For load from other processes, an eig of the same J is
 also timed right after each evaluation inside the run (interleaved, so load hits both alike):
 the "eig in run" column and its ratio. The headline ratio is to the faster of the two, so a
