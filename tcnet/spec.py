@@ -26,7 +26,7 @@ from tcnet.dynamics import Dynamics
 from tcnet.loss import Objective, Term
 from tcnet.optim import Optimizer
 from tcnet.plugins import Registry
-from tcnet.validate import ConfigError, no_extra, seed as check_seed
+from tcnet.validate import ConfigError, closest, no_extra, seed as check_seed
 
 SECTIONS = ("dynamics", "loss", "optimizer")
 FILE_KEYS = (*SECTIONS, "out", "plugins")
@@ -63,13 +63,13 @@ class RunSpec:
     def from_dict(cls, d: dict) -> "RunSpec":
         if not isinstance(d, dict):
             raise ConfigError(f"run spec: must be a table with sections {', '.join(SECTIONS)}, got {d!r}")
+        extra = sorted(set(d) - set(SECTIONS), key=str)
+        if extra:
+            named = ", ".join(f"{k!r}{closest(k, SECTIONS)}" for k in extra)
+            raise ConfigError(f"run spec: unknown section(s) {named}; a run spec has {', '.join(SECTIONS)}")
         missing = [k for k in SECTIONS if k not in d]
         if missing:
             raise ConfigError(f"run spec: missing section(s) {', '.join(missing)}")
-        extra = sorted(set(d) - set(SECTIONS))
-        if extra:
-            raise ConfigError(f"run spec: unknown section(s) {', '.join(extra)}; a run spec has "
-                              f"{', '.join(SECTIONS)}")
         return cls(copy.deepcopy(d["dynamics"]), copy.deepcopy(list(d["loss"])), copy.deepcopy(d["optimizer"]))
 
     def as_dict(self) -> dict:

@@ -278,3 +278,12 @@ def test_settings_of_several_kinds_compose_and_check():
     assert declared.help_lines() == ["tau [ms]: time constant (a real number in (0, inf]; default 0.02)"]
     with pytest.raises(ConfigError, match=r"^x: tau must be in \(0, inf\], got 0$"):
         declared.resolve("x", {"tau": 0})
+
+
+def test_a_misspelled_section_is_named_with_the_closest_one():
+    s = spec()
+    s["optimiser"] = s.pop("optimizer")
+    with pytest.raises(ConfigError) as err:
+        tcnet.run(s, progress=False)
+    assert str(err.value) == ("run spec: unknown section(s) 'optimiser' (did you mean 'optimizer'?); a run spec has "
+                              "dynamics, loss, optimizer")
