@@ -62,6 +62,7 @@ import time
 import autograd.numpy as anp
 import numpy as np
 from tcnet import Dynamics, Loss, State, hookimpl
+from tcnet.settings import REQUIRED, Real, Settings, Text
 
 
 class SlowPoint(Dynamics):
@@ -69,9 +70,11 @@ class SlowPoint(Dynamics):
 
     name = "slow_point"
     trainable = ("x",)
+    SETTINGS = Settings(Real("sleep", 0.0, "pause when built", low=0, unit="s"),
+                        Text("log", REQUIRED, "file the seed of every built network is appended to"))
 
     @classmethod
-    def create(cls, seed=0, sleep=0.0, log=""):
+    def build(cls, seed, sleep, log):
         with open(log, "a") as f:
             f.write(f"{seed}\\n")
         time.sleep(sleep)
