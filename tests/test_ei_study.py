@@ -103,3 +103,40 @@ def test_ei_study_command_writes_tables_json_and_figures(tmp_path):
     assert main(["ei-study", "--box", "2", "1", "--out", str(out)]) == 2
     assert main(["ei-study", "--rules", "magic", "--out", str(out)]) == 2
     assert main(["ei-study", "--mode", "fast", "--out", str(out)]) == 2
+
+
+def test_ei_study_learning_runs_are_a_study_that_compare_open_and_reruns_see(tmp_path, capsys):
+    """The trials-mode and published learning runs are runs of tcnet studies in out/ei_study.h5:
+    `tcnet compare` and `tcnet.open` read them, a stored run equals the same spec run by tcnet.run,
+    the table's numbers come from the stored runs, and running the study again runs nothing again."""
+    from tcnet.store import list_runs, read_run
+    from tcnet_plugins.ei.study import TRIAL_BASE, trial_point
+
+    out = tmp_path / "study"
+    argv = ["ei-study", "--mode", "trials", "--trial-inits", "2", "--trials", "4", "--seeds", "1", "--rules",
+            "cross_homeostatic", "--presets", "paradoxical", "--hold", "2", "--out", str(out)]
+    assert main(argv) == 0
+    path = out / "ei_study.h5"
+    ids = list_runs(path)
+    assert len(ids) == 3 and sorted(i.split("-")[1] for i in ids) == ["published", "trials", "trials"]
+    f = tcnet.open(path)
+    assert set(f.runs["run"]) == set(ids) and set(f.runs["status"]) == {"finished"}
+    numbers = json.loads((out / "ei_study.json").read_text())["results"]
+    row = numbers["trials"]["paradoxical"]["rules"]["cross_homeostatic"]
+    for rid in ids:
+        rec = read_run(path, rid)
+        if rec.spec["dynamics"]["W"] == list(ei.PRESETS["paradoxical"]["W"]) and "trials" in rid:
+            assert rec.final.arrays["W"].tolist() == row["preset_W_final"]
+            spec = {**TRIAL_BASE, "dynamics": {"name": "ei_rate", "preset": "paradoxical", "W": rec.spec["dynamics"]["W"],
+                                               "seed": rec.spec["dynamics"]["seed"]},
+                    "optimizer": {**TRIAL_BASE["optimizer"], **{k.split(".")[1]: v for k, v in trial_point(
+                        "paradoxical", "cross_homeostatic", ei.PRESETS["paradoxical"]["W"], row["eta"], 4, 0,
+                        0.01, 2).items() if k.startswith("optimizer.")}}}
+            direct = tcnet.run(spec, progress=False)
+            np.testing.assert_array_equal(direct.final.arrays["W"], rec.final.arrays["W"])
+            np.testing.assert_array_equal(direct.history.column("loss"), rec.history["loss"])
+    assert main(["compare", str(path), "--csv"]) == 0
+    capsys.readouterr()
+    mtime = path.stat().st_mtime_ns
+    assert main(argv) == 0  # again: every run is in the file
+    assert list_runs(path) == ids and path.stat().st_mtime_ns == mtime

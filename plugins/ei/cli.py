@@ -87,18 +87,20 @@ def main(args) -> int:
         s, (inits, steps) = settings[mode], flags[mode]
         require(name, f"{inits} {s['n_init']} with {steps} {s['steps']}",
                 memory(mode, s["n_init"], s["steps"], len(args.presets) * len(args.rules)))
+    workers = integer(name, "--workers", args.workers, low=1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "ei_study.h5"  # the learning runs (trials mode, published): a study file
     results = {}
     for mode in modes:
         settings[mode].update(hold=hold, seed=args.seed, box=[lo, hi])
         s = settings[mode]
         results[mode] = run_study(args.presets, args.rules, mode, s["n_init"], s["steps"], s["lr"], args.seed,
-                                  (lo, hi), 0.01, hold)
+                                  (lo, hi), 0.01, hold, store, workers)
     if seeds:
-        results["published"] = published_runs(seeds, settings["trials"]["steps"])
+        results["published"] = published_runs(seeds, settings["trials"]["steps"], store=store, workers=workers)
     text = table(results, settings)
     print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     numbers = {mode: _numbers(results[mode]) for mode in modes}
     if seeds:
         numbers["published"] = [{k: v for k, v in r.items() if k != "path"} for r in results["published"]]
@@ -122,7 +124,8 @@ def main(args) -> int:
     if seeds:
         panels.insert(1, ("paradoxical, learned (published run)", "paradoxical", results["published"][0]["final_W"]))
     figures.plot_phase_plane(panels, out / "ei_phase_plane.png")
-    print(f"wrote {out / 'ei_study.md'}, ei_study.json and figures to {out}")
+    ran = f", the learning runs to {store} (tcnet compare, tcnet.open)" if store.exists() else ""
+    print(f"wrote {out / 'ei_study.md'}, ei_study.json and figures to {out}{ran}")
     return 0
 
 
@@ -147,5 +150,7 @@ def add_command(subparsers):
     sp.add_argument("--box", type=float, nargs=2, default=[0.5, 1.5], metavar=("LOW", "HIGH"),
                     help="initial W = preset W times U[LOW, HIGH] per component")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--workers", type=int, default=1, help="learning runs at once (trials mode, published runs): "
+                    "1 (default) in this process, more in as many worker processes")
     sp.add_argument("--out", default="ei_study", help="output directory")
     sp.set_defaults(handler=main)

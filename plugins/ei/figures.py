@@ -32,7 +32,7 @@ def plot_trajectories(res, preset, path, mode="qss"):
         row[0].axhline(p["E_set"], color="C0", ls=":")
         row[0].axhline(p["I_set"], color="C1", ls=":")
         row[0].set_ylabel(rule)
-        for j, lab in enumerate(("W_EE", "W_EI", "W_IE", "W_II")):
+        for j, lab in enumerate(ei.WEIGHTS):
             row[1].plot(steps, path_[:, 2 + j], label=lab)
     axes[0, 0].legend(loc="best", fontsize=8)
     axes[0, 1].legend(loc="best", fontsize=8)
@@ -111,7 +111,7 @@ def plot_learning_curves(runs, path):
         label = i == 0
         ax_r.plot(k, run["path"][:, 0], color="C2", lw=0.8, label="E" if label else None)
         ax_r.plot(k, run["path"][:, 1], color="C3", lw=0.8, label="I" if label else None)
-        for j, name in enumerate(("W_EE", "W_EI", "W_IE", "W_II")):
+        for j, name in enumerate(ei.WEIGHTS):
             ax_w.plot(k, run["path"][:, 2 + j], color=f"C{j}", lw=0.8, label=name if label else None)
     ax_r.axhline(5.0, color="C2", ls=":")
     ax_r.axhline(14.0, color="C3", ls=":")

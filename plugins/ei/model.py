@@ -49,6 +49,8 @@ from autograd.tracer import getval
 from tcnet_plugins.ei.trials import Trial
 
 PARAMETERS = ("g_E", "g_I", "Theta_E", "Theta_I", "I_ext", "tau_E", "tau_I", "E_set", "I_set")
+WEIGHTS = ("W_EE", "W_EI", "W_IE", "W_II")
+"""The names of the components of W, in order (the history columns of a learning run's weights)."""
 
 _PARADOXICAL = {"g_E": 1.0, "g_I": 4.0, "Theta_E": 4.8, "Theta_I": 25.0, "I_ext": 0.0,
                 "tau_E": 10.0, "tau_I": 2.0, "E_set": 5.0, "I_set": 14.0}

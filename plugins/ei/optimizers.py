@@ -109,6 +109,7 @@ class LearningRule(Iterative):
         measured = {"E": E, "I": I, "E_trial": float(rates[0]), "I_trial": float(rates[1]), "E_qss": E_q,
                     "I_qss": I_q, "regime": regime, "up": float(ei.up_exists(x, p)), "stable": float(stable),
                     "paradoxical": float(ei.paradoxical_coefficient(x, p) > 0),
+                    **{name: float(w) for name, w in zip(ei.WEIGHTS, x)},
                     "avg": avg.tolist(), "noise": list(noise), "streak": int(rules.streak(opt_state["streak"], ok, t))}
         return replace(ev, aux={**ev.aux, "learning": measured})
 

@@ -8,7 +8,10 @@ preset's own W). QSS mode: all of them learn at once, vectorized over the initia
 every step the QSS rates are the closed-form steady state and W <- max(W + dW(E, I, W), 0), with
 the formulas the optimizer plugins use (`rules.rule_update`; for `exact` its closed-form implicit
 derivative in the regime of the steady state). Trials mode: each learns with the published trial
-protocol (`protocol = "soldado2022"`) through the optimizer plugin itself.
+protocol (`protocol = "soldado2022"`) through the optimizer plugin itself, as a run of a tcnet
+study stored in an HDF5 file (`trial_runs`), which `tcnet compare`, `tcnet.open` and a rerun see
+like any study's runs. (QSS mode is one vectorized closed-form loop over every initial weight
+vector at once, not a series of runs: its numbers go to the command's table and JSON only.)
 
 Learning rates on a natural scale: the rules' raw sizes differ by about D (the 1/D of the
 implicit derivative) and by the gains, so every rule learns at eta = lr * `rules.natural_scale`,
@@ -22,8 +25,8 @@ state start, 2000 trials, per noise seed.
 """
 import numpy as np
 
-import tcnet
 from tcnet.resources import FLOAT
+from tcnet.status import Status
 from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei.rules import RULES, natural_scale, rule_update, streak, within
 
@@ -69,16 +72,46 @@ def eta(rule, preset, lr):
     return lr * natural_scale(rule, p, W[0], W[2])
 
 
-def trial_run(preset, rule, W, lr, steps, seed, rtol=0.01, hold=1):
-    """One learning run in trials mode with the published protocol (tcnet.run, the optimizer
-    plugin itself): (result, (steps + 1, 6) array of the rule's E, I and W per trial)."""
-    spec = {"dynamics": {"name": "ei_rate", "preset": preset, "W": [float(w) for w in W]},
-            "loss": [{"name": "homeostatic"}],
-            "optimizer": {"name": rule, "protocol": "soldado2022", "lr": lr, "steps": steps, "seed": seed,
-                          "rtol": rtol, "hold": hold}}
-    out = tcnet.run(spec, progress=False)
-    path = np.array([[st.extra["E"], st.extra["I"], *st.x] for st in out.history.steps])
-    return out.result, path
+TRIAL_BASE = {"dynamics": {"name": "ei_rate"}, "loss": [{"name": "homeostatic"}],
+              "optimizer": {"name": "cross_homeostatic", "protocol": "soldado2022"}}
+"""The base spec of every trials-mode learning run: the published protocol, through the optimizer
+plugin itself; a run's overrides (`trial_point`) say the rest."""
+
+
+def trial_point(preset, rule, W, lr, steps, seed, rtol=0.01, hold=1) -> dict:
+    """The overrides (dotted keys of TRIAL_BASE) of one trials-mode learning run."""
+    return {"dynamics.preset": preset, "dynamics.W": [float(w) for w in W], "optimizer.name": rule,
+            "optimizer.lr": float(lr), "optimizer.steps": int(steps), "optimizer.seed": int(seed),
+            "optimizer.rtol": float(rtol), "optimizer.hold": int(hold)}
+
+
+def trial_runs(points, path, workers=1, name="ei-trials") -> list:
+    """The learning runs of `points` (trial_point overrides) as one tcnet study stored in the HDF5
+    file `path`, so that `tcnet compare`, `tcnet.open` and resuming see them like any study's
+    runs (runs the file holds already are not run again). Per point: (its stored record, the
+    (steps + 1, 6) array of the rule's E, I and W per trial, read from the run's history). `name`
+    names the study in the file (its run ids start with it)."""
+    import concurrent.futures
+
+    from tcnet.plugins import registry
+    from tcnet.study import Study, stored
+
+    study = Study(TRIAL_BASE, overrides=list(points), name=name)
+    executor = concurrent.futures.ThreadPoolExecutor(1) if workers == 1 else None
+    try:
+        report = study.run(path, executor, workers=workers, progress=False)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    if report.failed or report.lost:
+        raise RuntimeError(f"ei-study: learning runs failed: {'; '.join(report.failed + report.lost)}")
+    records = stored(path, study.runs(), registry())
+    out = []
+    for planned in study.runs():
+        rec = records[planned.run_id][0]
+        h = rec.history
+        out.append((rec, np.column_stack([h["extra/E"], h["extra/I"], *(h[f"extra/{w}"] for w in ei.WEIGHTS)])))
+    return out
 
 
 def memory(mode, n_init, steps, runs) -> float:
@@ -93,12 +126,13 @@ def memory(mode, n_init, steps, runs) -> float:
 
 
 def run_study(presets=tuple(ei.PRESETS), rules=RULES, mode="qss", n_init=200, steps=30000, lr=3e-4, seed=0,
-              box=(0.5, 1.5), rtol=0.01, hold=50):
+              box=(0.5, 1.5), rtol=0.01, hold=50, store=None, workers=1):
     """The study's numbers in one mode: {preset: {rule: row}} plus trajectories and end points.
 
     qss: all n_init initial weights learn at once (`learn`); trials: each runs the published
-    trial protocol through the optimizer plugin, with noise seed `seed` + its row. Every rule
-    learns at eta = lr * natural_scale (`eta`); convergence is `rules.streak` with `hold`."""
+    trial protocol through the optimizer plugin, with noise seed `seed` + its row, as runs of a
+    study stored in the HDF5 file `store` (`trial_runs`). Every rule learns at eta = lr *
+    natural_scale (`eta`); convergence is `rules.streak` with `hold`."""
     rng = np.random.default_rng(seed)
     out = {}
     for preset in presets:
@@ -111,10 +145,11 @@ def run_study(presets=tuple(ei.PRESETS), rules=RULES, mode="qss", n_init=200, st
                 W, conv, k_conv, paths = learn(rule, W0, p, rate, steps, rtol, hold, record=(0,))
                 path = paths[0]
             else:
-                runs = [trial_run(preset, rule, w, rate, steps, seed + i, rtol, hold) for i, w in enumerate(W0)]
-                W = np.array([res.x for res, _ in runs])
-                conv = np.array([res.status == "converged" for res, _ in runs])
-                k_conv = np.array([res.steps - hold + 1 if c else -1 for (res, _), c in zip(runs, conv)])
+                runs = trial_runs([trial_point(preset, rule, w, rate, steps, seed + i, rtol, hold)
+                                   for i, w in enumerate(W0)], store, workers)
+                W = np.array([rec.final.arrays["W"] for rec, _ in runs])
+                conv = np.array([rec.attrs["optimizer_status"] == Status.CONVERGED for rec, _ in runs])
+                k_conv = np.array([rec.steps - hold + 1 if c else -1 for (rec, _), c in zip(runs, conv)])
                 path = runs[0][1]
             paradox = ei.paradoxical_coefficient(W, p) > 0
             rows[rule] = {
@@ -136,15 +171,17 @@ PUBLISHED_START = (2.1, 3.0, 4.0, 1.5)
 """Soldado-Magraner et al. 2022's initial weights: the paradoxical network in its Down state."""
 
 
-def published_runs(seeds, trials=2000, rtol=0.01):
+def published_runs(seeds, trials=2000, rtol=0.01, store=None, workers=1):
     """The published experiment per noise seed: cross-homeostatic learning with the soldado2022
-    protocol from PUBLISHED_START for `trials` trials. Per seed: the first trial whose rates are
-    within rtol of (5, 14), the trial from which they stay within to the end (`rules.streak`),
-    the rates at trial 500 and the final weights; and the learning curves."""
+    protocol from PUBLISHED_START for `trials` trials, as runs of a study stored in the HDF5 file
+    `store` (`trial_runs`). Per seed: the first trial whose rates are within rtol of (5, 14), the
+    trial from which they stay within to the end (`rules.streak`), the rates at trial 500 and the
+    final weights; and the learning curves."""
     p = ei.PRESETS["paradoxical"]["params"]
+    points = [trial_point("paradoxical", "cross_homeostatic", PUBLISHED_START, 5e-4, trials, seed, rtol=0.0)
+              for seed in seeds]
     rows = []
-    for seed in seeds:
-        _, path = trial_run("paradoxical", "cross_homeostatic", PUBLISHED_START, 5e-4, trials, seed, rtol=0.0)
+    for seed, (_, path) in zip(seeds, trial_runs(points, store, workers, "ei-published")):
         ok = within(path[:, 0], path[:, 1], p, rtol)
         start = -1
         for k, flag in enumerate(ok):
