@@ -300,10 +300,15 @@ class LinearDecay(Dynamics):
 
     @classmethod
     def relate(cls, settings):
+        """The rank is at least 1, and a network of this size fits in memory (before it is drawn)."""
+        cls.check_rank(settings)
+        require(cls.name, f"N = {settings['N']}", memory(settings["N"], settings["backend"]))
+
+    @classmethod
+    def check_rank(cls, settings):
         n = rank(settings["N"], settings["n_frac"])
         if n < 1:
             raise ConfigError(f"{cls.name}: n_frac must give rank n = round(N n_frac) >= 1, got n = {n}")
-        require(cls.name, f"N = {settings['N']}", memory(settings["N"], settings["backend"]))
 
     @classmethod
     def build(cls, seed, **config):
@@ -337,7 +342,7 @@ class LinearDecay(Dynamics):
         return self.config["backend"]
 
     def check(self):
-        self.relate(self.config)
+        self.check_rank(self.config)  # the memory check is for new networks (relate), not every copy
         N, n = self.N, self.n
         shapes = {"J0": (N, N), "U": (N, n), "V": (n, N), "w": (N,)}
         extra = sorted(set(self.arrays) - set(shapes))
