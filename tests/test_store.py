@@ -240,7 +240,7 @@ def test_state_tree_rewrites_in_place(tmp_path):
             "m": np.arange(6.0).reshape(2, 3), "inner": {"v": np.ones(4), "k": 2}}
     with h5py.File(tmp_path / "t.h5", "w") as f:
         trees.write_tree(f.create_group("s"), tree, "t.h5")
-        back = trees.read_tree(f["s"])
+        back = trees.read_tree(f["s"], "test")
     assert back.keys() == tree.keys() and back["inner"].keys() == tree["inner"].keys()
     for k in ("t", "lr", "ok", "name", "none", "hist"):
         assert back[k] == tree[k] and type(back[k]) is type(tree[k])
