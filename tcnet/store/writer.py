@@ -18,9 +18,17 @@ from tcnet.store.commit import commit, create_run, growth, history_columns, next
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
 from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
 from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, writing
+from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
+
+
+BUSY_RETRY = 10.0
+"""Seconds a writer waits before it tries again to flush into a file another process holds open
+(a reader: a notebook's h5py.File), at least; its steps stay in memory meanwhile. Each try waits
+FLUSH_WAIT for the reader, so a reader that stays costs the run at most FLUSH_WAIT / BUSY_RETRY of
+its time (5 %), not FLUSH_WAIT per step."""
 
 
 class RunWriter:
@@ -52,6 +60,7 @@ class RunWriter:
         self._lock = WriteLock(self.path)
         self._buffer: list = []
         self._flushed_at = 0.0
+        self._retry_at = 0.0  # while the file is held by another process: no flush before this time
         self._warned = False
         self._committed = resume_from  # step of the last committed checkpoint
         self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
@@ -83,7 +92,9 @@ class RunWriter:
     def step(self, step) -> None:
         self._buffer.append(step)
         self._keys.update(step.terms, step.extra)
-        if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
+        now = time.monotonic()
+        due = len(self._buffer) >= self.flush_steps or now - self._flushed_at >= self.flush_seconds
+        if due and now >= self._retry_at:
             self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
@@ -148,8 +159,13 @@ class RunWriter:
         except FileBusyError as err:
             if must:
                 raise
-            if not self._warned:
-                warnings.warn(f"{err}; keeping {len(self._buffer)} steps in memory until the next flush", stacklevel=2)
+            retry = max(self.flush_seconds, BUSY_RETRY)
+            self._retry_at = time.monotonic() + retry
+            if not self._warned:  # once per run: the reader may stay for the whole run
+                readers = ", ".join(holders(self.path)) or "another process"
+                warnings.warn(f"{self.path} is held open by {readers}: run {self.run_id} keeps its steps in memory "
+                              f"and tries to flush them every {retry:g} s until it is closed (and at the end of "
+                              f"the run, waiting up to {FINAL_WAIT:g} s)", stacklevel=2)
                 self._warned = True
             return
         self._flushed_at = time.monotonic()
