@@ -2,6 +2,7 @@
 checkpoint, spec and initial network) and records the continuation (`RunWriter` with
 `resume_from`); running the optimization again is `tcnet.run`'s, so it lives here, above both."""
 from tcnet.plugins import Registry, registry as default_registry
+from tcnet.provenance import changed_files, code_digests, recorded_code, warn_changed
 from tcnet.run import RunResult, run
 from tcnet.spec import build_optimizer
 from tcnet.status import RESUMABLE
@@ -26,6 +27,9 @@ def resume(path, run_id: str, progress: bool = False, *, plugins: Registry | Non
         raise StoreError(f"{record.path}: run {run_id!r} has no checkpoint (it stopped before its first "
                          "flush); start it again")
     initial = record.initial
+    warn_changed(f"{record.path}: the steps so far of run {run_id!r} were", changed_files(
+        recorded_code(record.attrs), code_digests(record.spec, plugins)), "it goes on with the current code",
+        stacklevel=2)
     try:  # a checkpoint read back from a file: checked before the run is reopened
         build_optimizer(record.spec["optimizer"], plugins).check_resume(record.checkpoint, initial.size)
     except ConfigError as err:

@@ -442,7 +442,7 @@ def test_flush_waits_for_a_foreign_open_and_keeps_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(hdf5, "OPEN_WAIT", 0.3)  # the module whose _open_h5 reads it
     path = tmp_path / "runs.h5"
     holder = HoldOpen(path, at=3, hold=1.5)
-    with pytest.warns(UserWarning, match="held open by another process .* keeping 1 steps in memory"):
+    with pytest.warns(UserWarning, match="is held open by .*: run r keeps its steps in memory and tries to flush them"):
         r = tcnet.run(spec({"name": "adam", "steps": 120}, delay=0.02),
                       recorders=[RunWriter(path, "r", flush_steps=1), holder], progress=False, plugins=PLUGINS)
     rec = store.read_run(path, "r", plugins=PLUGINS)

@@ -32,7 +32,7 @@ def _describe(pid: int) -> str:
     if pid == os.getpid():
         return f"pid {pid} (this process)"
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
     except OSError:
         command = ""
     command = command if len(command) <= 60 else command[:57] + "..."

@@ -2,6 +2,7 @@
 from a study's worker), buffers the steps, and commits them to /runs/<id> every few steps or
 seconds under the file's writer lock, so that a killed process loses at most the steps since its
 last flush. How a commit is laid out on disk is `tcnet.store.commit`."""
+import json
 import time
 import warnings
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from tcnet.status import Status, ended_status
 from tcnet.store.commit import commit, create_run, growth, history_columns, next_run_id, reopen_run, utc_now
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
 from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
-from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, writing
+from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, set_attrs, writing
 from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
 from tcnet.store.trees import nbytes
@@ -64,6 +65,12 @@ class RunWriter:
         self._warned = False
         self._committed = resume_from  # step of the last committed checkpoint
         self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
+        self._code: dict = {}  # the digests of the run's plugin code (`provenance`)
+
+    def provenance(self, code: dict) -> None:
+        """Record `code` ({source file: digest}, tcnet.provenance) with a new run, as its attribute
+        `code`; called before `start`. A resumed run keeps the code it was started with."""
+        self._code = dict(code)
 
     # Recorder protocol
     def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
@@ -80,6 +87,8 @@ class RunWriter:
                     if self.run_id is None:
                         self.run_id = next_run_id(runs)
                     create_run(runs, self.run_id, spec, dynamics, self.path)
+                    if self._code:
+                        set_attrs(runs[self.run_id], code=json.dumps(self._code, sort_keys=True))
                 else:
                     reopen_run(runs, self.run_id, self.resume_from, self.path)
             self._lock.describe(this_writer(self.run_id))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from tcnet.provenance import changed_files, code_digests, recorded_code, warn_changed
 from tcnet.spec import RunSpec, SpecFile, read_toml
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.study.records import stored, write_definition, write_outcome
@@ -182,6 +183,8 @@ class Study:
         write_definition(path, self.name, self.definition())
         skip = ENDED if retry_failed else (*ENDED, Status.FAILED)
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
+        self._warn_changed_code([(p, have[p.run_id][0]) for p in planned if p.run_id in have and p not in todo],
+                                plugins)
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
         if not todo:
             return report
@@ -214,6 +217,19 @@ class Study:
         finally:
             bar.close()
         return report
+
+    def _warn_changed_code(self, kept: list, plugins) -> None:
+        """Warn once, naming the files, if runs the file holds and this session keeps (`kept`:
+        (planned run, stored record) pairs) were computed with plugin code that has changed since
+        (tcnet.provenance): the study reuses them as they are; a new output file computes them again."""
+        changed: dict[str, int] = {}
+        for planned, rec in kept:
+            recorded = recorded_code(rec.attrs)
+            if recorded:
+                for path in changed_files(recorded, code_digests(planned.resolved, plugins)):
+                    changed[path] = changed.get(path, 0) + 1
+        warn_changed(f"study {self.name}: {max(changed.values(), default=0)} run(s) in the file were", list(changed),
+                     "they are kept as they are (a new output file computes them again)", stacklevel=3)
 
     def table(self, path) -> "Table":
         """Final loss, term values and dynamics summary, grouped by the swept keys (see Table)."""

@@ -60,6 +60,7 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
 
     run_id = attempt_ids(planned.run_id, attempt)
     writer = RunWriter(path, run_id)
+    writer.provenance(outcome.get("code", {}))
     writer.start(RunSpec.from_dict(outcome.get("spec", planned.resolved)),
                  None if outcome["initial"] is None else network(outcome["initial"]))
     try:
