@@ -5,7 +5,6 @@ after its plugin file was edited silently reused the runs computed with the old 
 import hashlib
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import h5py
