@@ -24,27 +24,23 @@ class Nonlinearity:
 
     def __call__(self, x):
         """phi(x), traceable by autograd."""
-        if self.name == "tanh":
-            return anp.tanh(x)
-        if self.name == "relu":
-            return anp.maximum(x, 0.0)
-        if self.name == "softplus":
-            return anp.logaddexp(0.0, x)
-        if self.name == "power":
-            return anp.maximum(x, 0.0) ** self.exponent
-        return x
+        return self._apply(anp, x)
 
     def numpy(self, x):
-        """phi(x) on plain arrays (the integrator's forward pass)."""
+        """phi(x) on plain arrays (the integrator's forward pass, without autograd's wrappers)."""
+        return np.asarray(self._apply(np, x), dtype=float)
+
+    def _apply(self, xp, x):
+        """phi(x) with the array functions of module `xp` (numpy or autograd.numpy)."""
         if self.name == "tanh":
-            return np.tanh(x)
+            return xp.tanh(x)
         if self.name == "relu":
-            return np.maximum(x, 0.0)
+            return xp.maximum(x, 0.0)
         if self.name == "softplus":
-            return np.logaddexp(0.0, x)
+            return xp.logaddexp(0.0, x)
         if self.name == "power":
-            return np.maximum(x, 0.0) ** self.exponent
-        return np.array(x, dtype=float)
+            return xp.maximum(x, 0.0) ** self.exponent
+        return x
 
     def slope(self, r):
         """phi'(x) from r = phi(x)."""
