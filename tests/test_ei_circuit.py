@@ -1,0 +1,119 @@
+"""The generic path (tcnet.steady on `ei_circuit`) against the closed forms of the two-population
+model (`tcnet_plugins.ei.model`, `rules`) at 48 random weights per preset: the steady state the
+kicked protocol reaches, the homeostatic loss's gradient, the paradoxical response and the exact
+rule's update in QSS and in trials; and the published circuits' own numbers."""
+import autograd
+import numpy as np
+import pytest
+
+import tcnet
+from tcnet import steady as ss
+from tcnet_plugins.ei import model as ei
+from tcnet_plugins.ei import rules
+from tcnet_plugins.ei.circuit import EICircuit
+from tcnet_plugins.ei.circuit_trials import run_trial
+from tcnet_plugins.ei.loss_rule import LossRule
+from tcnet_plugins.ei.trials import Trial
+
+PRESETS = ("paradoxical", "non_paradoxical")
+
+
+def random_weights(preset, n=48):
+    """n weight vectors (W_EE, W_EI, W_IE, W_II) spanning rest, E only, Up and runaway regimes."""
+    rng = np.random.default_rng(29 if preset == "paradoxical" else 30)
+    return rng.uniform([0.5, 0.3, 0.3, 0.3], [7.0, 4.0, 16.0, 4.0], size=(n, 4))
+
+
+def circuit(preset, w):
+    return EICircuit.create(preset=preset, W=np.reshape(w, (2, 2)).tolist())
+
+
+def homeostatic(r, p):
+    return 0.5 * (r[0] - p["E_set"]) ** 2 + 0.5 * (r[1] - p["I_set"]) ** 2
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_two_populations_equal_the_closed_forms(preset):
+    """Steady state, gradient of the homeostatic loss, paradoxical response and the exact rule's QSS
+    update: the generic path equals the closed forms to 1e-12 wherever the closed form reaches a
+    steady state, and reaches none (NaN) where it does not."""
+    p = ei.PRESETS[preset]["params"]
+    regimes = set()
+    for w in random_weights(preset):
+        net = circuit(preset, w)
+        E, I, regime = ei.steady_state(w, p)
+        r = net.steady_rates(net.arrays["W"])
+        regimes.add(int(regime))
+        if regime == ei.RUNAWAY:
+            assert np.all(np.isnan(r))
+            continue
+        np.testing.assert_allclose(r, [E, I], rtol=1e-12, atol=1e-12)
+        grad = autograd.grad(lambda W: homeostatic(net.make_state({"W": W}).rates, p))(net.arrays["W"])
+        closed = autograd.grad(lambda v: homeostatic(ei.fixed_point(v, p), p))(w)
+        np.testing.assert_allclose(grad.ravel(), closed, rtol=1e-12, atol=1e-12 * np.abs(closed).max())
+        if regime == 3:  # the Up state: paradoxical coefficient and the exact rule's closed form
+            state = net.state()
+            np.testing.assert_allclose(-state.response[1, 1], ei.paradoxical_coefficient(w, p), rtol=1e-12)
+            assert bool(state.paradoxical[1]) == bool(ei.paradoxical_coefficient(w, p) > 0)
+            eta = 1e-3
+            np.testing.assert_allclose(-eta * grad.ravel(), rules.rule_update("exact", E, I, w, p, eta), rtol=1e-12,
+                                       atol=1e-15)
+    assert {0, 3, ei.RUNAWAY} <= regimes if preset == "paradoxical" else {1, 3} <= regimes
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_trials_update_at_measured_rates_equals_the_exact_rule(preset):
+    """In trials mode the rule's implicit derivative is taken at the rates a trial measured: in the
+    Up region that is the exact rule's S(E, I)^T (r_set - r), to 1e-12."""
+    p = ei.PRESETS[preset]["params"]
+    rng = np.random.default_rng(5)
+    checked = 0
+    for w in random_weights(preset):
+        net = circuit(preset, w)
+        rule = LossRule(mode="trials", lr=1e-3)
+        objective = tcnet.Objective(net, [tcnet.Term(tcnet.registry().get("loss", "set_points")())])
+        rule.setup(objective)
+        rule.objective = objective
+        E, I = rng.uniform(0.5, 30.0, size=2)
+        if ei.region_of(E, I, w, p) != 3:
+            continue
+        dW = -1e-3 * rule.gradient(net.vector(), None, [E, I])
+        np.testing.assert_allclose(dW, rules.rule_update("exact", E, I, w, p, 1e-3), rtol=1e-12, atol=1e-15)
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_circuit_trial_is_the_two_population_trial():
+    """The K-population Euler trial with the published protocol reproduces the two-population
+    trial bit for bit (same noise draws, same update order, same clip)."""
+    settings = {"integrator": "euler", "dt": 0.1, "trial_length": 2000.0, "kick": 7.0, "kick_onset": 250.0,
+                "kick_duration": 10.0, "average": 500.0, "noise": 0.1, "noise_relaxation": 0.1,
+                "clip": [100.0, 250.0], "seed": 3}
+    trial = Trial.from_settings("test", settings)
+    p = ei.PRESETS["paradoxical"]["params"]
+    for w in random_weights("paradoxical", 6):
+        net = circuit("paradoxical", w)
+        (E, I), noise, _ = trial.run(w, p, (0.05, -0.02), 4)
+        rates, noise_k = run_trial(trial, net, np.reshape(w, (2, 2)), (0.05, -0.02), 4)
+        np.testing.assert_array_equal(rates, [E, I])
+        np.testing.assert_array_equal(noise_k, noise)
+
+
+@pytest.mark.parametrize("preset,rates", [("del_molino_low", (1.0, 10.0, 3.0, 2.0)),
+                                          ("del_molino_high", (30.0, 50.0, 30.0, 20.0))])
+def test_published_circuits_rest_at_their_baseline_and_SST_reverses(preset, rates):
+    """The background currents of each published circuit put its steady state at its baseline rates
+    (to the 4 digits the currents are given with); a small input to VIP lowers SST at low baseline
+    and raises it at high baseline (the response reversal), both by the implicit response and by
+    re-solving with the input stepped (central difference)."""
+    net = EICircuit.create(preset=preset)
+    state = net.state()
+    np.testing.assert_allclose(state.rates, rates, rtol=3e-3)
+    assert state.stable
+    h = 1e-3
+    u = np.zeros(4)
+    u[3] = h
+    up = ss.newton(net.field, (net.arrays["W"],), state.rates, u)[0]
+    down = ss.newton(net.field, (net.arrays["W"],), state.rates, -u)[0]
+    np.testing.assert_allclose(state.response[:, 3], (up - down) / (2 * h), rtol=1e-6, atol=1e-9)
+    assert np.sign(state.response[2, 3]) == (-1 if preset == "del_molino_low" else 1)
