@@ -117,3 +117,65 @@ def test_published_circuits_rest_at_their_baseline_and_SST_reverses(preset, rate
     down = ss.newton(net.field, (net.arrays["W"],), state.rates, -u)[0]
     np.testing.assert_allclose(state.response[:, 3], (up - down) / (2 * h), rtol=1e-6, atol=1e-9)
     assert np.sign(state.response[2, 3]) == (-1 if preset == "del_molino_low" else 1)
+
+
+def random_circuit(K, transfer, seed):
+    """A stable K-population circuit (one E, K - 1 I) with random weights, transfer 'power'
+    (n = 2, a supralinear circuit) or 'smooth' (s = 2), driven above threshold."""
+    rng = np.random.default_rng(seed)
+    types = ["E"] + ["I"] * (K - 1)
+    W = rng.uniform(0.2, 1.0, size=(K, K)) * (0.25 if transfer == "power" else 1.0)
+    W[:, 0] *= 0.6  # excitation weaker than inhibition: a stable, active circuit
+    settings = dict(preset="del_molino_low", populations=[f"P{k}" for k in range(K)], types=types,
+                    tau=rng.uniform(2.0, 10.0, K).tolist(), gain=rng.uniform(0.5, 1.5, K).tolist(),
+                    threshold=rng.uniform(-1.0, 1.0, K).tolist(),
+                    exponent=[2.0 if transfer == "power" else 1.0] * K,
+                    smoothness=[0.0 if transfer == "power" else 2.0] * K, input=rng.uniform(3.0, 6.0, K).tolist(),
+                    set_points=rng.uniform(1.0, 5.0, K).tolist(), connections=np.ones((K, K), int).tolist(),
+                    kick=[0.0] * K, kick_duration=0.0, settle=2000.0, W=W.tolist())
+    return EICircuit.create(**settings)
+
+
+CIRCUITS = [(3, "power", 1), (3, "smooth", 2), (4, "power", 4), (4, "smooth", 4)]
+
+
+@pytest.mark.parametrize("K,transfer,seed", CIRCUITS)
+def test_implicit_gradient_equals_central_differences_of_the_resolved_steady_state(K, transfer, seed):
+    net = random_circuit(K, transfer, seed)
+    W = net.arrays["W"]
+    r = net.steady_rates(W)
+    assert np.all(np.isfinite(r)) and np.all(r > 0) and net.state().stable
+    targets = net.set_points
+
+    def loss(rates):
+        return 0.5 * np.sum((rates - targets) ** 2)
+
+    grad = autograd.grad(lambda w: 0.5 * autograd.numpy.sum((net.make_state({"W": w}).rates - targets) ** 2))(W)
+    h = 1e-6
+    fd = np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        e = np.zeros_like(W)
+        e[idx] = h
+        plus, ok_p = ss.newton(net.field, (W + e,), r)
+        minus, ok_m = ss.newton(net.field, (W - e,), r)
+        assert ok_p and ok_m
+        fd[idx] = (loss(plus) - loss(minus)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("K,transfer,seed", CIRCUITS)
+def test_steady_input_response_equals_a_simulated_small_input_step(K, transfer, seed):
+    """dr*/dh from the implicit response against simulations from the steady state with a small
+    constant input added to one population (+-delta), run until they settle (LSODA at rtol 1e-8:
+    the simulated difference is good to about 1e-8 |r| / delta)."""
+    net = random_circuit(K, transfer, seed)
+    r = net.steady_rates(net.arrays["W"])
+    response = net.state().response
+    delta = 1e-2
+    for k in range(K):
+        u = np.zeros(K)
+        u[k] = delta
+        ends = [ss.Protocol(start=tuple(r), segments=((5000.0, s * u),)).simulate(net.field, (net.arrays["W"],))
+                for s in (1, -1)]
+        np.testing.assert_allclose((ends[0] - ends[1]) / (2 * delta), response[:, k], rtol=1e-4,
+                                   atol=1e-8 * np.abs(r).max() / delta)

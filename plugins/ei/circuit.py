@@ -53,7 +53,7 @@ class CircuitField(VectorField):
         sharp = anp.maximum(x, 0.0) ** self.exponent
         if not np.any(self.smooth):
             return sharp
-        y = anp.maximum(x / self.s, -500.0)
+        y = anp.maximum(x / self.s, -300.0)
         small = anp.abs(y) < 1e-6
         y_safe = anp.where(small, 1.0, y)
         smooth = self.s * anp.where(small, 1.0 + 0.5 * y, y_safe / -anp.expm1(-y_safe))

@@ -35,7 +35,7 @@ def _euler(Ws, g, offset, exponent, smooth, h, kick, kick_on, kick_off, z, noise
             if i == 0 and kick_on <= k < kick_off:
                 x += kick
             if smooth[i] > 0:
-                y = max(x / smooth[i], -500.0)
+                y = max(x / smooth[i], -300.0)
                 f = smooth[i] * (1.0 + 0.5 * y if abs(y) < 1e-6 else y / -np.expm1(-y))
             elif exponent[i] == 1.0:
                 f = max(x, 0.0)
