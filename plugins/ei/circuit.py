@@ -23,6 +23,7 @@ from functools import cached_property
 
 import autograd.numpy as anp
 import numpy as np
+from autograd import grad
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, State
@@ -59,6 +60,16 @@ class CircuitField(VectorField):
         smooth = self.s * anp.where(small, 1.0 + 0.5 * y, y_safe / -anp.expm1(-y_safe))
         return anp.where(self.smooth, smooth, sharp)
 
+    def slopes(self, x, W) -> np.ndarray:
+        """g_k f_k'(x_k) at the rates x (K,) (numpy)."""
+        drive = self.drive(np.asarray(x, dtype=float)[None], None, np.asarray(W, dtype=float))[0]
+        return self.gain * grad(lambda d: anp.sum(self.transfer(d[None])))(drive)  # f is elementwise
+
+    def linearized(self, x, W) -> "LinearizedField":
+        """The field with each transfer replaced by its tangent at the rates x: its implicit
+        derivative is the steady state's (for the branch of x), linear in the rates it is taken at."""
+        return LinearizedField(self, self.slopes(x, W))
+
     def drive(self, x, u, W):
         """x_k of every population (C, K)."""
         out = anp.dot(x, anp.transpose(W * self.sign[None, :])) + self.offset
@@ -67,6 +78,17 @@ class CircuitField(VectorField):
     def rhs(self, x, u, params):
         (W,) = params
         return (-x + self.gain * self.transfer(self.drive(x, u, W))) / self.tau
+
+
+class LinearizedField(VectorField):
+    """(-r + gs o x(r, W)) / tau: the circuit with fixed slopes gs = g f'(x*) (`CircuitField.linearized`)."""
+
+    def __init__(self, field: CircuitField, slopes):
+        self.field, self.slopes = field, slopes
+
+    def rhs(self, x, u, params):
+        (W,) = params
+        return (-x + self.slopes * self.field.drive(x, u, W)) / self.field.tau
 
 
 class CircuitState(State):

@@ -12,8 +12,10 @@ the prescription's sum_k dL/dr_k dr_k/dW with dr/dW = -A^-1 F_W. Absent connecti
   state works;
 - mode "trials": each step is the noisy Euler trial of `tcnet_plugins.ei.trials` (settings,
   `protocol` "soldado2022", low-pass `smoothing`, `rate_floor`) run by
-  `tcnet_plugins.ei.circuit_trials`; the loss's dL/dr and the implicit derivative are taken at
-  the rates the rule sees (for K = 2 in the Up state this is the `exact` rule's trials update).
+  `tcnet_plugins.ei.circuit_trials`; the loss's dL/dr and the implicit derivative of the steady
+  state's branch (the circuit linearized at its steady state: each transfer's slope there, so
+  that dr/dW is linear in the rates, as the hand-derived rules') are taken at the rates the rule
+  sees (for K = 2 in the Up state this is the `exact` rule's trials update).
 
 Every step reports the rates the rule used (r_<population>), the steady rates (qss_<population>),
 stable (the steady state) and the weights (W_<post>_<pre>) to the run history; rtol > 0 stops
@@ -136,8 +138,8 @@ class LossRule(Iterative):
         return None
 
     def gradient(self, x, ev, rates) -> np.ndarray:
-        """dL/dW: the objective's gradient in QSS mode; in trials mode the implicit derivative at the
-        rates the rule sees, with the loss's dL/dr there."""
+        """dL/dW: the objective's gradient in QSS mode; in trials mode the implicit derivative of the
+        linearized steady state at the rates the rule sees, with the loss's dL/dr there."""
         if self.settings["mode"] == "qss":
             return ev.grad
         dyn = self.dynamics
@@ -148,7 +150,9 @@ class LossRule(Iterative):
             state = MeasuredState(dyn, params, r)
             return sum(term.weight * term.loss(state) for term in self.objective.terms)
 
-        _, (gW,) = ss.implicit(dyn.field, (params["W"],), rates, None, autograd.grad(loss)(rates))
+        W = params["W"]
+        field = dyn.field.linearized(dyn.steady_rates(W), W)
+        _, (gW,) = ss.implicit(field, (W,), rates, None, autograd.grad(loss)(rates))
         return np.ravel(gW)
 
     def step(self, x, ev, opt_state):
