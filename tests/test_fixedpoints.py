@@ -96,3 +96,20 @@ def test_fixed_points_file_and_table(tmp_path):
     np.testing.assert_array_equal(table[["x0", "x1"]].to_numpy(), points.x)
     with pytest.raises(tcnet.ConfigError, match="starts"):
         net.fixed_points(np.zeros(3))
+
+
+def test_fixed_point_figure_projects_on_the_trajectories_principal_components(tmp_path):
+    from tcnet_plugins.rnn.figures import plot_fixed_points
+
+    net, X = planted(N=8, P=2, seed=4)
+    rng = np.random.default_rng(5)
+    traj = net.simulate(X + 0.5 * rng.standard_normal(X.shape), np.linspace(0.0, 0.1, 21))
+    points = net.fixed_points(traj.reshape((-1, 8))[::7])
+    proj = plot_fixed_points(traj, points, tmp_path / "fp.png")
+    assert (tmp_path / "fp.png").stat().st_size > 0
+    flat = traj.reshape((-1, 8))
+    cov = np.cov(flat.T)  # the principal axes from the covariance's eigenvectors, independently of the SVD
+    lam, vec = np.linalg.eigh(cov)
+    axes = vec[:, ::-1][:, :2]
+    expected = (points.x - flat.mean(axis=0)) @ axes
+    np.testing.assert_allclose(np.abs(proj), np.abs(expected), rtol=1e-8, atol=1e-10)  # up to each axis' sign
