@@ -132,6 +132,8 @@ class LossRule(Iterative):
             if s["mode"] == "qss":
                 return "no_progress", f"step {t}: no steady state (the circuit's protocol runs away or keeps moving)"
             return "no_progress", f"step {t}: trial rates exceeded r_max = {s['r_max']} (runaway)"
+        if m["steady"] is None:  # trials: no branch to take the implicit derivative on
+            return "no_progress", f"step {t}: no steady state (the circuit's protocol runs away or keeps moving)"
         if m["streak"] >= 0 and t - m["streak"] + 1 >= s["hold"]:
             return "converged", (f"rates within rtol = {s['rtol']} of the set points with a stable steady state from "
                                  f"step {m['streak']} for {s['hold']} step(s)")
