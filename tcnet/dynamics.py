@@ -50,6 +50,7 @@ from typing import ClassVar, Mapping
 import autograd.numpy as anp
 import numpy as np
 
+from tcnet.fixedpoints import FixedPoints, find
 from tcnet.integrate import VectorField, solve
 from tcnet.labels import Labels
 from tcnet.settings import Settings, warn_unchecked
@@ -241,6 +242,12 @@ class Dynamics(ABC):
             u = u.reshape((len(t), -1, u.shape[-1]))
         x = self.state().trajectory(x0.reshape((-1, x0.shape[-1])), t, u)
         return np.asarray(x).reshape((len(t),) + x0.shape)
+
+    def fixed_points(self, starts, u=None, **settings) -> FixedPoints:
+        """The fixed and slow points of its vector field (with constant input u (m,) or None) reached
+        from the states `starts` (n, dim): tcnet.fixedpoints.find, whose keywords `settings` takes."""
+        field, params = self.vector_field(self.params(self.vector()))
+        return find(field, params, starts, None if u is None else np.asarray(u, dtype=float), **settings)
 
     def readout(self, x):
         """The readouts (..., outputs) of states x (..., dim); None for a dynamics without one."""

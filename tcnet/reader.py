@@ -10,7 +10,9 @@
                                 # readout y and target (time, condition, output)
     f.grid()                    # the summary table of the study the file holds (tcnet study, tcnet train)
     f.grid("study.toml")        # a study's summary table, indexed by its swept keys
+    f.fixed_points("run-0001")  # fixed and slow points of a network (tcnet.fixedpoints), one row each
     load_trajectories("sim.h5") # a file written by `tcnet simulate --out`, as a DataArray
+    load_fixed_points("fp.h5")  # a file written by tcnet.store.save_fixed_points, as a table
 
 Nothing is read when a file is opened but its root attributes; each property or method reads what
 it needs when it is called (a file with thousands of runs costs one run's read for one history),
@@ -30,6 +32,7 @@ import xarray as xr
 
 from tcnet import store
 from tcnet.dynamics import Dynamics
+from tcnet.fixedpoints import FixedPoints
 from tcnet.labels import Labels
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.validate import ConfigError, integer
@@ -122,6 +125,20 @@ class StoreFile:
         ds.attrs.update(source=str(self.path), network=name)
         return ds
 
+    def fixed_points(self, name: str, starts=None, n: int = 64, seed: int = 0, noise: float = 0.0,
+                     **settings) -> pd.DataFrame:
+        """The fixed and slow points of network `name` as a table (`fixed_points_table`), searched
+        from `starts` (n, dim) or from n states along its own trajectories (its
+        `trajectory_starts(n, seed, noise)`, else `sample_initial(n, seed)`); `settings` go to
+        tcnet.fixedpoints.find."""
+        net = self.network(name)
+        if starts is None:
+            starts = (net.trajectory_starts(n, seed, noise) if hasattr(net, "trajectory_starts")
+                      else net.sample_initial(n, seed))
+        table = fixed_points_table(net.fixed_points(starts, **settings))
+        table.attrs.update(source=str(self.path), network=name)
+        return table
+
     # --- studies -----------------------------------------------------------------------------------
     def grid(self, study=None) -> pd.DataFrame:
         """The summary table of a study over this file, indexed by the swept keys: n, finished,
@@ -182,6 +199,21 @@ def simulate_task(dynamics: Dynamics, task=None) -> xr.Dataset:
         out["y"] = xr.DataArray(y, dims=dims, coords=coords, attrs={"long_name": "readout"})
         out["target"] = xr.DataArray(task.targets, dims=dims, coords=coords, attrs={"long_name": "target"})
     return xr.Dataset(out, attrs={"dynamics": dynamics.name})
+
+
+def fixed_points_table(points) -> pd.DataFrame:
+    """A tcnet.fixedpoints.FixedPoints as a table: one row per point (kind "fixed" or "slow",
+    stable, number of unstable directions, speed q, leading eigenvalue's real part, x0..)."""
+    return frame(points.rows())
+
+
+def load_fixed_points(path) -> pd.DataFrame:
+    """The table (`fixed_points_table`) of a file written by tcnet.store.save_fixed_points."""
+    arrays, attrs = store.read_fixed_points(path)
+    table = fixed_points_table(FixedPoints(arrays["x"], arrays["q"], arrays["fixed"].astype(bool),
+                                           arrays["eigenvalues"], arrays["vectors"]))
+    table.attrs.update(attrs)
+    return table
 
 
 def load_trajectories(path, *, plugins: Registry | None = None) -> xr.DataArray:

@@ -286,6 +286,16 @@ class RateNetwork(Dynamics):
         """n copies of the network's initial state x0 (it has no distribution of initial states)."""
         return np.tile(self.arrays["x0"], (n, 1))
 
+    def trajectory_starts(self, n: int, seed=0, noise: float = 0.0) -> np.ndarray:
+        """n states (n, N) for a fixed-point search (Sussillo & Barak 2013): drawn uniformly from the
+        states of its task's simulated trajectories (every time point of every condition), each plus
+        N(0, noise^2) per entry; without a task, n states N(0, g^2) per entry."""
+        rng = np.random.default_rng(seed)
+        if self.task is None:
+            return rng.standard_normal((n, self.N)) * max(self.config["g"], 1.0)
+        x = np.asarray(self.state().x).reshape((-1, self.N))
+        return x[rng.integers(0, len(x), size=n)] + noise * rng.standard_normal((n, self.N))
+
     def readout_error(self) -> float:
         """The task's masked readout MSE over the targets' (masked) variance."""
         task = self.require_task("readout_error")

@@ -43,7 +43,8 @@ face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statu
 - `trees`: optimizer-state trees as datasets and groups.
 - `networks`: `NetworkData`, saving and loading networks (also a run's initial, final and
   checkpoint networks).
-- `trajectories`: `save_trajectories`, `read_trajectories`.
+- `trajectories`: `save_trajectories`, `read_trajectories`;
+- `fixedpoints`: `save_fixed_points`, `read_fixed_points` (a network's fixed and slow points).
 - `commit`: a run's group on disk and its two-phase commit; `history_columns`.
 - `writer`: `RunWriter`, the recorder (steps one by one or whole columns).
 - `runs`: `RunRecord`, `list_runs`, `read_run`.
@@ -59,6 +60,7 @@ from tcnet.store.locks import driver_lock
 from tcnet.store.networks import NetworkData, list_networks, load_network, network_data, save_network
 from tcnet.store.runs import RunRecord, list_runs, read_run
 from tcnet.store.tables import compare_table, flatten_spec, group_rows, run_metrics, table_csv
+from tcnet.store.fixedpoints import read_fixed_points, save_fixed_points
 from tcnet.store.trajectories import read_trajectories, save_trajectories
 from tcnet.store.writer import RunWriter
 
@@ -66,6 +68,6 @@ __all__ = [
     "CHUNK", "FORMAT", "FORMAT_VERSION", "HISTORY_COLUMNS", "NETWORK_PARTS", "DiskFullError", "FileBusyError",
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "check_new", "compare_table", "create_dataset",
     "driver_lock", "file_info", "flatten_spec", "group_rows", "history_columns", "list_networks", "list_runs",
-    "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_run", "read_trajectories", "run_metrics",
-    "save_network", "save_trajectories", "set_attrs", "table_csv",
+    "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_fixed_points", "read_run", "read_trajectories", "run_metrics",
+    "save_fixed_points", "save_network", "save_trajectories", "set_attrs", "table_csv",
 ]
