@@ -9,7 +9,8 @@
 - `study`: the rules compared across initial weights; `figures`; `cli`: `tcnet ei-study`;
 - K-population circuits: `circuit` (`ei_circuit`, steady states by tcnet.steady), `presets` (published
   circuits), `circuit_trials` (the noisy trial for K populations), `losses` (`set_points`) and
-  `loss_rule` (`loss_rule`: dW = -alpha dL/dW for any loss of the steady rates).
+  `loss_rule` (`loss_rule`: dW = -alpha dL/dW for any loss of the steady rates), and
+  `circuit_figures` (a learning run's steady rates, the response matrices dr*/dh).
 """
 from tcnet import hookimpl
 from tcnet_plugins.ei.circuit import EICircuit
