@@ -124,6 +124,12 @@ with np.errstate(over="ignore"):  # BFGS's line search may try far-out states wh
     points = net.fixed_points(net.trajectory_starts(64, seed=0, noise=0.1))
 fixed_points_table(points)[["kind", "stable", "unstable", "q", "max_real_eigenvalue"]]
 
+# %% [markdown]
+# As shipped (N = 50, 300 iterations) the search finds three fixed points: two stable ones and a
+# saddle between them with one unstable direction; the fast version's small network has one.
+# Below, in the top two principal components of its task trajectories: filled stable, open
+# unstable, red the unstable directions.
+
 # %%
 trajectories = np.asarray(net.state().x)  # (time, condition, unit) on its task
 plot_fixed_points(trajectories, points, OUT / "fixed_points.png")
