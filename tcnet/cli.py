@@ -17,6 +17,7 @@ import numpy as np
 from tcnet import __version__
 from tcnet.optim import StabilityWarning
 from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
+from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.store import StoreError
@@ -440,12 +441,12 @@ def main(argv=None) -> int:
 
 
 def _warning_line(command):
-    """showwarning that prints each warning as one line on stderr: tcnet's own (StabilityWarning)
-    as their message, any other (numpy's RuntimeWarning on an overflow, a library's
+    """showwarning that prints each warning as one line on stderr: tcnet's own (StabilityWarning,
+    CodeChangedWarning) as their message, any other (numpy's RuntimeWarning on an overflow, a library's
     DeprecationWarning) with its category and where it was raised (with --debug: Python's
     two-line form, with the source line)."""
     def line(message, category, filename, lineno, file=None, text=None):
-        if issubclass(category, StabilityWarning):
+        if issubclass(category, (StabilityWarning, CodeChangedWarning)):
             print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
         else:
             print(f"{command}: warning: {category.__name__}: {_one_line(message)} ({filename}:{lineno})",

@@ -88,11 +88,12 @@ class Dynamics(ABC):
         `data_names`, validated here (`prepare_data`), or `data` already in the form a network of
         this class and configuration keeps it (`with_vector` shares its own this way, and a
         dynamics that validated its data before building, e.g. SIMPL's `from_arrays`), not
-        validated again. The data is kept read-only (`_read_only`)."""
+        validated again. The data is kept read-only (`_read_only`). `seed`, the one the network was
+        drawn from (None: unknown), is a seed every generator takes (`tcnet.validate.seed`)."""
         self.config = dict(config or {})
         if self.declares_settings():
             self.config = self.SETTINGS.kept().resolve(self.name, self.config)
-        self.seed = seed
+        self.seed = None if seed is None else check_seed(self.name, "seed", seed)
         self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items() if k not in self.data_names}
         missing = [k for k in self.trainable if k not in self.arrays]
         if missing:

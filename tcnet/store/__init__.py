@@ -27,13 +27,15 @@ the API). The store sits below the run layer: no module here imports `tcnet.run`
 face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statuses are
 `tcnet.status`.
 - `errors`: `StoreError`, `FileBusyError`, `DiskFullError`.
+- `holders`: the processes holding a file locked (`/proc/locks`), named when a reader keeps a writer waiting.
 - `locks`: the writer lock (`WriteLock`, one writer per file) and `driver_lock` (one study driver
   per file).
 - `atomic`: `new_file`/`check_new`, the one way tcnet creates any file (figures, CSV, JSON,
   trajectories, data sets): never over an existing file unless forced, never over one a writer
   holds, complete under a temporary name and then renamed into place. No HDF5 in it.
 - `format`: the format's name, versions and constants, the root check, and reading attributes and
-  members checked against docs/FORMAT.md (older versions included).
+  members checked against docs/FORMAT.md (older versions included), and datasets read only once their
+  declared size is checked against what the file holds and the memory available (`read_array`).
 - `hdf5`: checksummed HDF5 files: opening (waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds
   for another process's HDF5 lock; patch them on `tcnet.store.hdf5`), a failed checksum as one
   StoreError naming the object, `set_attrs`/`create_dataset` (what HDF5 checksums), `new_h5` and
