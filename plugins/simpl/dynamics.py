@@ -176,8 +176,9 @@ class SimplLatent(Dynamics):
         if data is not None:
             from tcnet_plugins.simpl.files import read
 
-            arrays = read(data, dt=config["dt"])
+            arrays = read(data, dt=config["dt"], space=config["space"])
             config["dt"] = arrays.get("dt")
+            config["space"] = config["space"] or arrays.get("space")
         else:
             generator = SMALL_GENERATOR if generator is None else generator
             arrays = simdata.generate(data_seed, **generator)
@@ -247,10 +248,10 @@ class SimplLatent(Dynamics):
         self.check_grid(latent)
         self._check_split()
 
-    def check_grid(self, latent) -> None:
-        """Refuse the tuning-curve grid at `latent` if it cannot be held (space.Space.check_grid)."""
+    def check_grid(self, latent) -> tuple[int, ...]:
+        """The tuning-curve grid's shape at `latent`, refused if it cannot be held (space.Space.check_grid)."""
         c = self.config
-        self.space.check_grid(latent, setting(c, "grid_spacing"), c["grid_margin"], self.counts.shape[1],
+        return self.space.check_grid(latent, setting(c, "grid_spacing"), c["grid_margin"], self.counts.shape[1],
                               self.counts.shape[0])
 
     def _check_split(self):
