@@ -30,15 +30,16 @@ from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, l
 from tcnet_plugins.simpl.space import TURN, Space
 
 # Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
-# On a line or plane: the random-walk speed of behaviour's own steps (BEHAVIOUR), annealing over
-# every E-step but the last (ALL) and the smoothed over-relaxation; none of the three on the circle,
-# which has no walls for the first curves' warp to pile up against (there: 1 rad/s, plain EM). The
-# bandwidth is 2 cm as published (docs/SIMPL.md, "Accuracy", for what each choice does).
+# Everywhere the random-walk speed of behaviour's own steps (BEHAVIOUR: on the circle its RMS
+# angular step, wrapped, over dt). On a line or plane, annealing over every E-step but the last (ALL)
+# and the smoothed over-relaxation; neither on the circle, which has no walls for the first curves'
+# warp to pile up against (there: plain EM). The bandwidth is 2 cm as published (docs/SIMPL.md,
+# "Accuracy", for what each choice does).
 ALL = "all"
 BEHAVIOUR = "behaviour"
 SPACE_DEFAULTS = {
     "linear": {"bandwidth": 0.02, "grid_spacing": 0.02, "speed": BEHAVIOUR, "anneal": ALL, "accelerate": 1.0},
-    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0, "accelerate": 0.0},
+    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": BEHAVIOUR, "anneal": 0, "accelerate": 0.0},
 }
 
 SPACES = tuple(SPACE_DEFAULTS)
