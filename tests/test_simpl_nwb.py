@@ -136,9 +136,11 @@ def test_no_bin_is_lost_to_an_estimated_dt(tmp_path, n, start, how):
 
 @pytest.mark.parametrize("unit, compass, space, message", [
     ("furlongs", False, None, "has unit 'furlongs'; SIMPL reads lengths in m, cm or mm and angles in radians or degrees"),
-    ("m", False, "angular", "space 'angular' needs an angle, but SpatialSeries 'position'"),
+    ("m", False, "angular", "space 'angular' needs an angle, but SpatialSeries 'position'.*leave space out"),
+    ("m", True, None, "needs an angle, but CompassDirection SpatialSeries 'heading'.*give space 'linear'"),
 ])
 def test_a_unit_that_cannot_be_read_is_one_line(tmp_path, unit, compass, space, message):
+    """An unknown unit, and a length fitted as an angle (asked for, or a compass in metres)."""
     write_nwb(tmp_path / "bad.nwb", [np.array([0.15])], np.linspace(0, 1, 20), unit=unit, compass=compass,
               timestamps=np.arange(20) * DT)
     with pytest.raises(ConfigError, match=message):

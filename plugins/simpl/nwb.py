@@ -54,8 +54,9 @@ def space_of(series, si, path, space=None) -> str:
     inferred = "angular" if compass or si == RADIAN else "linear"
     chosen = space or inferred
     if chosen == "angular" and si != RADIAN:
-        raise ConfigError(f"simpl: space 'angular' needs an angle, but SpatialSeries {series.name!r} in "
-                          f"{str(path)!r} is a length (unit {series.unit!r}); leave space out to fit it as a position")
+        fix = "give space 'linear' to fit it as a position" if space is None else "leave space out to fit it as a position"
+        raise ConfigError(f"simpl: space 'angular' needs an angle, but {'CompassDirection ' if compass else ''}"
+                          f"SpatialSeries {series.name!r} in {str(path)!r} is a length (unit {series.unit!r}); {fix}")
     return chosen
 
 
