@@ -581,7 +581,7 @@ def test_estimator_keywords_and_cli_flags_are_the_declared_settings():
 
     fit_flags = subparser(subparser(cli_parser(tcnet.registry()), "simpl"), "fit")
     flags = {a.dest: a for a in fit_flags._actions if a.option_strings and a.dest not in ("help", "plugin")}
-    assert set(flags) - set(declared) == {"truth", "series", "seed", "store", "out", "figures", "force"}
+    assert set(flags) - set(declared) == {"truth", "series", "dry_run", "seed", "store", "out", "figures", "force"}
     assert set(declared) <= set(flags)
     types = {"Real": float, "Integer": int, "Array": float, "Choice": None}
     for name, s in declared.items():
