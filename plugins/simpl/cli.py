@@ -19,7 +19,7 @@ from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
 from tcnet_plugins.simpl.dynamics import BEHAVIOUR, SPACE_DEFAULTS
 from tcnet_plugins.simpl.estimator import KEYWORDS, OWN, RENAMED, SIMPL
-from tcnet_plugins.simpl.files import read
+from tcnet_plugins.simpl.files import describe, read
 
 
 def _generate(args) -> int:
@@ -60,13 +60,24 @@ def _fit(args) -> int:
         outputs += [Path(args.figures) / name for name in NAMES]
     for path in outputs:
         check_new(path, args.force)
-    arrays = read(args.data, dt=args.dt, series=args.series)
+    arrays = read(args.data, dt=args.dt, series=args.series, space=settings["space"])
     if args.truth and "truth" not in arrays:
         raise ConfigError(f"simpl: --truth asks to score against the file's truth, but {args.data!r} has no truth array")
-    model = SIMPL(**{**settings, "dt": arrays.get("dt")}, seed=args.seed, store=args.store)
+    report = arrays["report"]
+    model = SIMPL(**{**settings, "dt": arrays.get("dt"), "space": settings["space"] or arrays.get("space")},
+                  seed=args.seed, store=args.store)
+    try:  # every check of the data, the split and the grid's size, before anything large is allocated
+        net = model.network(arrays["counts"], arrays["behaviour"], arrays["time"], missing=arrays.get("missing"),
+                            truth=arrays.get("truth") if args.truth else None)
+    except ConfigError as err:
+        raise ConfigError(f"{err} [{read_as(report)}]" if report["format"] == "NWB" else str(err)) from None
+    for line in describe(report):
+        print(line)
+    if args.dry_run:
+        _plan(model, net)
+        return 0
     t0 = time.perf_counter()
-    model.fit(arrays["counts"], arrays["behaviour"], arrays["time"], missing=arrays.get("missing"),
-              truth=arrays.get("truth") if args.truth else None)
+    model.fit_network(net, source=report)
     elapsed = time.perf_counter() - t0
     print(metrics_table(model.history_, model.network_.space.unit))
     measured = SPACE_DEFAULTS[model.network_.space.kind]["speed"] == BEHAVIOUR
@@ -84,6 +95,22 @@ def _fit(args) -> int:
         for path in all_figures(model, args.figures, args.force):
             print(f"wrote {path}")
     return 0
+
+
+def read_as(report) -> str:
+    """How behaviour was read from an NWB file, for an error about it or its grid: the series'
+    unit, conversion and offset, the SI unit and the space."""
+    return (f"behaviour read from NWB series {report['series']!r}: unit {report['unit']!r}, conversion "
+            f"{report['conversion']:g}, offset {report['offset']:g} -> {report['si_unit']}, space {report['space']}")
+
+
+def _plan(model, net) -> None:
+    """What `--dry-run` says after the checks passed: the space, the grid at behaviour, the prior's speed."""
+    shape = net.check_grid(net.arrays["latent"])
+    speed = model._optimizer().for_dynamics(net).settings["speed"]
+    print(f"checks passed: space {net.space.kind}, {net.counts.shape[0]} bins x {net.counts.shape[1]} cells, "
+          f"grid {' x '.join(map(str, shape))} at behaviour, random-walk speed {speed:.3g} {net.space.unit}/s; "
+          "dry run: nothing fitted")
 
 
 def _add_flag(parser, setting) -> None:
@@ -139,6 +166,8 @@ def add_command(subparsers) -> None:
     f.add_argument("--series", help="NWB: the name of the behavioural SpatialSeries, if there are several")
     for setting in KEYWORDS:
         _add_flag(f, setting)
+    f.add_argument("--dry-run", action="store_true", help="say what was read and check the settings, the data "
+                   "and the grid's size, then stop before fitting")
     f.add_argument("--seed", type=int, default=OWN["seed"][0], help=OWN["seed"][1])
     f.add_argument("--store", help="record the run in this HDF5 run store (appended)")
     f.add_argument("--out", help="write the fitted latent, time, fields and grid axes to this new .npz")

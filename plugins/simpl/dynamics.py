@@ -30,15 +30,16 @@ from tcnet_plugins.simpl.mstep import interpolate, kde_fields, latent_kernels, l
 from tcnet_plugins.simpl.space import TURN, Space
 
 # Settings whose default depends on the space: a 1 m box or track in metres, the circle in radians.
-# On a line or plane: the random-walk speed of behaviour's own steps (BEHAVIOUR), annealing over
-# every E-step but the last (ALL) and the smoothed over-relaxation; none of the three on the circle,
-# which has no walls for the first curves' warp to pile up against (there: 1 rad/s, plain EM). The
-# bandwidth is 2 cm as published (docs/SIMPL.md, "Accuracy", for what each choice does).
+# Everywhere the random-walk speed of behaviour's own steps (BEHAVIOUR: on the circle its RMS
+# angular step, wrapped, over dt). On a line or plane, annealing over every E-step but the last (ALL)
+# and the smoothed over-relaxation; neither on the circle, which has no walls for the first curves'
+# warp to pile up against (there: plain EM). The bandwidth is 2 cm as published (docs/SIMPL.md,
+# "Accuracy", for what each choice does).
 ALL = "all"
 BEHAVIOUR = "behaviour"
 SPACE_DEFAULTS = {
     "linear": {"bandwidth": 0.02, "grid_spacing": 0.02, "speed": BEHAVIOUR, "anneal": ALL, "accelerate": 1.0},
-    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": 1.0, "anneal": 0, "accelerate": 0.0},
+    "angular": {"bandwidth": 0.15, "grid_spacing": TURN / 120, "speed": BEHAVIOUR, "anneal": 0, "accelerate": 0.0},
 }
 
 SPACES = tuple(SPACE_DEFAULTS)
@@ -176,8 +177,9 @@ class SimplLatent(Dynamics):
         if data is not None:
             from tcnet_plugins.simpl.files import read
 
-            arrays = read(data, dt=config["dt"])
+            arrays = read(data, dt=config["dt"], space=config["space"])
             config["dt"] = arrays.get("dt")
+            config["space"] = config["space"] or arrays.get("space")
         else:
             generator = SMALL_GENERATOR if generator is None else generator
             arrays = simdata.generate(data_seed, **generator)
@@ -247,10 +249,10 @@ class SimplLatent(Dynamics):
         self.check_grid(latent)
         self._check_split()
 
-    def check_grid(self, latent) -> None:
-        """Refuse the tuning-curve grid at `latent` if it cannot be held (space.Space.check_grid)."""
+    def check_grid(self, latent) -> tuple[int, ...]:
+        """The tuning-curve grid's shape at `latent`, refused if it cannot be held (space.Space.check_grid)."""
         c = self.config
-        self.space.check_grid(latent, setting(c, "grid_spacing"), c["grid_margin"], self.counts.shape[1],
+        return self.space.check_grid(latent, setting(c, "grid_spacing"), c["grid_margin"], self.counts.shape[1],
                               self.counts.shape[0])
 
     def _check_split(self):

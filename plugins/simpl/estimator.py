@@ -80,12 +80,16 @@ class SIMPL:
         """The `simpl` optimizer of these settings."""
         return SimplEM(**{s.name: getattr(self, RENAMED.get(s.name, s.name)) for s in SimplEM.SETTINGS})
 
-    def fit(self, counts, behaviour, time, *, missing=None, truth=None) -> "SIMPL":
+    def fit(self, counts, behaviour, time, *, missing=None, truth=None, source=None) -> "SIMPL":
         """Fit to counts (T, N), behaviour (T,) or (T, D) and time (T,) (bin starts, s); `missing`
         marks behaviour samples to interpolate, `truth` (if known) adds the latent error per
-        iteration. Returns self."""
-        net = SimplLatent.from_arrays(counts, behaviour, time, truth=truth, missing=missing, seed=self.seed,
-                                      **self._config())
+        iteration; `source`, what the arrays were read from (files.read's report), is recorded
+        with the run in the store (its attribute `notes`, {"source": ...}). Returns self."""
+        return self.fit_network(self.network(counts, behaviour, time, missing=missing, truth=truth), source=source)
+
+    def fit_network(self, net: SimplLatent, *, source=None) -> "SIMPL":
+        """Fit starting from `net` (`network`: the arrays checked with these settings); `source` as
+        in `fit`. Returns self."""
         optimizer = self._optimizer().for_dynamics(net)
         spec = {"dynamics": {"name": SimplLatent.name, "seed": self.seed, **net.config},
                 "loss": [{"name": "simpl_nll"}], "optimizer": optimizer.config}
@@ -94,6 +98,8 @@ class SIMPL:
             from tcnet.store import RunWriter
 
             recorders.append(RunWriter(self.store))
+            if source is not None:
+                recorders[0].note(source=source)
         result = run(spec, dynamics=net, recorders=recorders, progress=self.progress)
         self.result_ = result
         self.network_ = result.final
@@ -103,6 +109,12 @@ class SIMPL:
         self.history_ = [{"latent": s.x.reshape(self.latent_.shape), **s.extra} for s in result.history.steps]
         self.run_id_ = recorders[0].run_id if recorders else None
         return self
+
+    def network(self, counts, behaviour, time, *, missing=None, truth=None) -> SimplLatent:
+        """The `simpl_latent` network `fit` starts from: the arrays and these settings checked
+        (inputs, the validation split, the tuning-curve grid's size), nothing fitted."""
+        return SimplLatent.from_arrays(counts, behaviour, time, truth=truth, missing=missing, seed=self.seed,
+                                       **self._config())
 
     @staticmethod
     def _mstep(result) -> tuple:
@@ -142,10 +154,10 @@ def fit(data, *, data_seed=0, **settings) -> "SIMPL":
         arrays = simdata.generate(data_seed, **data)
         settings = {"space": simdata.space_of(data), **settings}
     else:
-        arrays = read(data, dt=settings.get("dt"))
-        settings = {"dt": arrays.get("dt"), **settings}
+        arrays = read(data, dt=settings.get("dt"), space=settings.get("space"))
+        settings = {**settings, "dt": arrays.get("dt"), "space": settings.get("space") or arrays.get("space")}
     return SIMPL(**settings).fit(arrays["counts"], arrays["behaviour"], arrays["time"],
-                                 missing=arrays.get("missing"), truth=arrays.get("truth"))
+                                 missing=arrays.get("missing"), truth=arrays.get("truth"), source=arrays.get("report"))
 
 
 

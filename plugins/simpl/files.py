@@ -5,30 +5,28 @@
   an optional scalar `dt` (npz array, or HDF5 root attribute) is the bin width in seconds.
 - `.nwb` (Neurodata Without Borders, read with pynwb): spike times of every unit of the Units table,
   and one behavioural SpatialSeries (position, or a CompassDirection's angle; name it with `series`
-  when the file has several). Bins of width dt start at the series' first timestamp; behaviour is
-  the series linearly interpolated at each bin start (a bin starting within 1e-6 dt of a sample
-  starts at that sample); counts are the spikes in [start, start + dt).
-  Bins that fall in a gap of the series (two samples more than 1.5 dt apart) are dropped, so the
-  time axis keeps the gap and the smoother is split there. NaN samples (tracking lost) are marked
-  missing. dt defaults to the series' median sampling step.
+  when the file has several), in SI units after its conversion, offset and unit, binned at dt, an
+  angle resampled along the circle (nwb.py).
 
-Every problem is one line (ConfigError) naming the file and what is expected.
+Every reading comes with its `report` (what was read: units, space, bins, dt, span, cells, spikes,
+and what was dropped and why), which `describe` puts in words. Every problem is one line
+(ConfigError) naming the file and what is expected.
 """
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from tcnet.resources import FLOAT, require
 from tcnet.validate import ConfigError, positive
-from tcnet_plugins.simpl.inputs import GAP  # a step longer than GAP * dt between samples is a gap
+from tcnet_plugins.simpl.nwb import read_nwb
 
 ARRAYS = ("counts", "behaviour", "time", "truth", "missing")
 REQUIRED = ARRAYS[:3]
 
 
-def read(path, *, dt=None, series=None) -> dict:
-    """The arrays of a recording (module docstring), with 'dt' when the file states it or dt is given."""
+def read(path, *, dt=None, series=None, space=None) -> dict:
+    """The arrays of a recording (module docstring), with 'dt' when the file states it or dt is
+    given, 'space' when the file says it (NWB; `space` overrides it) and the reading's 'report'."""
     if not str(path):
         raise ConfigError("simpl: data file '': not a file name (expected a .npz, HDF5 or NWB file)")
     path = Path(path)
@@ -37,7 +35,7 @@ def read(path, *, dt=None, series=None) -> dict:
         raise ConfigError(f"simpl: data file {str(path)!r} {problem}")
     suffix = path.suffix.lower()
     if suffix == ".nwb":
-        return read_nwb(path, dt=dt, series=series)
+        return read_nwb(path, dt=dt, series=series, space=space)
     if series is not None:
         raise ConfigError(f"simpl: series names a SpatialSeries of an NWB file; {str(path)!r} is not .nwb")
     if suffix == ".npz":
@@ -52,7 +50,47 @@ def read(path, *, dt=None, series=None) -> dict:
                           f"time; optional truth, missing, dt)")
     if dt is not None:
         out["dt"] = positive("simpl", "dt", dt)
+    out["report"] = array_report(path, out, "given" if dt is not None else "the file's" if "dt" in out else None)
     return out
+
+
+def array_report(path, arrays, dt_from) -> dict:
+    """The report of a file of arrays: they are taken as they are (metres, or radians on the
+    circle; bins as given), so nothing is converted or dropped; shapes as read (checked later)."""
+    counts, behaviour, time = (np.asarray(arrays[k]) for k in REQUIRED)
+    report = {"file": str(path), "format": path.suffix.lower().lstrip("."), "unit": "as given (m, or rad on the circle)",
+              "columns": 1 if behaviour.ndim == 1 else int(behaviour.shape[-1]), "bins": int(time.size),
+              "cells": int(counts.shape[1]) if counts.ndim == 2 else 0,
+              "spikes": int(counts.sum()) if counts.size and np.issubdtype(counts.dtype, np.number) else 0}
+    if time.ndim == 1 and time.size >= 2 and np.issubdtype(time.dtype, np.number):
+        dt = arrays.get("dt", float(np.median(np.diff(time))))
+        report.update(dt=float(dt), dt_from=dt_from or "the median step of time",
+                      span=[float(time[0]), float(time[-1] + dt)])
+    if "missing" in arrays:
+        report["missing_bins"] = int(np.count_nonzero(arrays["missing"]))
+    return report
+
+
+def describe(report) -> list[str]:
+    """The report of a reading in words: what was read, in which units, how it was binned, and
+    every bin or spike that was dropped, with the reason."""
+    r = report
+    if r["format"] == "NWB":
+        scale = f" x conversion {r['conversion']:g}" + (f" + offset {r['offset']:g}" if r["offset"] else "")
+        lines = [f"read {r['file']}: NWB {r['container']} series {r['series']!r}, {r['samples']} samples, "
+                 f"unit {r['unit']!r}{scale} -> {r['si_unit']}; space {r['space']} ({r['columns']} column(s))"]
+    else:
+        lines = [f"read {r['file']}: arrays ({r['format']}), behaviour {r['unit']}, {r['columns']} column(s)"]
+    if "dt" in r:
+        lines.append(f"{r['bins']} bins of dt {r['dt']:.6g} s ({r['dt_from']}) over [{r['span'][0]:.6g}, "
+                     f"{r['span'][1]:.6g}] s; {r['cells']} cells, {r['spikes']} spikes")
+    drops = [f"{n} spikes {why}" for why, n in r.get("dropped_spikes", {}).items()]
+    drops += [f"{n} bins {why}" for why, n in r.get("dropped_bins", {}).items()]
+    if drops:
+        lines.append(f"dropped: {', '.join(drops)} ({r['spikes_binned']} spikes binned)")
+    if "missing_bins" in r:
+        lines.append(f"{r['missing_bins']} bins without behaviour (NaN, marked missing: interpolated)")
+    return lines
 
 
 def _read_npz(path) -> dict:
@@ -76,61 +114,3 @@ def _read_hdf5(path) -> dict:
         if "dt" in f.attrs:
             out["dt"] = float(f.attrs["dt"])
     return out
-
-
-def read_nwb(path, *, dt=None, series=None) -> dict:
-    """Counts, behaviour and time binned from an NWB file (module docstring)."""
-    from pynwb import NWBHDF5IO
-    from pynwb.behavior import SpatialSeries
-
-    try:
-        io = NWBHDF5IO(str(path), "r")
-        nwb = io.read()
-    except Exception as err:  # pynwb raises many types for a foreign or broken file
-        raise ConfigError(f"simpl: {str(path)!r} is not a readable NWB file ({type(err).__name__}: {err})") from None
-    with io:
-        found = {obj.name: obj for obj in nwb.objects.values() if isinstance(obj, SpatialSeries)}
-        if series is not None:
-            if series not in found:
-                raise ConfigError(f"simpl: {str(path)!r} has no SpatialSeries {series!r} "
-                                  f"(found: {', '.join(sorted(found)) or 'none'})")
-            s = found[series]
-        elif len(found) != 1:
-            raise ConfigError(f"simpl: {str(path)!r} must hold one behavioural SpatialSeries, or name one with "
-                              f"series (found: {', '.join(sorted(found)) or 'none'})")
-        else:
-            s = next(iter(found.values()))
-        samples = np.asarray(s.data[()], dtype=float)
-        stamps = np.asarray(s.timestamps[()] if s.timestamps is not None else
-                            s.starting_time + np.arange(len(samples)) / s.rate, dtype=float)
-        if nwb.units is None or len(nwb.units) == 0:
-            raise ConfigError(f"simpl: {str(path)!r} has no Units table with spike times")
-        spikes = [np.asarray(nwb.units.get_unit_spike_times(i), dtype=float) for i in range(len(nwb.units))]
-    if stamps.size < 2 or np.any(np.diff(stamps) <= 0):
-        raise ConfigError(f"simpl: SpatialSeries {s.name!r} in {str(path)!r} needs at least 2 strictly "
-                          "increasing timestamps")
-    dt = float(np.median(np.diff(stamps))) if dt is None else positive("simpl", "dt", dt)
-    bins = np.floor((stamps[-1] - stamps[0]) / dt + 1e-9) + 1
-    dims = 1 if samples.ndim == 1 else samples.shape[1]
-    require("simpl", f"dt {dt:g} s over the series' {stamps[-1] - stamps[0]:g} s ({bins:.3g} bins) x {len(spikes)} "
-            "cells", FLOAT * bins * (8 + dims + len(spikes)))  # the bins' indices, times, masks, behaviour, counts
-    k = np.arange(int(bins))
-    time = stamps[0] + k * dt
-    after = np.searchsorted(stamps, time, side="right")  # stamps[after - 1] <= time < stamps[after]
-    lo, hi = stamps[after - 1], stamps[np.minimum(after, stamps.size - 1)]
-    on_sample = np.minimum(time - lo, np.abs(hi - time)) <= 1e-6 * dt
-    inside = on_sample | ((after < stamps.size) & (hi - lo <= GAP * dt))
-    time = np.where(on_sample, np.where(np.abs(hi - time) < time - lo, hi, lo), time)  # a sample's own time
-    time, k = time[inside], k[inside]
-    samples = samples[:, None] if samples.ndim == 1 else samples
-    behaviour = np.stack([np.interp(time, stamps, samples[:, i]) for i in range(samples.shape[1])], axis=1)
-    counts = np.zeros((time.size, len(spikes)), dtype=np.int64)
-    row = np.full(k[-1] + 1, -1)
-    row[k] = np.arange(k.size)
-    for n, st in enumerate(spikes):
-        b = np.floor((st - stamps[0]) / dt).astype(int)
-        b = b[(b >= 0) & (b <= k[-1])]
-        b = row[b][row[b] >= 0]
-        counts[:, n] = np.bincount(b, minlength=time.size)
-    return {"counts": counts, "behaviour": behaviour, "time": time, "missing": np.isnan(behaviour).any(axis=1),
-            "dt": dt}

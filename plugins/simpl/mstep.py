@@ -161,12 +161,13 @@ def log_occupancy(kernels, angular=False) -> np.ndarray:
 
 def random_walk_speed(latent, starts, dt, space) -> float:
     """The random-walk speed scale sigma (units/s) of a latent's own steps: the root mean squared
-    step per axis within segments (beginning at `starts`; unwrapped on the circle), over dt, i.e.
-    the M-step of the step variance q = (sigma dt)^2 at that latent. SIMPL's default prior takes it
-    at latent = behaviour: measured, not assumed, since a track animal at 15 cm/s and an arena
-    animal at 8 cm/s need different priors (docs/SIMPL.md, "Accuracy"). Tracking jitter from bin
-    to bin would inflate it; give `speed` for such behaviour."""
-    steps = np.diff(space.unwrap(latent, starts), axis=0)
+    step per axis within segments (beginning at `starts`; on the circle each step wrapped into
+    [-pi, pi), so a crossing of 0/2 pi is the short step it is), over dt, i.e. the M-step of the
+    step variance q = (sigma dt)^2 at that latent. SIMPL's default prior takes it at latent =
+    behaviour, on every space: measured, not assumed, since a track animal at 15 cm/s, an arena
+    animal at 8 cm/s and a head turning at 1.3 or 3 rad/s need different priors (docs/SIMPL.md,
+    "Accuracy"). Tracking jitter from bin to bin would inflate it; give `speed` for such behaviour."""
+    steps = space.difference(latent[1:], latent[:-1])
     linked = np.ones(len(steps), dtype=bool)
     linked[starts[1:] - 1] = False  # the step across a gap is not a step
     if not linked.any():

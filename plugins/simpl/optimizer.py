@@ -6,8 +6,9 @@ Each point is evaluated without a gradient (so the recorded grad_norm is NaN: th
 {train_ll, val_ll, bits_per_spike, and latent_error when the truth is known}; the step is one
 E-step (estep.decode, over-relaxed by estep.overrelax where that raises the validation
 log-likelihood) and the alignment to behaviour (metrics.align). Step 0 is the behaviour itself. It
-stops after `steps` E-steps or at the first iterate whose validation log-likelihood rose by no more
-than `tol`.
+stops after `steps` E-steps, at the first iterate whose validation log-likelihood rose by no more
+than `tol`, or before an E-step that would not raise it (validation-based early stopping: the fit
+ends at its best iterate, whose row is repeated as the last).
 """
 import numpy as np
 
@@ -114,6 +115,9 @@ class SimplEM(Iterative):
     def stop(self, ev, opt_state):
         if "val_ll" not in opt_state:  # the starting point
             return None
+        if opt_state.get("halted"):
+            return "converged", (f"the E-step after iteration {opt_state['t'] - 1} did not raise the validation "
+                                 "log-likelihood: the fit ends at that iteration's latent (its row repeated)")
         rise = float(ev.aux[self.label]["val_ll"]) - opt_state["val_ll"]
         if rise <= self.settings["tol"]:
             return "converged", f"validation log-likelihood rose by {rise:.3g} <= tol at iteration {opt_state['t']}"
@@ -123,7 +127,9 @@ class SimplEM(Iterative):
         """One E-step and the alignment; from the second on, the over-relaxed point first, kept
         when its validation log-likelihood is above the current one's (its evaluation is then the
         next iterate's, not repeated: tcnet.optim.Monitor); otherwise the plain E-step's point, and
-        plain EM from then on (gamma 0 in the opt_state)."""
+        plain EM from then on (gamma 0 in the opt_state). A plain point whose validation
+        log-likelihood is not above the current one's is not taken: the current point is returned
+        with "halted" in the state, and the run ends there (`stop`), at its best iterate."""
         aux = ev.aux[self.label]
         dynamics = self.objective.dynamics
         axes = tuple(aux[f"axis_{i}"] for i in range(dynamics.space.dim))
@@ -139,7 +145,10 @@ class SimplEM(Iterative):
             if float(self.evaluate(bold, opt_state).aux[self.label]["val_ll"]) > new["val_ll"]:
                 return bold, new
             new["gamma"] = 0.0
-        return self.align(dynamics, mu).ravel(), new
+        plain = self.align(dynamics, mu).ravel()
+        if float(self.evaluate(plain, opt_state).aux[self.label]["val_ll"]) > new["val_ll"]:
+            return plain, new  # its evaluation is the next iterate's
+        return x, {**new, "halted": True}
 
     def estep(self, dynamics, latent, fields, axes, log_prior, beta=1.0) -> np.ndarray:
         """The decoded latent (T, D), before the alignment: estep.decode of the training entries

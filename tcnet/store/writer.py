@@ -66,11 +66,21 @@ class RunWriter:
         self._committed = resume_from  # step of the last committed checkpoint
         self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
         self._code: dict = {}  # the digests of the run's plugin code (`provenance`)
+        self._notes: dict = {}  # what the caller says about the run's inputs (`note`)
 
     def provenance(self, code: dict) -> None:
         """Record `code` ({source file: digest}, tcnet.provenance) with a new run, as its attribute
         `code`; called before `start`. A resumed run keeps the code it was started with."""
         self._code = dict(code)
+
+    def note(self, **notes) -> None:
+        """Record `notes` (JSON-serializable values by name: what a plugin read to make the run's
+        data, say) with a new run, as its JSON attribute `notes`; called before `start`."""
+        try:
+            json.dumps(notes)
+        except TypeError as err:
+            raise ConfigError(f"RunWriter: notes must be JSON-serializable ({err})") from None
+        self._notes.update(notes)
 
     # Recorder protocol
     def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
@@ -215,10 +225,13 @@ class RunWriter:
                 f"`tcnet resume {self.path} {self.run_id}`")
 
     def _new_run(self, f: h5py.File, runs: h5py.Group, spec: RunSpec, dynamics: Dynamics | None) -> h5py.Group:
-        """The new run's group, unlinked (`tcnet.store.commit.new_run`), with its plugin code."""
+        """The unlinked group of this new run (`new_run`), with the digests of its code (`provenance`)
+        and its `notes`."""
         g = new_run(f, runs, self.run_id, spec, dynamics, self.path)
         if self._code:
             set_attrs(g, code=json.dumps(self._code, sort_keys=True))
+        if self._notes:
+            set_attrs(g, notes=json.dumps(self._notes, sort_keys=True))
         return g
 
     def _growth(self) -> int:

@@ -75,7 +75,6 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
     return run_id
 
 
-
 STUDIES = "studies"
 """The root attribute of a store file that keeps the definitions of the studies run into it: JSON,
 study name -> `Study.definition()` (docs/FORMAT.md; a file without it holds none)."""

@@ -115,3 +115,57 @@ def test_tcnet_on_ratinabox_grid_cells(seed):
                  f"{len(model.history_) - 1} iterations")
     print(NOTES[-1])
     assert err <= 0.05
+
+
+def ratinabox_head_direction(seed, n_cells=60, duration=1800.0, dt=0.1, max_rate=10.0, noise_deg=20.0):
+    """Independent head-direction data (issue 28): RatInABox's Agent in its default 1 m box, its
+    heading the direction of its own motion; `n_cells` of its HeadDirectionCells' von Mises tuning
+    (their preferred angles and widths), peaking at `max_rate` Hz; Poisson counts; behaviour = the
+    truth plus the benchmark's slow smooth noise of mean `noise_deg` degrees, wrapped."""
+    from ratinabox.Agent import Agent
+    from ratinabox.Environment import Environment
+    from ratinabox.Neurons import HeadDirectionCells
+
+    np.random.seed(seed)
+    agent = Agent(Environment(), params={"dt": dt})
+    steps = int(round(duration / dt))
+    for _ in range(steps):
+        agent.update(dt=dt)
+    heading = np.array(agent.history["head_direction"])[:steps]
+    truth = np.mod(np.arctan2(heading[:, 1], heading[:, 0]), 2 * np.pi)[:, None]
+    cells = HeadDirectionCells(agent, params={"n": n_cells, "max_fr": max_rate})
+    preferred, kappa = np.asarray(cells.preferred_angles), 1 / np.asarray(cells.angular_tunings) ** 2
+    rates = max_rate * np.exp(kappa * (np.cos(truth - preferred) - 1))
+    rng = np.random.default_rng(seed)
+    noise = simdata.smooth_noise(rng, steps, dt, 3.0, np.deg2rad(noise_deg) / np.sqrt(2 / np.pi), 1)
+    return {"counts": rng.poisson(rates * dt), "truth": truth, "behaviour": np.mod(truth + noise, 2 * np.pi),
+            "time": np.arange(steps) * dt}
+
+
+def degrees_off(latent, data) -> float:
+    """Mean angle (degrees) to the truth after the best rotation (or reflection) onto behaviour."""
+    aligned = align(np.asarray(latent, float), data["behaviour"], 1, angular=True)[0]
+    return float(np.rad2deg(Space("angular", 1).error(aligned, data["truth"])))
+
+
+@pytest.mark.benchmark
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_head_direction_beside_simpl_neuro(seed):
+    """Head direction on RatInABox data (60 cells, 30 min, behaviour 20 degrees off, issue 28):
+    tcnet's defaults against simpl-neuro's defaults (`is_1D_angular`, angles in [-pi, pi) as it
+    expects), both scored by the same code; tcnet at most simpl-neuro's error."""
+    published = pytest.importorskip("simpl", reason="the published package simpl-neuro is not installed")
+    pytest.importorskip("ratinabox", reason="RatInABox is not installed")
+    data = ratinabox_head_direction(seed)
+    ours = SIMPL(space="angular", iterations=ITERATIONS).fit(data["counts"], data["behaviour"], data["time"])
+    theirs = published.SIMPL(is_1D_angular=True, use_gpu=False)
+    theirs.fit(data["counts"], np.mod(data["behaviour"] + np.pi, 2 * np.pi) - np.pi, data["time"],
+               n_iterations=ITERATIONS, verbose=False)
+    err_ours, err_theirs = degrees_off(ours.latent_, data), degrees_off(np.asarray(theirs.X_), data)
+    NOTES.append(f"SIMPL head direction on RatInABox (seed {seed}, 60 cells, 30 min, behaviour "
+                 f"{degrees_off(data['behaviour'], data):.1f} degrees off): tcnet {err_ours:.2f} degrees (speed "
+                 f"{ours.speed_:.3g} rad/s, measured); simpl-neuro defaults {err_theirs:.2f} degrees (speed "
+                 f"{theirs.speed_prior_:.3g} rad/s)")
+    print(NOTES[-1])
+    assert err_ours <= err_theirs
