@@ -44,7 +44,7 @@ def test_show(capsys, runs_file):
     code, out, _ = tcnet_cli(capsys, "show", runs_file)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"{runs_file}: format tcnet v3 (tcnet {tcnet.__version__})"
+    assert lines[0] == f"{runs_file}: format tcnet v4 (tcnet {tcnet.__version__})"
     assert lines[1:4] == ["networks/ (1)",
                           '  decay  dynamics=store_linear seed=0 config={"N": 3, "tau": 2.0}  J(3, 3) w(3,)',
                           "    spectral_abscissa=-0.5"]  # A = (0 - I)/2
