@@ -122,8 +122,8 @@ def check_new(path, force: bool = False, keep=()) -> Path:
     target = _check_place(path, force)
     for other in keep:
         if other is not None and same_file(path, other):
-            raise StoreError(f"{path}: is {other}, a file this command reads or writes; refusing to replace it "
-                             "(choose another output file)")
+            raise StoreError(f"{path}: names {other}, which this command reads or writes; refusing to replace "
+                             "it (choose another output file)")
     if not target.exists():
         return path
     if used(target):
@@ -170,8 +170,8 @@ def _closed_everywhere(path: Path, target: Path):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FileBusyError(f"{path}: the file is open in another process (HDF5 file lock); refusing "
-                                "to replace it") from None
+            raise FileBusyError(f"{path}: the file is open in HDF5 (in this process or another: its HDF5 file "
+                                "lock is held); refusing to replace it") from None
         yield
     finally:
         os.close(fd)
