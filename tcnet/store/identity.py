@@ -35,7 +35,7 @@ def same_file(a, b) -> bool:
     return key is not None and key == file_key(b)
 
 
-_used: list | None = None  # (canonical path, file key) of each file the running command used
+_used: dict | None = None  # canonical path -> file key, of each file the running command used
 
 
 @contextmanager
@@ -43,7 +43,7 @@ def command():
     """The scope of one command: the files read or written inside it (`use`) are recorded, so
     that `used` can tell an output path that names one of them."""
     global _used
-    outer, _used = _used, []
+    outer, _used = _used, {}
     try:
         yield
     finally:
@@ -53,12 +53,12 @@ def command():
 def use(path) -> None:
     """Record that the running command reads or writes the file `path` (nothing outside `command`)."""
     if _used is not None:
-        _used.append((canonical(path), file_key(path)))
+        _used[canonical(path)] = file_key(path)
 
 
 def used(path) -> bool:
     """Whether the running command has read or written the file `path` (under any name)."""
     if not _used:
         return False
-    where, key = canonical(path), file_key(path)
-    return any(where == c or (key is not None and key == k) for c, k in _used)
+    key = file_key(path)
+    return canonical(path) in _used or (key is not None and key in _used.values())
