@@ -16,7 +16,6 @@ from tcnet.optim import Checkpoint
 from tcnet.plugins import Registry
 from tcnet.spec import RunSpec
 from tcnet.store import RunWriter, StoreError, digests
-from tcnet.store.format import HISTORY_COLUMNS
 
 PLUGIN = Path(__file__).parent / "plugins_for_tests" / "store_linear.py"
 PLUGINS = Registry(files=[PLUGIN])

@@ -149,3 +149,13 @@ def test_on_a_disk_with_room_the_files_are_whole(disk, source):
     (disk.dir / "traj.png").unlink()
     assert disk.run("simpl", "generate", disk.dir / "bench.h5", "--cells", "40", "--duration", "600").returncode == 0
     assert np.all(np.diff(simdata.load(disk.dir / "bench.h5")["time"]) > 0)
+
+
+def test_a_new_store_on_a_full_disk_is_one_line_and_no_file(disk):
+    """The store's own first bytes are made like any new file: no room, no store, one line."""
+    disk.make_room(PAGE)  # the writer lock's description, and no more
+    out = disk.dir / "runs.h5"
+    child = disk.run("train", "-N", "6", "-F", "0.5", "-A", "3", "-L", "2", "-f", out, "--no-progress")
+    assert child.returncode == 2, child.stderr[-2000:]
+    assert child.stderr.endswith(f"{out}: cannot create the file ({REASONS[disk.kind]})\n") and child.stderr.count("\n") == 1
+    assert disk.files() == []

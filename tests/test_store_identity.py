@@ -6,8 +6,7 @@ is refused, and no `--force` replaces the file under it. Writing to a path that 
 its target (a dangling link gets its target made). No command replaces a file it reads or writes
 itself: a study's `--csv` is never its own store."""
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import h5py
@@ -37,6 +36,8 @@ def test_a_writer_through_a_link_holds_the_file(tmp_path, capsys, kind):
     the first writer went on, and `tcnet simulate ... --out real.h5 --force` replaced the store."""
     real = tmp_path / "real.h5"
     interrupted_run(real, at=100)
+    source = tmp_path / "x.h5"
+    shutil.copy(real, source)
     link = _link(kind, real, tmp_path / "link.h5")
     record = store.read_run(real, "run-0002", plugins=PLUGINS)
     writer = RunWriter(link, "run-0002", resume_from=100)
@@ -54,9 +55,10 @@ def test_a_writer_through_a_link_holds_the_file(tmp_path, capsys, kind):
             RunWriter(real, "run-0002", resume_from=100).start(RunSpec.from_dict(spec()), record.initial)
         assert str(busy.value).startswith(f"{real}: another process is writing this file (run 'run-0002', "
                                           f"pid {os.getpid()} on host ")
-        code = main(["--plugin", str(PLUGIN), "simulate", str(real), "run-0001", "--out", str(real), "--force"])
+        code = main(["--plugin", str(PLUGIN), "simulate", str(source), "run-0001", "--out", str(real), "--force"])
         err = capsys.readouterr().err
-        assert code == 2 and err.startswith(f"tcnet simulate: {real}: ") and err.count("\n") == 1
+        assert code == 2 and err.startswith(f"tcnet simulate: {real}: another process is writing this file (run "
+                                            "'run-0002', pid ") and err.endswith("refusing to replace it\n")
         for other in (real, link):
             with pytest.raises(FileBusyError, match="another process is writing this file"):
                 store.save_trajectories(other, [0.0], np.zeros((1, 1, 1)), force=True)
@@ -64,7 +66,7 @@ def test_a_writer_through_a_link_holds_the_file(tmp_path, capsys, kind):
     finally:
         writer.fail(KeyboardInterrupt())
     assert store.read_run(real, "run-0002", plugins=PLUGINS).status == "interrupted"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.h5", "real.h5"]  # the sidecar lock is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.h5", "real.h5", "x.h5"]  # the sidecar lock is gone
     key = identity.file_key(real)
     assert not (locks.LOCK_DIR / f"{key[0]}-{key[1]}.lock").exists()  # and so is the identity lock
 

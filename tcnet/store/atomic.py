@@ -16,11 +16,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from tcnet.store.errors import DiskFullError, FileBusyError, StoreError
+from tcnet.store.errors import FULL, DiskFullError, FileBusyError, StoreError
 from tcnet.store.identity import canonical, same_file, used
 from tcnet.store.locks import WriteLock, describe_owner, this_writer, writer_of
-
-FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # what a full device, file size limit or quota raise
 
 
 def _temporary(path: Path, pid: int) -> Path:
@@ -50,7 +48,7 @@ def _remove_stale(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _full(message: str, err: OSError) -> DiskFullError:
+def full_disk(message: str, err: OSError) -> DiskFullError:
     """A DiskFullError saying `message`; its `reason` is the system's word for `err`."""
     full = DiskFullError(message)
     full.reason = err.strerror
@@ -70,7 +68,7 @@ def reserve(path, nbytes: int) -> None:
         os.ftruncate(fd, size)
     except OSError as err:
         if err.errno in FULL:
-            raise _full(f"{path}: cannot grow the file by {nbytes} bytes ({err.strerror})", err) from None
+            raise full_disk(f"{path}: cannot grow the file by {nbytes} bytes ({err.strerror})", err) from None
         if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: no check
             raise
     finally:
@@ -202,7 +200,7 @@ def new_file(path, force: bool = False, *, keep=(), verify=None):
             if err.errno not in FULL:
                 raise
             kept = "the previous file is kept" if existed else "no file was made"
-            raise _full(f"{path}: cannot write the file ({err.strerror}); {kept}", err) from None
+            raise full_disk(f"{path}: cannot write the file ({err.strerror}); {kept}", err) from None
     finally:
         lock.release()
 

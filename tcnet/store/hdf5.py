@@ -23,10 +23,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tcnet.store.atomic import check_new, complete, put_bytes, write_bytes
+from tcnet.store.atomic import check_new, complete, full_disk, put_bytes, write_bytes
 from tcnet.store.atomic import reserve as reserve_space
 from tcnet.store.digests import check_all, has_digest, stamp
-from tcnet.store.errors import FileBusyError, StoreError, one_line
+from tcnet.store.errors import FULL, FileBusyError, StoreError, one_line
 from tcnet.store.format import FORMAT, FORMAT_VERSION, H5_VERSION, as_text, check_root, keeps_digests
 from tcnet.store.identity import canonical, use
 from tcnet.store.locks import cover
@@ -234,7 +234,9 @@ def create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype
     choice) with the fletcher32 filter, so a chunk whose checksum fails is refused when read
     (`compression`, e.g. "gzip", is applied before it); a scalar is stored compact, inside its
     object header, under the header's checksum (a string: see `_string`). h5py.Empty stores no
-    data."""
+    data. An array given with its `data` also gets its digest (`tcnet.store.digests.stamp`; in a
+    store of a version before digests, none: `keeps_digests`), which a zeroed chunk cannot match;
+    one made by `shape` alone (a history column) gets its digests as it is committed."""
     if isinstance(data, str):
         data = _string(group, data)
     if isinstance(data, (str, h5py.Empty)):  # a version 1 string, or nothing
@@ -273,8 +275,13 @@ def writing(path: Path, wait: float | None = None, reserve: int = 0):
     adjustment for EOA'; the killed-study-driver test failed 4 of 6 times under load with the space
     kept, 0 of 8 with it given back)."""
     if not path.exists():
-        with complete(canonical(path)) as partial:
-            put_bytes(partial, _image(FORMAT, FORMAT_VERSION))
+        try:
+            with complete(canonical(path)) as partial:
+                put_bytes(partial, _image(FORMAT, FORMAT_VERSION))
+        except OSError as err:
+            if err.errno not in FULL:
+                raise
+            raise full_disk(f"{path}: cannot create the file ({err.strerror})", err) from None
     cover(path)
     use(path)
     _check_signature(path)

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tcnet.store.errors import FileBusyError, StoreError
+from tcnet.store.errors import FULL, FileBusyError, StoreError
 from tcnet.store.identity import canonical, file_key
 
 LOCK_DIR = Path("/tmp/tcnet-locks")  # the identity locks of this host, one per (device, inode) held
@@ -71,6 +71,18 @@ def _take(lockpath: Path, path: Path, deadline: float) -> int | None:
         os.close(fd)
 
 
+def _describe(fd: int, owner: dict) -> None:
+    """Write `owner` into the held lock file `fd`. On a full device it stays undescribed (a refusal
+    then names no writer): the flock is the lock, and the write it guards meets the full device
+    itself, in one clean error."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+    except OSError as err:
+        if err.errno not in FULL:
+            raise
+
+
 class WriteLock:
     """Exclusive right to write one file (a store, or any file `tcnet.store.atomic.new_file`
     creates), under whatever name: the sidecar `<canonical file><suffix>` and, once the file
@@ -89,8 +101,8 @@ class WriteLock:
         holder if another process keeps it (under this name or another)."""
         deadline = time.monotonic() + wait
         self._owner = owner
-        self._hold(_sidecar(self.path, self.suffix), deadline)
         try:
+            self._hold(_sidecar(self.path, self.suffix), deadline)
             self._cover(deadline)
         except BaseException:
             self.release()
@@ -104,8 +116,7 @@ class WriteLock:
             raise FileBusyError(f"{self.path}: another process is writing this file "
                                 f"({describe_owner(_lock_owner(lockpath))}); two writers on one file are refused")
         self._held.append((lockpath, fd))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(self._owner).encode(), 0)
+        _describe(fd, self._owner)
 
     def _cover(self, deadline: float) -> None:
         """Also hold the identity lock of the file, if it exists and this lock does not hold it yet."""
@@ -118,8 +129,7 @@ class WriteLock:
         """Replace the description of the held lock (a writer learns its run id after taking it)."""
         self._owner = owner
         for _, fd in self._held:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(owner).encode(), 0)
+            _describe(fd, owner)
 
     def release(self) -> None:
         """Give the lock up (nothing if it is not held)."""
