@@ -72,18 +72,22 @@ def test_a_writer_through_a_link_holds_the_file(tmp_path, capsys, kind):
 
 
 def test_a_store_made_by_its_writer_is_held_under_every_name(tmp_path):
-    """A writer that creates its store holds the new file's identity from then on: a hard link
-    made while it runs leads to a held file."""
+    """A writer (and a study's driver) that creates its store holds the new file's identity from
+    then on: a hard link made while it runs leads to a held file."""
     path = tmp_path / "new.h5"
-    writer = RunWriter(path)
-    writer.start(RunSpec.from_dict(spec()), None)
-    try:
-        hard = _link("hard link", path, tmp_path / "hard.h5")
-        with pytest.raises(FileBusyError, match=f"^{hard}: another process is writing this file"):
-            locks.WriteLock(hard).acquire(locks.this_writer())
-        assert locks.writer_of(hard)["pid"] == os.getpid()
-    finally:
-        writer.fail("stopped")
+    with store.driver_lock(path):
+        writer = RunWriter(path)
+        writer.start(RunSpec.from_dict(spec()), None)
+        try:
+            hard = _link("hard link", path, tmp_path / "hard.h5")
+            with pytest.raises(FileBusyError, match=f"^{hard}: another process is writing this file"):
+                locks.WriteLock(hard).acquire(locks.this_writer())
+            assert locks.writer_of(hard)["pid"] == os.getpid()
+            with pytest.raises(FileBusyError, match=f"^{hard}: another process is writing this file"):
+                with store.driver_lock(hard):
+                    pass
+        finally:
+            writer.fail("stopped")
 
 
 def test_a_second_study_driver_through_a_link_is_refused(tmp_path):

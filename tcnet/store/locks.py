@@ -146,12 +146,13 @@ class WriteLock:
 
 
 def cover(path) -> None:
-    """The writer lock this process holds on `path` now also holds the file's identity lock: called
-    by whoever created the file under that lock, so that from then on no writer gets in through a
-    hard link to it (FileBusyError if one already has)."""
-    lock = _HELD.get((str(canonical(path)), ".lock"))
-    if lock is not None:
-        lock._cover(time.monotonic())
+    """The writer and driver locks this process holds on `path` now also hold the file's identity
+    locks: called by whoever created the file under them, so that from then on no writer or driver
+    gets in through a hard link to it (FileBusyError if one already has)."""
+    for suffix in (".lock", ".driver.lock"):
+        lock = _HELD.get((str(canonical(path)), suffix))
+        if lock is not None:
+            lock._cover(time.monotonic())
 
 
 @contextmanager
