@@ -202,19 +202,17 @@ def test_run_history_and_networks_round_trip(tmp_path):
 
 
 def test_whole_column_write_equals_step_by_step(tmp_path):
-    """RunWriter.write (whole columns and the last checkpoint, as the study's driver writes a
-    worker's run) stores exactly what the steps written one by one store; fail(message) records
-    the message as given."""
+    """RunWriter.record (a whole run: whole columns and the last checkpoint, as the study's driver
+    writes a worker's run) stores exactly what the steps written one by one store; an error given
+    as a message is recorded as given."""
     from tcnet.optim import Checkpoint
     from tcnet.spec import RunSpec
     path = tmp_path / "runs.h5"
     s = spec({"name": "store_probe_gd", "steps": 6, "lr": 0.1})  # an extra key from step 2 on
     r = go(s, path, flush_steps=2)
     steps = r.history.steps
-    writer = RunWriter(path, "whole")
-    writer.start(RunSpec.from_dict(s), r.initial)
-    writer.write(store.history_columns(steps), Checkpoint.at(steps[-1]))
-    writer.finish(r.result, r.final)
+    RunWriter(path, "whole").record(RunSpec.from_dict(s), r.initial, store.history_columns(steps),
+                                    Checkpoint.at(steps[-1]), result=r.result, final=r.final)
     one, whole = (store.read_run(path, rid, plugins=PLUGINS) for rid in ("run-0001", "whole"))
     assert whole.status == one.status == "finished" and list(whole.history) == list(one.history)
     for key, column in one.history.items():
@@ -226,15 +224,15 @@ def test_whole_column_write_equals_step_by_step(tmp_path):
     np.testing.assert_array_equal(whole.checkpoint.opt_state["moments"]["g"], one.checkpoint.opt_state["moments"]["g"])
     np.testing.assert_array_equal(whole.final.arrays["J"], one.final.arrays["J"])
 
-    writer = RunWriter(path, "failed")
-    writer.start(RunSpec.from_dict(s), r.initial)
-    writer.write(store.history_columns(steps[:3]), Checkpoint.at(steps[2]))
-    writer.fail("LinAlgError: the worker's matrix is singular")
+    RunWriter(path, "failed").record(RunSpec.from_dict(s), r.initial, store.history_columns(steps[:3]),
+                                     Checkpoint.at(steps[2]), error="LinAlgError: the worker's matrix is singular")
     rec = store.read_run(path, "failed", plugins=PLUGINS)
     assert rec.status == "failed" and rec.message == "LinAlgError: the worker's matrix is singular"
     assert rec.steps == 3 and rec.checkpoint.step == 2
     with pytest.raises(StoreError, match="history columns must include step, stage, loss, grad_norm, wall_time"):
-        RunWriter(path, "x").write({"step": [0]}, Checkpoint.at(steps[0]))
+        RunWriter(path, "x").record(RunSpec.from_dict(s), r.initial, {"step": [0]}, Checkpoint.at(steps[0]),
+                                    result=r.result, final=r.final)
+    assert "x" not in store.list_runs(path)
 
 
 def test_sequential_runs_share_a_file(tmp_path):
@@ -390,6 +388,40 @@ def test_kill_between_the_two_commit_phases(tmp_path, monkeypatch):
     assert rec.status == "finished" and np.array_equal(rec.history["loss"], ref.history.column("loss"))
 
 
+KILLED_BEFORE_THE_LINK = """
+import os, sys
+import tcnet.store.writer as writer
+from tcnet.plugins import Registry
+from tcnet.spec import RunSpec
+from tcnet.store import RunWriter
+
+def die(runs, run_id, g):  # everything of the run is on disk, its link is not: a SIGKILL here
+    runs.file.flush()
+    os._exit(9)
+
+writer.link_run = die
+plugins = Registry(files=sys.argv[2:])
+net = plugins.get("dynamics", "store_linear").create(N=3)
+RunWriter(sys.argv[1], "half").record(RunSpec.from_dict({spec!r}), net, None, None, error="never linked")
+"""
+
+
+def test_a_whole_run_killed_before_its_link_is_not_there(tmp_path):
+    """RunWriter.record (a study's worker's run) builds the run unlinked: a writer killed before
+    the link leaves the file as it was for every reader, and the next writer goes on."""
+    path = tmp_path / "runs.h5"
+    go(spec({"name": "adam", "steps": 3}), path)
+    before = {rid: store.read_run(path, rid, plugins=PLUGINS) for rid in store.list_runs(path)}
+    code = KILLED_BEFORE_THE_LINK.format(spec=spec({"name": "adam"}))
+    done = subprocess.run([sys.executable, "-c", code, str(path), *map(str, PLUGIN_FILES)], capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert path.stat().st_size > 0 and store.list_runs(path) == ["run-0001"]
+    assert np.array_equal(store.read_run(path, "run-0001", plugins=PLUGINS).history["loss"], before["run-0001"].history["loss"])
+    go(spec({"name": "adam", "steps": 3}), path, run_id="half")
+    assert store.list_runs(path) == ["run-0001", "half"]
+    assert store.read_run(path, "half", plugins=PLUGINS).status == "finished"
+
+
 def test_status_running_reads_interrupted_once_the_writer_is_gone(tmp_path):
     path = tmp_path / "runs.h5"
     net = PLUGINS.get("dynamics", "store_linear").create()
@@ -529,13 +561,19 @@ def test_unknown_format_version(saved):
            f"written by tcnet {tcnet.__version__})" in msg
 
 
-def test_truncated_file(saved):
+@pytest.mark.parametrize("missing", ["most", "the last 100 bytes"])
+def test_truncated_file(saved, missing):
+    """A file cut short is refused: as truncated when more is missing than a killed writer can leave
+    unwritten at its end (store.superblock.UNWRITTEN_TAIL), else by the checksum of what is missing."""
     data = saved.read_bytes()
-    saved.write_bytes(data[: len(data) // 2])
+    saved.write_bytes(data[:64] if missing == "most" else data[:-100])
     with pytest.raises(StoreError) as err:
         store.load_network(saved, "net", plugins=PLUGINS)
     msg = one_line(err, saved)
-    assert "truncated or corrupt HDF5 file (expected a readable HDF5 file, found:" in msg and "truncated file" in msg
+    if missing == "most":
+        assert "truncated or corrupt HDF5 file (expected a readable HDF5 file, found:" in msg and "truncated file" in msg
+    else:
+        assert "damaged file: " in msg and "the file is corrupt" in msg
 
 
 def test_corrupt_superblock(saved):

@@ -12,7 +12,7 @@ import pytest
 
 import tcnet
 from tcnet import store
-from tcnet.optim import Checkpoint
+from tcnet.optim import Step
 from tcnet.plugins import Registry
 from tcnet.spec import RunSpec
 from tcnet.store import RunWriter, StoreError, digests
@@ -33,18 +33,18 @@ def independent(rows: np.ndarray) -> int:
     return total % 2**64
 
 
-def columns(start: int, n: int, extra: bool) -> dict:
+def commit_rows(writer: RunWriter, start: int, n: int, extra: bool) -> None:
+    """Steps `start` .. `start + n - 1` through the writer, committed in one flush (with a column
+    `extra/late` if `extra`)."""
     rng = np.random.default_rng(start)
-    out = {"step": np.arange(start, start + n), "stage": np.zeros(n, dtype=np.int64), "loss": rng.random(n),
-           "grad_norm": rng.random(n), "wall_time": np.arange(start, start + n) / 10.0,
-           "terms/store_bowl": rng.random(n)}
-    if extra:
-        out["extra/late"] = rng.random(n)
-    return out
+    for k in range(start, start + n):
+        writer.step(Step(k, 0, k + 1, rng.random(), {"store_bowl": rng.random()}, rng.random(), k / 10.0,
+                         np.full(4, float(k)), {"m": np.full(4, 0.5 * k)}, {"late": rng.random()} if extra else {}))
+    writer.flush()
 
 
-def checkpoint(step: int) -> Checkpoint:
-    return Checkpoint(step, np.full(4, float(step)), {"m": np.full(4, 0.5 * step)}, step / 10.0, 0, step + 1)
+def new_writer(path, **kw) -> RunWriter:
+    return RunWriter(path, flush_steps=10**9, flush_seconds=1e9, **kw)
 
 
 def committed(path, run_id="run-0001") -> dict:
@@ -62,20 +62,20 @@ def test_commits_across_blocks_keep_each_digest_that_of_the_committed_rows(tmp_p
     """Commits of 50, 1000, 1, 2047 and 3 rows (crossing the 1024-row blocks, with a column that
     appears at row 1051 and is NaN before it), a resume, and more commits."""
     path = tmp_path / "runs.h5"
-    writer = RunWriter(path)
+    writer = new_writer(path)
     writer.start(SPEC, PLUGINS.get("dynamics", "store_linear").create(seed=1, N=2))
     start = 0
     for n in (50, 1000, 1, 2047, 3):
-        writer.write(columns(start, n, extra=start >= 1051), checkpoint(start + n - 1))
+        commit_rows(writer, start, n, extra=start >= 1051)
         start += n
         for name, (rows, digest) in committed(path).items():
             assert len(rows) == start and digest == independent(rows), (name, start)
     writer.fail(KeyboardInterrupt())
     rec = store.read_run(path, "run-0001", plugins=PLUGINS)
     assert rec.steps == 3101 and np.isnan(rec.history["extra/late"][:1051]).all()
-    resumed = RunWriter(path, "run-0001", resume_from=3100)
+    resumed = new_writer(path, run_id="run-0001", resume_from=3100)
     resumed.start(SPEC, rec.initial)
-    resumed.write(columns(3101, 1100, extra=True), checkpoint(4200))
+    commit_rows(resumed, 3101, 1100, extra=True)
     resumed.fail(KeyboardInterrupt())
     for name, (rows, digest) in committed(path).items():
         assert len(rows) == 4201 and digest == independent(rows), name
@@ -86,9 +86,9 @@ def test_a_commit_stopped_after_its_first_phase_leaves_the_committed_run_readabl
     """Phase 1 writes rows and digests into the slot that is not committed; stopped before phase 2
     flips the slot (as a kill there would), the run reads back its previous commit, digests and all."""
     path = tmp_path / "runs.h5"
-    writer = RunWriter(path)
+    writer = new_writer(path)
     writer.start(SPEC, PLUGINS.get("dynamics", "store_linear").create(seed=1, N=2))
-    writer.write(columns(0, 1030, extra=False), checkpoint(1029))
+    commit_rows(writer, 0, 1030, extra=False)
     before = store.read_run(path, "run-0001", plugins=PLUGINS).history
     modify = h5py.AttributeManager.modify
 
@@ -99,7 +99,7 @@ def test_a_commit_stopped_after_its_first_phase_leaves_the_committed_run_readabl
 
     monkeypatch.setattr(h5py.AttributeManager, "modify", killed)
     with pytest.raises(KeyboardInterrupt):
-        writer.write(columns(1030, 40, extra=True), checkpoint(1069))
+        commit_rows(writer, 1030, 40, extra=True)
     monkeypatch.undo()
     writer._lock.release()
     with h5py.File(path, "r") as f:

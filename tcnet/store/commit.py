@@ -86,13 +86,16 @@ def next_run_id(runs: h5py.Group) -> str:
     return f"run-{n:04d}"
 
 
-def create_run(runs: h5py.Group, run_id: str, spec: RunSpec, dynamics: Dynamics | None, path: Path) -> None:
-    """Create the group of the new run `run_id` in `runs`, status "running" with nothing committed.
-    `dynamics` None: a run whose network could not be created has no params/initial."""
+def new_run(f: h5py.File, runs: h5py.Group, run_id: str, spec: RunSpec, dynamics: Dynamics | None,
+            path: Path) -> h5py.Group:
+    """The group of the new run `run_id`, status "running" with nothing committed, created in `f`
+    but not yet linked into `runs` (`link_run` does that once it is on disk), so that a writer
+    killed while creating it leaves nothing a reader sees. `dynamics` None: a run whose network
+    could not be created has no params/initial."""
     if run_id in runs:
         raise StoreError(f"{path}: run {run_id!r} exists already (choose another run_id, or "
                          "resume it with tcnet.resume)")
-    g = runs.create_group(run_id)
+    g = f.create_group(None)  # anonymous until linked
     set_attrs(g, config=json.dumps(spec.as_dict(), sort_keys=True), status=Status.RUNNING, message="",
               writer=_writer(), tcnet_version=__version__, started=utc_now(), rows=np.int64(0),
               checkpoint=np.int64(-1))
@@ -111,6 +114,15 @@ def create_run(runs: h5py.Group, run_id: str, spec: RunSpec, dynamics: Dynamics 
     c = g.create_group("checkpoint")
     for slot in ("0", "1"):
         c.create_group(slot)
+    return g
+
+
+def link_run(runs: h5py.Group, run_id: str, g: h5py.Group) -> None:
+    """Link the new run `g` (`new_run`) into `runs` as `run_id`, once everything in it is on disk:
+    a writer killed before leaves an unlinked group, space no reader visits; one killed after
+    leaves the run as written."""
+    runs.file.flush()
+    runs[run_id] = g
 
 
 def reopen_run(runs: h5py.Group, run_id: str, resume_from: int, path: Path) -> None:
@@ -136,12 +148,12 @@ def reopen_run(runs: h5py.Group, run_id: str, resume_from: int, path: Path) -> N
     set_attrs(g, status=Status.RUNNING, message="", writer=_writer(), resumed_at=np.array(resumed, dtype=np.int64))
 
 
-def commit(f: h5py.File, path: Path, run_id: str, columns: dict | None = None, checkpoint: Checkpoint | None = None,
-           final: Dynamics | None = None, attrs: dict | None = None) -> None:
-    """Append history `columns` (as `history_columns` names them) and the `checkpoint` of their
-    last row, write the `final` network, then set the closing `attrs` (status, message, ...), in
-    the two phases of the module docstring."""
-    g = f["runs"][run_id]
+def commit(g: h5py.Group, path: Path, run_id: str, columns: dict | None = None,
+           checkpoint: Checkpoint | None = None, final: Dynamics | None = None, attrs: dict | None = None) -> None:
+    """Append to the run group `g` (of run `run_id`) history `columns` (as `history_columns` names
+    them) and the `checkpoint` of their last row, write the `final` network, then set the closing
+    `attrs` (status, message, ...), in the two phases of the module docstring."""
+    f = g.file
     h = g["history"]
     rows, slot = int(g.attrs["rows"]), int(g.attrs["checkpoint"])
     if columns:

@@ -15,7 +15,10 @@ written out whole (`new_h5`, and a new store's first bytes in `writing`): a full
 write cleanly, before the file exists, instead of failing HDF5 halfway through its own writes (which
 ends in pages of errors, a crash, and chunks that were never written reading as zeros).
 """
+import ctypes
+import fcntl
 import io
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tcnet.store import superblock
 from tcnet.store.atomic import check_new, complete, full_disk, put_bytes, write_bytes
 from tcnet.store.atomic import reserve as reserve_space
 from tcnet.store.digests import check_all, has_digest, stamp
@@ -66,17 +70,63 @@ def _check_signature(path: Path) -> None:
 
 
 def _open_h5(path: Path, mode: str, wait: float | None) -> h5py.File:
-    """h5py.File(path, mode), retrying while another process holds the HDF5 file lock (a writer
-    mid-flush, a reader); errors become one-line StoreErrors."""
+    """h5py.File(path, mode) for writing ("w" creates the file, "a" appends), retrying while another
+    process holds the HDF5 file lock (a writer mid-flush, a reader); errors become one-line
+    StoreErrors. A file whose last writer was killed mid-flush gets its repaired end of allocation
+    first (`tcnet.store.superblock`; the caller holds the writer lock)."""
+    def open_file():
+        if mode == "w":
+            h5py.File(path, "w", libver=CREATE_LIBVER).close()
+        else:
+            _repair(path)
+        return h5py.File(path, "a", libver=LIBVER)
+
+    return _retrying(path, open_file, wait)
+
+
+def _repair(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        superblock.repair(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _open_read(path: Path, wait: float | None):
+    """h5py.File(path, "r"), retrying as `_open_h5` does; a file whose last writer was killed
+    mid-flush is read as its repair would leave it (`superblock.RepairedView`), under HDF5's shared
+    lock, without writing to it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        def open_file():
+            sb = superblock.superblock_of(fd)
+            if sb is None or sb.repaired_eoa is None:
+                return h5py.File(path, "r")
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # no writer is in the file meanwhile
+            sb = superblock.superblock_of(fd)  # as the last writer left it
+            if sb is None or sb.repaired_eoa is None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return h5py.File(path, "r")
+            return h5py.File(superblock.RepairedView(fd, sb), "r")
+
+        f = _retrying(path, open_file, wait)
+        try:
+            yield f
+        finally:
+            f.close()
+    finally:
+        os.close(fd)  # (and with it the shared lock)
+
+
+def _retrying(path: Path, open_file, wait: float | None) -> h5py.File:
+    """`open_file()`, retried while another process holds the HDF5 file lock, for `wait` seconds
+    (default OPEN_WAIT); other errors become one-line StoreErrors."""
     wait = OPEN_WAIT if wait is None else wait
     deadline = time.monotonic() + wait
     while True:
         try:
-            if mode == "r":
-                return h5py.File(path, "r")
-            if mode == "w":
-                h5py.File(path, "w", libver=CREATE_LIBVER).close()
-            return h5py.File(path, "a", libver=LIBVER)
+            return open_file()
         except OSError as err:
             locked = isinstance(err, BlockingIOError) or "unable to lock file" in str(err)
             if not locked:
@@ -150,15 +200,13 @@ def reading(path, wait: float | None = None, fmt: str = FORMAT):
         raise StoreError("'': not a file name (expected a path to a tcnet HDF5 file)")
     path = Path(path)
     _check_signature(path)
-    f = _open_h5(path, "r", wait)
-    use(path)
-    try:
-        check_root(path, f, fmt)
-        yield f
-    except _HDF5_ERRORS as err:
-        raise _corrupt(path, f, err) from None
-    finally:
-        f.close()
+    with _open_read(path, wait) as f:
+        use(path)
+        try:
+            check_root(path, f, fmt)
+            yield f
+        except _HDF5_ERRORS as err:
+            raise _corrupt(path, f, err) from None
 
 
 @contextmanager
@@ -258,6 +306,30 @@ def create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype
     if data is not None and has_digest(data) and keeps_digests(group.file):
         stamp(ds, data)
     return ds
+
+
+def index_group(parent: h5py.Group, name: str) -> h5py.Group:
+    """The group `name` of `parent` (created if missing) that indexes a file's runs or networks:
+    members in creation order, their links in HDF5's dense storage from the first one.
+
+    In HDF5's default compact storage the ninth member moves every link into a new fractal heap
+    and B-trees, written in the same flush as the group's header that points to them; a writer
+    killed inside that flush leaves the header pointing to a heap never written, and every member
+    is lost ('wrong fractal heap header signature'). Dense from the start, a new member goes into
+    blocks that exist. h5py does not expose the setting (H5Pset_link_phase_change), so it is set
+    through the HDF5 library h5py itself runs on; where that is not possible the group is created
+    as h5py would create it."""
+    if name in parent:
+        return parent[name]
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    try:
+        phase_change = ctypes.CDLL(h5py.h5p.__file__).H5Pset_link_phase_change  # in h5py's own libhdf5
+        phase_change.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
+        phase_change(gcpl.id, 0, 0)  # at most 0 compact links, dense down to 0
+    except (OSError, AttributeError):
+        pass
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from tcnet.store.errors import StoreError
 from tcnet.store.format import (
     NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member, member_dataset, member_group, text_attr,
 )
-from tcnet.store.hdf5 import create_dataset, reading, set_attrs, writing
+from tcnet.store.hdf5 import create_dataset, index_group, reading, set_attrs, writing
 from tcnet.store.locks import WriteLock, this_writer
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError
@@ -121,7 +121,7 @@ def save_network(path, name: str, dynamics: Dynamics, *, overwrite: bool = False
     lock.acquire(this_writer())
     try:
         with writing(path, reserve=nbytes(dynamics.arrays) + nbytes(dynamics.data)) as f:
-            networks = f.require_group("networks")
+            networks = index_group(f, "networks")
             if name in networks:
                 if not overwrite:
                     raise StoreError(f"{path}: network {name!r} exists already (pass overwrite=True to replace it)")

@@ -14,10 +14,10 @@ from tcnet.dynamics import Dynamics
 from tcnet.optim import Checkpoint
 from tcnet.spec import RunSpec
 from tcnet.status import Status, ended_status
-from tcnet.store.commit import commit, create_run, growth, history_columns, next_run_id, reopen_run, utc_now
+from tcnet.store.commit import commit, growth, history_columns, link_run, new_run, next_run_id, reopen_run, utc_now
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
 from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
-from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, writing
+from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, writing
 from tcnet.store.locks import WriteLock, this_writer
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
@@ -66,11 +66,11 @@ class RunWriter:
         try:
             initial = 0 if dynamics is None else nbytes(dynamics.arrays) + nbytes(dynamics.data)
             with self._writing(FINAL_WAIT, initial + 8 * CHUNK * (len(HISTORY_COLUMNS) + len(spec.loss))) as f:
-                runs = f["runs"] if "runs" in f else f.create_group("runs", track_order=True)
+                runs = index_group(f, "runs")
                 if self.resume_from is None:
                     if self.run_id is None:
                         self.run_id = next_run_id(runs)
-                    create_run(runs, self.run_id, spec, dynamics, self.path)
+                    link_run(runs, self.run_id, new_run(f, runs, self.run_id, spec, dynamics, self.path))
                 else:
                     reopen_run(runs, self.run_id, self.resume_from, self.path)
             self._lock.describe(this_writer(self.run_id))
@@ -87,12 +87,9 @@ class RunWriter:
             self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
-        status = ended_status(result.status)
         try:
             with self._writing(FINAL_WAIT, self._growth() + nbytes(final.arrays)) as f:
-                self._commit(f, final=final, attrs=dict(
-                    status=status, message=result.message, optimizer_status=result.status,
-                    evaluations=np.int64(result.evaluations), ended=utc_now()))
+                self._commit(f, final=final, attrs=_finished(result))
         finally:
             self._lock.release()
 
@@ -101,39 +98,58 @@ class RunWriter:
         or failed; `error` is the exception, or the message to record ("<ErrorType>: <text>").
         After a full disk the buffered steps are dropped; if even the status cannot be written,
         the run still reads as interrupted (its writer is gone)."""
-        full = isinstance(error, DiskFullError)
-        status = Status.INTERRUPTED if full or isinstance(error, KeyboardInterrupt) else Status.FAILED
-        if isinstance(error, str):
-            text = one_line(error)
-        else:
-            text = one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
-        if full:
+        attrs = _failed(error)
+        if isinstance(error, DiskFullError):
             self._buffer = []
         try:
             with self._writing(FINAL_WAIT, self._growth()) as f:
-                self._commit(f, attrs=dict(status=status, message=text, ended=utc_now()))
+                self._commit(f, attrs=attrs)
         except DiskFullError:
             pass
         except Exception as err:  # the optimizer's error is re-raised by tcnet.run; do not mask it
-            warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {status}: {err}", stacklevel=2)
+            warnings.warn(f"{self.path}: could not record that run {self.run_id!r} {attrs['status']}: {err}",
+                          stacklevel=2)
         finally:
             self._lock.release()
         if isinstance(error, KeyboardInterrupt):
             error.add_note(self.resume_hint())
 
-    def write(self, columns: dict, checkpoint: Checkpoint) -> None:
-        """Append whole history columns (named as `history_columns` names them, of equal length,
-        with every column of HISTORY_COLUMNS) and the checkpoint of their last row, in one commit
-        (e.g. a run computed elsewhere, such as a study's worker). Buffered steps go first."""
-        missing = [k for k in HISTORY_COLUMNS if k not in columns]
-        lengths = {len(v) for v in columns.values()}
-        if missing or len(lengths) != 1:
-            raise StoreError(f"{self.path}: run {self.run_id!r}: history columns must include "
-                             f"{', '.join(HISTORY_COLUMNS)} and have equal lengths (missing {missing}, "
-                             f"lengths {sorted(lengths)})")
-        self.flush()
-        with self._writing(FINAL_WAIT, growth(lengths.pop(), len(columns), checkpoint)) as f:
-            self._commit(f, columns, checkpoint)
+    def record(self, spec: RunSpec, dynamics: Dynamics | None, columns: dict | None,
+               checkpoint: Checkpoint | None, *, result=None, final: Dynamics | None = None,
+               error: BaseException | str | None = None) -> None:
+        """Write a whole run computed elsewhere (a study's worker) in one go: its spec and initial
+        network (`dynamics`, None if it could not be created), history `columns` (named as
+        `history_columns` names them, of equal length, with every column of HISTORY_COLUMNS; None
+        for none) with the `checkpoint` of their last row, and its end: the optimizer's `result`
+        with the `final` network, or the `error` it failed with (as `fail` takes it). The run is
+        built unlinked and linked into /runs once it is all on disk (`tcnet.store.commit.link_run`),
+        so a writer killed meanwhile leaves no part of it for readers: it reads as never written."""
+        if columns is not None:
+            missing = [k for k in HISTORY_COLUMNS if k not in columns]
+            lengths = {len(v) for v in columns.values()}
+            if missing or len(lengths) != 1:
+                raise StoreError(f"{self.path}: run {self.run_id!r}: history columns must include "
+                                 f"{', '.join(HISTORY_COLUMNS)} and have equal lengths (missing {missing}, "
+                                 f"lengths {sorted(lengths)})")
+        if self.run_id is not None:
+            h5name(self.run_id, "run", self.path)
+        attrs = _finished(result) if error is None else _failed(error)
+        reserve = sum(nbytes(d.arrays) + nbytes(d.data) for d in (dynamics, final) if d is not None)
+        if columns is not None:
+            reserve += growth(len(columns["step"]), len(columns), checkpoint)
+        self._lock.acquire(this_writer(self.run_id))
+        try:
+            with self._writing(FINAL_WAIT, reserve + 8 * CHUNK * (len(HISTORY_COLUMNS) + len(spec.loss))) as f:
+                runs = index_group(f, "runs")
+                if self.run_id is None:
+                    self.run_id = next_run_id(runs)
+                g = new_run(f, runs, self.run_id, spec, dynamics, self.path)
+                commit(g, self.path, self.run_id, columns, checkpoint, final, attrs)
+                link_run(runs, self.run_id, g)
+        finally:
+            self._lock.release()
+        if columns is not None:
+            self._committed = int(checkpoint.step)
 
     def flush(self, wait: float | None = None, must: bool = True) -> None:
         """Append the buffered steps and their checkpoint now. A file held open by another process
@@ -187,7 +203,25 @@ class RunWriter:
         the final network and the closing attributes (`tcnet.store.commit.commit`)."""
         if columns is None and self._buffer:
             columns, checkpoint = history_columns(self._buffer), Checkpoint.at(self._buffer[-1])
-        commit(f, self.path, self.run_id, columns, checkpoint, final, attrs)
+        commit(f["runs"][self.run_id], self.path, self.run_id, columns, checkpoint, final, attrs)
         if columns:
             self._committed = int(checkpoint.step)
         self._buffer = []
+
+
+def _finished(result) -> dict:
+    """The closing attributes of a run whose optimizer returned `result` (docs/FORMAT.md)."""
+    return dict(status=ended_status(result.status), message=result.message, optimizer_status=result.status,
+                evaluations=np.int64(result.evaluations), ended=utc_now())
+
+
+def _failed(error: BaseException | str) -> dict:
+    """The closing attributes of a run that ended with `error` (an exception, or the message to
+    record): interrupted by KeyboardInterrupt or a full disk, else failed."""
+    full = isinstance(error, DiskFullError)
+    status = Status.INTERRUPTED if full or isinstance(error, KeyboardInterrupt) else Status.FAILED
+    if isinstance(error, str):
+        text = one_line(error)
+    else:
+        text = one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+    return dict(status=status, message=text, ended=utc_now())

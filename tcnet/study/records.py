@@ -47,10 +47,11 @@ def stored(path, planned: list, plugins=None) -> dict:
 
 
 def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugins) -> str:
-    """Write a worker's outcome as a complete run through the store's RunWriter (this process
+    """Write a worker's outcome as one whole run through the store's RunWriter (this process
     only): the spec and initial network (none if it could not be created), the history as whole
-    columns with the last step's checkpoint, then the final network (finish) or the error (fail).
-    Returns the stored id."""
+    columns with the last step's checkpoint, and the final network or the error; linked into the
+    file only once it is all written (`RunWriter.record`), so a driver killed meanwhile leaves the
+    planned run unstarted. Returns the stored id."""
     from tcnet.optim import Result
     from tcnet.store import RunWriter
 
@@ -59,21 +60,16 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
                                                         data=outcome["data"])
 
     run_id = attempt_ids(planned.run_id, attempt)
-    writer = RunWriter(path, run_id)
-    writer.start(RunSpec.from_dict(outcome.get("spec", planned.resolved)),
-                 None if outcome["initial"] is None else network(outcome["initial"]))
-    try:
-        if outcome["checkpoint"] is not None:
-            writer.write(outcome["history"], outcome["checkpoint"])
-    except BaseException as err:
-        writer.fail(err)
-        raise
+    spec = RunSpec.from_dict(outcome.get("spec", planned.resolved))
+    initial = None if outcome["initial"] is None else network(outcome["initial"])
     if outcome["status"] == Status.FAILED:
-        writer.fail(outcome["error"])
+        end = dict(error=outcome["error"])
     else:
         final = network(outcome["final"])
-        writer.finish(Result(final.vector(), outcome["optimizer_status"], outcome["message"], outcome["steps"],
-                             outcome["evaluations"]), final)
+        end = dict(final=final, result=Result(final.vector(), outcome["optimizer_status"], outcome["message"],
+                                              outcome["steps"], outcome["evaluations"]))
+    RunWriter(path, run_id).record(spec, initial, outcome["history"] if outcome["checkpoint"] is not None else None,
+                                   outcome["checkpoint"], **end)
     return run_id
 
 
