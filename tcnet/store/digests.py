@@ -106,27 +106,25 @@ def _stored(ds, key: str, shape: tuple) -> np.ndarray:
     return value
 
 
-def read_array(ds) -> np.ndarray:
-    """The whole contents of the dataset `ds`, checked against its `digest` (StoreError naming
-    the dataset if they differ)."""
-    a = ds[()]
+def verified(ds, a: np.ndarray) -> np.ndarray:
+    """`a`, the whole contents just read from the dataset `ds`, once checked against its `digest`
+    (StoreError naming the dataset if they differ)."""
     if DIGEST in ds.attrs and int(_stored(ds, DIGEST, ())) != array_digest(a):
         raise _damaged(ds)
     return a
 
 
-def read_rows(ds, rows: int, slot: int) -> np.ndarray:
-    """The first `rows` rows of the history column `ds`, committed with checkpoint slot `slot`,
-    checked against its `digests` (StoreError naming the column if they differ)."""
-    a = ds[:rows]
+def verified_rows(ds, a: np.ndarray, slot: int) -> np.ndarray:
+    """`a`, the committed rows just read from the history column `ds`, committed with checkpoint
+    slot `slot`, once checked against its `digests` (StoreError naming the column if they differ)."""
     if DIGESTS in ds.attrs and slot >= 0 and int(_stored(ds, DIGESTS, (2,))[slot]) != rows_digest(a):
         raise _damaged(ds)
     return a
 
 
 def check_all(f) -> None:
-    """Read every dataset of the open file `f` that has a `digest` and check it (`read_array`)."""
+    """Read every dataset of the open file `f` that has a `digest` and check it (`verified`)."""
     found = []
     f.visititems(lambda name, obj: found.append(obj) if DIGEST in obj.attrs and hasattr(obj, "dtype") else None)
     for ds in found:
-        read_array(ds)
+        verified(ds, ds[()])

@@ -16,7 +16,7 @@ import numpy as np
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import ENDED
-from tcnet.store.digests import read_array
+from tcnet.store.digests import verified
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
     NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member, member_dataset, member_group, text_attr,
@@ -86,7 +86,8 @@ def _arrays(members: dict, where: str, kinds: str) -> dict:
     for key in members:
         if not isinstance(members[key], h5py.Dataset):
             raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
-        a = read_array(member_dataset(members, key, where, kinds=kinds))
+        ds = member_dataset(members, key, where, kinds=kinds)
+        a = verified(ds, ds[()])
         bad = np.count_nonzero(~np.isfinite(a)) if a.dtype.kind == "f" else 0
         if bad:
             raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
@@ -156,7 +157,7 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
         if c is None:
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
         data = read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint", run_data(g))
-        return data, np.array(read_array(c["x"]), dtype=np.float64)
+        return data, np.array(verified(c["x"], c["x"][()]), dtype=np.float64)
     status = as_text(g.attrs.get("status", "unknown"))
     if part == "initial" and "params/initial" not in g:
         raise no_initial_network(path, run_id, as_text(g.attrs.get("message", "")))

@@ -10,7 +10,7 @@ from tcnet.dynamics import Dynamics
 from tcnet.optim import Checkpoint
 from tcnet.plugins import Registry
 from tcnet.status import ENDED, STORED, Status
-from tcnet.store.digests import read_array, read_rows
+from tcnet.store.digests import verified, verified_rows
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
     HISTORY_COLUMNS, as_text, checkpoint_group, has, int_attr, json_attr, malformed, member, member_dataset,
@@ -63,7 +63,8 @@ def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
     stage, evaluations = opt_state.pop("stage", 0), opt_state.pop("evaluations", 0)
     if not all(isinstance(v, int) and v >= 0 for v in (stage, evaluations)):
         raise malformed(where, "state/stage and state/evaluations to be integers >= 0", (stage, evaluations))
-    return Checkpoint(int_attr(c, "step", where, low=0), np.array(read_array(member_dataset(c, "x", where, ndim=1, kinds="f"))),
+    x = member_dataset(c, "x", where, ndim=1, kinds="f")
+    return Checkpoint(int_attr(c, "step", where, low=0), np.array(verified(x, x[()])),
                       opt_state, real_attr(c, "elapsed", where), stage, evaluations)
 
 
@@ -105,7 +106,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         if short:
             raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
         slot = int_attr(g, "checkpoint", where, low=-1, high=1)  # the committed rows' digests (tcnet.store.digests)
-        history = {k: read_rows(ds, rows, slot) for k, ds in columns.items()}
+        history = {k: verified_rows(ds, ds[:rows], slot) for k, ds in columns.items()}
         attrs = {k: (as_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
         c = checkpoint_group(g, where)
         checkpoint = None if c is None else _checkpoint(c, f"{where} checkpoint")

@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tcnet.store.digests import DIGEST, read_array, stamp
+from tcnet.store.digests import DIGEST, stamp, verified
 from tcnet.store.errors import StoreError
 from tcnet.store.format import as_text, h5name
 from tcnet.store.hdf5 import create_dataset, set_attrs
@@ -97,7 +97,7 @@ def read_tree(group: h5py.Group) -> dict:
         elif kind == "float":
             out[key] = float(obj[()])
         elif kind == "list":
-            out[key] = read_array(obj).tolist()
+            out[key] = verified(obj, obj[()]).tolist()
         else:
-            out[key] = np.array(read_array(obj))
+            out[key] = np.array(verified(obj, obj[()]))
     return out
