@@ -17,6 +17,7 @@ import numpy as np
 from tcnet import __version__
 from tcnet.optim import StabilityWarning
 from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
+from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.store import StoreError
@@ -105,31 +106,64 @@ def _simulate(args) -> int:
     if args.out:
         out, figure = _trajectory_paths(args.out, args.force, args.file)
     net = store.load_network(args.file, args.network, plugins=args.registry)
-    points = np.floor(t_max / dt + 1e-9) + 1
-    dim = net.sample_initial(1, seed=args.seed).shape[-1]
-    require("simulate", f"--t-max {t_max:g} / --dt {dt:g} ({points:.3g} time points) x --n-init {n} trajectories x "
-            f"{dim} states", FLOAT * points * (n * dim + 1))  # the time grid and the trajectories, at least
-    t = np.arange(int(points)) * dt
-    x0 = net.sample_initial(n, seed=args.seed)
-    x = np.asarray(net.simulate(x0, t))
+    if args.inputs:
+        t, x0, x, columns = _simulate_task(net, args.inputs)
+        n = len(x0)
+    else:
+        points = np.floor(t_max / dt + 1e-9) + 1
+        dim = net.sample_initial(1, seed=args.seed).shape[-1]
+        require("simulate", f"--t-max {t_max:g} / --dt {dt:g} ({points:.3g} time points) x --n-init {n} trajectories "
+                f"x {dim} states", FLOAT * points * (n * dim + 1))  # the time grid and the trajectories, at least
+        t = np.arange(int(points)) * dt
+        x0 = net.sample_initial(n, seed=args.seed)
+        x = np.asarray(net.simulate(x0, t))
+        columns = {}
     norms = np.linalg.norm(x, axis=-1)  # (len(t), n)
     time = type(net).labels.time
     print(f"network {args.network} ({net.name}, config {json.dumps(net.config)}) from {args.file}")
     for k, v in net.summary().items():
         print(f"  {k} = {_fmt(v)}")
     unit = f" {time.unit}" if time.unit else ""
-    print(f"{n} trajectories from sample_initial(seed={args.seed}), {time.label} = 0..{t[-1]:g} step {dt:g}{unit}")
-    columns = {"|x(0)|": norms[0], "|x(t_max)|": norms[-1], **net.trajectory_metrics(t, x)}
+    if args.inputs:
+        print(f"{n} conditions of the task {args.inputs}, {time.label} = {t[0]:g}..{t[-1]:g} ({len(t)} points){unit}")
+    else:
+        print(f"{n} trajectories from sample_initial(seed={args.seed}), {time.label} = 0..{t[-1]:g} step {dt:g}{unit}")
+    columns = {"|x(0)|": norms[0], "|x(t_max)|": norms[-1], **columns, **net.trajectory_metrics(t, x)}
     widths = [max(10, len(c)) for c in columns]
     print("  traj  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
     for i in range(n):
         print(f"  {i:>4}  " + "  ".join(f"{float(v[i]):>{w}.4g}" for v, w in zip(columns.values(), widths)))
     if args.out:
+        origin = {"task": str(args.inputs)} if args.inputs else {"seed": args.seed}
         store.save_trajectories(out, t, x, force=args.force, source=str(args.file), network=args.network,
-                                seed=args.seed, dynamics=net.name)
-        _plot_norms(figure, t, norms / norms[0], str(time), f"{args.network} ({net.name})", args.force)
+                                dynamics=net.name, **origin)
+        ratio = not args.inputs  # a task's conditions may start at x = 0
+        _plot_norms(figure, t, norms / norms[0] if ratio else norms, str(time), f"{args.network} ({net.name})",
+                    args.force, "|x(t)| / |x(0)|" if ratio else "|x(t)|")
         print(f"wrote {out} and {figure}")
     return 0
+
+
+def _simulate_task(net, path):
+    """(t, x0, x, columns) of a network simulated on the conditions of a task file (tcnet.task):
+    its grid, its inputs, its initial states (else the network's `sample_initial`), and per
+    condition the readout's mean squared error to the target where the network has a readout."""
+    from tcnet.task import Task
+    task = Task.read(path)
+    x0 = task.x0 if task.x0 is not None else net.sample_initial(task.conditions)
+    u = task.inputs
+    if u is not None and "u" not in inspect.signature(net.simulate).parameters:
+        raise ConfigError(f"simulate: dynamics {net.name!r} takes no inputs; the task {str(path)!r} has {task.n_inputs}")
+    x = np.asarray(net.simulate(x0, task.t) if u is None else net.simulate(x0, task.t, u))
+    y = net.readout(x)
+    columns = {}
+    if y is not None:
+        if y.shape != task.targets.shape:
+            raise ConfigError(f"simulate: the network's readout has shape {y.shape[1:]} per time, the task's "
+                              f"target {task.targets.shape[1:]}")
+        w = task.weights
+        columns["readout MSE"] = np.sum(w * (y - task.targets) ** 2, axis=(0, 2)) / np.sum(w, axis=(0, 2))
+    return task.t, x0, x, columns
 
 
 def _trajectory_paths(out: str, force: bool, source: str):
@@ -144,12 +178,12 @@ def _trajectory_paths(out: str, force: bool, source: str):
     return out, check_new(figure, force, keep=[source])
 
 
-def _plot_norms(path, t, ratio, xlabel, title, force) -> None:
+def _plot_norms(path, t, norms, xlabel, title, force, ylabel="|x(t)| / |x(0)|") -> None:
     from tcnet.plot import plt, save_figure
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(t, ratio, lw=1)
+    ax.semilogy(t, norms, lw=1)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("|x(t)| / |x(0)|")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     save_figure(fig, path, force=force, dpi=100)
 
@@ -332,6 +366,9 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp.add_argument("--dt", type=float, default=0.01, help="time step of the output grid (default 0.01)")
     sp.add_argument("--n-init", type=int, default=8, help="number of random initial states (default 8)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the initial states (default 0)")
+    sp.add_argument("--inputs", metavar="TASK", help="simulate the conditions of a task file (.npz or HDF5: t, u, "
+                    "target, optional x0, mask; docs/SPEC.md) instead: its grid, inputs and initial states "
+                    "(--t-max, --dt, --n-init, --seed are then unused)")
     sp.add_argument("--out", metavar="FILE.h5", help="write the trajectories to FILE.h5 and their "
                     "norms vs time to FILE.png")
     sp.add_argument("--force", action="store_true", help="replace existing --out files (never a file "
@@ -443,12 +480,12 @@ def main(argv=None) -> int:
 
 
 def _warning_line(command):
-    """showwarning that prints each warning as one line on stderr: tcnet's own (StabilityWarning)
-    as their message, any other (numpy's RuntimeWarning on an overflow, a library's
+    """showwarning that prints each warning as one line on stderr: tcnet's own (StabilityWarning,
+    CodeChangedWarning) as their message, any other (numpy's RuntimeWarning on an overflow, a library's
     DeprecationWarning) with its category and where it was raised (with --debug: Python's
     two-line form, with the source line)."""
     def line(message, category, filename, lineno, file=None, text=None):
-        if issubclass(category, StabilityWarning):
+        if issubclass(category, (StabilityWarning, CodeChangedWarning)):
             print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
         else:
             print(f"{command}: warning: {category.__name__}: {_one_line(message)} ({filename}:{lineno})",

@@ -30,8 +30,14 @@ Subclasses (plugins) define:
   `tcnet.validate.ConfigError`); it only checks, it builds nothing (what a dynamics derives from
   its data and configuration is a cached property, or made in `prepare_data`);
 - `make_state(params)`: the `State` of a parameter dict (values may be autograd boxes);
-- `simulate(x0, t)`: trajectories from initial states, and `sample_initial(n, seed)`: n random
-  initial states (models without time evolution leave both undefined);
+- `rhs(x, u, params)`: the vector field dx/dt = f(x, u; params), once, traceable and batched over
+  conditions (x (C, dim), u (C, m) or None); the state's `trajectory(x0, t, u)` (what trajectory
+  losses read), `simulate` and `tcnet simulate` all integrate it with tcnet.integrate, by the
+  scheme and step of `integration`. A dynamics with analytic Jacobian-vector products gives them
+  through `vector_field`; a state with a closed form overrides `trajectory`. `sample_initial(n,
+  seed)`: n random initial states. Models without time evolution leave them undefined;
+- optionally `readout(x)`: the readouts of states x, and `task`: the task (tcnet.task.Task, fixed
+  data) its trajectory losses and `tcnet.open(...).simulate_task` run on;
 - optionally `summary()`: scalar facts about the network (e.g. its spectral abscissa) that
   `tcnet show`, `simulate` and `compare` print;
 - optionally `labels` (a `tcnet.labels.Labels`): labels and units of time, state entries, config
@@ -44,6 +50,7 @@ from typing import ClassVar, Mapping
 import autograd.numpy as anp
 import numpy as np
 
+from tcnet.integrate import VectorField, solve
 from tcnet.labels import Labels
 from tcnet.settings import Settings, warn_unchecked
 from tcnet.validate import ConfigError, seed as check_seed
@@ -72,6 +79,23 @@ class State:
         it reports what they computed and computes nothing new; none by default."""
         return {}
 
+    def trajectory(self, x0, t, u=None):
+        """States (len(t), C, dim) at the times t from initial states x0 (C, dim) with inputs u
+        (len(t), C, m) on the grid (or None), traceable: the dynamics' vector field integrated by
+        tcnet.integrate with its `integration` settings (a state with a closed form overrides this)."""
+        field, params = self.dynamics.vector_field(self.params)
+        return solve(field, params, x0, t, u, **self.dynamics.integration)
+
+
+class RhsField(VectorField):
+    """The vector field of a dynamics' traced `rhs`, over the parameter arrays `names`."""
+
+    def __init__(self, dynamics: "Dynamics", names: tuple):
+        self.dynamics, self.names = dynamics, names
+
+    def rhs(self, x, u, params):
+        return self.dynamics.rhs(x, u, dict(zip(self.names, params)))
+
 
 class Dynamics(ABC):
     """A dynamical model with named parameters, some of which an optimizer may change."""
@@ -79,6 +103,7 @@ class Dynamics(ABC):
     name: ClassVar[str] = ""
     trainable: ClassVar[tuple[str, ...]] = ()
     data_names: ClassVar[tuple[str, ...]] = ()  # the arrays that are fixed data, not parameters
+    task = None  # the tcnet.task.Task its trajectory losses read, if any (fixed data)
     labels: ClassVar[Labels] = Labels()  # how tables, figures and labelled arrays show its numbers
     SETTINGS: ClassVar[Settings] = Settings()  # this object itself: declares nothing (see the module doc)
 
@@ -88,11 +113,12 @@ class Dynamics(ABC):
         `data_names`, validated here (`prepare_data`), or `data` already in the form a network of
         this class and configuration keeps it (`with_vector` shares its own this way, and a
         dynamics that validated its data before building, e.g. SIMPL's `from_arrays`), not
-        validated again. The data is kept read-only (`_read_only`)."""
+        validated again. The data is kept read-only (`_read_only`). `seed`, the one the network was
+        drawn from (None: unknown), is a seed every generator takes (`tcnet.validate.seed`)."""
         self.config = dict(config or {})
         if self.declares_settings():
             self.config = self.SETTINGS.kept().resolve(self.name, self.config)
-        self.seed = seed
+        self.seed = None if seed is None else check_seed(self.name, "seed", seed)
         self.arrays = {k: np.array(v, dtype=float) for k, v in arrays.items() if k not in self.data_names}
         missing = [k for k in self.trainable if k not in self.arrays]
         if missing:
@@ -184,9 +210,41 @@ class Dynamics(ABC):
     def make_state(self, params: Mapping) -> State:
         """The state of a full parameter dict."""
 
-    def simulate(self, x0, t) -> np.ndarray:
-        """Trajectories at times t from initial states x0 of shape (..., dim): (len(t),) + x0.shape."""
+    @property
+    def integration(self) -> dict:
+        """The keywords of tcnet.integrate.solve its trajectories use: scheme, dt (the largest step;
+        None: the time grid's)."""
+        return {"scheme": "rk4", "dt": None}
+
+    def rhs(self, x, u, params):
+        """dx/dt = f(x, u; params) for states x (C, dim) and inputs u (C, m) or None; traceable."""
         raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
+
+    def vector_field(self, params: Mapping) -> tuple[VectorField, tuple]:
+        """(field, its parameter tuple) at the parameter dict `params`: by default `rhs` over
+        every parameter array, differentiated by autograd stage by stage."""
+        names = tuple(params)
+        return RhsField(self, names), tuple(params[k] for k in names)
+
+    def simulate(self, x0, t, u=None) -> np.ndarray:
+        """Trajectories at times t from initial states x0 of shape (..., dim): (len(t),) + x0.shape;
+        u: inputs (len(t),) + x0.shape[:-1] + (m,) on the grid, or None. The state's `trajectory`
+        in plain numpy: the code trajectory losses differentiate."""
+        if type(self).rhs is Dynamics.rhs:
+            raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
+        x0 = np.asarray(x0, dtype=float)
+        t = np.asarray(t, dtype=float)
+        if u is not None:
+            u = np.asarray(u, dtype=float)
+            if u.shape[:-1] != (len(t),) + x0.shape[:-1]:
+                raise ConfigError(f"{self.name}: u must have shape {(len(t),) + x0.shape[:-1]} + (inputs,), got {u.shape}")
+            u = u.reshape((len(t), -1, u.shape[-1]))
+        x = self.state().trajectory(x0.reshape((-1, x0.shape[-1])), t, u)
+        return np.asarray(x).reshape((len(t),) + x0.shape)
+
+    def readout(self, x):
+        """The readouts (..., outputs) of states x (..., dim); None for a dynamics without one."""
+        return None
 
     def sample_initial(self, n: int, seed=0) -> np.ndarray:
         """n random initial states, shape (n, dim), drawn from the model's reference distribution."""

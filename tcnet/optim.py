@@ -302,6 +302,35 @@ class Optimizer(ABC):
         """Run the algorithm from x0 (and `opt_state`, empty for a fresh start); let
         NonFiniteError and Diverged from monitor.evaluate and monitor.report propagate."""
 
+    def check_resume(self, checkpoint: Checkpoint, size: int) -> None:
+        """Raise ConfigError naming what is wrong unless this optimizer can continue from
+        `checkpoint` (read back from a file, so anything may be in it) of a network with `size`
+        trainable parameters: its x finite of shape (size,), its stage 0 (a staged optimizer: one
+        of its stages) and its opt_state as `check_state` asks."""
+        x = np.asarray(checkpoint.x)
+        if x.shape != (size,) or x.dtype.kind != "f" or not np.all(np.isfinite(x)):
+            raise ConfigError(f"checkpoint: x must hold {size} finite numbers (the trainable parameters), got "
+                              f"{x.dtype} of shape {x.shape}")
+        self._stage(checkpoint.stage).check_state(checkpoint.opt_state, size)
+
+    def _stage(self, stage: int) -> "Optimizer":
+        """The optimizer that runs stage `stage` (itself: stage 0 only)."""
+        if stage != 0:
+            raise ConfigError(f"checkpoint: stage must be 0 for the optimizer {self.name!r} (it has one stage), got {stage}")
+        return self
+
+    def check_state(self, opt_state: dict, size: int) -> None:
+        """Raise ConfigError naming the entry unless `opt_state` is a snapshot this optimizer
+        continues from for `size` parameters (default: any; an optimizer whose step reads its
+        state checks what it reads)."""
+
+
+def check_counter(opt_state: dict, key: str) -> None:
+    """A checkpoint's count `key` (updates, iterations): an integer >= 0 where present."""
+    value = opt_state.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"checkpoint: state {key} must be an integer >= 0 (a count of updates), got {value!r}")
+
 
 class Iterative(Optimizer):
     """An optimizer given by its update rule; the loop is written once, here.
@@ -329,6 +358,19 @@ class Iterative(Optimizer):
     """
 
     SETTINGS = Settings(Integer("steps", 100, "maximum number of updates", low=0))
+    STATE: ClassVar[tuple[str, ...]] = ()
+    """The entries of the rule's opt_state that are arrays shaped like x (Adam's m and v), which
+    a resumed run's checkpoint must hold (`check_state`)."""
+
+    def check_state(self, opt_state, size):
+        """The update count t an integer >= 0, and every entry of STATE a finite array of shape (size,)."""
+        check_counter(opt_state, "t")
+        for key in self.STATE:
+            a = opt_state.get(key)
+            if not isinstance(a, np.ndarray) or a.shape != (size,) or a.dtype.kind not in "fiu" or not np.all(np.isfinite(a)):
+                found = "nothing" if a is None else f"{type(a).__name__} {getattr(a, 'shape', '')}"
+                raise ConfigError(f"checkpoint: state {key} of {self.name!r} must be {size} finite numbers "
+                                  f"(one per trainable parameter), got {found}")
 
     # --- the rule (override) ------------------------------------------------------------------
     def setup(self, objective: Objective) -> Objective:
@@ -400,6 +442,8 @@ class SGD(FirstOrder):
         STABILITY_CHECK,
     )
 
+    STATE = ("velocity",)
+
     def init(self, x0):
         """Zero velocity; warns if lr is beyond the stability bound at x0: heavy-ball steps on a
         quadratic of curvature lambda settle only while lr lambda < 2 (1 + momentum)."""
@@ -431,6 +475,8 @@ class Adam(FirstOrder):
         Real("eps", 1e-7, "added to sqrt(v) in the denominator", low=0, low_open=True),
     )
 
+    STATE = ("m", "v")
+
     def init(self, x0):
         return {"m": np.zeros_like(x0), "v": np.zeros_like(x0)}
 
@@ -459,6 +505,9 @@ class LBFGS(Optimizer):
         Real("ftol", 2.220446049250313e-09, "stop once the relative decrease of the loss is <= ftol", low=0),
         Integer("memory", 10, "number of curvature pairs kept (scipy's maxcor)", low=1),
     )
+
+    def check_state(self, opt_state, size):
+        check_counter(opt_state, "nit")
 
     def iterate(self, objective, x0, monitor, opt_state):
         nit = opt_state.get("nit", 0)
@@ -523,6 +572,12 @@ class Staged(Optimizer):
     def from_config(cls, settings, build):
         no_extra(cls.name, settings, cls.SETTINGS.names)
         return cls(*(build(s) for s in settings.get("stages", [])))
+
+    def _stage(self, stage):
+        if not 0 <= stage < len(self.stages):
+            raise ConfigError(f"checkpoint: stage must be one of the {len(self.stages)} stages (0 to "
+                              f"{len(self.stages) - 1}), got {stage}")
+        return self.stages[stage]
 
     def for_dynamics(self, dynamics):
         return Staged(*(s.for_dynamics(dynamics) for s in self.stages))

@@ -6,6 +6,8 @@
     f.history("run-0001")       # the run's steps, indexed by step, with stage names
     f.network("run-0001")       # a network as its Dynamics (names as in load_network)
     f.simulate("run-0001", t)   # trajectories: DataArray (time, trajectory, <state axis>)
+    f.simulate_task("run-0001") # a task's conditions: Dataset of x (time, condition, <state axis>),
+                                # readout y and target (time, condition, output)
     f.grid()                    # the summary table of the study the file holds (tcnet study, tcnet train)
     f.grid("study.toml")        # a study's summary table, indexed by its swept keys
     load_trajectories("sim.h5") # a file written by `tcnet simulate --out`, as a DataArray
@@ -113,6 +115,13 @@ class StoreFile:
         da.attrs.update(source=str(self.path), network=name)
         return da
 
+    def simulate_task(self, name: str, task=None) -> xr.Dataset:
+        """Network `name` simulated on the conditions of a task (a tcnet.task.Task or a task file;
+        None: the network's own task): `simulate_task` below."""
+        ds = simulate_task(self.network(name), task)
+        ds.attrs.update(source=str(self.path), network=name)
+        return ds
+
     # --- studies -----------------------------------------------------------------------------------
     def grid(self, study=None) -> pd.DataFrame:
         """The summary table of a study over this file, indexed by the swept keys: n, finished,
@@ -149,6 +158,30 @@ def simulate(dynamics: Dynamics, t, n: int = 8, seed: int = 0) -> xr.DataArray:
         raise ConfigError(f"simulate: t must be a 1-D array of times, got shape {t.shape}")
     x = np.asarray(dynamics.simulate(dynamics.sample_initial(n, seed=seed), t))
     return trajectories(type(dynamics).labels, t, x, {"dynamics": dynamics.name, "seed": seed})
+
+
+def simulate_task(dynamics: Dynamics, task=None) -> xr.Dataset:
+    """`dynamics.simulate` on the conditions of `task` (a Task, a task file, or None: the
+    network's own `task`): its grid, inputs and initial states (else `sample_initial`). A Dataset of
+    x (time, condition, <state axis>) and, for a dynamics with a readout, y and the task's target
+    (time, condition, output), labelled from the dynamics' declaration."""
+    from tcnet.task import Task
+
+    task = dynamics.task if task is None else task if isinstance(task, Task) else Task.read(task)
+    if task is None:
+        raise ConfigError(f"simulate_task: dynamics {dynamics.name!r} holds no task; give one")
+    x0 = task.x0 if task.x0 is not None else dynamics.sample_initial(task.conditions)
+    u = task.inputs
+    x = np.asarray(dynamics.simulate(x0, task.t) if u is None else dynamics.simulate(x0, task.t, u))
+    labels = type(dynamics).labels
+    da = trajectories(labels, task.t, x).rename(trajectory="condition")
+    out = {"x": da}
+    y = dynamics.readout(x)
+    if y is not None:
+        dims, coords = ("time", "condition", "output"), {"time": da["time"], "condition": da["condition"]}
+        out["y"] = xr.DataArray(y, dims=dims, coords=coords, attrs={"long_name": "readout"})
+        out["target"] = xr.DataArray(task.targets, dims=dims, coords=coords, attrs={"long_name": "target"})
+    return xr.Dataset(out, attrs={"dynamics": dynamics.name})
 
 
 def load_trajectories(path, *, plugins: Registry | None = None) -> xr.DataArray:

@@ -13,6 +13,7 @@ from tcnet.dynamics import Dynamics
 from tcnet.loss import Evaluation
 from tcnet.optim import Checkpoint, Monitor, Optimizer, Result, Step
 from tcnet.plugins import Registry, registry as default_registry
+from tcnet.provenance import code_digests
 from tcnet.spec import RunSpec, build_dynamics, build_objective, build_optimizer
 from tcnet.threads import auto_threads
 from tcnet.validate import ConfigError
@@ -20,7 +21,9 @@ from tcnet.validate import ConfigError
 
 class Recorder(Protocol):
     """Receives a run as it happens (the store's run writer implements this). A recorder may also
-    define `fail(error)`, called when the optimization raises (then the error propagates)."""
+    define `fail(error)`, called when the optimization raises (then the error propagates), and
+    `provenance(code)`, called before `start` with the digests of the run's plugin code
+    (tcnet.provenance.code_digests)."""
 
     def start(self, spec: RunSpec, dynamics: Dynamics) -> None: ...
     def step(self, step: Step) -> None: ...
@@ -99,7 +102,10 @@ def run(spec: RunSpec | dict, *, recorders=(), progress=True, plugins: Registry 
     spec, optimizer = recorded(spec, initial, plugins)
     history = History()
     sinks = [history, *recorders]
+    code = code_digests(spec.as_dict(), plugins)
     for r in sinks:
+        if hasattr(r, "provenance"):
+            r.provenance(code)
         r.start(spec, initial)
     bar = tqdm(desc=f"{initial.name} run", unit="step", disable=not progress, leave=False)
 

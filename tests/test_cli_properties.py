@@ -58,7 +58,7 @@ COMMANDS = {
                               "steps": ["20"], "trial_inits": ["1"], "trials": ["2"], "seeds": ["0"], "out": ["ei"]},
                         writes=("out",), weight=0.25,
                         bounds={"n_init": (1, 3), "steps": (1, 100), "trial_inits": (1, 2), "trials": (1, 3),
-                                "seeds": (0, 1), "hold": (1, 100)}, sizes=("n_init",)),
+                                "seeds": (0, 1), "hold": (1, 100)}, sizes=("n_init", "seeds")),
     ("basin-map",): dict(base={"grid": ["3"], "steps": ["10"], "methods": ["penalty"], "out": ["b.png"]},
                          writes=("out",), weight=0.25, bounds={"grid": (1, 5), "steps": (1, 50)}, sizes=("grid",)),
     ("simpl", "generate"): dict(base={"out": ["new.h5"], "cells": ["4"], "duration": ["20"]}, writes=("out",),
@@ -66,12 +66,20 @@ COMMANDS = {
                                 sizes=("duration",)),
     ("simpl", "fit"): dict(base={"data": ["sim.h5"], "iterations": ["1"]}, writes=("store", "out", "figures"),
                            weight=0.25, bounds={"iterations": (1, 2), "dt": (0.01, 1), "grid_spacing": (0.02, 1),
-                                               "bandwidth": (1e-3, 1), "extent": (0, 2), "val_block": (0.1, 10)}),
+                                               "bandwidth": (1e-3, 1), "extent": (0, 2), "val_block": (0.1, 10),
+                                               "speed": (1e-3, 10)},
+                           sizes=("dt", "grid_spacing", "bandwidth", "extent", "speed")),
 }
 
+# malformed stores (tests/test_store_malformed.py), recordings SIMPL cannot fit and studies too large
+# to plan, made by `pool` beside the good files (issue 27)
+MALFORMED = ["no_optimizer.h5", "loss_5.h5", "optimizer_str.h5", "resumed_yes.h5", "runs_dataset.h5", "rows_1e10.h5",
+             "network_1e5.h5", "adam_m_shape.h5", "adam_t_negative.h5"]
+BAD_INPUTS = ["cm.npz", "still.npz", "big_grid.toml", "repeats.toml", "nf.toml"]
 # the places every path argument is drawn from (made by `pool`, copied afresh for every example)
 PLACES = ["runs.h5", "study.h5", "sim.h5", "traj.h5", "study.toml", "spec.toml", "notes.txt", "empty.h5", "truncated.h5",
-          "dir", "dir/", "fifo", "missing.h5", "dir/missing/x.h5", "ro", "ro/runs.h5", "ro/new.h5", ".", "-"]
+          "dir", "dir/", "fifo", "missing.h5", "dir/missing/x.h5", "ro", "ro/runs.h5", "ro/new.h5", ".", "-",
+          *MALFORMED, *BAD_INPUTS]
 
 
 def leaves(parser, path=()):
@@ -214,6 +222,7 @@ def pool():
         assert main(["simulate", "runs.h5", "run-0001", "--t-max", "0.1", "--n-init", "2", "--out", "traj.h5"]) == 0
     finally:
         os.chdir(cwd)
+    bad_inputs(home)
     (home / "notes.txt").write_text("not a store\n")
     (home / "empty.h5").touch()
     data = (home / "runs.h5").read_bytes()
@@ -223,6 +232,31 @@ def pool():
     yield home, server
     server.close()
     shutil.rmtree(root, ignore_errors=True)
+
+
+STUDY_HEAD = ('[base.dynamics]\nname = "linear_decay"\nN = 6\n[[base.loss]]\nname = "decay"\n'
+              '[base.optimizer]\nname = "adam"\nsteps = 2\n')
+
+
+def bad_inputs(home: Path) -> None:
+    """The malformed stores of tests/test_store_malformed.py, SIMPL recordings in centimetres and
+    standing still, a study of a 1e8-point grid, one of 1e9 repeats and one whose run ends
+    non-finite."""
+    import numpy as np
+    from test_store_malformed import make_malformed
+    from tcnet_plugins.simpl import data as simdata
+
+    assert make_malformed(home) == MALFORMED
+    a = simdata.generate(0, n_cells=4, duration=20.0)
+    np.savez(home / "cm.npz", counts=a["counts"], behaviour=100 * a["behaviour"], time=a["time"])
+    np.savez(home / "still.npz", counts=a["counts"], behaviour=np.full_like(a["behaviour"], 0.5), time=a["time"])
+    values = ", ".join(str(0.1 + i * 1e-6) for i in range(10000))
+    (home / "big_grid.toml").write_text(f'[study]\nname = "big"\n{STUDY_HEAD}[grid]\n"dynamics.n_frac" = [{values}]\n'
+                                        f'"optimizer.lr" = [{values}]\n')
+    (home / "repeats.toml").write_text(f'[study]\nname = "many"\nrepeats = 1000000000\n{STUDY_HEAD}')
+    (home / "nf.toml").write_text('[study]\nname = "nf"\n[base.dynamics]\nname = "linear_decay"\nN = 20\n'
+                                  'n_frac = 0.2\n[[base.loss]]\nname = "decay"\n[[base.loss]]\nname = "stability"\n'
+                                  'weight = 1e308\n[base.optimizer]\nname = "adam"\nsteps = 2\n')
 
 
 def place(home: Path, where: Path) -> None:
@@ -336,16 +370,19 @@ TIMEOUT = 40  # seconds per example on a loaded 2-core machine; an example takes
 
 
 def check(command, server, home, data):
-    sub = cli_leaves()[command]
-    argv, outputs = argv_for(command, sub, data.draw)
+    argv, outputs = argv_for(command, cli_leaves()[command], data.draw)
+    event(f"exit {checked_run(server, home, argv, outputs, COMMANDS[command].get('timeout', TIMEOUT))}")
+
+
+def checked_run(server, home, argv, outputs, timeout):
+    """Run `argv` in a fresh copy of the pool and assert what every command owes its user; returns
+    its exit status."""
     where = Path(tempfile.mkdtemp(dir=home.parent)) / "w"
     where.parent.chmod(0o777)
     try:
         place(home, where)
         before = digests(where)
-        timeout = COMMANDS[command].get("timeout", TIMEOUT)
         status, out, err = server.run(argv, where, timeout)
-        event(f"exit {status}")
         after = digests(where)
     finally:
         (where / "ro").chmod(0o755) if (where / "ro").exists() else None
@@ -359,6 +396,7 @@ def check(command, server, home, data):
         assert len(lines) == 1 and lines[0].startswith("tcnet"), shown
     changed = sorted(p for p in before if after.get(p) != before[p] and not may_write(p, outputs, where))
     assert not changed, f"changed {', '.join(str(p.relative_to(where)) for p in changed)}: {shown}"
+    return status
 
 
 @pytest.mark.parametrize("command", sorted(cli_leaves()), ids=" ".join)
@@ -389,6 +427,32 @@ def property_test(profile):
 
 test_cli_properties = property_test("default")
 test_cli_properties_many = pytest.mark.slow(property_test("slow"))
+
+
+# --- the bad input of issue 27, every case once --------------------------------------------------------
+ISSUE_27 = [
+    *([c, f] for f in MALFORMED for c in ("show", "compare")),
+    *(["simulate", f, "run-0001", "--t-max", "0.1"] for f in MALFORMED),
+    *(["resume", f, "--all", "--no-progress"] for f in MALFORMED),
+    *(["simpl", "fit", "sim.h5", "--iterations", "1", *flags] for flags in (
+        ["--dt", "1e-7"], ["--grid-spacing", "1e-5"], ["--extent", "0", "1000", "0", "1000"], ["--bandwidth", "1e-9"],
+        ["--speed", "1e-300"])),
+    ["simpl", "fit", "cm.npz", "--iterations", "1"],
+    ["simpl", "fit", "still.npz", "--iterations", "1", "--speed", "0.1"],
+    *(["study", f, "-o", "new.h5", "--workers", "1", "--no-progress", *summary] for f in ("big_grid.toml", "repeats.toml")
+      for summary in ([], ["--summary"])),
+    ["study", "nf.toml", "-o", "new.h5", "--workers", "1", "--no-progress"],
+    ["ei-study", "--mode", "qss", "--n-init", "1", "--steps", "1", "--seeds", "1000000000", "--out", "ei"],
+]
+
+
+@pytest.mark.parametrize("argv", ISSUE_27, ids=" ".join)
+def test_the_bad_input_of_issue_27(argv, pool):
+    """Malformed stores, SIMPL settings and inputs that cannot work, studies too large to plan:
+    each ends 0, 1 or 2 with one line and no traceback, changing no file it was not asked to write
+    (before: exit 70, MemoryErrors and runs that never ended)."""
+    home, server = pool
+    checked_run(server, home, argv, ["new.h5", "ei"], TIMEOUT)
 
 
 # --- usage errors and a closed pipe -----------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_store_modules_share_public_names_only():
 def test_the_checks_see_imports():
     """The parser finds what the checks look for (a check that sees nothing passes vacuously)."""
     assert len(STORE) >= 10 and "tcnet.run" in MODULES and "tcnet.resume" in MODULES
-    assert ("tcnet.run", ("RunResult", "run"), 5) in imports("tcnet.resume")
+    assert ("tcnet.run", ("RunResult", "run"), 6) in imports("tcnet.resume")
     assert any(t == "tcnet.store.hdf5" for t, _, _ in imports("tcnet.store.writer"))
     assert any(t == "tcnet.store" for t, _, _ in imports("tcnet.cli", top_level=True))
 

@@ -41,9 +41,9 @@ def execute(path: Path, kernel: str, workdir: Path, timeout: int):
     return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
-def test_the_five_tutorials_are_notebooks():
+def test_the_six_tutorials_are_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["comparative_study.py", "ei_learning_rules.py", "loss_plugin.py",
-                                           "saved_network.py", "simpl_gridcells.py"]
+                                           "saved_network.py", "simpl_gridcells.py", "trained_rate_network.py"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -254,7 +254,7 @@ def test_state_tree_rewrites_in_place(tmp_path):
             "m": np.arange(6.0).reshape(2, 3), "inner": {"v": np.ones(4), "k": 2}}
     with h5py.File(tmp_path / "t.h5", "w") as f:
         trees.write_tree(f.create_group("s"), tree, "t.h5")
-        back = trees.read_tree(f["s"])
+        back = trees.read_tree(f["s"], "test")
     assert back.keys() == tree.keys() and back["inner"].keys() == tree["inner"].keys()
     for k in ("t", "lr", "ok", "name", "none", "hist"):
         assert back[k] == tree[k] and type(back[k]) is type(tree[k])
@@ -490,7 +490,7 @@ def test_flush_waits_for_a_foreign_open_and_keeps_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(hdf5, "OPEN_WAIT", 0.3)  # the module whose _open_h5 reads it
     path = tmp_path / "runs.h5"
     holder = HoldOpen(path, at=3, hold=1.5)
-    with pytest.warns(UserWarning, match="held open by another process .* keeping 1 steps in memory"):
+    with pytest.warns(UserWarning, match="is held open by .*: run r keeps its steps in memory and tries to flush them"):
         r = tcnet.run(spec({"name": "adam", "steps": 120}, delay=0.02),
                       recorders=[RunWriter(path, "r", flush_steps=1), holder], progress=False, plugins=PLUGINS)
     rec = store.read_run(path, "r", plugins=PLUGINS)

@@ -26,8 +26,8 @@ def run(path, seed):
               plugins=PLUGINS)
 
 
-def plain_read(path):
-    """Every attribute and dataset of the file, read by h5py itself: {name: value}."""
+def contents(f):
+    """Every attribute and dataset of the open file `f`: {name: value}."""
     out = {}
 
     def read(name, obj):
@@ -35,22 +35,20 @@ def plain_read(path):
         if isinstance(obj, h5py.Dataset):
             out[name] = obj[()]
 
-    with h5py.File(path, "r") as f:
-        f.visititems(read)
+    f.visititems(read)
     return out
+
+
+def plain_read(path):
+    """What h5py itself reads of the file."""
+    with h5py.File(path, "r") as f:
+        return contents(f)
 
 
 def tcnet_read(path):
-    out = {}
-
-    def read(name, obj):
-        out.update({f"{name}@{k}": v for k, v in obj.attrs.items()})
-        if isinstance(obj, h5py.Dataset):
-            out[name] = obj[()]
-
+    """What tcnet reads of the file."""
     with reading(path) as f:
-        f.visititems(read)
-    return out
+        return contents(f)
 
 
 def superblock_of(path):

@@ -10,6 +10,7 @@ import numpy as np
 
 from tcnet.resources import require
 from tcnet.store import write_bytes
+from tcnet.study import MAX_RUNS
 from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei.rules import RULES
@@ -81,7 +82,7 @@ def main(args) -> int:
                            "steps": integer(name, "--trials", args.trials, low=0),
                            "lr": positive(name, "--trial-lr", args.trial_lr)}}
     hold = integer(name, "--hold", args.hold, low=1)
-    seeds = range(integer(name, "--seeds", args.seeds, low=0))
+    seeds = range(integer(name, "--seeds", args.seeds, low=0, high=MAX_RUNS))  # each a run of a study
     flags = {"qss": ("--n-init", "--steps"), "trials": ("--trial-inits", "--trials")}
     for mode in modes:
         s, (inits, steps) = settings[mode], flags[mode]

@@ -7,10 +7,12 @@ Trainable array `W` = (W_EE, W_EI, W_IE, W_II) >= 0. The state's QSS rates are t
 kicked trial from rest reaches (`model.steady_state`: every fixed point of the four linear
 regions, the stable one with the largest E; NaN where none is stable), traceable by autograd; see
 `tcnet_plugins.ei.model` for every formula. `simulate` integrates the model by RK45
-(`trials.integrate`).
+(`trials.integrate`); the state's `trajectory` integrates the same equations (`rhs`) with
+tcnet.integrate, differentiable in W.
 """
 from functools import cached_property
 
+import autograd.numpy as anp
 import numpy as np
 from autograd.tracer import getval
 
@@ -121,6 +123,21 @@ class EIRate(Dynamics):
 
     def make_state(self, params):
         return EIState(self, params)
+
+    def rhs(self, x, u, params):
+        """The rate equations for rates x = (E, I) (C, 2), time in ms, with inputs u (C, 1) added
+        to E's drive (a kick) or (C, 2) to E's and I's (a kick and noise), or None; traceable, so
+        a loss on a simulated trial (State.trajectory) has exact gradients in W."""
+        W, p = params["W"], self.p
+        E, I = x[:, 0], x[:, 1]
+        drive_E = W[0] * E - W[1] * I - p["Theta_E"] + p["I_ext"]
+        drive_I = W[2] * E - W[3] * I - p["Theta_I"]
+        if u is not None:
+            drive_E = drive_E + u[:, 0]
+            drive_I = drive_I + u[:, 1] if u.shape[1] > 1 else drive_I
+        dE = (-E + p["g_E"] * anp.maximum(drive_E, 0.0)) / p["tau_E"]
+        dI = (-I + p["g_I"] * anp.maximum(drive_I, 0.0)) / p["tau_I"]
+        return anp.stack([dE, dI], axis=1)
 
     def simulate(self, x0, t, kick=0.0, kick_duration=0.0, r_max=None):
         """Rates (E, I) at times t (ms, t[0] the start) from x0 of shape (..., 2), optionally with

@@ -198,7 +198,7 @@ def train(args) -> int:
     """Run the flags' study into -f FILE (what the file holds already is skipped), one line per run."""
     import concurrent.futures
 
-    from tcnet.study import stored
+    from tcnet.study import exit_code, stored
 
     plan = study(args)
     order = {p.run_id: i for i, p in enumerate(plan.runs(), 1)}
@@ -228,7 +228,7 @@ def train(args) -> int:
         print(f"tcnet train: run {line}", file=sys.stderr)
     print(f"{done} -> {args.file}")
     ended = [rec.status for rec, _ in stored(args.file, plan.runs(), args.registry).values()]
-    return 1 if done.failed or done.lost or any(s in NUMERICAL_FAILURES for s in ended) else 0
+    return exit_code(done, ended)
 
 
 def demo(args) -> int:

@@ -37,6 +37,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from tcnet import ConfigError, Dynamics, State
+from tcnet.integrate import VectorField
 from tcnet.labels import Labels, Quantity
 from tcnet.linalg import eig, real_eig
 from tcnet.resources import FLOAT, require
@@ -261,6 +262,26 @@ class LinearDecayState(State):
         u = anp.dot(self.params["w"], self.R)  # u = R^T w, so w^T R X R^H w = u X conj(u)
         return self.tau * anp.real(anp.dot(u, anp.dot(self.M * G, anp.conj(u))))
 
+    def trajectory(self, x0, t, u=None):
+        """The closed form x(t) = R exp(gamma t) R^-1 x0 for x0 (C, N): (len(t), C, N), traceable
+        through the eig primitive (a gauge-invariant function of R, so its gradient is valid);
+        the network has no inputs (u must be None)."""
+        if u is not None:
+            raise ConfigError(f"{self.dynamics.name}: the network has no inputs (u must be None)")
+        c = anp.dot(self.R_inv, anp.transpose(x0))  # (N, C) coefficients in the eigenbasis
+        x = anp.einsum("ik,tk,km->tmi", self.R, anp.exp(anp.outer(t, self.gamma)), c)
+        return anp.real(x)
+
+
+class LinearField(VectorField):
+    """f(x) = (J x - x) / tau over (J,): the integrated form of what the state gives in closed form."""
+
+    def __init__(self, tau):
+        self.tau = tau
+
+    def rhs(self, x, u, params):
+        return (anp.dot(x, anp.transpose(params[0])) - x) / self.tau
+
 
 class LinearDecay(Dynamics):
     """tau dx/dt = -x + (J0 + U V) x with trainable U, V (see the module docstring)."""
@@ -360,24 +381,31 @@ class LinearDecay(Dynamics):
     def make_state(self, params) -> LinearDecayState:
         return LinearDecayState(self, params)
 
+    def vector_field(self, params):
+        """f(x) = (J - I) x / tau over J (the state's, normalization included)."""
+        return LinearField(self.config["tau"]), (LinearDecayState(self, params).J,)
+
+    def rhs(self, x, u, params):
+        field, p = self.vector_field(params)
+        return field.rhs(x, u, p)
+
     # --- analysis on the current arrays (plain numpy) ------------------------------------------
     @cached_property
     def current(self) -> LinearDecayState:
         """The state of the current arrays, computed once (eigendecomposition, K, L1..L3)."""
         return self.state()
 
-    def simulate(self, x0, t):
-        """x(t) = expm(A t) x0 with A = (J - I)/tau, by the eigenbasis: R exp(gamma t) R^-1 x0."""
+    def simulate(self, x0, t, u=None):
+        """x(t) = expm(A t) x0 with A = (J - I)/tau, by the eigenbasis: the state's closed-form
+        `trajectory` R exp(gamma t) R^-1 x0 (no inputs: u must be None)."""
         x0 = np.asarray(x0, dtype=float)
         if x0.shape[-1] != self.N:
             raise ConfigError(f"{self.name}: x0 must have last dimension N = {self.N}, got shape {x0.shape}")
         t = np.atleast_1d(np.asarray(t, dtype=float))
         m = int(np.prod(x0.shape[:-1]))  # exp(gamma t) (complex, len(t) x N), x complex and real
         require(self.name, f"simulate: {len(t)} time points x {m} initial states", (24.0 * m + 16) * len(t) * self.N)
-        s = self.current
-        c = s.R_inv @ x0.reshape(-1, self.N).T  # (N, m) coefficients in the eigenbasis
-        x = np.einsum("ik,tk,km->tmi", s.R, np.exp(np.outer(t, s.gamma)), c)
-        return np.real(x).reshape((len(t),) + x0.shape)
+        x = self.current.trajectory(x0.reshape(-1, self.N), t, u)
+        return x.reshape((len(t),) + x0.shape)
 
     def sample_initial(self, n, seed=0):
         """n initial states x0 ~ N(0, I), the distribution L1 averages over."""

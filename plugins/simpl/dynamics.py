@@ -42,6 +42,10 @@ SPACE_DEFAULTS = {
 }
 
 SPACES = tuple(SPACE_DEFAULTS)
+BANDWIDTH_SPACING = 0.25
+"""The narrowest KDE bandwidth, in grid spacings: a Gaussian kernel narrower than a quarter of the
+spacing (exp(-2) at the midpoint between grid points) is nearly zero at every grid point for most
+latent positions, and the tuning curves and the occupancy vanish (NaN, singular fits)."""
 LATENT_UNIT = "m, or rad on the circle"
 SMALL_GENERATOR = {"n_cells": 60, "duration": 600.0}  # neither data nor generator: 60 grid cells, 10 minutes
 DATA = ("counts", "behaviour", "time")
@@ -83,6 +87,7 @@ class SimplState(State):
     def axes(self) -> tuple:
         """The tuning-curve grid, one axis per latent dimension (space.Space.axes)."""
         d = self.dynamics
+        d.check_grid(self.latent)  # the latent moves: its grid is sized again before it is made
         return d.space.axes(self.latent, setting(d.config, "grid_spacing"), d.config["grid_margin"])
 
     @functools.cached_property
@@ -222,12 +227,31 @@ class SimplLatent(Dynamics):
 
     def check(self):
         """The latent against the data: one row per time bin, one column per behaviour column, and
-        spikes on both sides of the validation split."""
+        spikes on both sides of the validation split; behaviour moving along every axis (its
+        spread is the smoother's prior at a segment's start, and the alignment's scale); a KDE
+        bandwidth of at least BANDWIDTH_SPACING grid spacings; and the grid at this latent of a
+        size that can be held (`check_grid`)."""
         behaviour, latent = self.data["behaviour"], self.arrays["latent"]
         if latent.shape != behaviour.shape:
             raise ConfigError(f"simpl_latent: latent must have the shape of behaviour {behaviour.shape}, "
                               f"got {latent.shape}")
+        still = [i for i in range(behaviour.shape[1]) if np.ptp(behaviour[:, i]) == 0]
+        if still:
+            raise ConfigError(f"simpl_latent: behaviour must move along every axis, but column {still[0]} is "
+                              f"{behaviour[0, still[0]]:g} in every bin; SIMPL starts from behaviour and aligns to it")
+        bandwidth, spacing = (setting(self.config, k) for k in ("bandwidth", "grid_spacing"))
+        if bandwidth < BANDWIDTH_SPACING * spacing:
+            raise ConfigError(f"simpl_latent: bandwidth must be at least {BANDWIDTH_SPACING:g} x grid_spacing "
+                              f"({BANDWIDTH_SPACING * spacing:.3g} {self.space.unit}: a narrower kernel falls between "
+                              f"the grid points and the tuning curves vanish), got {bandwidth:g}")
+        self.check_grid(latent)
         self._check_split()
+
+    def check_grid(self, latent) -> None:
+        """Refuse the tuning-curve grid at `latent` if it cannot be held (space.Space.check_grid)."""
+        c = self.config
+        self.space.check_grid(latent, setting(c, "grid_spacing"), c["grid_margin"], self.counts.shape[1],
+                              self.counts.shape[0])
 
     def _check_split(self):
         """Both sides of the validation split need spikes: the M-step fits to the training entries,

@@ -54,6 +54,7 @@ from threadpoolctl import threadpool_limits
 
 from tcnet.threads import environment_threads
 
+from tcnet_plugins.simpl.inputs import GAP
 from tcnet_plugins.simpl.mstep import runs
 from tcnet_plugins.simpl.space import TURN, wrap
 
@@ -206,7 +207,7 @@ def smooth(z, R, q, m0, P0, starts=(0,)):
     return solveh_banded(ab, rhs.ravel(), check_finite=False).reshape(T, D)
 
 
-def segment_starts(time, dt, gap=1.5) -> np.ndarray:
+def segment_starts(time, dt, gap=GAP) -> np.ndarray:
     """First bin of each segment: 0 and every bin that follows a step longer than gap * dt."""
     return np.concatenate([[0], np.flatnonzero(np.diff(time) > gap * dt) + 1])
 

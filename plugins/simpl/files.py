@@ -19,11 +19,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tcnet.resources import FLOAT, require
 from tcnet.validate import ConfigError, positive
+from tcnet_plugins.simpl.inputs import GAP  # a step longer than GAP * dt between samples is a gap
 
 ARRAYS = ("counts", "behaviour", "time", "truth", "missing")
 REQUIRED = ARRAYS[:3]
-GAP = 1.5  # a step longer than GAP * dt between samples is a gap
 
 
 def read(path, *, dt=None, series=None) -> dict:
@@ -109,7 +110,11 @@ def read_nwb(path, *, dt=None, series=None) -> dict:
         raise ConfigError(f"simpl: SpatialSeries {s.name!r} in {str(path)!r} needs at least 2 strictly "
                           "increasing timestamps")
     dt = float(np.median(np.diff(stamps))) if dt is None else positive("simpl", "dt", dt)
-    k = np.arange(int(np.floor((stamps[-1] - stamps[0]) / dt + 1e-9)) + 1)
+    bins = np.floor((stamps[-1] - stamps[0]) / dt + 1e-9) + 1
+    dims = 1 if samples.ndim == 1 else samples.shape[1]
+    require("simpl", f"dt {dt:g} s over the series' {stamps[-1] - stamps[0]:g} s ({bins:.3g} bins) x {len(spikes)} "
+            "cells", FLOAT * bins * (8 + dims + len(spikes)))  # the bins' indices, times, masks, behaviour, counts
+    k = np.arange(int(bins))
     time = stamps[0] + k * dt
     after = np.searchsorted(stamps, time, side="right")  # stamps[after - 1] <= time < stamps[after]
     lo, hi = stamps[after - 1], stamps[np.minimum(after, stamps.size - 1)]

@@ -6,7 +6,7 @@ first bad index and the rule (a `ConfigError`, exit status 2 on the command line
   allowed, and the samples are interpolated linearly in time - along the circle for an angle - and
   a warning says how many);
 - time (T,): finite and strictly increasing (bin start times, s); dt > 0 (the bin width, s; by
-  default the median step of time);
+  default the median step of time, and within a factor GAP of it where given);
 - truth (optional, shape of behaviour): finite; missing (optional, (T,)): booleans;
 - every array has one row per time bin.
 """
@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tcnet.validate import ConfigError, positive
+
+GAP = 1.5
+"""A step of time longer than GAP * dt is a gap between segments (estep.segment_starts); a given dt
+must lie within this factor of time's median step."""
 
 
 class InterpolatedWarning(UserWarning):
@@ -73,7 +77,14 @@ def check_time(time, dt=None) -> tuple[np.ndarray, float]:
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
         raise ConfigError(f"simpl: time[{i}] = {t[i].item()!r} <= time[{i - 1}] = {t[i - 1].item()!r}: "
                           "time must be strictly increasing")
-    dt = float(np.median(steps)) if dt is None else positive("simpl", "dt", dt)
+    median = float(np.median(steps))
+    if dt is None:
+        return t, median
+    dt = positive("simpl", "dt", dt)
+    if not median / GAP <= dt <= median * GAP:
+        raise ConfigError(f"simpl: dt must be within a factor {GAP:g} of time's median step {median:.4g} s (bins of "
+                          f"width dt start at time; a step beyond {GAP:g} dt is a gap, so with a smaller dt every bin "
+                          f"would be a segment of its own), got {dt:g}")
     return t, dt
 
 

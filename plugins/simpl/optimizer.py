@@ -44,8 +44,8 @@ class SimplEM(Iterative):
     name = "simpl"
     SETTINGS = Iterative.SETTINGS + Settings(
         Integer("steps", 10, "EM iterations (E-steps) at most", low=0),
-        Real("speed", None, "random-walk speed scale of the latent; " + space_default("speed", "{}/s"), low=0,
-             low_open=True, unit="m/s, or rad/s on the circle"),
+        Real("speed", None, "random-walk speed scale of the latent (its variance per bin, speed^2 dt, must stay a "
+             "normal float); " + space_default("speed", "{}/s"), low=1e-6, high=1e6, unit="m/s, or rad/s on the circle"),
         Integer("align_degree", 1, "alignment to behaviour: 1 affine (published; a rotation on the circle), "
                 "0 none, > 1 polynomial", low=0),
         Real("tol", 0.0, "stop once the validation log-likelihood rises by no more than this", low=0,

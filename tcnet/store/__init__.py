@@ -30,6 +30,7 @@ face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statu
 - `errors`: `StoreError`, `FileBusyError`, `DiskFullError`.
 - `identity`: which file a path names (symbolic and hard links resolved), and the files the running
   command reads or writes.
+- `holders`: the processes holding a file locked (`/proc/locks`), named when a reader keeps a writer waiting.
 - `locks`: the writer lock (`WriteLock`, one writer per file, under any of its names) and
   `driver_lock` (one study driver per file).
 - `atomic`: `new_file`/`check_new`/`write_bytes`, the one way tcnet creates any file (figures, CSV,
@@ -39,7 +40,8 @@ face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statu
 - `digests`: the digests of array datasets, which a zeroed block (checksum and all) cannot
   match; checked by every reader.
 - `format`: the format's name, versions and constants, the root check, and reading attributes and
-  members checked against docs/FORMAT.md (older versions included).
+  members checked against docs/FORMAT.md (older versions included), and datasets read only once their
+  declared size is checked against what the file holds and the memory available (`read_array`).
 - `hdf5`: checksummed HDF5 files: opening (waiting `OPEN_WAIT`/`FLUSH_WAIT`/`FINAL_WAIT` seconds
   for another process's HDF5 lock; patch them on `tcnet.store.hdf5`), a failed checksum as one
   StoreError naming the object, `set_attrs`/`create_dataset` (what HDF5 checksums), `new_h5` and

@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tcnet.resources import available_memory, size
 from tcnet.store.errors import StoreError
 from tcnet.version import __version__
 
@@ -128,12 +129,39 @@ def member_dataset(group, key: str, where: str, ndim: int | None = None, kinds: 
     return ds
 
 
+def read_array(ds: h5py.Dataset, where: str, rows: int | None = None, written: bool = True) -> np.ndarray:
+    """The data of the dataset `ds` (its first `rows` rows, if given), read only after checking
+    what the file declares against what it holds: a file of a few kB can declare datasets of any
+    size, which HDF5 reads back as fill values for the parts never written. So the bytes to read
+    must fit in the memory available (`tcnet.resources.available_memory`), and a dataset tcnet
+    writes whole (`written`: a network's arrays, a checkpoint's `x` and state; not the history
+    columns, whose `extra/` rows before a key appeared are fill values) must hold the bytes it
+    declares unless it is compressed. Either failure is a StoreError naming the dataset."""
+    n = ds.size if rows is None else min(rows, ds.shape[0]) * int(np.prod(ds.shape[1:], dtype=np.float64))
+    nbytes = float(n) * ds.dtype.itemsize
+    declared = f"{ds.name} declares shape {ds.shape} of {ds.dtype} ({size(nbytes)})"
+    if written and nbytes and ds.compression is None and ds.id.get_storage_size() < nbytes:
+        raise StoreError(f"{where}: malformed file: {declared} but holds {size(ds.id.get_storage_size())} of "
+                         "data (the rest was never written)")
+    available = available_memory()
+    if nbytes > available:
+        raise StoreError(f"{where}: malformed or oversized file: {declared}, more than the {size(available)} of "
+                         "memory available to read it")
+    return ds[()] if rows is None else ds[:rows]
+
+
 def member_group(group, key: str, where: str) -> h5py.Group:
     """The member `key` of `group`, which must be a group."""
     g = member(group, key)
     if not isinstance(g, h5py.Group):
         raise malformed(where, f"a group {key!r}", "nothing" if g is None else "a dataset")
     return g
+
+
+def optional_group(group, key: str, where: str):
+    """The member `key` of `group` if it is a group, {} if there is none (a store without runs or
+    networks yet); anything else there (a dataset) is refused as malformed."""
+    return member_group(group, key, where) if key in group else {}
 
 
 def has(group, name: str) -> bool:

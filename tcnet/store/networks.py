@@ -19,7 +19,8 @@ from tcnet.status import ENDED
 from tcnet.store.digests import verified
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
-    NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member, member_dataset, member_group, text_attr,
+    NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member_dataset, member_group,
+    optional_group, read_array, text_attr,
 )
 from tcnet.store.hdf5 import create_dataset, index_group, reading, set_attrs, writing
 from tcnet.store.locks import WriteLock, this_writer
@@ -87,7 +88,7 @@ def _arrays(members: dict, where: str, kinds: str) -> dict:
         if not isinstance(members[key], h5py.Dataset):
             raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
         ds = member_dataset(members, key, where, kinds=kinds)
-        a = verified(ds, ds[()])
+        a = verified(ds, read_array(ds, where))
         bad = np.count_nonzero(~np.isfinite(a)) if a.dtype.kind == "f" else 0
         if bad:
             raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
@@ -140,10 +141,10 @@ def no_initial_network(path, run_id: str, message: str) -> StoreError:
 
 def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.ndarray | None]:
     """The stored network `name` and, for '<run>/checkpoint', the checkpoint's parameter vector."""
-    networks = member(f, "networks", {})
+    networks = optional_group(f, "networks", str(path))
     if has(networks, name):
         return read_network(networks[name], f"{path}: network {name!r}"), None
-    runs = member(f, "runs", {})
+    runs = optional_group(f, "runs", str(path))
     run_id, _, part = name.partition("/")
     part = part or "final"
     if not has(runs, run_id) or part not in NETWORK_PARTS:
@@ -157,7 +158,9 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
         if c is None:
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
         data = read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint", run_data(g))
-        return data, np.array(verified(c["x"], c["x"][()]), dtype=np.float64)
+        where = f"{path}: run {run_id!r} checkpoint"
+        x = member_dataset(c, "x", where, ndim=1, kinds="f")
+        return data, np.array(verified(x, read_array(x, where)), dtype=np.float64)
     status = as_text(g.attrs.get("status", "unknown"))
     if part == "initial" and "params/initial" not in g:
         raise no_initial_network(path, run_id, as_text(g.attrs.get("message", "")))
@@ -191,7 +194,7 @@ def load_network(path, name: str, *, plugins: Registry | None = None) -> Dynamic
 def list_networks(path) -> list[str]:
     """Names of the saved networks (/networks/<name>)."""
     with reading(path) as f:
-        return list(member(f, "networks", {}))
+        return list(optional_group(f, "networks", str(path)))
 
 
 def network_data(path, name: str) -> NetworkData:

@@ -13,8 +13,8 @@ from tcnet.status import ENDED, STORED, Status
 from tcnet.store.digests import verified, verified_rows
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
-    HISTORY_COLUMNS, as_text, checkpoint_group, has, int_attr, json_attr, malformed, member, member_dataset,
-    member_group, real_attr, text_attr,
+    HISTORY_COLUMNS, as_text, checkpoint_group, has, int_attr, json_attr, malformed, member_dataset, member_group,
+    optional_group, read_array, real_attr, text_attr,
 )
 from tcnet.store.hdf5 import reading
 from tcnet.store.locks import writer_of
@@ -59,19 +59,46 @@ class RunRecord:
 def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
     """A checkpoint group read back; a file written before the evaluation count was stored
     counts from 0."""
-    opt_state = read_tree(member_group(c, "state", where))
+    opt_state = read_tree(member_group(c, "state", where), where)
     stage, evaluations = opt_state.pop("stage", 0), opt_state.pop("evaluations", 0)
     if not all(isinstance(v, int) and v >= 0 for v in (stage, evaluations)):
         raise malformed(where, "state/stage and state/evaluations to be integers >= 0", (stage, evaluations))
     x = member_dataset(c, "x", where, ndim=1, kinds="f")
-    return Checkpoint(int_attr(c, "step", where, low=0), np.array(verified(x, x[()])),
+    return Checkpoint(int_attr(c, "step", where, low=0), np.array(verified(x, read_array(x, where))),
                       opt_state, real_attr(c, "elapsed", where), stage, evaluations)
+
+
+def _spec(spec: dict, where: str) -> dict:
+    """The run spec of a run's `config` attribute, checked to have the shape every reader relies
+    on (tcnet.spec): tables `dynamics` and `optimizer` with a string `name` (a staged optimizer's
+    `stages` a list of such tables), and `loss`, a list of such tables."""
+    def named(entry) -> bool:
+        return isinstance(entry, dict) and isinstance(entry.get("name"), str)
+
+    optimizer = spec.get("optimizer")
+    stages = optimizer.get("stages", []) if isinstance(optimizer, dict) else []
+    loss = spec.get("loss")
+    if not (named(spec.get("dynamics")) and named(optimizer) and isinstance(loss, list) and all(map(named, loss))
+            and isinstance(stages, list) and all(map(named, stages))):
+        found = {k: type(spec[k]).__name__ if k in spec else "missing" for k in ("dynamics", "loss", "optimizer")}
+        raise malformed(where, "attribute 'config' to hold a run spec (tables dynamics and optimizer with a string "
+                        "name, loss a list of such tables)", found)
+    return spec
+
+
+def _int_array_attr(g, key: str, where: str) -> None:
+    """Check the optional attribute `key` of `g`: a 1-D array of integers >= 0 (e.g. `resumed_at`)."""
+    if key not in g.attrs:
+        return
+    value = np.asarray(g.attrs[key])
+    if value.ndim != 1 or value.dtype.kind not in "iu" or np.any(value < 0):
+        raise malformed(where, f"attribute {key!r} to be a 1-D array of integers >= 0", repr(g.attrs[key]))
 
 
 def list_runs(path) -> list[str]:
     """Run ids in the order they were created."""
     with reading(path) as f:
-        return list(member(f, "runs", {}))
+        return list(optional_group(f, "runs", str(path)))
 
 
 def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
@@ -80,7 +107,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
     "interrupted"."""
     path = Path(path)
     with reading(path) as f:
-        runs = member(f, "runs", {})
+        runs = optional_group(f, "runs", str(path))
         if not has(runs, run_id):
             raise StoreError(f"{path}: no run {run_id!r} (runs: {', '.join(runs) or 'none'})")
         g = runs[run_id]
@@ -93,7 +120,8 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         stored_status = text_attr(g, "status", where)
         if stored_status not in STORED:
             raise malformed(where, f"attribute 'status' one of {', '.join(STORED)}", repr(stored_status))
-        spec = json_attr(g, "config", where)
+        spec = _spec(json_attr(g, "config", where), where)
+        _int_array_attr(g, "resumed_at", where)
         params, h = member_group(g, "params", where), member_group(g, "history", where)
         if "initial" not in params and (stored_status != Status.FAILED or rows):
             raise StoreError(f"{where}: malformed run (no params/initial, which only a run that failed "
@@ -106,7 +134,9 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         if short:
             raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
         slot = int_attr(g, "checkpoint", where, low=-1, high=1)  # the committed rows' digests (tcnet.store.digests)
-        history = {k: verified_rows(ds, ds[:rows], slot) for k, ds in columns.items()}
+        # every row of every column but extra/ is written (extra/ rows before its key appeared are fill values)
+        history = {k: verified_rows(ds, read_array(ds, where, rows, written=not k.startswith("extra/")), slot)
+                   for k, ds in columns.items()}
         attrs = {k: (as_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
         c = checkpoint_group(g, where)
         checkpoint = None if c is None else _checkpoint(c, f"{where} checkpoint")

@@ -3,7 +3,7 @@ complete or not at all (`new_h5`) and checksummed like the store."""
 import numpy as np
 
 from tcnet.store.errors import StoreError
-from tcnet.store.format import as_text
+from tcnet.store.format import as_text, member_dataset, read_array
 from tcnet.store.hdf5 import create_dataset, new_h5, read_h5, set_attrs
 
 TRAJECTORY_FORMAT = "tcnet-trajectories"
@@ -26,5 +26,6 @@ def read_trajectories(path) -> tuple[np.ndarray, np.ndarray, dict]:
         if "t" not in f or "x" not in f:
             raise StoreError(f"{path}: not a trajectory file (expected datasets t and x, found {sorted(f)})")
         attrs = {k: (as_text(v) if isinstance(v, (str, bytes)) else v.item()) for k, v in f.attrs.items()}
-        return np.array(f["t"][()]), np.array(f["x"][()]), attrs
+        t, x = (read_array(member_dataset(f, k, str(path), kinds="f"), str(path)) for k in ("t", "x"))
+        return np.array(t), np.array(x), attrs
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from tcnet.store.digests import DIGEST, stamp, verified
 from tcnet.store.errors import StoreError
-from tcnet.store.format import as_text, h5name
+from tcnet.store.format import as_text, h5name, read_array
 from tcnet.store.hdf5 import create_dataset, set_attrs
 
 
@@ -77,13 +77,14 @@ def write_tree(group: h5py.Group, tree: dict, where: str) -> None:
             put(group, name, *_leaf(key, value, where))
 
 
-def read_tree(group: h5py.Group) -> dict:
-    """The tree `write_tree` wrote into `group`, with the types it had."""
+def read_tree(group: h5py.Group, where: str) -> dict:
+    """The tree `write_tree` wrote into `group`, with the types it had; an array is read only once
+    what it declares is checked (`read_array`; `where` names the file and run in errors)."""
     out = {}
     for key in group:
         obj = group[key]
         if isinstance(obj, h5py.Group):
-            out[key] = read_tree(obj)
+            out[key] = read_tree(obj, where)
             continue
         kind = as_text(obj.attrs.get("kind", "array"))
         if kind == "none":
@@ -97,7 +98,7 @@ def read_tree(group: h5py.Group) -> dict:
         elif kind == "float":
             out[key] = float(obj[()])
         elif kind == "list":
-            out[key] = verified(obj, obj[()]).tolist()
+            out[key] = verified(obj, read_array(obj, where)).tolist()
         else:
-            out[key] = np.array(verified(obj, obj[()]))
+            out[key] = np.array(verified(obj, read_array(obj, where)))
     return out

@@ -2,6 +2,7 @@
 from a study's worker), buffers the steps, and commits them to /runs/<id> every few steps or
 seconds under the file's writer lock, so that a killed process loses at most the steps since its
 last flush. How a commit is laid out on disk is `tcnet.store.commit`."""
+import json
 import time
 import warnings
 from contextlib import contextmanager
@@ -17,10 +18,18 @@ from tcnet.status import Status, ended_status
 from tcnet.store.commit import commit, growth, history_columns, link_run, new_run, next_run_id, reopen_run, utc_now
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
 from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
-from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, writing
+from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, set_attrs, writing
+from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
+
+
+BUSY_RETRY = 10.0
+"""Seconds a writer waits before it tries again to flush into a file another process holds open
+(a reader: a notebook's h5py.File), at least; its steps stay in memory meanwhile. Each try waits
+FLUSH_WAIT for the reader, so a reader that stays costs the run at most FLUSH_WAIT / BUSY_RETRY of
+its time (5 %), not FLUSH_WAIT per step."""
 
 
 class RunWriter:
@@ -52,9 +61,16 @@ class RunWriter:
         self._lock = WriteLock(self.path)
         self._buffer: list = []
         self._flushed_at = 0.0
+        self._retry_at = 0.0  # while the file is held by another process: no flush before this time
         self._warned = False
         self._committed = resume_from  # step of the last committed checkpoint
         self._keys: set = set()  # terms and extra keys of the steps so far (their columns grow)
+        self._code: dict = {}  # the digests of the run's plugin code (`provenance`)
+
+    def provenance(self, code: dict) -> None:
+        """Record `code` ({source file: digest}, tcnet.provenance) with a new run, as its attribute
+        `code`; called before `start`. A resumed run keeps the code it was started with."""
+        self._code = dict(code)
 
     # Recorder protocol
     def start(self, spec: RunSpec, dynamics: Dynamics | None) -> None:
@@ -70,7 +86,7 @@ class RunWriter:
                 if self.resume_from is None:
                     if self.run_id is None:
                         self.run_id = next_run_id(runs)
-                    link_run(runs, self.run_id, new_run(f, runs, self.run_id, spec, dynamics, self.path))
+                    link_run(runs, self.run_id, self._new_run(f, runs, spec, dynamics))
                 else:
                     reopen_run(runs, self.run_id, self.resume_from, self.path)
             self._lock.describe(this_writer(self.run_id))
@@ -83,7 +99,9 @@ class RunWriter:
     def step(self, step) -> None:
         self._buffer.append(step)
         self._keys.update(step.terms, step.extra)
-        if len(self._buffer) >= self.flush_steps or time.monotonic() - self._flushed_at >= self.flush_seconds:
+        now = time.monotonic()
+        due = len(self._buffer) >= self.flush_steps or now - self._flushed_at >= self.flush_seconds
+        if due and now >= self._retry_at:
             self.flush(wait=FLUSH_WAIT, must=False)
 
     def finish(self, result, final: Dynamics) -> None:
@@ -143,7 +161,7 @@ class RunWriter:
                 runs = index_group(f, "runs")
                 if self.run_id is None:
                     self.run_id = next_run_id(runs)
-                g = new_run(f, runs, self.run_id, spec, dynamics, self.path)
+                g = self._new_run(f, runs, spec, dynamics)
                 commit(g, self.path, self.run_id, columns, checkpoint, final, attrs)
                 link_run(runs, self.run_id, g)
         finally:
@@ -164,8 +182,13 @@ class RunWriter:
         except FileBusyError as err:
             if must:
                 raise
-            if not self._warned:
-                warnings.warn(f"{err}; keeping {len(self._buffer)} steps in memory until the next flush", stacklevel=2)
+            retry = max(self.flush_seconds, BUSY_RETRY)
+            self._retry_at = time.monotonic() + retry
+            if not self._warned:  # once per run: the reader may stay for the whole run
+                readers = ", ".join(holders(self.path)) or "another process"
+                warnings.warn(f"{self.path} is held open by {readers}: run {self.run_id} keeps its steps in memory "
+                              f"and tries to flush them every {retry:g} s until it is closed (and at the end of "
+                              f"the run, waiting up to {FINAL_WAIT:g} s)", stacklevel=2)
                 self._warned = True
             return
         self._flushed_at = time.monotonic()
@@ -190,6 +213,13 @@ class RunWriter:
             return f"run {self.run_id or '(new)'} has no checkpoint yet: start it again"
         return (f"run {self.run_id} is interrupted at step {self._committed}: resume it with "
                 f"`tcnet resume {self.path} {self.run_id}`")
+
+    def _new_run(self, f: h5py.File, runs: h5py.Group, spec: RunSpec, dynamics: Dynamics | None) -> h5py.Group:
+        """The new run's group, unlinked (`tcnet.store.commit.new_run`), with its plugin code."""
+        g = new_run(f, runs, self.run_id, spec, dynamics, self.path)
+        if self._code:
+            set_attrs(g, code=json.dumps(self._code, sort_keys=True))
+        return g
 
     def _growth(self) -> int:
         """Bytes a commit of the buffered steps can add to the file at most (see `growth`)."""

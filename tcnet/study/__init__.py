@@ -32,7 +32,9 @@ setting (or ``weight``) of the loss term with that label (a term's label default
 ``optimizer.<key>`` an optimizer setting; further parts walk into nested tables, and integers
 index lists (``optimizer.stages.1.max_iter``). Unquoted TOML dotted keys (nested tables) mean the
 same. The points of a study are every grid combination merged with every override (just the grid
-without overrides, just the overrides without a grid, the base alone with neither).
+without overrides, just the overrides without a grid, the base alone with neither). A study plans
+at most `MAX_RUNS` (100000) runs, points times repeats, checked from the lengths before the plan is
+built.
 
 Seeds. A run's key is the canonical JSON of its overrides and repeat index; its dynamics seed is
 the first 4 bytes (little-endian) of sha256("<study seed>:<key>"). So the same run always gets the
@@ -70,14 +72,14 @@ Modules (everything public is re-exported here, so `from tcnet.study import ...`
 - `cli`: `add_commands`, the `tcnet study` and `tcnet plot-study` subcommands.
 """
 from tcnet.study.cli import add_commands
-from tcnet.study.core import STUDY_KEYS, TOP_KEYS, Study, StudyReport
+from tcnet.study.core import MAX_RUNS, STUDY_KEYS, TOP_KEYS, Study, StudyReport, exit_code
 from tcnet.study.records import attempt_ids, definitions, stored, write_definition, write_outcome
 from tcnet.study.spec import PlannedRun, canonical, derive_seed, set_key
 from tcnet.study.table import Table
 from tcnet.study.worker import execute_run
 
 __all__ = [
-    "STUDY_KEYS", "TOP_KEYS", "PlannedRun", "Study", "StudyReport", "Table", "add_commands",
+    "MAX_RUNS", "STUDY_KEYS", "TOP_KEYS", "PlannedRun", "Study", "StudyReport", "Table", "add_commands", "exit_code",
     "attempt_ids", "canonical", "definitions", "derive_seed", "execute_run", "set_key", "stored",
     "write_definition", "write_outcome",
 ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tcnet.study
 from tcnet.store import check_new, write_bytes
-from tcnet.study.core import Study
+from tcnet.study.core import Study, exit_code
 from tcnet.validate import ConfigError
 
 
@@ -52,7 +52,6 @@ def _study_command(args) -> int:
     study, path = _cli_study(args)
     if args.csv and args.csv != "-":
         check_new(args.csv, args.force, keep=[path])  # before the study runs; never the study's own file
-    status = 0
     if not args.summary:
         client = None
         if args.dask_scheduler:
@@ -69,12 +68,14 @@ def _study_command(args) -> int:
             if client is not None:
                 client.close()
         print(f"{study.name}: {report} -> {path}", file=sys.stderr)
-        for line in report.failed + report.lost:
+        for line in report.failed + report.lost + report.numerical:
             print(f"  {line}", file=sys.stderr)
-        status = 1 if report.failed or report.lost else 0
     elif not path.exists():
         raise ConfigError(f"study: no file {path} to summarize (run the study first)")
+    else:
+        report = None
     table = study.table(path)
+    status = exit_code(report, table.statuses)
     if args.csv == "-":
         table.to_csv(sys.stdout)
     else:

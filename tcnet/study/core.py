@@ -5,10 +5,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
+from tcnet.provenance import changed_files, code_digests, recorded_code, warn_changed
 from tcnet.spec import RunSpec, SpecFile, read_toml
-from tcnet.status import ENDED, Status
+from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.study.records import stored, write_definition, write_outcome
 from tcnet.study.spec import PlannedRun, _flatten, canonical, derive_seed, set_key
 from tcnet.study.table import Table
@@ -19,6 +21,11 @@ STUDY_KEYS = ("name", "seed", "repeats", "seeds", "plugins", "base")
 SEEDS = ("per-run", "per-repeat")
 """How run seeds are made ([study] seeds, see the tcnet.study docstring)."""
 TOP_KEYS = ("study", "base", "grid", "overrides")
+MAX_RUNS = 100_000
+"""The most runs a study may plan (grid points x overrides x repeats). Its plan is built and every
+run's spec checked before anything runs, and each run is a task and a group in the file, so a study
+far beyond this (a typo's 1e8 grid, repeats = 1e9) is refused at once instead of growing memory
+until the process is killed; a larger campaign is several studies."""
 
 
 @dataclass
@@ -55,12 +62,23 @@ class Study:
         if not isinstance(self.overrides, list) or not all(isinstance(o, dict) for o in self.overrides):
             raise ConfigError(f"study: overrides must be a list of tables, got {self.overrides!r}")
         self.overrides = [_flatten(o) for o in self.overrides]
+        self._check_size()
         self.plugin_files = tuple(dict.fromkeys(str(Path(p).resolve()) for p in self.plugin_files))
         missing = [p for p in self.plugin_files if not Path(p).is_file()]
         if missing:
             raise ConfigError(f"study: plugin file(s) {', '.join(missing)} do not exist (plugins are paths "
                               "relative to the study file)")
         self.runs()  # every key must address the base spec, every run must check
+
+    def _check_size(self) -> None:
+        """Refuse a study that plans more than MAX_RUNS runs, from the lengths alone (nothing built)."""
+        sizes = [len(v) for v in self.grid.values()]
+        runs = float(np.prod(sizes, dtype=np.float64)) * max(1, len(self.overrides)) * self.repeats
+        if runs > MAX_RUNS:
+            shape = " x ".join(map(str, sizes)) or "no"
+            raise ConfigError(f"study: plans {runs:.3g} runs (grid {shape} values x {max(1, len(self.overrides))} "
+                              f"override(s) x repeats {self.repeats}), more than the {MAX_RUNS} a study may plan "
+                              "(tcnet.study.MAX_RUNS); split it into several studies")
 
     @classmethod
     def from_dict(cls, d: dict, root=".", default_name="study") -> "Study":
@@ -165,6 +183,8 @@ class Study:
         write_definition(path, self.name, self.definition())
         skip = ENDED if retry_failed else (*ENDED, Status.FAILED)
         todo = [p for p in planned if p.run_id not in have or have[p.run_id][0].status not in skip]
+        self._warn_changed_code([(p, have[p.run_id][0]) for p in planned if p.run_id in have and p not in todo],
+                                plugins)
         report = StudyReport(total=len(planned), skipped=len(planned) - len(todo))
         if not todo:
             return report
@@ -186,6 +206,8 @@ class Study:
                         report.failed.append(f"{written}: {outcome['error']}")
                     else:
                         report.done.append(written)
+                    if outcome["status"] in NUMERICAL_FAILURES:
+                        report.numerical.append(f"{written} {outcome['status']}: {outcome['message']}")
                     if on_result is not None:
                         on_result(p, outcome)
         except KeyboardInterrupt as err:
@@ -195,6 +217,19 @@ class Study:
         finally:
             bar.close()
         return report
+
+    def _warn_changed_code(self, kept: list, plugins) -> None:
+        """Warn once, naming the files, if runs the file holds and this session keeps (`kept`:
+        (planned run, stored record) pairs) were computed with plugin code that has changed since
+        (tcnet.provenance): the study reuses them as they are; a new output file computes them again."""
+        changed: dict[str, int] = {}
+        for planned, rec in kept:
+            recorded = recorded_code(rec.attrs)
+            if recorded:
+                for path in changed_files(recorded, code_digests(planned.resolved, plugins)):
+                    changed[path] = changed.get(path, 0) + 1
+        warn_changed(f"study {self.name}: {max(changed.values(), default=0)} run(s) in the file were", list(changed),
+                     "they are kept as they are (a new output file computes them again)", stacklevel=3)
 
     def table(self, path) -> "Table":
         """Final loss, term values and dynamics summary, grouped by the swept keys (see Table)."""
@@ -206,17 +241,30 @@ class Study:
 
 @dataclass
 class StudyReport:
-    """What one call of Study.run did. `lost`: runs whose worker died (rerun to redo them)."""
+    """What one call of Study.run did. `done`: runs that ran to their end, among them `numerical`,
+    those that ended non-finite or diverged ("<id> <status>: <message>"); `lost`: runs whose
+    worker died (rerun to redo them)."""
 
     total: int
     skipped: int
     done: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     lost: list = field(default_factory=list)
+    numerical: list = field(default_factory=list)
 
     def __str__(self):
-        return (f"{self.total} runs: {self.skipped} already in the file, {len(self.done)} done, "
+        numerical = f" ({len(self.numerical)} non-finite or diverged)" if self.numerical else ""
+        return (f"{self.total} runs: {self.skipped} already in the file, {len(self.done)} done{numerical}, "
                 f"{len(self.failed)} failed, {len(self.lost)} lost")
+
+
+def exit_code(report: StudyReport | None, statuses) -> int:
+    """The exit status of a command that runs or summarizes a study (`tcnet study`, `tcnet train`),
+    by the rule of `tcnet run`: 1 if a run of this session failed or was lost (`report`; None
+    when nothing was run) or any run of the study in the file (`statuses`, their stored status
+    words) ended non-finite or diverged; else 0."""
+    failed = report is not None and bool(report.failed or report.lost)
+    return 1 if failed or any(s in NUMERICAL_FAILURES for s in statuses) else 0
 
 
 def _base_file(root: Path, name) -> SpecFile:

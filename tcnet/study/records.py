@@ -68,8 +68,10 @@ def write_outcome(path, planned: PlannedRun, outcome: dict, attempt: int, plugin
         final = network(outcome["final"])
         end = dict(final=final, result=Result(final.vector(), outcome["optimizer_status"], outcome["message"],
                                               outcome["steps"], outcome["evaluations"]))
-    RunWriter(path, run_id).record(spec, initial, outcome["history"] if outcome["checkpoint"] is not None else None,
-                                   outcome["checkpoint"], **end)
+    writer = RunWriter(path, run_id)
+    writer.provenance(outcome.get("code", {}))
+    writer.record(spec, initial, outcome["history"] if outcome["checkpoint"] is not None else None,
+                  outcome["checkpoint"], **end)
     return run_id
 
 

@@ -29,12 +29,15 @@ class Table:
     terms/<label>, steps, evaluations, wall_time, summary/<key>): the column names and status
     words of `tcnet compare`. The repeats are pooled by `tcnet.store.group_rows`, as `tcnet
     compare --group` pools them; a std of one run is nan.
-    `labels`: the study dynamics' declaration of labels, units and headline metrics."""
+    `labels`: the study dynamics' declaration of labels, units and headline metrics; `statuses`: the
+    stored status of every run of the study the file holds (its best attempt), for the exit status
+    of the commands (`tcnet.study.exit_code`)."""
 
     keys: list
     metrics: list
     rows: list
     labels: Labels = Labels()
+    statuses: tuple = ()
 
     @classmethod
     def build(cls, study: "Study", records: dict) -> "Table":
@@ -60,7 +63,8 @@ class Table:
             for k in metrics:
                 row[f"{k}:mean"], row[f"{k}:std"] = _nan(group.get(f"{k}:mean")), _nan(group.get(f"{k}:std"))
             rows.append(row)
-        return cls(list(study.swept), metrics, rows, _labels(study, records.values()))
+        statuses = tuple(rec.status for rec in records.values() if rec is not None)
+        return cls(list(study.swept), metrics, rows, _labels(study, records.values()), statuses)
 
     @property
     def columns(self) -> list[str]:

@@ -25,7 +25,8 @@ from tcnet.validate import ConfigError, integer
 def execute_run(spec_json: str, plugin_files: list) -> dict:
     """Run one spec in this process and return plain data (strings, numbers, numpy arrays):
 
-    status (the store's: "finished", "non-finite", "diverged" or "failed"), error ("<Type>: <text>"), the
+    status (the store's: "finished", "non-finite", "diverged" or "failed"), error ("<Type>: <text>"), code
+    (the digests of the plugin code it ran, tcnet.provenance; absent if the spec did not load), the
     spec as it ran (every default filled in), the result's counts and message, the network (name,
     config, seed, initial and final parameter arrays, and its data once), the
     history columns (tcnet.store.history_columns), the last step's Checkpoint (None without
@@ -34,6 +35,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     """
     from tcnet.optim import Checkpoint
     from tcnet.plugins import registry
+    from tcnet.provenance import code_digests
     from tcnet.run import History, run
     from tcnet.spec import build_dynamics
     from tcnet.status import Status, ended_status
@@ -45,6 +47,7 @@ def execute_run(spec_json: str, plugin_files: list) -> dict:
     try:
         spec = RunSpec.from_dict(json.loads(spec_json))
         plugins = registry(plugin_files)
+        out["code"] = code_digests(spec.as_dict(), plugins)  # the code this worker runs the spec with
         initial = build_dynamics(spec.dynamics, plugins)
         out.update(name=initial.name, config=initial.config, seed=initial.seed, initial=dict(initial.arrays),
                    data=dict(initial.data))
