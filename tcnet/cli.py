@@ -21,6 +21,7 @@ from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.store import StoreError
+from tcnet.store import identity
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
 
@@ -103,7 +104,7 @@ def _simulate(args) -> int:
         raise ConfigError(f"simulate: --dt must be at most --t-max ({t_max:g}), got {dt:g}")
     n = integer("simulate", "--n-init", args.n_init, low=1)
     if args.out:
-        out, figure = _trajectory_paths(args.out, args.force)
+        out, figure = _trajectory_paths(args.out, args.force, args.file)
     net = store.load_network(args.file, args.network, plugins=args.registry)
     if args.inputs:
         t, x0, x, columns = _simulate_task(net, args.inputs)
@@ -165,15 +166,16 @@ def _simulate_task(net, path):
     return task.t, x0, x, columns
 
 
-def _trajectory_paths(out: str, force: bool):
-    """The trajectory file and its figure (FILE.png), both checked before anything is computed."""
+def _trajectory_paths(out: str, force: bool, source: str):
+    """The trajectory file and its figure (FILE.png), both checked before anything is computed:
+    neither may be the `source` store, even with --force."""
     from tcnet.store import check_new
-    out = check_new(Path(out), force)
+    out = check_new(Path(out), force, keep=[source])
     figure = out.with_suffix(".png")
     if figure == out:
         raise ConfigError(f"simulate: --out names the trajectory file (HDF5, e.g. traj.h5; its figure goes "
                           f"to FILE.png), got {str(out)!r}")
-    return out, check_new(figure, force)
+    return out, check_new(figure, force, keep=[source])
 
 
 def _plot_norms(path, t, norms, xlabel, title, force, ylabel="|x(t)| / |x(0)|") -> None:
@@ -445,7 +447,8 @@ def main(argv=None) -> int:
         args.registry = plugins
         args.plugin = known.plugin  # every --plugin, before and after the command, in order
         handler = args.handler
-        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        with warnings.catch_warnings(), identity.command():  # restores showwarning and the filters afterwards; no
+            # file the command reads or writes is replaced by an output of its own (tcnet.store.identity)
             warnings.simplefilter("always", StabilityWarning)
             if not debug:
                 warnings.showwarning = _warning_line(command)
