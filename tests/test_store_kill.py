@@ -166,10 +166,8 @@ def kill_at_random_times(tmp_path, trials, seed):
         worker = subprocess.Popen([sys.executable, str(HERE / "store_kill_worker.py"), str(path),
                                    json.dumps(spec), "1"])
         try:
-            while not path.exists():
-                assert worker.poll() is None
-                time.sleep(0.01)
-            time.sleep(0.5 + rng.random())
+            wait_for_steps(worker, path, 1)  # its first commit (late on a loaded machine), then a random moment
+            time.sleep(rng.random())
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait()
