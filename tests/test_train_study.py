@@ -80,10 +80,11 @@ def test_every_table_has_the_same_columns_and_status_words(trained, capsys):
 def test_a_killed_train_resumes_its_unstarted_repeats_without_duplicates(tmp_path):
     """SIGKILL (driver and all) once 3 runs are in the file; the same command then runs the rest:
     every planned run finished once, each the run an uninterrupted train makes. A kill inside the
-    driver's write of a run leaves that attempt interrupted (the store's crash safety), and the
-    rerun makes it again as '<id>.2'; no run is finished twice."""
+    driver's write of a run leaves no trace of it (a run is linked into the file only once whole,
+    RunWriter.record), so the file holds finished runs only; no run is finished twice. (300 Adam
+    steps per run give the poller time to see the third run before the tenth on a loaded machine.)"""
     def train(path):
-        return ["train", "-N", "30", "-F", "0.2", "-A", "20", "-L", "20", "-k", "10", "-f", str(path), "--no-progress"]
+        return ["train", "-N", "30", "-F", "0.2", "-A", "300", "-L", "20", "-k", "10", "-f", str(path), "--no-progress"]
 
     path = tmp_path / "killed.h5"
     proc = subprocess.Popen([sys.executable, "-m", "tcnet.cli", *train(path)], stdout=subprocess.DEVNULL,
@@ -106,8 +107,7 @@ def test_a_killed_train_resumes_its_unstarted_repeats_without_duplicates(tmp_pat
     planned = [p.run_id for p in study.runs()]
     finished = [r for r in after if store.read_run(path, r).status == Status.FINISHED]
     assert after[:len(before)] == before and sorted(r.split(".")[0] for r in finished) == sorted(planned)
-    assert all(store.read_run(path, r).status == Status.INTERRUPTED for r in set(after) - set(finished))
-    assert len(after) - len(finished) <= 1  # at most the one write the kill cut
+    assert after == finished  # the write the kill cut left nothing behind
     best = stored(path, study.runs())
     assert set(best) == set(planned)
     assert tcnet.open(path).grid()["n"].tolist() == [10]
