@@ -35,7 +35,7 @@ from tcnet.settings import Choice, Integer, Real, Settings
 from tcnet_plugins.ei.circuit import CircuitState, EICircuit
 from tcnet_plugins.ei.circuit_trials import run_trial
 from tcnet_plugins.ei.losses import SetPoints
-from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial
+from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, ProtocolRule
 
 
 class MeasuredState(CircuitState):
@@ -46,7 +46,7 @@ class MeasuredState(CircuitState):
         self.__dict__["rates"] = rates
 
 
-class LossRule(Iterative):
+class LossRule(ProtocolRule):
     """dW = -lr dL/dW through the steady state of an `ei_circuit` (module docstring)."""
 
     name = "loss_rule"
@@ -63,16 +63,6 @@ class LossRule(Iterative):
         Real("rate_floor", 0.0, "the rule sees max(rate_floor, rate)", low=0),
         Real("w_min", 0.0, "existing weights are floored at w_min after each step", low=0),
     ) + TRIAL_SETTINGS
-
-    def __init__(self, **settings):
-        """Settings: the declared defaults, overridden by the named `protocol`'s, overridden by the keys given."""
-        protocol = settings.get("protocol")
-        preset = PROTOCOLS.get(protocol, {}) if isinstance(protocol, str) else {}
-        super().__init__(**{**preset, **settings})
-
-    def check(self):
-        super().check()
-        self.trial = Trial.from_settings(self.name, self.settings)
 
     def setup(self, objective):
         dyn = objective.dynamics

@@ -32,10 +32,10 @@ from tcnet_plugins.ei import model as ei
 from tcnet_plugins.ei import rules
 from tcnet_plugins.ei.dynamics import EIRate
 from tcnet_plugins.ei.losses import Homeostatic
-from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, Trial
+from tcnet_plugins.ei.trials import PROTOCOLS, SETTINGS as TRIAL_SETTINGS, ProtocolRule
 
 
-class LearningRule(Iterative):
+class LearningRule(ProtocolRule):
     """A local plasticity rule dW(E, I, W) applied in QSS or in simulated trials (see module doc):
     the rule's state is the low-passed rates, the trial noise and the convergence streak; one
     step measures the rates (`evaluate`) and moves the weights (`step`)."""
@@ -54,17 +54,6 @@ class LearningRule(Iterative):
         Real("rate_floor", 0.0, "the rule sees max(rate_floor, rate)", low=0),
         Real("w_min", 0.0, "weights are floored at w_min after each step", low=0),
     ) + TRIAL_SETTINGS
-
-    def __init__(self, **settings):
-        """Settings: the declared defaults, overridden by the named `protocol`'s values,
-        overridden by the keys given."""
-        protocol = settings.get("protocol")
-        preset = PROTOCOLS.get(protocol, {}) if isinstance(protocol, str) else {}
-        super().__init__(**{**preset, **settings})
-
-    def check(self):
-        super().check()
-        self.trial = Trial.from_settings(self.name, self.settings)
 
     def setup(self, objective):
         """The ei_rate dynamics and its parameters with the homeostatic term's set points."""

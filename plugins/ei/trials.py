@@ -34,6 +34,7 @@ import numba
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from tcnet.optim import Iterative
 from tcnet.settings import Choice, Integer, Real, Setting, Settings
 from tcnet.validate import ConfigError, positive, real
 
@@ -219,3 +220,19 @@ class Trial:
         r = integrate(W, p, (0.0, 0.0), t, self.kick, self.kick_duration, self.r_max, self.kick_onset)
         E, I = r[np.isin(t, window)].mean(axis=0)
         return (float(E), float(I)), tuple(noise), (r[np.isin(t, grid)][1:] if record else None)
+
+
+class ProtocolRule(Iterative):
+    """A learning rule that runs in QSS or in the published trial protocol (the rules of
+    tcnet_plugins.ei.optimizers and `loss_rule`): its settings are the declared defaults, overridden
+    by the named `protocol`'s preset (PROTOCOLS), overridden by the keys given; `check` builds
+    its Trial from them."""
+
+    def __init__(self, **settings):
+        protocol = settings.get("protocol")
+        preset = PROTOCOLS.get(protocol, {}) if isinstance(protocol, str) else {}
+        super().__init__(**{**preset, **settings})
+
+    def check(self):
+        super().check()
+        self.trial = Trial.from_settings(self.name, self.settings)
