@@ -77,21 +77,29 @@ def test_tcnet_and_simpl_neuro_on_the_grid_benchmark():
     assert err_ours <= err_published + 0.002
 
 
-def ratinabox_grid_cells(seed, n_cells=225, duration=3600.0, dt=0.1, max_rate=10.0, noise_mean=0.2):
-    """Independent grid-cell data, as the published demo made them: RatInABox's Agent (its own smooth
-    random motion, rotational velocity and wall following) in RatInABox's default 1 m box, and
-    `n_cells` of its GridCells (its default three modules, 0.3 / 0.5 / 0.8 m, rectified cosines)
-    peaking at `max_rate` Hz; Poisson counts; behaviour = the truth plus the benchmark's slow smooth
-    noise of mean `noise_mean` (m). RatInABox draws from numpy's global generator, seeded here."""
+
+def ratinabox_walk(seed: int, duration: float, dt: float):
+    """A RatInABox agent walked for `duration` s in steps of `dt` in the default environment, and
+    its step count. RatInABox draws from numpy's global generator, seeded here."""
     from ratinabox.Agent import Agent
     from ratinabox.Environment import Environment
-    from ratinabox.Neurons import GridCells
 
     np.random.seed(seed)
     agent = Agent(Environment(), params={"dt": dt})
     steps = int(round(duration / dt))
     for _ in range(steps):
         agent.update(dt=dt)
+    return agent, steps
+
+def ratinabox_grid_cells(seed, n_cells=225, duration=3600.0, dt=0.1, max_rate=10.0, noise_mean=0.2):
+    """Independent grid-cell data, as the published demo made them: RatInABox's Agent (its own smooth
+    random motion, rotational velocity and wall following) in RatInABox's default 1 m box, and
+    `n_cells` of its GridCells (its default three modules, 0.3 / 0.5 / 0.8 m, rectified cosines)
+    peaking at `max_rate` Hz; Poisson counts; behaviour = the truth plus the benchmark's slow smooth
+    noise of mean `noise_mean` (m). (the walk: `ratinabox_walk`)."""
+    from ratinabox.Neurons import GridCells
+
+    agent, steps = ratinabox_walk(seed, duration, dt)
     truth = np.array(agent.history["pos"])[:steps]
     rates = GridCells(agent, params={"n": n_cells, "max_fr": max_rate}).get_state(evaluate_at=None, pos=truth).T
     rng = np.random.default_rng(seed)
@@ -122,15 +130,9 @@ def ratinabox_head_direction(seed, n_cells=60, duration=1800.0, dt=0.1, max_rate
     heading the direction of its own motion; `n_cells` of its HeadDirectionCells' von Mises tuning
     (their preferred angles and widths), peaking at `max_rate` Hz; Poisson counts; behaviour = the
     truth plus the benchmark's slow smooth noise of mean `noise_deg` degrees, wrapped."""
-    from ratinabox.Agent import Agent
-    from ratinabox.Environment import Environment
     from ratinabox.Neurons import HeadDirectionCells
 
-    np.random.seed(seed)
-    agent = Agent(Environment(), params={"dt": dt})
-    steps = int(round(duration / dt))
-    for _ in range(steps):
-        agent.update(dt=dt)
+    agent, steps = ratinabox_walk(seed, duration, dt)
     heading = np.array(agent.history["head_direction"])[:steps]
     truth = np.mod(np.arctan2(heading[:, 1], heading[:, 0]), 2 * np.pi)[:, None]
     cells = HeadDirectionCells(agent, params={"n": n_cells, "max_fr": max_rate})
