@@ -96,7 +96,7 @@ def ratinabox_grid_cells(seed, n_cells=225, duration=3600.0, dt=0.1, max_rate=10
     random motion, rotational velocity and wall following) in RatInABox's default 1 m box, and
     `n_cells` of its GridCells (its default three modules, 0.3 / 0.5 / 0.8 m, rectified cosines)
     peaking at `max_rate` Hz; Poisson counts; behaviour = the truth plus the benchmark's slow smooth
-    noise of mean `noise_mean` (m). (the walk: `ratinabox_walk`)."""
+    noise of mean `noise_mean` (m), on the walk of `ratinabox_walk`."""
     from ratinabox.Neurons import GridCells
 
     agent, steps = ratinabox_walk(seed, duration, dt)
