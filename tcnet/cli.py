@@ -16,7 +16,7 @@ import numpy as np
 
 from tcnet import __version__
 from tcnet.optim import StabilityWarning
-from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
+from tcnet.plugins import PluginError, PluginWarning, UnknownPluginError, registry, settings_page
 from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
@@ -282,7 +282,9 @@ def _spec_registry(args, spec_file):
     if not spec_file.plugins:
         return args.registry
     try:
-        plugins = registry([*args.plugin, *spec_file.plugins])
+        with warnings.catch_warnings():  # a failed spec plugin is refused below
+            warnings.simplefilter("ignore", PluginWarning)
+            plugins = registry([*args.plugin, *spec_file.plugins])
     except PluginError as err:
         raise ConfigError(f"{spec_file.path}: {err}") from None
     own = {f"file {p.resolve()}" for p in spec_file.plugins}
@@ -430,13 +432,19 @@ def main(argv=None) -> int:
     command, handler = "tcnet", None
     try:
         try:
-            plugins = registry(known.plugin)
+            with warnings.catch_warnings():  # a failed file is reported below, as an error
+                warnings.simplefilter("ignore", PluginWarning)
+                plugins = registry(known.plugin)
         except PluginError as err:
             print(f"tcnet: {_one_line(err)}", file=sys.stderr)
             return 2
+        if plugins.file_failures:  # a file the user named is missing from every command: refuse to go on
+            for failure in plugins.file_failures:
+                print(f"tcnet: {_one_line(failure)}", file=sys.stderr)
+            return 2
         p = parser(plugins)
         args = p.parse_args(argv)
-        for failure in plugins.failures:
+        for failure in plugins.failures:  # an installed entry point: reported, the others still work
             print(f"tcnet: {_one_line(failure)}", file=sys.stderr)
         if args.command is None:
             p.print_help()
