@@ -20,7 +20,7 @@ from tcnet.plugins import PluginError, PluginWarning, UnknownPluginError, regist
 from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
-from tcnet.store import StoreError
+from tcnet.store import MissingPluginWarning, StoreError
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError
 
@@ -490,7 +490,7 @@ def _warning_line(command):
     DeprecationWarning) with its category and where it was raised (with --debug: Python's
     two-line form, with the source line)."""
     def line(message, category, filename, lineno, file=None, text=None):
-        if issubclass(category, (StabilityWarning, CodeChangedWarning)):
+        if issubclass(category, (StabilityWarning, CodeChangedWarning, MissingPluginWarning)):
             print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
         else:
             print(f"{command}: warning: {category.__name__}: {_one_line(message)} ({filename}:{lineno})",

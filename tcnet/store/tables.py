@@ -8,8 +8,10 @@ is named as the store names it, `loss`, `terms/<label>` (a history column), `ste
 (`tcnet.status`), its `finished` and `failed` runs.
 """
 import csv
+import inspect
 import io
 import json
+import warnings
 
 import numpy as np
 
@@ -53,9 +55,54 @@ def run_metrics(rec, plugins: Registry | None = None) -> dict:
     row["steps"] = int(h["step"][-1]) if rec.steps else None
     row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
     row["wall_time"] = last("wall_time")
-    if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
-        row.update({f"summary/{k}": float(v) for k, v in rec.final.summary().items()})
+    summary = _summary_of(rec, plugins)
+    if summary is not None:
+        row.update({f"summary/{k}": v for k, v in summary.items()})
     return row
+
+
+def _summary_of(rec, plugins: Registry | None = None) -> dict | None:
+    """The final network's summary() as floats; None without a final network or its plugin."""
+    plugins = plugins or rec.plugins or default_registry()
+    if rec.final_data is None or rec.final_data.dynamics not in plugins.entries["dynamics"]:
+        return None
+    return {k: float(v) for k, v in rec.final_data.build(plugins).summary().items()}
+
+
+class MissingPluginWarning(UserWarning):
+    """A file holds runs of a dynamics that no loaded plugin registers: their networks cannot be
+    built, so their summaries and simulations cannot be shown."""
+
+
+def warn_missing_plugins(records, plugins: Registry) -> None:
+    """One MissingPluginWarning per dynamics that runs of `records` name and `plugins` lacks,
+    naming it, the plugin file(s) its runs recorded (the run attribute `code`) and what cannot be
+    shown."""
+    from tcnet.provenance import recorded_code
+
+    missing: dict[str, list] = {}
+    for rec in records:
+        name = rec.spec.get("dynamics", {}).get("name")
+        if name is not None and name not in plugins.entries["dynamics"]:
+            missing.setdefault(name, []).append(rec)
+    if not missing:
+        return
+    have = set()
+    for e in plugins.all():
+        try:
+            have.add(inspect.getsourcefile(e.cls))
+        except TypeError:
+            continue
+    for name, recs in missing.items():
+        files = sorted({f for r in recs for f in recorded_code(r.attrs) if f not in have})
+        written = f"written with {', '.join(files)}" if files else "its plugin not recorded"
+        paths = ", ".join(sorted({str(r.path) for r in recs}))
+        lost = "summary/<key> columns are empty" if any(_summary_of(r) is None for r in recs) else \
+            "summaries are the stored ones"
+        warnings.warn(f"{paths}: dynamics {name!r} of {len(recs)} run(s) is not registered ({written}): their "
+                      f"{lost} and their networks cannot be loaded or simulated; load the plugin "
+                      "(tcnet --plugin FILE, or tcnet.open(path, plugins=tcnet.plugins.registry([FILE])))",
+                      MissingPluginWarning, stacklevel=3)
 
 
 def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
@@ -63,6 +110,7 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     between the runs, then `run_metrics`. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
     records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
+    warn_missing_plugins(records, plugins)
     flat = [flatten_spec(r.spec) for r in records]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     missing = object()
