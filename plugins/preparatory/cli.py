@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tcnet.resources import FLOAT, deep_size, require
 from tcnet.status import NUMERICAL_FAILURES
-from tcnet.validate import ConfigError, integer, real, seed
+from tcnet.validate import ConfigError, integer, output_file, real, seed
 from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
 
 RECIPE = Path(__file__).with_name("recipe.toml")
@@ -184,6 +184,7 @@ def study(args):
 
     if not args.file:
         raise ConfigError("train: -f/--file must be the path of the HDF5 file of the runs, got ''")
+    args.file = str(output_file("train", "-f/--file", args.file))
     sizes, fracs, betas = _grid(args)
     for N, f, b in product(sizes, fracs, betas):  # the flags' errors as such, before the study names a point
         spec = _base(args, b)
