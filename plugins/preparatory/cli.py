@@ -260,7 +260,8 @@ def demo(args) -> int:
         t1, t5 = decay_time(d, 0.01), decay_time(d, 0.05)
         print(f"decay time {label}: t_1% = {t1 * 1e3:.2f} ms, t_5% = {t5 * 1e3:.2f} ms"
               + ("  (unstable: activity does not decay)" if t1 == float("inf") else ""))
-    history = {"demo": tuple(res.history.column(k) for k in ("step", "stage", "loss"))}
+    unstable = np.array([s.extra.get("decay_diverges", 0.0) for s in steps])
+    history = {"demo": (*(res.history.column(k) for k in ("step", "stage", "loss")), unstable)}
     paths = [
         figures.learning_curve(history, out / "demo_learning_curve.png"),
         figures.activity_decay({"after": res.final}, out / "demo_activity_decay.png"),
