@@ -21,6 +21,7 @@ from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
 from tcnet.store import MissingPluginWarning, StoreError
+from tcnet.store import identity
 from tcnet.study import add_commands as add_study_commands
 from tcnet.validate import ConfigError, output_file
 
@@ -124,7 +125,7 @@ def _simulate(args) -> int:
             positive("simulate", flag, value)
     n = integer("simulate", "--n-init", args.n_init, low=1)
     if args.out:
-        out, figure = _trajectory_paths(args.out, args.force)
+        out, figure = _trajectory_paths(args.out, args.force, args.file)
     given = read_initial_states(args.x0) if args.x0 else None
     net = store.load_network(args.file, args.network, plugins=args.registry)
     if args.inputs:
@@ -194,11 +195,12 @@ def _simulate_task(net, path):
     return task.t, x0, x, columns
 
 
-def _trajectory_paths(out: str, force: bool):
-    """The trajectory file and its figure (FILE.png), both checked before anything is computed."""
+def _trajectory_paths(out: str, force: bool, source: str):
+    """The trajectory file and its figure (FILE.png), both checked before anything is computed:
+    neither may be the `source` store, even with --force."""
     from tcnet.store import check_new
-    out = check_new(output_file("simulate", "--out", out), force)
-    return out, check_new(out.with_suffix(".png"), force)
+    out = check_new(output_file("simulate", "--out", out), force, keep=[source])
+    return out, check_new(out.with_suffix(".png"), force, keep=[source])
 
 
 def _plot_norms(path, t, norms, xlabel, title, force, ylabel="|x(t)| / |x(0)|") -> None:
@@ -485,7 +487,8 @@ def main(argv=None) -> int:
         args.registry = plugins
         args.plugin = known.plugin  # every --plugin, before and after the command, in order
         handler = args.handler
-        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        with warnings.catch_warnings(), identity.command():  # restores showwarning and the filters afterwards; no
+            # file the command reads or writes is replaced by an output of its own (tcnet.store.identity)
             warnings.simplefilter("always", StabilityWarning)
             if not debug:
                 warnings.showwarning = _warning_line(command)

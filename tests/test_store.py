@@ -1,4 +1,5 @@
 """The HDF5 store: layout as documented, round trips, statuses, resume, bad files, writer lock."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_format_document(tmp_path):
         return obj.attrs[key].decode()
 
     with h5py.File(path, "r") as f:
-        assert text(f, "format") == "tcnet" and f.attrs["format_version"] == 3
+        assert text(f, "format") == "tcnet" and f.attrs["format_version"] == 4
         assert f.attrs["format_version"].dtype == np.int64 and text(f, "tcnet_version") == tcnet.__version__
         assert f.id.get_create_plist().get_version()[0] == 2  # superblock of HDF5 1.8: checksummed
         g = f["networks/net"]
@@ -139,6 +140,21 @@ def test_format_document(tmp_path):
             if ds.shape is None:
                 continue  # h5py.Empty: no data
             assert (ds.chunks is not None and ds.fletcher32) if ds.ndim else layout == h5py.h5d.COMPACT, ds.name
+        # digests: an array written whole has BLAKE2b-64 of its bytes; a history column, per checkpoint
+        # slot, the sum mod 2**64 of the keyed BLAKE2b-64 of each block of 1024 committed rows
+        def blake(data, key=b""):
+            return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=key).digest(), "little")
+
+        whole = [ds for ds in datasets if ds.ndim and ds.parent.name != h.name and ds.parent.parent.name != h.name]
+        assert len(whole) == 12  # J, w of the saved network, params/initial, params/final; x, pair, g of both slots
+        for ds in whole:
+            assert ds.attrs["digest"].dtype == np.uint64 and ds.attrs["digest"] == blake(ds[()].astype(ds.dtype.newbyteorder("<")).tobytes()), ds.name
+        for name in columns:
+            digests = h[name].attrs["digests"]
+            assert digests.dtype == np.uint64 and digests.shape == (2,)
+            rows = h[name][:7].astype(h[name].dtype.newbyteorder("<"))
+            assert digests[1] == blake(rows.tobytes(), key=(0).to_bytes(8, "little"))  # one block: rows 0-6
+            assert digests[0] == blake(rows[:4].tobytes(), key=(0).to_bytes(8, "little"))  # committed before
     assert not (tmp_path / "doc.h5.lock").exists()  # the writer removes its lock file when done
 
 
@@ -537,11 +553,11 @@ def test_hdf5_but_not_tcnet(tmp_path):
 
 def test_unknown_format_version(saved):
     with h5py.File(saved, "a") as f:
-        f.attrs["format_version"] = 4
+        f.attrs["format_version"] = 5
     with pytest.raises(StoreError) as err:
         store.load_network(saved, "net", plugins=PLUGINS)
     msg = one_line(err, saved)
-    assert f"unknown format_version 4 (this tcnet {tcnet.__version__} reads format_version 1, 2 and 3; the file was " \
+    assert f"unknown format_version 5 (this tcnet {tcnet.__version__} reads format_version 1, 2, 3 and 4; the file was " \
            f"written by tcnet {tcnet.__version__})" in msg
 
 
@@ -660,8 +676,9 @@ def test_missing_names(saved):
 
 
 def test_non_finite_network(saved):
-    with h5py.File(saved, "a") as f:
+    with h5py.File(saved, "a") as f:  # written so by another tool, which keeps no digest
         f["networks/net/J"][1, 2] = np.nan
+        del f["networks/net/J"].attrs["digest"]
     with pytest.raises(StoreError) as err:
         store.load_network(saved, "net", plugins=PLUGINS)
     assert "network 'net': array 'J' has 1 non-finite entries (expected finite values)" in one_line(err, saved)

@@ -4,6 +4,7 @@ tcnet.store.new_file: an existing file is never replaced unless forced, never wh
 holds it, and a new file appears complete (written under a temporary name, then renamed) or not
 at all."""
 import csv
+import shutil
 from pathlib import Path
 
 import h5py
@@ -44,7 +45,7 @@ def test_show(capsys, runs_file):
     code, out, _ = tcnet_cli(capsys, "show", runs_file)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"{runs_file}: format tcnet v3 (tcnet {tcnet.__version__})"
+    assert lines[0] == f"{runs_file}: format tcnet v4 (tcnet {tcnet.__version__})"
     assert lines[1:4] == ["networks/ (1)",
                           '  decay  dynamics=store_linear seed=0 config={"N": 3, "tau": 2.0}  J(3, 3) w(3,)',
                           "    spectral_abscissa=-0.5"]  # A = (0 - I)/2
@@ -149,14 +150,16 @@ def test_simulate_out_refuses_an_existing_figure(capsys, runs_file, tmp_path):
     assert figure.read_bytes() == b"keep me" and not (tmp_path / "traj.h5").exists()  # refused before writing
 
 
-def test_force_never_replaces_a_file_being_written(capsys, runs_file):
+def test_force_never_replaces_a_file_being_written(capsys, runs_file, tmp_path):
     """Before: with a run being written into the store, `simulate --out STORE` replaced the file
     under the writer, which lost the run. Now the writer lock refuses it, even with --force."""
+    source = tmp_path / "other.h5"
+    shutil.copy(runs_file, source)
     writer = RunWriter(runs_file, flush_steps=1)
     writer.start(RunSpec.from_dict(SPEC), None)
     try:
         before = runs_file.read_bytes()
-        code, _, err = tcnet_cli(capsys, "simulate", runs_file, "run-0001", "--out", runs_file, "--force")
+        code, _, err = tcnet_cli(capsys, "simulate", source, "run-0001", "--out", runs_file, "--force")
         assert code == 2
         assert f"{runs_file}: another process is writing this file (run 'run-0003', pid" in err
         assert err.endswith("refusing to replace it\n") and err.count("\n") == 1
@@ -164,6 +167,19 @@ def test_force_never_replaces_a_file_being_written(capsys, runs_file):
     finally:
         writer.fail(KeyboardInterrupt())
     assert store.list_runs(runs_file) == ["run-0001", "run-0002", "run-0003"]
+
+
+def test_simulate_out_never_replaces_its_own_source(capsys, runs_file):
+    """Not even with --force, and not under another name (the trajectory file would replace the
+    store it was simulated from)."""
+    link = runs_file.with_name("link.h5")
+    link.symlink_to(runs_file)
+    before = runs_file.read_bytes()
+    for out in (runs_file, link):
+        code, _, err = tcnet_cli(capsys, "simulate", runs_file, "run-0001", "--out", out, "--force")
+        assert code == 2 and err == (f"tcnet simulate: {out}: names {runs_file}, which this command reads or writes; "
+                                     "refusing to replace it (choose another output file)\n")
+    assert runs_file.read_bytes() == before
 
 
 def test_force_replaces_a_file_nobody_writes(capsys, runs_file, tmp_path):

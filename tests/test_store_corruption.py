@@ -10,6 +10,10 @@ Each corrupted copy is classified as
 - silently wrong: some path returns different data, or fails in any other way (a traceback, an
   internal error, a crash, a hang). There must be none.
 
+Zeros get tests of their own: fletcher32, HDF5's checksum of a chunk, is zero for zeros, so a chunk
+zeroed together with its checksum passes HDF5; every chunk zeroed in turn, and every aligned block
+of the file, must be refused (the digests, tcnet.store.digests) or harmless.
+
 The copies are read in forked children (so a crash in HDF5 is counted, not fatal) with a seeded RNG:
 a failure names its seed, offset and bytes and reproduces. `-m slow` runs a few hundred copies.
 """
@@ -160,21 +164,22 @@ def _read_copy(path, originals: dict, timeout: float = 120.0) -> dict:
     return json.loads(chunks) if chunks else {"all": "wrong: no verdicts"}
 
 
-def _corrupt(data: bytes, dst, rng) -> tuple[int, bytes]:
-    """Write `data` to `dst` with 1..64 bytes at a random offset replaced by random bytes."""
+def _corrupt(data: bytes, rng) -> tuple[int, bytes, bytes]:
+    """`data` with 1..64 bytes at a random offset replaced by random bytes: (offset, the new bytes,
+    the corrupted data)."""
     data = bytearray(data)
     n = int(rng.integers(1, 65))
     offset = int(rng.integers(0, len(data) - n))
     new = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     data[offset:offset + n] = new
-    dst.write_bytes(bytes(data))
-    return offset, new
+    return offset, new, bytes(data)
 
 
-def corruption_counts(path, copies: int, seed: int, workdir) -> tuple[dict, list]:
-    """Counts of harmless / detected / silently wrong copies among `copies` random corruptions of
-    `path`, and the failures (seed, offset, bytes, verdicts). Every copy is read under one name
-    (`workdir`/store.h5, where the originals are read too: outputs name the file)."""
+def classify(path, copies, workdir) -> tuple[dict, list]:
+    """Counts of harmless / detected / silently wrong among the corrupted copies of the store
+    `path` that `copies(intact bytes)` yields as (what was done, as a dict; the copy's bytes), and
+    the failures (what was done, verdicts). Every copy is read under one name (`workdir`/store.h5,
+    where the originals are read too: outputs name the file)."""
     intact, path = path.read_bytes(), workdir / "store.h5"
     path.write_bytes(intact)
     originals = {}
@@ -184,19 +189,30 @@ def corruption_counts(path, copies: int, seed: int, workdir) -> tuple[dict, list
         if name.split()[0] in ("show", "compare", "simulate"):
             assert got[0] == 0 and not got[2], (name, got)
     counts, failures = {"harmless": 0, "detected": 0, "silently wrong": 0}, []
-    rng = np.random.default_rng(seed)
-    for i in range(copies):
-        offset, new = _corrupt(intact, path, rng)
+    for done, data in copies(intact):
+        path.write_bytes(data)
         verdicts = _read_copy(path, originals)
         wrong = {k: v for k, v in verdicts.items() if v.startswith("wrong")}
         if wrong:
             counts["silently wrong"] += 1
-            failures.append({"copy": i, "seed": seed, "offset": offset, "bytes": new.hex(), "wrong": wrong})
+            failures.append({**done, "wrong": wrong})
         elif "refused" in verdicts.values():
             counts["detected"] += 1
         else:
             counts["harmless"] += 1
     return counts, failures
+
+
+def corruption_counts(path, copies: int, seed: int, workdir) -> tuple[dict, list]:
+    """`classify` of `copies` random corruptions of `path` (`_corrupt`), each failure named by its
+    seed, offset and bytes."""
+    def random_copies(intact):
+        rng = np.random.default_rng(seed)
+        for i in range(copies):
+            offset, new, data = _corrupt(intact, rng)
+            yield {"copy": i, "seed": seed, "offset": offset, "bytes": new.hex()}, data
+
+    return classify(path, random_copies, workdir)
 
 
 def _check(real_store, tmp_path, copies, seed):
@@ -214,6 +230,74 @@ def test_random_corruption_is_detected_or_harmless(real_store, tmp_path):
 @pytest.mark.slow
 def test_random_corruption_is_detected_or_harmless_many(real_store, tmp_path):
     _check(real_store, tmp_path, copies=400, seed=2)
+
+
+# --- zeros: the fletcher32 checksum of zeros is zero, so a zeroed chunk and checksum pass HDF5 -------
+def _chunks(path) -> list[tuple[str, int, int]]:
+    """(dataset, byte offset, size) of every chunk of every chunked dataset of `path` (the size
+    includes the chunk's fletcher32 checksum, which follows its data)."""
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.chunks is not None:
+            for i in range(obj.id.get_num_chunks()):
+                info = obj.id.get_chunk_info(i)
+                found.append((f"/{name}", info.byte_offset, info.size))
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found
+
+
+def _zeroed(data: bytes, offset: int, size: int) -> bytes:
+    return data[:offset] + bytes(len(data[offset:offset + size])) + data[offset + size:]
+
+
+def test_a_zeroed_chunk_passes_hdf5_and_is_refused(real_store, tmp_path, capsys):
+    """Before: `tcnet compare` read the loss of the zeroed chunk as 0 and exited 0."""
+    dataset = f"/runs/{FIRST}/history/loss"
+    (offset, size), = [(o, n) for name, o, n in _chunks(real_store) if name == dataset]
+    path = tmp_path / "store.h5"
+    path.write_bytes(_zeroed(real_store.read_bytes(), offset, size))
+    with h5py.File(path, "r") as f:  # the premise: HDF5 alone reads the zeros as data
+        assert not f[dataset][()].any() and f[f"runs/{FIRST}"].attrs["rows"] > 0
+    assert main(["compare", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"tcnet compare: {path}: damaged file: {dataset} cannot be read back intact (its "
+                                 "data does not match its digest: overwritten, e.g. zeroed); the file is corrupt "
+                                 "(restore it from a copy)\n")
+    assert store.read_run(path, "run-0002").steps == 6  # the other runs read as before
+
+
+def _check_zeroed(real_store, tmp_path, spans: list, what: str):
+    def copies(intact):
+        for where, offset, size in spans:
+            yield {"zeroed": where, "offset": offset, "size": size}, _zeroed(intact, offset, size)
+
+    counts, failures = classify(real_store, copies, tmp_path)
+    print(f"\n{len(spans)} copies of a {real_store.stat().st_size}-byte store, {what} zeroed: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    assert not failures, json.dumps(failures[:5], indent=1)
+    assert counts["detected"] > 0
+
+
+def test_every_zeroed_chunk_is_detected_or_harmless(real_store, tmp_path):
+    """Each chunk of every dataset zeroed in turn, with its checksum: refused or not read at all
+    (rows past a run's committed rows, the checkpoint slot not committed)."""
+    chunks = _chunks(real_store)
+    assert len(chunks) > 50 and any("/history/" in name for name, _, _ in chunks)
+    _check_zeroed(real_store, tmp_path, chunks, "one chunk")
+
+
+@pytest.mark.parametrize("block", [16384, pytest.param(512, marks=pytest.mark.slow)])
+def test_every_zeroed_block_is_detected_or_harmless(real_store, tmp_path, block):
+    """Each aligned block of the file (16 KiB; with -m slow 512 bytes, a disk sector) zeroed in
+    turn, as a disk or a file system that loses a block leaves it. Before, two of the 512-byte
+    blocks read silently as zeros: one holding a whole history chunk of a run with its checksum,
+    one a network's array."""
+    size = real_store.stat().st_size
+    _check_zeroed(real_store, tmp_path, [(f"block {k}", k * block, block) for k in range(-(-size // block))],
+                  f"one {block}-byte block")
 
 
 def test_the_intact_store_reads_the_same_twice(real_store, tmp_path):

@@ -62,8 +62,9 @@ def test_a_figure_is_complete_or_absent(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     fig.savefig = broken
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(store.DiskFullError) as err:
         save_figure(fig, path, force=True)
+    assert str(err.value) == f"{path}: cannot write the file (No space left on device); no file was made"
     assert os.listdir(tmp_path) == []  # no figure, no temporary
     assert not plt.fignum_exists(fig.number)  # closed all the same
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tcnet.resources import require
-from tcnet.store import new_file
+from tcnet.store import write_bytes
 from tcnet.study import MAX_RUNS
 from tcnet.validate import choice, integer, positive, real
 from tcnet_plugins.ei import model as ei
@@ -107,8 +107,7 @@ def main(args) -> int:
         numbers["published"] = [{k: v for k, v in r.items() if k != "path"} for r in results["published"]]
     report = json.dumps({"settings": {m: settings[m] for m in modes}, "results": numbers}, indent=1)
     for name, content in (("ei_study.md", text + "\n"), ("ei_study.json", report)):
-        with new_file(out / name, force=True) as partial:  # complete or not there (replaces the last study's)
-            partial.write_text(content)
+        write_bytes(out / name, content.encode(), force=True)  # complete or not there (replaces the last study's)
     from tcnet_plugins.ei import figures  # matplotlib only here: registering the command stays light
 
     for mode in modes:

@@ -17,7 +17,8 @@ kernel drops it when the process dies); a second writer is refused. A run whose 
 
 Corruption is refused, never read as data: every object tcnet writes is under an HDF5 checksum
 (metadata in HDF5 1.10's formats, fletcher32 on array datasets, scalars and strings inside their
-object headers), and a failed checksum is one StoreError naming the object (docs/FORMAT.md).
+object headers), every array also has a digest in its header (fletcher32 of zeros is zero), and a
+failed checksum or digest is one StoreError naming the object (docs/FORMAT.md).
 
 Nothing is pickled: optimizer state (numpy arrays, numbers, strings, None, lists of numbers and
 nested dicts of these) is stored as datasets and groups.
@@ -27,12 +28,17 @@ the API). The store sits below the run layer: no module here imports `tcnet.run`
 face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statuses are
 `tcnet.status`.
 - `errors`: `StoreError`, `FileBusyError`, `DiskFullError`.
+- `identity`: which file a path names (symbolic and hard links resolved), and the files the running
+  command reads or writes.
 - `holders`: the processes holding a file locked (`/proc/locks`), named when a reader keeps a writer waiting.
-- `locks`: the writer lock (`WriteLock`, one writer per file) and `driver_lock` (one study driver
-  per file).
-- `atomic`: `new_file`/`check_new`, the one way tcnet creates any file (figures, CSV, JSON,
-  trajectories, data sets): never over an existing file unless forced, never over one a writer
-  holds, complete under a temporary name and then renamed into place. No HDF5 in it.
+- `locks`: the writer lock (`WriteLock`, one writer per file, under any of its names) and
+  `driver_lock` (one study driver per file).
+- `atomic`: `new_file`/`check_new`/`write_bytes`, the one way tcnet creates any file (figures, CSV,
+  JSON, trajectories, data sets): never over an existing file unless forced, never over one any
+  tcnet process writes or the command itself uses, complete under a temporary name (space
+  allocated first where the size is known, read back) and then renamed into place. No HDF5 in it.
+- `digests`: the digests of array datasets, which a zeroed block (checksum and all) cannot
+  match; checked by every reader.
 - `format`: the format's name, versions and constants, the root check, and reading attributes and
   members checked against docs/FORMAT.md (older versions included), and datasets read only once their
   declared size is checked against what the file holds and the memory available (`read_array`).
@@ -50,7 +56,7 @@ face `tcnet` (tests/test_layers.py); resuming a run is `tcnet.resume`, run statu
 - `tables`: comparing runs in one column syntax: `flatten_spec`, `run_metrics`, `compare_table`,
   `group_rows`, `table_csv`.
 """
-from tcnet.store.atomic import check_new, new_file
+from tcnet.store.atomic import check_new, new_file, write_bytes
 from tcnet.store.commit import history_columns
 from tcnet.store.errors import DiskFullError, FileBusyError, StoreError
 from tcnet.store.format import CHUNK, FORMAT, FORMAT_VERSION, HISTORY_COLUMNS, NETWORK_PARTS
@@ -68,5 +74,6 @@ __all__ = [
     "NetworkData", "RunRecord", "RunWriter", "StoreError", "check_new", "compare_table", "create_dataset",
     "driver_lock", "file_info", "flatten_spec", "group_rows", "history_columns", "list_networks", "list_runs",
     "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_run", "read_trajectories", "run_metrics",
-    "save_network", "save_trajectories", "set_attrs", "table_csv", "MissingPluginWarning", "warn_missing_plugins",
+    "save_network", "save_trajectories", "set_attrs", "table_csv", "write_bytes", "MissingPluginWarning",
+    "warn_missing_plugins",
 ]

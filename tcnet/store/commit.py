@@ -19,8 +19,9 @@ from tcnet.dynamics import Dynamics
 from tcnet.optim import Checkpoint
 from tcnet.spec import RunSpec
 from tcnet.status import RESUMABLE, Status
+from tcnet.store.digests import append_rows
 from tcnet.store.errors import StoreError
-from tcnet.store.format import CHUNK, HISTORY_COLUMNS, as_text, checkpoint_group, h5name, has
+from tcnet.store.format import CHUNK, HISTORY_COLUMNS, as_text, checkpoint_group, h5name, has, keeps_digests
 from tcnet.store.hdf5 import create_dataset, set_attrs
 from tcnet.store.networks import write_data, write_network
 from tcnet.store.trees import nbytes, put, write_tree
@@ -63,6 +64,18 @@ def _history_datasets(h: h5py.Group) -> list:
 def _writer() -> str:
     """The `writer` attribute of a run this process writes: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _digest_rows(h: h5py.Group, rows: int, columns: dict, committed: int, slot: int) -> None:
+    """Each history column's digest of its `rows` committed rows and the `columns` rows just
+    written after them, kept for checkpoint `slot` (tcnet.store.digests), so that phase 2, which
+    makes `slot` the committed one, commits the digests with the rows."""
+    for name in HISTORY_COLUMNS:
+        append_rows(h[name], rows, columns[name], committed, slot)
+    for sub in ("terms", "extra"):
+        for name, ds in h[sub].items():
+            values = np.broadcast_to(columns.get(f"{sub}/{name}", np.nan), (len(columns["step"]),))
+            append_rows(ds, rows, values, committed, slot)
 
 
 def next_run_id(runs: h5py.Group) -> str:
@@ -156,7 +169,9 @@ def commit(g: h5py.Group, path: Path, run_id: str, columns: dict | None = None,
             for name, ds in h[sub].items():  # NaN where these rows lack the key
                 ds.resize((n,))
                 ds[rows:n] = columns.get(f"{sub}/{name}", np.nan)
-        slot = 1 - slot if slot >= 0 else 0
+        committed, slot = slot, (1 - slot if slot >= 0 else 0)
+        if keeps_digests(f):
+            _digest_rows(h, rows, columns, committed, slot)
         c = g["checkpoint"][str(slot)]
         c.attrs["step"] = np.int64(checkpoint.step)
         c.attrs["elapsed"] = np.float64(checkpoint.elapsed)

@@ -1,5 +1,8 @@
 """The errors of the store: one class per way a file cannot be read or written as asked, each a
 ValueError whose message is one line naming the file (commands print it as it is)."""
+import errno
+
+FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # what a full device, a file size limit or a quota raise
 
 
 class StoreError(ValueError):

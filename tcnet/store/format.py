@@ -2,11 +2,14 @@
 must carry, and reading what a file says (attributes, members) checked against the layout, so that
 a file of an older version or a damaged one is refused in one line naming what was expected.
 
-Versions: format_version 3 stores a network's data (`Dynamics.data`) apart from its parameters, in
+Versions: format_version 4 gives every array dataset a digest that readers check (tcnet.store.digests),
+which older versions lack and an older tcnet, writing into a file, would not keep up to date;
+version 3 stores a network's data (`Dynamics.data`) apart from its parameters, in
 its own dtype, once per run (tcnet.store.networks); version 2 stores strings fixed-length (inside
 their object's checksummed header), and every array of a network among its parameters, as float64;
-version 1 (older files) strings variable-length. All three read; a file keeps its version when
-written into (see `tcnet.store.hdf5`, which writes strings as the file's version stores them).
+version 1 (older files) strings variable-length. All four read; a file keeps its version when
+written into (see `tcnet.store.hdf5`, which writes strings as the file's version stores them, and
+digests only into files that keep them: `keeps_digests`).
 """
 import json
 import numbers
@@ -20,8 +23,9 @@ from tcnet.store.errors import StoreError
 from tcnet.version import __version__
 
 FORMAT = "tcnet"
-FORMAT_VERSION = 3  # 3: data apart from parameters; 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
-READ_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # 4: digests; 3: data apart from parameters; 2: strings fixed-length (checksummed with their object); 1: variable-length (FORMAT.md)
+READ_VERSIONS = (1, 2, 3, 4)
+DIGEST_VERSION = 4  # the first store version whose datasets carry digests
 H5_VERSION = 2  # the version of the other formats (`tcnet.store.hdf5.new_h5`): strings as in a store of version 2
 HISTORY_COLUMNS = {"step": "int64", "stage": "int64", "loss": "float64", "grad_norm": "float64",
                    "wall_time": "float64"}
@@ -49,6 +53,15 @@ def check_root(path: Path, f: h5py.File, fmt: str = FORMAT) -> None:
         raise StoreError(f"{path}: unknown format_version {version!r} (this tcnet {__version__} reads "
                          f"format_version {', '.join(map(str, READ_VERSIONS[:-1]))} and {READ_VERSIONS[-1]}; the file was written by "
                          f"tcnet {writer})")
+
+
+def keeps_digests(f: h5py.File) -> bool:
+    """Whether the datasets written into `f` get digests: every file of another format (written
+    whole by `tcnet.store.hdf5.new_h5`) and stores of version DIGEST_VERSION on, which no older
+    tcnet writes into (it refuses their version); an older store keeps its version and is written
+    as before."""
+    fmt = f.attrs.get("format")
+    return fmt is None or as_text(fmt) != FORMAT or int(f.attrs.get("format_version", 1)) >= DIGEST_VERSION
 
 
 def malformed(where: str, expected: str, found) -> StoreError:

@@ -8,10 +8,16 @@ string attributes by `set_attrs` (fixed-length, in the header too). HDF5 verifie
 it reads. Every module of tcnet.store reads through `reading` and writes through `writing` (a
 writer holding the file's `WriteLock`); other formats (a plugin's own too) through `new_h5` and
 `read_h5`. The waits are read here, so patch them on this module.
+
+Every array dataset written whole also gets its digest (tcnet.store.digests), which readers check,
+so that a zeroed block, checksum and all, cannot pass as data. A new file is made in memory and
+written out whole (`new_h5`, and a new store's first bytes in `writing`): a full device fails the
+write cleanly, before the file exists, instead of failing HDF5 halfway through its own writes (which
+ends in pages of errors, a crash, and chunks that were never written reading as zeros).
 """
 import ctypes
-import errno
 import fcntl
+import io
 import os
 import time
 from contextlib import contextmanager
@@ -21,9 +27,13 @@ import h5py
 import numpy as np
 
 from tcnet.store import superblock
-from tcnet.store.atomic import complete, new_file
-from tcnet.store.errors import DiskFullError, FileBusyError, StoreError, one_line
-from tcnet.store.format import FORMAT, FORMAT_VERSION, H5_VERSION, as_text, check_root
+from tcnet.store.atomic import check_new, complete, full_disk, put_bytes, write_bytes
+from tcnet.store.atomic import reserve as reserve_space
+from tcnet.store.digests import check_all, has_digest, stamp
+from tcnet.store.errors import FULL, FileBusyError, StoreError, one_line
+from tcnet.store.format import FORMAT, FORMAT_VERSION, H5_VERSION, as_text, check_root, keeps_digests
+from tcnet.store.identity import canonical, use
+from tcnet.store.locks import cover
 from tcnet.version import __version__
 
 # HDF5 library version bounds (docs/FORMAT.md, "Checksums"): objects are written in HDF5 1.10's formats,
@@ -36,7 +46,6 @@ OPEN_WAIT = 10.0  # seconds to wait for another process's HDF5 lock when reading
 FLUSH_WAIT = 0.5  # ... at a periodic flush (then the steps stay buffered until the next one)
 FINAL_WAIT = 60.0  # ... when a run starts, finishes or fails
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 RESERVE_MARGIN = 256 * 1024  # bytes reserved beyond a write's data for HDF5's metadata (headers, B-trees, heaps)
 
 
@@ -192,6 +201,7 @@ def reading(path, wait: float | None = None, fmt: str = FORMAT):
     path = Path(path)
     _check_signature(path)
     with _open_read(path, wait) as f:
+        use(path)
         try:
             check_root(path, f, fmt)
             yield f
@@ -200,21 +210,44 @@ def reading(path, wait: float | None = None, fmt: str = FORMAT):
 
 
 @contextmanager
-def new_h5(path, fmt: str, force: bool = False):
-    """A new HDF5 file of format `fmt` (see `new_file`), open for writing, with root attributes
-    format=`fmt`, format_version (H5_VERSION) and tcnet_version. Written with `set_attrs` and
-    `create_dataset`, everything in it is checksummed; `read_h5` reads it back."""
-    with new_file(path, force) as partial:
-        with _open_h5(partial, "w", 0) as f:
-            _root(f, fmt, H5_VERSION)
-            yield f
+def new_h5(path, fmt: str, force: bool = False, *, keep=()):
+    """A new HDF5 file of format `fmt`, open for writing, with root attributes format=`fmt`,
+    format_version (H5_VERSION) and tcnet_version. Written with `set_attrs` and `create_dataset`,
+    everything in it is checksummed and every array digested. It is made in memory and, when the
+    block ends, written out whole and read back as `read_h5` reads it before it is renamed into
+    place (`write_bytes`: the file is complete or absent, a full device one DiskFullError; `force`
+    and `keep` as in `new_file`)."""
+    path = check_new(path, force, keep)
+    buffer = io.BytesIO()
+    with _open_h5(buffer, "w", 0) as f:
+        _root(f, fmt, H5_VERSION)
+        yield f
+    write_bytes(path, buffer.getvalue(), force, keep=keep, verify=lambda partial: _verify(partial, fmt))
 
 
+def _verify(path: Path, fmt: str) -> None:
+    """Read the file of format `fmt` back whole, its digests checked (as `read_h5` does)."""
+    with read_h5(path, fmt):
+        pass
+
+
+def _image(fmt: str, version: int) -> bytes:
+    """The bytes of a new, empty file of format `fmt` and format_version `version`."""
+    buffer = io.BytesIO()
+    with _open_h5(buffer, "w", 0) as f:
+        _root(f, fmt, version)
+    return buffer.getvalue()
+
+
+@contextmanager
 def read_h5(path, fmt: str):
     """An HDF5 file of format `fmt` (`new_h5`), open for reading: a file that is missing, not
     HDF5, of another format or an unknown format_version is refused in one line (StoreError),
-    and so is one whose checksums fail, naming the damaged object."""
-    return reading(path, None, fmt)
+    and so is one whose checksums fail or whose data does not match its digests (every dataset is
+    read and checked on opening), naming the damaged object."""
+    with reading(path, None, fmt) as f:
+        check_all(f)
+        yield f
 
 
 def _root(f: h5py.File, fmt: str, version: int) -> None:
@@ -249,7 +282,9 @@ def create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype
     choice) with the fletcher32 filter, so a chunk whose checksum fails is refused when read
     (`compression`, e.g. "gzip", is applied before it); a scalar is stored compact, inside its
     object header, under the header's checksum (a string: see `_string`). h5py.Empty stores no
-    data."""
+    data. An array given with its `data` also gets its digest (`tcnet.store.digests.stamp`; in a
+    store of a version before digests, none: `keeps_digests`), which a zeroed chunk cannot match;
+    one made by `shape` alone (a history column) gets its digests as it is committed."""
     if isinstance(data, str):
         data = _string(group, data)
     if isinstance(data, (str, h5py.Empty)):  # a version 1 string, or nothing
@@ -265,9 +300,12 @@ def create_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype
                                           space, dcpl=dcpl))
         ds[()] = data
         return ds
-    return group.create_dataset(name, shape=shape, dtype=dtype if data is None else data.dtype, data=data,
-                                maxshape=maxshape, chunks=chunks or True, fletcher32=True, fillvalue=fillvalue,
-                                compression=compression)
+    ds = group.create_dataset(name, shape=shape, dtype=dtype if data is None else data.dtype, data=data,
+                              maxshape=maxshape, chunks=chunks or True, fletcher32=True, fillvalue=fillvalue,
+                              compression=compression)
+    if data is not None and has_digest(data) and keeps_digests(group.file):
+        stamp(ds, data)
+    return ds
 
 
 def index_group(parent: h5py.Group, name: str) -> h5py.Group:
@@ -294,43 +332,32 @@ def index_group(parent: h5py.Group, name: str) -> h5py.Group:
     return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
 
 
-def _reserve(path: Path, nbytes: int) -> None:
-    """Check that the file can grow by `nbytes` before HDF5 opens it to write: allocate them past
-    the end of the file (posix_fallocate), then give them back (ftruncate to the old size).
-
-    A full device or a file size limit then fails here, cleanly (DiskFullError), instead of in the
-    middle of HDF5's own writes, after which HDF5 can neither finish nor close the file (it ends in
-    pages of errors and a crash). The space is given back before HDF5 opens the file because a file
-    that HDF5 opens longer than its own end of allocation is left unreadable by a kill during a
-    write ('len not positive after adjustment for EOA'; the killed-study-driver test failed 4 of 6
-    times under load with the space kept, 0 of 8 with it given back)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        size = os.fstat(fd).st_size
-        os.posix_fallocate(fd, size, nbytes)
-        os.ftruncate(fd, size)
-    except OSError as err:
-        if err.errno in _FULL:
-            full = DiskFullError(f"{path}: cannot grow the file by {nbytes} bytes ({err.strerror})")
-            full.reason = err.strerror
-            raise full from None
-        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without fallocate: no check
-            raise
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def writing(path: Path, wait: float | None = None, reserve: int = 0):
-    """The store file open for appending, once it has been checked that it can grow by `reserve`
-    bytes plus RESERVE_MARGIN (`_reserve`). A missing file is first made complete (root attributes)
-    under a temporary name and renamed into place (`complete`). The caller holds the writer lock."""
+    """The store file open for appending, once it has been checked that it can grow by
+    `reserve` bytes plus RESERVE_MARGIN (`tcnet.store.atomic.reserve`: a full device fails
+    there, cleanly, instead of in the middle of HDF5's own writes, after which HDF5 can neither
+    finish nor close the file). A missing file is first made complete (root attributes) under a
+    temporary name and renamed into place (`complete`; through a symbolic link, dangling or not,
+    onto its target), and the caller's writer lock then covers it under any name
+    (`tcnet.store.locks.cover`). The caller holds the writer lock.
+
+    The space is given back before HDF5 opens the file because a file that HDF5 opens longer than
+    its own end of allocation is left unreadable by a kill during a write ('len not positive after
+    adjustment for EOA'; the killed-study-driver test failed 4 of 6 times under load with the space
+    kept, 0 of 8 with it given back)."""
     if not path.exists():
-        with complete(path) as partial:
-            with _open_h5(partial, "w", wait) as f:
-                _root(f, FORMAT, FORMAT_VERSION)
+        try:
+            with complete(canonical(path)) as partial:
+                put_bytes(partial, _image(FORMAT, FORMAT_VERSION))
+        except OSError as err:
+            if err.errno not in FULL:
+                raise
+            raise full_disk(f"{path}: cannot create the file ({err.strerror})", err) from None
+    cover(path)
+    use(path)
     _check_signature(path)
-    _reserve(path, reserve + RESERVE_MARGIN)
+    reserve_space(path, reserve + RESERVE_MARGIN)
     f = _open_h5(path, "a", wait)
     try:
         check_root(path, f)

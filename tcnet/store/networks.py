@@ -16,6 +16,7 @@ import numpy as np
 from tcnet.dynamics import Dynamics
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import ENDED
+from tcnet.store.digests import verified
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
     NETWORK_PARTS, as_text, checkpoint_group, h5name, has, int_attr, json_attr, member_dataset, member_group,
@@ -86,7 +87,8 @@ def _arrays(members: dict, where: str, kinds: str) -> dict:
     for key in members:
         if not isinstance(members[key], h5py.Dataset):
             raise StoreError(f"{where}: malformed network (expected only array datasets, found group {key!r})")
-        a = read_array(member_dataset(members, key, where, kinds=kinds), where)
+        ds = member_dataset(members, key, where, kinds=kinds)
+        a = verified(ds, read_array(ds, where))
         bad = np.count_nonzero(~np.isfinite(a)) if a.dtype.kind == "f" else 0
         if bad:
             raise StoreError(f"{where}: array {key!r} has {bad} non-finite entries (expected finite values)")
@@ -157,7 +159,8 @@ def _network_data(f: h5py.File, path: Path, name: str) -> tuple[NetworkData, np.
             raise StoreError(f"{path}: run {run_id!r} has no checkpoint (it stopped before its first flush)")
         data = read_network(g["params/initial"], f"{path}: run {run_id!r} checkpoint", run_data(g))
         where = f"{path}: run {run_id!r} checkpoint"
-        return data, np.array(read_array(member_dataset(c, "x", where, ndim=1, kinds="f"), where), dtype=np.float64)
+        x = member_dataset(c, "x", where, ndim=1, kinds="f")
+        return data, np.array(verified(x, read_array(x, where)), dtype=np.float64)
     status = as_text(g.attrs.get("status", "unknown"))
     if part == "initial" and "params/initial" not in g:
         raise no_initial_network(path, run_id, as_text(g.attrs.get("message", "")))

@@ -10,6 +10,7 @@ from tcnet.dynamics import Dynamics
 from tcnet.optim import Checkpoint
 from tcnet.plugins import Registry
 from tcnet.status import ENDED, STORED, Status
+from tcnet.store.digests import verified, verified_rows
 from tcnet.store.errors import StoreError
 from tcnet.store.format import (
     HISTORY_COLUMNS, as_text, checkpoint_group, has, int_attr, json_attr, malformed, member_dataset, member_group,
@@ -62,7 +63,8 @@ def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
     stage, evaluations = opt_state.pop("stage", 0), opt_state.pop("evaluations", 0)
     if not all(isinstance(v, int) and v >= 0 for v in (stage, evaluations)):
         raise malformed(where, "state/stage and state/evaluations to be integers >= 0", (stage, evaluations))
-    return Checkpoint(int_attr(c, "step", where, low=0), np.array(read_array(member_dataset(c, "x", where, ndim=1, kinds="f"), where)),
+    x = member_dataset(c, "x", where, ndim=1, kinds="f")
+    return Checkpoint(int_attr(c, "step", where, low=0), np.array(verified(x, read_array(x, where))),
                       opt_state, real_attr(c, "elapsed", where), stage, evaluations)
 
 
@@ -131,8 +133,10 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         short = {k: ds.shape[0] for k, ds in columns.items() if ds.shape[0] < rows}
         if short:
             raise StoreError(f"{where}: malformed history (expected {rows} rows in every column, found {short})")
+        slot = int_attr(g, "checkpoint", where, low=-1, high=1)  # the committed rows' digests (tcnet.store.digests)
         # every row of every column but extra/ is written (extra/ rows before its key appeared are fill values)
-        history = {k: read_array(ds, where, rows, written=not k.startswith("extra/")) for k, ds in columns.items()}
+        history = {k: verified_rows(ds, read_array(ds, where, rows, written=not k.startswith("extra/")), slot)
+                   for k, ds in columns.items()}
         attrs = {k: (as_text(v) if isinstance(v, (str, bytes)) else v) for k, v in g.attrs.items() if k != "config"}
         c = checkpoint_group(g, where)
         checkpoint = None if c is None else _checkpoint(c, f"{where} checkpoint")

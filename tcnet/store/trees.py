@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from tcnet.store.digests import DIGEST, stamp, verified
 from tcnet.store.errors import StoreError
 from tcnet.store.format import as_text, h5name, read_array
 from tcnet.store.hdf5 import create_dataset, set_attrs
@@ -44,7 +45,8 @@ def nbytes(tree) -> int:
 
 
 def put(group: h5py.Group, name: str, kind: str, value) -> None:
-    """Write a dataset, in place when shape and dtype allow (so repeated flushes do not grow the file)."""
+    """Write a dataset, in place when shape and dtype allow (so repeated flushes do not grow the file),
+    its digest with it."""
     old = group.get(name)
     if isinstance(old, h5py.Dataset) and as_text(old.attrs.get("kind", "")) == kind:
         if kind == "none" or (kind == "str" and old.asstr()[()] == value):
@@ -52,6 +54,8 @@ def put(group: h5py.Group, name: str, kind: str, value) -> None:
         a = np.asarray(value)
         if kind != "str" and old.shape == a.shape and old.dtype == a.dtype:
             old[()] = a
+            if DIGEST in old.attrs:
+                stamp(old, a)
             return
     if old is not None:
         del group[name]
@@ -94,7 +98,7 @@ def read_tree(group: h5py.Group, where: str) -> dict:
         elif kind == "float":
             out[key] = float(obj[()])
         elif kind == "list":
-            out[key] = read_array(obj, where).tolist()
+            out[key] = verified(obj, read_array(obj, where)).tolist()
         else:
-            out[key] = np.array(read_array(obj, where))
+            out[key] = np.array(verified(obj, read_array(obj, where)))
     return out

@@ -1,10 +1,11 @@
 """The `tcnet study` and `tcnet plot-study` subcommands (registered by tcnet.cli)."""
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
 import tcnet.study
-from tcnet.store import check_new, new_file
+from tcnet.store import check_new, write_bytes
 from tcnet.study.core import Study, exit_code
 from tcnet.validate import ConfigError, output_file
 
@@ -50,7 +51,7 @@ def _study_command(args) -> int:
     """Run (unless --summary) the study into its file, then print or write its summary table."""
     study, path = _cli_study(args)
     if args.csv and args.csv != "-":
-        check_new(args.csv, args.force)  # before the study runs
+        check_new(args.csv, args.force, keep=[path])  # before the study runs; never the study's own file
     if not args.summary:
         client = None
         if args.dask_scheduler:
@@ -80,8 +81,9 @@ def _study_command(args) -> int:
     else:
         print(table.format())
         if args.csv:
-            with new_file(args.csv, args.force) as partial, open(partial, "w", newline="") as f:
-                table.to_csv(f)
+            text = io.StringIO(newline="")
+            table.to_csv(text)
+            write_bytes(args.csv, text.getvalue().encode(), args.force, keep=[path])
     return status
 
 
