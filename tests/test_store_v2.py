@@ -42,66 +42,40 @@ def test_reads_runs_and_networks_with_the_counts_as_integers():
     assert set(prep.final.arrays) == {"J0", "U", "V", "w"} and not prep.final.data
 
 
-def test_compare_lists_every_run(capsys):
-    assert main(["compare", str(V2)]) == 0
+def test_compare_lists_every_run(capsys, v2):
+    assert main(["compare", str(v2)]) == 0
     out = capsys.readouterr().out
     assert all(r in out for r in ("run-0001", "run-0002", "run-0003"))
-    rows = {r["run"]: r for r in store.compare_table([V2])}
-    assert rows["run-0001"]["loss"] == store.read_run(V2, "run-0001").history["loss"][-1]
+    rows = {r["run"]: r for r in store.compare_table([v2])}
+    assert rows["run-0001"]["loss"] == store.read_run(v2, "run-0001").history["loss"][-1]
 
 
-def test_today_reproduces_the_stored_fit():
-    rec = store.read_run(V2, "run-0001")
-    now = tcnet.run(rec.spec, dynamics=rec.initial, progress=False)
-    np.testing.assert_array_equal(now.history.column("loss"), rec.history["loss"])
-    np.testing.assert_array_equal(now.result.x, rec.final.vector())
+def test_an_older_file_is_summarized_once_and_the_summaries_cached_in_it(v2):
+    """Written before summaries were stored: the first table computes them (equal to the final
+    networks' summary()) and writes them into the file; the next reads them."""
+    with h5py.File(v2) as f:
+        assert not [r for r in f["runs"] if "summary" in f["runs"][r].attrs]
+    rows = {r["run"]: r for r in store.compare_table([v2])}
+    prep = store.read_run(v2, "run-0003").final.summary()
+    assert {k[8:]: v for k, v in rows["run-0003"].items() if k.startswith("summary/") and v is not None} == \
+        pytest.approx(prep, rel=0, abs=0, nan_ok=True)
+    with h5py.File(v2) as f:
+        assert sorted(r for r in f["runs"] if "summary" in f["runs"][r].attrs) == ["run-0001", "run-0003"]
+    assert store.compare_table([v2]) == list(rows.values())
 
 
-def test_resume_the_interrupted_fit_ends_where_the_uninterrupted_one_did(v2):
-    resume(v2, "run-0002")
-    done, resumed = store.read_run(v2, "run-0001"), store.read_run(v2, "run-0002")
-    assert resumed.status == "finished" and list(resumed.attrs["resumed_at"]) == [2]
-    np.testing.assert_array_equal(resumed.history["loss"], done.history["loss"])
-    np.testing.assert_array_equal(resumed.final.vector(), done.final.vector())
-    assert store.file_info(v2)["format_version"] == 2  # a file keeps its version when written into
-    with h5py.File(v2) as f:  # the continued run's final network holds its data as its initial one does
-        assert "data" not in f["runs/run-0002/params"] and "counts" in f["runs/run-0002/params/initial"]
-        assert f["runs/run-0002/params/final/data/counts"].dtype == np.int32
+def test_an_older_file_another_process_writes_keeps_its_summaries_in_memory(v2):
+    """Its writer lock held (here by a lock of this test: a lock is per open file), the summaries
+    are computed once and kept in memory; the file is not touched."""
+    from tcnet.store.locks import WriteLock, this_writer
 
-
-def test_a_run_stores_its_data_once_in_its_own_dtype(tmp_path):
-    """Today's layout (version 3): params/data holds the recording once, the counts as int32;
-    the initial and final networks hold only the latent; both read back with the same data."""
-    path = tmp_path / "fit.h5"
-    spec = store.read_run(V2, "run-0001").spec
-    res = tcnet.run(spec, recorders=[store.RunWriter(path)], progress=False)
-    store.save_network(path, "fit", res.final)
-    with h5py.File(path) as f:
-        params = f["runs/run-0001/params"]
-        assert set(params) == {"initial", "final", "data"}
-        assert list(params["initial"]) == ["latent"] and list(params["final"]) == ["latent"]
-        assert params["data/counts"].dtype == np.int32
-        assert np.array_equal(params["data/counts"][()], res.initial.data["counts"])
-        assert set(f["networks/fit"]) == {"latent", "data"} and f["networks/fit/data/counts"].dtype == np.int32
-    rec = store.read_run(path, "run-0001")
-    for net in (rec.initial, rec.final, store.load_network(path, "fit"), store.load_network(path, "run-0001/checkpoint")):
-        assert net.data["counts"].dtype == np.int32
-        assert all(np.array_equal(net.data[k], res.final.data[k]) for k in res.final.data)
-    np.testing.assert_array_equal(rec.final.arrays["latent"], res.final.arrays["latent"])
-
-
-def test_with_vector_shares_the_data():
-    net = store.read_run(V2, "run-0001").initial
-    other = net.with_vector(net.vector() + 1.0)
-    assert all(other.data[k] is net.data[k] for k in net.data)
-    assert not net.data["counts"].flags.writeable
-
-
-def test_a_network_keeps_its_own_read_only_copy_of_the_given_data():
-    from tcnet_plugins.simpl import SimplLatent
-
-    net = store.read_run(V2, "run-0001").initial
-    counts = np.array(net.data["counts"])  # int32, writeable: a lab's own array
-    fit = SimplLatent.from_arrays(counts, net.data["behaviour"], net.data["time"], **net.config)
-    assert counts.flags.writeable and fit.data["counts"] is not counts
-    assert fit.data["counts"].dtype == np.int32 and not fit.data["counts"].flags.writeable
+    before = v2.read_bytes()
+    held = WriteLock(v2)
+    held.acquire(this_writer())
+    try:
+        first = store.compare_table([v2])
+        assert [k for k in first[2] if k.startswith("summary/") and first[2][k] is not None]
+        assert store.compare_table([v2]) == first
+    finally:
+        held.release()
+    assert v2.read_bytes() == before

@@ -101,10 +101,12 @@ def list_runs(path) -> list[str]:
         return list(optional_group(f, "runs", str(path)))
 
 
-def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
+def read_run(path, run_id: str, *, plugins: Registry | None = None, networks: bool = True) -> RunRecord:
     """Everything stored about one run (its committed history rows and checkpoint). A run recorded
     as running whose writer no longer holds the file's writer lock was killed; its status reads
-    "interrupted"."""
+    "interrupted". `networks=False` leaves the initial and final networks unread (None): what a
+    table of runs needs (spec, status, attributes with the stored summary, history) at a fraction
+    of the cost of a file of large networks."""
     path = Path(path)
     with reading(path) as f:
         runs = optional_group(f, "runs", str(path))
@@ -144,10 +146,10 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
             raise malformed(where, f"the checkpoint at the last committed step {history['step'][-1]}",
                             f"step {checkpoint.step}")
         initial = None
-        if "initial" in params:
+        if "initial" in params and networks:
             initial = read_network(member_group(params, "initial", where), f"{where} initial network", run_data(g))
         final = None
-        if stored_status in ENDED:
+        if stored_status in ENDED and networks:
             final = read_network(member_group(params, "final", where), f"{where} final network", run_data(g))
     status, message = attrs["status"], attrs.get("message", "")
     if status == Status.RUNNING:

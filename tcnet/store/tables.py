@@ -18,6 +18,7 @@ import numpy as np
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import Status
 from tcnet.store.runs import list_runs, read_run
+from tcnet.store.summaries import fill_summaries, stored_summary
 
 
 def flatten_spec(spec: dict) -> dict:
@@ -42,12 +43,12 @@ def flatten_spec(spec: dict) -> dict:
     return out
 
 
-def run_metrics(rec, plugins: Registry | None = None) -> dict:
+def run_metrics(rec) -> dict:
     """The final numbers of a stored run in the table syntax (module docstring): loss and
     terms/<label> (last step), steps (last step number), evaluations (over every session of a
-    resumed run), wall_time, and summary/<key> of the final network where its plugin is installed;
-    None where the run has none (no steps, no final network)."""
-    plugins = plugins or default_registry()
+    resumed run), wall_time, and summary/<key> of the final network as stored with the run
+    (`tcnet.store.summaries`; an older run's once `fill_summaries` has summarized it); None where
+    the run has none (no steps, no final network)."""
     h = rec.history
     last = (lambda key: float(h[key][-1])) if rec.steps else (lambda key: None)
     row = {"loss": last("loss")}
@@ -55,18 +56,10 @@ def run_metrics(rec, plugins: Registry | None = None) -> dict:
     row["steps"] = int(h["step"][-1]) if rec.steps else None
     row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
     row["wall_time"] = last("wall_time")
-    summary = _summary_of(rec, plugins)
+    summary = stored_summary(rec)
     if summary is not None:
         row.update({f"summary/{k}": v for k, v in summary.items()})
     return row
-
-
-def _summary_of(rec, plugins: Registry | None = None) -> dict | None:
-    """The final network's summary() as floats; None without a final network or its plugin."""
-    plugins = plugins or rec.plugins or default_registry()
-    if rec.final_data is None or rec.final_data.dynamics not in plugins.entries["dynamics"]:
-        return None
-    return {k: float(v) for k, v in rec.final_data.build(plugins).summary().items()}
 
 
 class MissingPluginWarning(UserWarning):
@@ -97,7 +90,7 @@ def warn_missing_plugins(records, plugins: Registry) -> None:
         files = sorted({f for r in recs for f in recorded_code(r.attrs) if f not in have})
         written = f"written with {', '.join(files)}" if files else "its plugin not recorded"
         paths = ", ".join(sorted({str(r.path) for r in recs}))
-        lost = "summary/<key> columns are empty" if any(_summary_of(r) is None for r in recs) else \
+        lost = "summary/<key> columns are empty" if any(stored_summary(r) is None for r in recs) else \
             "summaries are the stored ones"
         warnings.warn(f"{paths}: dynamics {name!r} of {len(recs)} run(s) is not registered ({written}): their "
                       f"{lost} and their networks cannot be loaded or simulated; load the plugin "
@@ -109,8 +102,9 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     """One row per run of the given files: file, run, status, the spec keys whose values differ
     between the runs, then `run_metrics`. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
-    records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
+    records = [read_run(p, r, plugins=plugins, networks=False) for p in paths for r in list_runs(p)]
     warn_missing_plugins(records, plugins)
+    fill_summaries(records, plugins)
     flat = [flatten_spec(r.spec) for r in records]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     missing = object()
@@ -119,7 +113,7 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     for rec, spec in zip(records, flat):
         row = {"file": str(rec.path), "run": rec.run_id, "status": rec.status}
         row.update({k: spec.get(k) for k in differ})
-        row.update(run_metrics(rec, plugins))
+        row.update(run_metrics(rec))
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return [{c: row.get(c) for c in columns} for row in rows]

@@ -21,6 +21,7 @@ from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
 from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, set_attrs, writing
 from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
+from tcnet.store.summaries import SUMMARY, encode, summarize
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
 
@@ -106,8 +107,9 @@ class RunWriter:
 
     def finish(self, result, final: Dynamics) -> None:
         try:
+            attrs = {**_finished(result), **_summary(final)}
             with self._writing(FINAL_WAIT, self._growth() + nbytes(final.arrays)) as f:
-                self._commit(f, final=final, attrs=_finished(result))
+                self._commit(f, final=final, attrs=attrs)
         finally:
             self._lock.release()
 
@@ -152,6 +154,8 @@ class RunWriter:
         if self.run_id is not None:
             h5name(self.run_id, "run", self.path)
         attrs = _finished(result) if error is None else _failed(error)
+        if final is not None:
+            attrs.update(_summary(final))
         reserve = sum(nbytes(d.arrays) + nbytes(d.data) for d in (dynamics, final) if d is not None)
         if columns is not None:
             reserve += growth(len(columns["step"]), len(columns), checkpoint)
@@ -243,6 +247,16 @@ def _finished(result) -> dict:
     """The closing attributes of a run whose optimizer returned `result` (docs/FORMAT.md)."""
     return dict(status=ended_status(result.status), message=result.message, optimizer_status=result.status,
                 evaluations=np.int64(result.evaluations), ended=utc_now())
+
+
+def _summary(final: Dynamics) -> dict:
+    """The attribute `summary` of a run ending with network `final` (tcnet.store.summaries); none
+    where its summary() raises, which a table then reports when it summarizes the run itself."""
+    try:
+        return {SUMMARY: encode(summarize(final))}
+    except Exception as err:  # a plugin's summary() must not lose the run it summarizes
+        warnings.warn(f"{type(final).__name__}.summary() failed, the run is stored without it: {err}", stacklevel=3)
+        return {}
 
 
 def _failed(error: BaseException | str) -> dict:
