@@ -1,6 +1,9 @@
 """A file opened without the plugin that wrote it says so once, naming the plugin file and what
 cannot be shown, in Python and on the command line."""
+import shutil
 import warnings
+
+import h5py
 
 import numpy as np
 import pytest
@@ -67,19 +70,36 @@ def written(tmp_path_factory):
     return out, plugin, plugins
 
 
-def message(out, plugin):
-    return (f"{out}: dynamics 'vec' of 2 run(s) is not registered (written with {plugin}): their summary/<key> "
-            "columns are empty and their networks cannot be loaded or simulated; load the plugin (tcnet --plugin "
-            "FILE, or tcnet.open(path, plugins=tcnet.plugins.registry([FILE])))")
+def message(out, plugin, stored=True):
+    lost = ("their networks cannot be loaded or simulated (the summaries stored with them are shown)" if stored else
+            "their summary/<key> columns are empty and their networks cannot be loaded or simulated")
+    return (f"{out}: dynamics 'vec' of 2 run(s) is not registered (written with {plugin}): {lost}; load the plugin "
+            "(tcnet --plugin FILE, or tcnet.open(path, plugins=tcnet.plugins.registry([FILE])))")
 
 
 def test_tcnet_open_without_the_plugin_warns_once(written):
+    """Written by this version: the stored summaries are shown, the networks cannot be."""
     out, plugin, _ = written
     f = tcnet.open(out)
     with pytest.warns(MissingPluginWarning) as caught:
         runs, groups = f.runs, f.groups
     assert [str(w.message) for w in caught] == [message(out, plugin)]
-    assert len(runs) == 2 and not [c for c in runs.columns if c.startswith("summary/")]
+    assert len(runs) == 2 and "summary/norm" in runs.columns
+    with pytest.raises(tcnet.store.StoreError, match="dynamics 'vec' is not registered"):
+        f.network("run-0001")
+
+
+def test_an_older_file_without_the_plugin_loses_its_summaries_and_says_so(written, tmp_path):
+    out, plugin, _ = written
+    old = tmp_path / "old.h5"
+    shutil.copy(out, old)
+    with h5py.File(old, "a") as h:  # as written before summaries were stored
+        for run in h["runs"].values():
+            del run.attrs["summary"], run.attrs["table"]
+    with pytest.warns(MissingPluginWarning) as caught:
+        runs = tcnet.open(old).runs
+    assert [str(w.message) for w in caught] == [message(old, plugin, stored=False)]
+    assert not [c for c in runs.columns if c.startswith("summary/")]
 
 
 def test_with_the_plugin_there_is_no_warning_and_the_summary_is_shown(written):

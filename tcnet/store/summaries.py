@@ -15,6 +15,7 @@ import os
 import warnings
 from pathlib import Path
 
+import h5py
 from threadpoolctl import threadpool_limits
 
 from tcnet.status import ENDED
@@ -24,6 +25,7 @@ from tcnet.store.locks import WriteLock, this_writer
 from tcnet.threads import auto_threads
 
 SUMMARY = "summary"
+TABLE = "table"  # an ended run's row of every table of runs (its metrics), JSON: read with one attribute
 _memory: dict[tuple, dict] = {}  # (file, run, ended) -> summary, for files tcnet may not write
 
 
@@ -38,20 +40,60 @@ def encode(summary: dict) -> str:
     return json.dumps(summary)
 
 
+def metrics_row(last: dict, steps: int, attrs) -> dict:
+    """A run's metrics in the table syntax (`tcnet.store.tables`): loss, terms/<label>, steps,
+    evaluations, wall_time, summary/<key>, from `last` (history column -> its last value; None
+    for a run without steps), the step count and the run's attributes (evaluations, summary)."""
+    value = (lambda key: float(last[key])) if steps else (lambda key: None)
+    row = {"loss": value("loss")}
+    row.update({k: value(k) for k in last if k.startswith("terms/")})
+    row["steps"] = int(last["step"]) if steps else None
+    row["evaluations"] = None if "evaluations" not in attrs else int(attrs["evaluations"])
+    row["wall_time"] = value("wall_time")
+    summary = _parse(attrs.get(SUMMARY), "?", "?")
+    row.update({f"summary/{k}": v for k, v in (summary or {}).items()})
+    return row
+
+
+def table_attr(g) -> dict:
+    """The attribute `table` of the ended run group `g`, from what it holds on disk: its
+    `metrics_row`, written with its closing attributes so that a table reads one attribute per run."""
+    h, rows = g["history"], int(g.attrs["rows"])
+    columns = {name: h[name] for name in h if isinstance(h[name], h5py.Dataset)}
+    columns.update({f"terms/{k}": ds for k, ds in h["terms"].items()})
+    last = {k: (ds[rows - 1] if rows else None) for k, ds in columns.items()}
+    attrs = {k: g.attrs[k] for k in ("evaluations", SUMMARY) if k in g.attrs}
+    return {TABLE: json.dumps(metrics_row(last, rows, attrs))}
+
+
+def stored_row(g) -> dict | None:
+    """The metrics of run group `g` as its attribute `table` holds them, None where it has none."""
+    text = g.attrs.get(TABLE)
+    return None if text is None else json.loads(text)
+
+
+def _parse(text, path, run_id) -> dict | None:
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
+        raise StoreError(f"{path}: run {run_id!r}: malformed attribute 'summary' (expected a JSON object "
+                         f"of numbers, found {str(text)[:80]!r})")
+    return {k: float(v) for k, v in value.items()}
+
+
 def stored_summary(rec) -> dict | None:
     """The summary a run record holds (its attribute, or this process's memory of an older run),
     None where it has none."""
     text = rec.attrs.get(SUMMARY)
     if text is None:
         return _memory.get(_key(rec))
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
-        raise StoreError(f"{rec.path}: run {rec.run_id!r}: malformed attribute 'summary' (expected a JSON object "
-                         f"of numbers, found {str(text)[:80]!r})")
-    return {k: float(v) for k, v in value.items()}
+    return _parse(text, rec.path, rec.run_id)
 
 
 def fill_summaries(records, plugins) -> None:

@@ -21,7 +21,7 @@ from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
 from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, set_attrs, writing
 from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
-from tcnet.store.summaries import SUMMARY, encode, summarize
+from tcnet.store.summaries import SUMMARY, encode, summarize, table_attr
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
 
@@ -110,6 +110,7 @@ class RunWriter:
             attrs = {**_finished(result), **_summary(final)}
             with self._writing(FINAL_WAIT, self._growth() + nbytes(final.arrays)) as f:
                 self._commit(f, final=final, attrs=attrs)
+                set_attrs(f["runs"][self.run_id], **table_attr(f["runs"][self.run_id]))
         finally:
             self._lock.release()
 
@@ -167,6 +168,8 @@ class RunWriter:
                     self.run_id = next_run_id(runs)
                 g = self._new_run(f, runs, spec, dynamics)
                 commit(g, self.path, self.run_id, columns, checkpoint, final, attrs)
+                if final is not None:
+                    set_attrs(g, **table_attr(g))
                 link_run(runs, self.run_id, g)
         finally:
             self._lock.release()
