@@ -68,7 +68,7 @@ def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
                       opt_state, real_attr(c, "elapsed", where), stage, evaluations)
 
 
-def _spec(spec: dict, where: str) -> dict:
+def check_spec(spec: dict, where: str) -> dict:
     """The run spec of a run's `config` attribute, checked to have the shape every reader relies
     on (tcnet.spec): tables `dynamics` and `optimizer` with a string `name` (a staged optimizer's
     `stages` a list of such tables), and `loss`, a list of such tables."""
@@ -122,7 +122,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None, networks: bo
         stored_status = text_attr(g, "status", where)
         if stored_status not in STORED:
             raise malformed(where, f"attribute 'status' one of {', '.join(STORED)}", repr(stored_status))
-        spec = _spec(json_attr(g, "config", where), where)
+        spec = check_spec(json_attr(g, "config", where), where)
         _int_array_attr(g, "resumed_at", where)
         params, h = member_group(g, "params", where), member_group(g, "history", where)
         if "initial" not in params and (stored_status != Status.FAILED or rows):

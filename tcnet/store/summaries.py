@@ -56,20 +56,31 @@ def metrics_row(last: dict, steps: int, attrs) -> dict:
 
 
 def table_attr(g) -> dict:
-    """The attribute `table` of the ended run group `g`, from what it holds on disk: its
-    `metrics_row`, written with its closing attributes so that a table reads one attribute per run."""
+    """The attribute `table` of the ended run group `g`, from what it holds on disk: its status,
+    spec and `metrics_row`, written with its closing attributes so that a table reads one attribute
+    per run."""
     h, rows = g["history"], int(g.attrs["rows"])
     columns = {name: h[name] for name in h if isinstance(h[name], h5py.Dataset)}
     columns.update({f"terms/{k}": ds for k, ds in h["terms"].items()})
     last = {k: (ds[rows - 1] if rows else None) for k, ds in columns.items()}
     attrs = {k: g.attrs[k] for k in ("evaluations", SUMMARY) if k in g.attrs}
-    return {TABLE: json.dumps(metrics_row(last, rows, attrs))}
+    status, config = (g.attrs[k].decode() if isinstance(g.attrs[k], bytes) else g.attrs[k] for k in ("status", "config"))
+    return {TABLE: json.dumps({"status": status, "spec": json.loads(config),
+                               "metrics": metrics_row(last, rows, attrs)})}
 
 
 def stored_row(g) -> dict | None:
-    """The metrics of run group `g` as its attribute `table` holds them, None where it has none."""
+    """{"status", "spec", "metrics"} of an ended run group `g` as its attribute `table` holds them;
+    None where it has none or it is not of that form (the run is then read in full, and checked)."""
     text = g.attrs.get(TABLE)
-    return None if text is None else json.loads(text)
+    try:
+        row = None if text is None else json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(row, dict) or row.get("status") not in ENDED or not isinstance(row.get("spec"), dict) \
+            or not isinstance(row.get("metrics"), dict):
+        return None
+    return row
 
 
 def _parse(text, path, run_id) -> dict | None:

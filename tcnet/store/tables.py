@@ -19,9 +19,8 @@ import numpy as np
 
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import Status
-from tcnet.store.format import json_attr, text_attr
 from tcnet.store.hdf5 import reading
-from tcnet.store.runs import list_runs, read_run
+from tcnet.store.runs import check_spec, list_runs, read_run
 from tcnet.store.summaries import SUMMARY, encode, fill_summaries, metrics_row, stored_row, stored_summary
 
 
@@ -118,8 +117,8 @@ class TableRecord:
 
 
 def table_records(path, plugins: Registry) -> list[TableRecord]:
-    """The runs of one file as tables read them: an ended run that holds its row (`table`) costs
-    two attributes (its spec and that row), read in one opening of the file; any other is read by
+    """The runs of one file as tables read them: an ended run that holds its row (`table`: status,
+    spec, metrics) costs one attribute, read in one opening of the file; any other is read by
     `read_run` without its networks."""
     path = Path(path)
     ids, out = list_runs(path), []
@@ -131,12 +130,12 @@ def table_records(path, plugins: Registry) -> list[TableRecord]:
             if row is None:
                 out.append(None)
                 continue
-            spec = json_attr(g, "config", f"{path}: run {run_id!r}")
+            spec = check_spec(row["spec"], f"{path}: run {run_id!r}")
             name = spec.get("dynamics", {}).get("name")
             attrs = {"code": g.attrs.get("code", "{}")} if name not in plugins.entries["dynamics"] else {}
-            summary = {k[8:]: v for k, v in row.items() if k.startswith("summary/")}
+            summary = {k[8:]: v for k, v in row["metrics"].items() if k.startswith("summary/")}
             attrs[SUMMARY] = encode(summary) if summary else None
-            out.append(TableRecord(path, run_id, spec, text_attr(g, "status", str(path)), attrs, row))
+            out.append(TableRecord(path, run_id, spec, row["status"], attrs, row["metrics"]))
     full = iter([read_run(path, r, plugins=plugins, networks=False) for r, rec in zip(ids, out) if rec is None])
     return [rec if rec is not None else _wrap(next(full)) for rec in out]
 
