@@ -19,8 +19,9 @@ EXAMPLES = Path(__file__).resolve().parent
 
 
 def tutorials() -> dict[str, Path]:
-    """The tutorial notebooks by name: the .py files of examples/ with a jupytext header."""
-    return {p.stem: p for p in sorted(EXAMPLES.glob("*.py")) if "jupytext:" in p.read_text().split("# %%", 1)[0]}
+    """The tutorial notebooks by name: the .py files of examples/ that open with a notebook header
+    (jupytext's percent format writes '# ---' then '# jupyter:')."""
+    return {p.stem: p for p in sorted(EXAMPLES.glob("*.py")) if p.read_text().startswith("# ---\n# jupyter:")}
 
 
 def execute(path: Path, out: Path, timeout: int = 3600) -> Path:

@@ -99,7 +99,7 @@ FALLBACK_T_MAX = 10.0  # for a dynamics that declares no time scale (Dynamics.ti
 
 
 def default_duration(net) -> tuple[float, str]:
-    """(t_max, why): ln(1/DECAY_TO) times the slowest decay time of the network, at most MAX_TAUS
+    """(t_max, why): ln(1/DECAY_TO) times the slowest e-folding time of the network, at most MAX_TAUS
     time constants; FALLBACK_T_MAX where the dynamics declares no time scale."""
     scales = net.time_scales()
     if scales is None:
@@ -109,7 +109,7 @@ def default_duration(net) -> tuple[float, str]:
     t_max = np.log(1 / DECAY_TO) * slow
     if t_max > cap:
         return cap, f"capped at {MAX_TAUS} time constants: the slowest mode decays in {slow:.3g}"
-    return float(t_max), f"the slowest mode (decay time {slow:.3g}) decayed to {DECAY_TO:g}"
+    return float(t_max), f"the slowest mode (e-folding time {slow:.3g}) decayed to {DECAY_TO:g}"
 
 
 def _simulate(args) -> int:
@@ -388,7 +388,7 @@ def parser(plugins) -> argparse.ArgumentParser:
                         description="NETWORK is a saved network's name, or a run's network: '<run>' "
                         "(final), '<run>/initial', '<run>/final', '<run>/checkpoint'. By default the "
                         f"simulation lasts until the network's slowest mode has decayed to {DECAY_TO:g} "
-                        f"(ln({1 / DECAY_TO:g}) times its slowest decay time), at most {MAX_TAUS} time "
+                        f"(ln({1 / DECAY_TO:g}) times its slowest e-folding time), at most {MAX_TAUS} time "
                         f"constants of the network, on a grid of {GRID} steps; {FALLBACK_T_MAX:g} for a "
                         "dynamics that declares no time scale.")
     sp.add_argument("file")

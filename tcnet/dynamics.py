@@ -251,7 +251,7 @@ class Dynamics(ABC):
         raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
 
     def time_scales(self) -> tuple[float, float] | None:
-        """(slowest decay time, time constant) of this network in its time unit: the e-folding time
+        """(slowest e-folding time, time constant) of this network in its time unit: the e-folding time
         of its slowest mode (inf where a mode does not decay) and its units' own time constant; None
         where the dynamics does not know them. `tcnet simulate` sizes its default duration from them."""
         return None

@@ -35,7 +35,7 @@ def test_simulate_lasts_until_the_slowest_mode_has_decayed(readme, capsys):
     assert t[-1] < 10 * tau * 100  # decay times, not the 10 s of before
     ratio = np.linalg.norm(da.values[-1], axis=-1) / np.linalg.norm(da.values[0], axis=-1)
     assert np.all(ratio < 1e-2)
-    assert f"(the slowest mode (decay time {slow:.3g}) decayed to 0.001)" in printed
+    assert f"(the slowest mode (e-folding time {slow:.3g}) decayed to 0.001)" in printed
     assert (readme / "sim.png").exists()
 
 
@@ -43,7 +43,7 @@ def test_help_states_the_rule(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "until the network's slowest mode has decayed to 0.001 (ln(1000) times its slowest decay time), at " \
+    assert "until the network's slowest mode has decayed to 0.001 (ln(1000) times its slowest e-folding time), at " \
            "most 1000 time constants of the network, on a grid of 1000 steps" in text
 
 

@@ -23,6 +23,8 @@ from functools import cache
 from itertools import product
 from pathlib import Path
 
+import numpy as np
+
 from tcnet.resources import FLOAT, deep_size, require
 from tcnet.status import NUMERICAL_FAILURES
 from tcnet.validate import ConfigError, integer, output_file, real, seed
