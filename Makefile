@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-slow bench bench-slow clean
+.PHONY: demo test test-slow notebooks bench bench-slow clean
 
 $(BIN)/tcnet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ demo: $(BIN)/tcnet
 
 test: $(BIN)/tcnet
 	$(BIN)/python -m pytest -q
+
+# every tutorial notebook executed headless, files under out/ (FAST=1: the small version)
+notebooks: $(BIN)/tcnet
+	$(BIN)/python examples/run_notebooks.py $(if $(FAST),--fast,)
 
 test-slow: $(BIN)/tcnet
 	$(BIN)/python -m pytest -q -m slow

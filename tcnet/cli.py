@@ -16,14 +16,14 @@ import numpy as np
 
 from tcnet import __version__
 from tcnet.optim import StabilityWarning
-from tcnet.plugins import PluginError, UnknownPluginError, registry, settings_page
+from tcnet.plugins import PluginError, PluginWarning, UnknownPluginError, registry, settings_page
 from tcnet.provenance import CodeChangedWarning
 from tcnet.resources import FLOAT, require
 from tcnet.status import ENDED, NUMERICAL_FAILURES, Status
-from tcnet.store import StoreError
+from tcnet.store import MissingPluginWarning, StoreError
 from tcnet.store import identity
 from tcnet.study import add_commands as add_study_commands
-from tcnet.validate import ConfigError
+from tcnet.validate import ConfigError, output_file
 
 
 def _plugins(args) -> int:
@@ -92,30 +92,57 @@ def _show(args) -> int:
     return 0
 
 
+DECAY_TO = 1e-3  # `tcnet simulate` runs, by default, until the slowest mode has decayed to this fraction
+MAX_TAUS = 1000  # ... but for at most this many time constants of the network
+GRID = 1000  # steps of the default output grid
+FALLBACK_T_MAX = 10.0  # for a dynamics that declares no time scale (Dynamics.time_scales)
+
+
+def default_duration(net) -> tuple[float, str]:
+    """(t_max, why): ln(1/DECAY_TO) times the slowest e-folding time of the network, at most MAX_TAUS
+    time constants; FALLBACK_T_MAX where the dynamics declares no time scale."""
+    scales = net.time_scales()
+    if scales is None:
+        return FALLBACK_T_MAX, "the dynamics declares no time scale"
+    slow, tau = scales
+    cap = MAX_TAUS * tau
+    t_max = np.log(1 / DECAY_TO) * slow
+    if t_max > cap:
+        return cap, f"capped at {MAX_TAUS} time constants: the slowest mode decays in {slow:.3g}"
+    return float(t_max), f"the slowest mode (e-folding time {slow:.3g}) decayed to {DECAY_TO:g}"
+
+
 def _simulate(args) -> int:
-    """Simulate a stored network from sample_initial states; print its summary, and per trajectory
-    the norms at the start and the end and the numbers its dynamics declares (trajectory_metrics)."""
+    """Simulate a stored network from sample_initial states (or the states of --x0); print its summary,
+    and per trajectory the norms at the start and the end and the numbers its dynamics declares
+    (trajectory_metrics). The default duration comes from the network's own time scale."""
     from tcnet import store
+    from tcnet.reader import initial_states, read_initial_states
     from tcnet.validate import integer, positive, seed
     seed("simulate", "--seed", args.seed)
-    t_max = positive("simulate", "--t-max", args.t_max)
-    dt = positive("simulate", "--dt", args.dt)
-    if dt > t_max:
-        raise ConfigError(f"simulate: --dt must be at most --t-max ({t_max:g}), got {dt:g}")
+    for flag, value in (("--t-max", args.t_max), ("--dt", args.dt)):
+        if value is not None:
+            positive("simulate", flag, value)
     n = integer("simulate", "--n-init", args.n_init, low=1)
     if args.out:
         out, figure = _trajectory_paths(args.out, args.force, args.file)
+    given = read_initial_states(args.x0) if args.x0 else None
     net = store.load_network(args.file, args.network, plugins=args.registry)
     if args.inputs:
         t, x0, x, columns = _simulate_task(net, args.inputs)
         n = len(x0)
     else:
+        t_max, why = (args.t_max, "--t-max") if args.t_max is not None else default_duration(net)
+        dt = args.dt if args.dt is not None else t_max / GRID
+        if dt > t_max:
+            raise ConfigError(f"simulate: --dt must be at most --t-max ({t_max:g}), got {dt:g}")
+        x0 = None if given is None else initial_states(net, given, "--x0")
+        n, dim = x0.shape if x0 is not None else (n, net.sample_initial(1, seed=args.seed).shape[-1])
         points = np.floor(t_max / dt + 1e-9) + 1
-        dim = net.sample_initial(1, seed=args.seed).shape[-1]
-        require("simulate", f"--t-max {t_max:g} / --dt {dt:g} ({points:.3g} time points) x --n-init {n} trajectories "
+        require("simulate", f"--t-max {t_max:g} / --dt {dt:g} ({points:.3g} time points) x {'--x0: ' if given is not None else '--n-init '}{n} trajectories "
                 f"x {dim} states", FLOAT * points * (n * dim + 1))  # the time grid and the trajectories, at least
+        x0 = net.sample_initial(n, seed=args.seed) if x0 is None else x0
         t = np.arange(int(points)) * dt
-        x0 = net.sample_initial(n, seed=args.seed)
         x = np.asarray(net.simulate(x0, t))
         columns = {}
     norms = np.linalg.norm(x, axis=-1)  # (len(t), n)
@@ -127,14 +154,16 @@ def _simulate(args) -> int:
     if args.inputs:
         print(f"{n} conditions of the task {args.inputs}, {time.label} = {t[0]:g}..{t[-1]:g} ({len(t)} points){unit}")
     else:
-        print(f"{n} trajectories from sample_initial(seed={args.seed}), {time.label} = 0..{t[-1]:g} step {dt:g}{unit}")
+        origin = f"the states of {args.x0}" if args.x0 else f"sample_initial(seed={args.seed})"
+        print(f"{n} trajectories from {origin}, {time.label} = 0..{t[-1]:g} step {dt:g}{unit} ({why})")
     columns = {"|x(0)|": norms[0], "|x(t_max)|": norms[-1], **columns, **net.trajectory_metrics(t, x)}
     widths = [max(10, len(c)) for c in columns]
     print("  traj  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
     for i in range(n):
         print(f"  {i:>4}  " + "  ".join(f"{float(v[i]):>{w}.4g}" for v, w in zip(columns.values(), widths)))
     if args.out:
-        origin = {"task": str(args.inputs)} if args.inputs else {"seed": args.seed}
+        origin = ({"task": str(args.inputs)} if args.inputs else {"x0": str(args.x0)} if args.x0 else
+                  {"seed": args.seed})
         store.save_trajectories(out, t, x, force=args.force, source=str(args.file), network=args.network,
                                 dynamics=net.name, **origin)
         ratio = not args.inputs  # a task's conditions may start at x = 0
@@ -170,12 +199,8 @@ def _trajectory_paths(out: str, force: bool, source: str):
     """The trajectory file and its figure (FILE.png), both checked before anything is computed:
     neither may be the `source` store, even with --force."""
     from tcnet.store import check_new
-    out = check_new(Path(out), force, keep=[source])
-    figure = out.with_suffix(".png")
-    if figure == out:
-        raise ConfigError(f"simulate: --out names the trajectory file (HDF5, e.g. traj.h5; its figure goes "
-                          f"to FILE.png), got {str(out)!r}")
-    return out, check_new(figure, force, keep=[source])
+    out = check_new(output_file("simulate", "--out", out), force, keep=[source])
+    return out, check_new(out.with_suffix(".png"), force, keep=[source])
 
 
 def _plot_norms(path, t, norms, xlabel, title, force, ylabel="|x(t)| / |x(0)|") -> None:
@@ -246,7 +271,7 @@ def _run(args) -> int:
     from tcnet.spec import SpecFile, build_dynamics
 
     spec_file = SpecFile.read(args.spec)
-    out = Path(args.out) if args.out else spec_file.out
+    out = output_file("run", "--out", args.out) if args.out else spec_file.out
     plugins = _spec_registry(args, spec_file)
     try:
         resolved = spec_file.spec.resolve(plugins)
@@ -284,7 +309,9 @@ def _spec_registry(args, spec_file):
     if not spec_file.plugins:
         return args.registry
     try:
-        plugins = registry([*args.plugin, *spec_file.plugins])
+        with warnings.catch_warnings():  # a failed spec plugin is refused below
+            warnings.simplefilter("ignore", PluginWarning)
+            plugins = registry([*args.plugin, *spec_file.plugins])
     except PluginError as err:
         raise ConfigError(f"{spec_file.path}: {err}") from None
     own = {f"file {p.resolve()}" for p in spec_file.plugins}
@@ -357,15 +384,22 @@ def parser(plugins) -> argparse.ArgumentParser:
     sp = sub.add_parser("show", help="tree of the networks and runs in a tcnet HDF5 file")
     sp.add_argument("file")
     sp.set_defaults(handler=_show)
-    sp = sub.add_parser("simulate", help="simulate a saved network from random initial states",
+    sp = sub.add_parser("simulate", help="simulate a saved network from random initial states or your own",
                         description="NETWORK is a saved network's name, or a run's network: '<run>' "
-                        "(final), '<run>/initial', '<run>/final', '<run>/checkpoint'.")
+                        "(final), '<run>/initial', '<run>/final', '<run>/checkpoint'. By default the "
+                        f"simulation lasts until the network's slowest mode has decayed to {DECAY_TO:g} "
+                        f"(ln({1 / DECAY_TO:g}) times its slowest e-folding time), at most {MAX_TAUS} time "
+                        f"constants of the network, on a grid of {GRID} steps; {FALLBACK_T_MAX:g} for a "
+                        "dynamics that declares no time scale.")
     sp.add_argument("file")
     sp.add_argument("network")
-    sp.add_argument("--t-max", type=float, default=10.0, help="simulated time (default 10)")
-    sp.add_argument("--dt", type=float, default=0.01, help="time step of the output grid (default 0.01)")
+    sp.add_argument("--t-max", type=float, help=f"simulated time (default: until the slowest mode has decayed to "
+                    f"{DECAY_TO:g}, at most {MAX_TAUS} time constants; see above)")
+    sp.add_argument("--dt", type=float, help=f"time step of the output grid (default: --t-max / {GRID})")
     sp.add_argument("--n-init", type=int, default=8, help="number of random initial states (default 8)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the initial states (default 0)")
+    sp.add_argument("--x0", metavar="FILE", help="simulate from these initial states instead: .npy, .npz (its "
+                    "array x0), .txt or .csv, one state per row (--n-init and --seed are then unused)")
     sp.add_argument("--inputs", metavar="TASK", help="simulate the conditions of a task file (.npz or HDF5: t, u, "
                     "target, optional x0, mask; docs/SPEC.md) instead: its grid, inputs and initial states "
                     "(--t-max, --dt, --n-init, --seed are then unused)")
@@ -432,13 +466,19 @@ def main(argv=None) -> int:
     command, handler = "tcnet", None
     try:
         try:
-            plugins = registry(known.plugin)
+            with warnings.catch_warnings():  # a failed file is reported below, as an error
+                warnings.simplefilter("ignore", PluginWarning)
+                plugins = registry(known.plugin)
         except PluginError as err:
             print(f"tcnet: {_one_line(err)}", file=sys.stderr)
             return 2
+        if plugins.file_failures:  # a file the user named is missing from every command: refuse to go on
+            for failure in plugins.file_failures:
+                print(f"tcnet: {_one_line(failure)}", file=sys.stderr)
+            return 2
         p = parser(plugins)
         args = p.parse_args(argv)
-        for failure in plugins.failures:
+        for failure in plugins.failures:  # an installed entry point: reported, the others still work
             print(f"tcnet: {_one_line(failure)}", file=sys.stderr)
         if args.command is None:
             p.print_help()
@@ -485,7 +525,7 @@ def _warning_line(command):
     DeprecationWarning) with its category and where it was raised (with --debug: Python's
     two-line form, with the source line)."""
     def line(message, category, filename, lineno, file=None, text=None):
-        if issubclass(category, (StabilityWarning, CodeChangedWarning)):
+        if issubclass(category, (StabilityWarning, CodeChangedWarning, MissingPluginWarning)):
             print(f"{command}: warning: {_one_line(message)}", file=sys.stderr)
         else:
             print(f"{command}: warning: {category.__name__}: {_one_line(message)} ({filename}:{lineno})",

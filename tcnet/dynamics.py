@@ -257,6 +257,12 @@ class Dynamics(ABC):
         """n random initial states, shape (n, dim), drawn from the model's reference distribution."""
         raise NotImplementedError(f"dynamics {self.name!r} has no time evolution to simulate")
 
+    def time_scales(self) -> tuple[float, float] | None:
+        """(slowest e-folding time, time constant) of this network in its time unit: the e-folding time
+        of its slowest mode (inf where a mode does not decay) and its units' own time constant; None
+        where the dynamics does not know them. `tcnet simulate` sizes its default duration from them."""
+        return None
+
     def summary(self) -> dict:
         """Scalar facts about this network (name -> float) for listings and comparisons."""
         return {}

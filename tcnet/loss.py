@@ -13,13 +13,14 @@ passes each term the ones it names. Nothing is written onto an object while auto
 one objective can be evaluated from several threads at once.
 """
 from abc import ABC, abstractmethod
+import json
 from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
 import numpy as np
 from autograd.core import make_vjp
 from autograd.extend import vspace
-from autograd.tracer import getval
+from autograd.tracer import Box, getval
 
 from tcnet.dynamics import Dynamics, State
 from tcnet.settings import Real, Settings, Text, warn_unchecked
@@ -121,6 +122,35 @@ class NonFiniteError(ArithmeticError):
         self.evaluation = evaluation
 
 
+AUTOGRAD_HINT = ("autograd traced a parameter into code it cannot differentiate: use autograd.numpy (not numpy) "
+                 "on anything that depends on the parameters, and no in-place assignment to such arrays "
+                 "(docs/PLUGINS.md)")
+
+
+class LossError(Exception):
+    """An exception inside a loss term, named: the loss, its term label and settings, and (set by the
+    optimizer's monitor, `at_step`) the step at which it was evaluated. The original is its __cause__."""
+
+    def __init__(self, term: "Term", error: BaseException, step: int | None = None, backward: bool = False,
+                 traced: bool = False):
+        """`traced`: the error came from autograd's tracing only (the loss computes untraced)."""
+        self.term, self.error, self.step, self.backward, self.traced = term, error, step, backward, traced
+        settings = json.dumps(term.loss.config, sort_keys=True, default=str)
+        where = f" at step {step}" if step is not None else ""
+        phase = "its gradient" if backward else "it"
+        text = " ".join(str(error).split())
+        autograd = "ArrayBox" in text or "VJP of" in text or traced
+        hint = f" ({AUTOGRAD_HINT})" if autograd else ""
+        super().__init__(f"loss {term.loss.name!r} (term {term.label!r}, weight {term.weight:g}, settings {settings}): "
+                         f"{phase} raised{where}: {type(error).__name__}: {text}{hint}")
+
+    def at_step(self, step: int) -> "LossError":
+        """The same error naming the step (the monitor knows it, the objective does not)."""
+        named = LossError(self.term, self.error, step, self.backward, self.traced)
+        named.__cause__ = self.error
+        return named
+
+
 class Objective:
     """sum_k w_k L_k(state(theta)) for a dynamics and weighted terms."""
 
@@ -153,13 +183,29 @@ class Objective:
         state = self.dynamics.state(theta)
         total, values, aux = 0.0, {}, {}
         for t in self.terms:
-            out = t.loss(state, **{k: inputs[k] for k in t.loss.inputs})
+            try:
+                out = t.loss(state, **{k: inputs[k] for k in t.loss.inputs})
+            except ConfigError:  # a loss's own one-line refusal already names it
+                raise
+            except Exception as err:
+                raise LossError(t, err, traced=self._fails_traced_only(t, theta, inputs)) from err
             v, side = out if isinstance(out, tuple) else (out, None)
             values[t.label] = float(np.real(getval(v)))
             if side is not None:
                 aux[t.label] = {k: np.asarray(getval(a)) for k, a in side.items()}
             total = total + t.weight * v
         return total, (values, aux, state.columns())
+
+    def _fails_traced_only(self, term, theta, inputs) -> bool:
+        """Whether `term` raised only because autograd traced it: at the same point untraced it
+        computes (numpy met a Box: the common autograd mistake, which the error then explains)."""
+        if not isinstance(theta, Box):
+            return False
+        try:
+            term.loss(self.dynamics.state(getval(theta)), **{k: inputs[k] for k in term.loss.inputs})
+        except Exception:
+            return False
+        return True
 
     def _inputs(self, inputs) -> dict:
         inputs = dict(inputs or {})
@@ -193,10 +239,26 @@ class Objective:
 
             vjp, value = make_vjp(total, theta)
             (values, aux, columns), = side
-            ev = Evaluation(float(value), np.asarray(vjp(vspace(value).ones()), dtype=float), values, aux, columns)
+            try:
+                grad = vjp(vspace(value).ones())
+            except Exception as err:
+                raise self._backward_error(theta, inputs, err) from err
+            ev = Evaluation(float(value), np.asarray(grad, dtype=float), values, aux, columns)
         if not ev.finite:
             raise NonFiniteError(ev)
         return ev
+
+    def _backward_error(self, theta, inputs, err) -> Exception:
+        """The error of a failed backward pass, naming the term whose gradient fails (each term's is
+        taken alone to find it); the error itself where none does alone."""
+        if len(self.terms) > 1:
+            for t in self.terms:
+                try:
+                    make_vjp(lambda th: Objective(self.dynamics, [t])._split(th, inputs)[0], theta)[0](1.0)
+                except Exception as alone:
+                    return LossError(t, alone, backward=True)
+            return err
+        return LossError(self.terms[0], err, backward=True)
 
     def restrict(self, labels) -> "Objective":
         """The objective made of the named terms only (e.g. a constraint alone)."""

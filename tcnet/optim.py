@@ -24,7 +24,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import scipy.optimize
 
-from tcnet.loss import Evaluation, NonFiniteError, Objective
+from tcnet.loss import Evaluation, LossError, NonFiniteError, Objective
 from tcnet.plugins import hookimpl
 from tcnet.settings import Integer, Real, Setting, Settings
 from tcnet.status import Status
@@ -133,7 +133,10 @@ class Monitor:
             return latest[3]
         self.check_bounds("largest |parameter|", _largest(x))
         self.evaluations += 1
-        ev = objective.evaluate(x, inputs, gradient)
+        try:
+            ev = objective.evaluate(x, inputs, gradient)
+        except LossError as err:
+            raise err.at_step(self.next_step) from err.error
         self._latest = (objective, x.tobytes(), gradient, ev) if inputs is None else None
         return ev
 

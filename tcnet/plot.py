@@ -81,6 +81,27 @@ def label(table, key: str) -> str:
     return "final loss" if key == "loss" else key
 
 
+def setting_name(table, key: str) -> str:
+    """A swept key as a legend names it: a dynamics setting by its declared label, a loss term's
+    setting as '<term> <setting>' (loss.smoothness.weight: 'smoothness weight'), else the key."""
+    parts = key.split(".")
+    if parts[0] == "dynamics":
+        return table.labels.of_config(key[9:])
+    if parts[0] == "loss" and len(parts) == 3:
+        return f"{parts[1]} {parts[2]}"
+    return key
+
+
+def by_others(table, others) -> dict[str, list]:
+    """The table's rows grouped by their values of the swept keys `others`, each group named
+    '<setting> = <value>, ...' (every setting named, so the legend says what is swept)."""
+    lines: dict[str, list] = {}
+    for r in table.rows:
+        lines.setdefault(", ".join(f"{setting_name(table, k)} = {r[k]:g}" if isinstance(r[k], float) else
+                                   f"{setting_name(table, k)} = {r[k]}" for k in others), []).append(r)
+    return lines
+
+
 def study_lines(table, path, x=None, metrics=None, title="") -> Path:
     """One panel per metric: mean ± std against swept key `x`, one line per other-key combination."""
     x = x or default_x(table)
@@ -91,11 +112,7 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
     if unknown:
         raise ConfigError(f"plot-study: unknown metric(s) {', '.join(unknown)}; the table has {', '.join(table.metrics)}")
     others = [k for k in table.keys if k != x]
-    lines: dict[str, list] = {}
-    for r in table.rows:
-        name = ", ".join(f"{label(table, k).split('.')[-1]} = {r[k]}"
-                         for k in others)
-        lines.setdefault(name, []).append(r)
+    lines = by_others(table, others)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         for name, rows in lines.items():
@@ -108,7 +125,7 @@ def study_lines(table, path, x=None, metrics=None, title="") -> Path:
         if _log_scale([r[f"{m}:mean"] for r in table.rows]):
             ax.set_yscale("log")
         if others:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, title=", ".join(setting_name(table, k) for k in others), title_fontsize=8)
     fig.suptitle(title or f"mean ± std over repeats (n per point: {sorted({r['n'] for r in table.rows})})")
     return save_figure(fig, path, force=True)
 
@@ -122,19 +139,23 @@ def study_tradeoff(table, path, weight_key, versus=None, title="") -> Path:
     if y not in table.metrics or x is None:
         raise ConfigError(f"plot-study: the trade-off needs the term values {y} and another term")
     fig, ax = plt.subplots(figsize=(4.8, 4.0))
-    rows = sorted(table.rows, key=lambda r: r[weight_key])
-    xs, ys = [r[f"{x}:mean"] for r in rows], [r[f"{y}:mean"] for r in rows]
-    ax.errorbar(xs, ys, xerr=[_finite(r[f"{x}:std"]) for r in rows], yerr=[_finite(r[f"{y}:std"]) for r in rows],
-                marker="o", capsize=3)
-    for r, xv, yv in zip(rows, xs, ys):
-        ax.annotate(f"{r[weight_key]:g}", (xv, yv), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    others = [k for k in table.keys if k != weight_key]
+    for name, rows in by_others(table, others).items():  # one line per value of the other swept keys
+        rows = sorted(rows, key=lambda r: r[weight_key])
+        xs, ys = [r[f"{x}:mean"] for r in rows], [r[f"{y}:mean"] for r in rows]
+        ax.errorbar(xs, ys, xerr=[_finite(r[f"{x}:std"]) for r in rows], yerr=[_finite(r[f"{y}:std"]) for r in rows],
+                    marker="o", capsize=3, label=name or None)
+        for r, xv, yv in zip(rows, xs, ys):
+            ax.annotate(f"{r[weight_key]:g}", (xv, yv), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xlabel(label(table, x))
     ax.set_ylabel(label(table, y))
-    if _log_scale(xs):
+    if _log_scale([r[f"{x}:mean"] for r in table.rows]):
         ax.set_xscale("log")
-    if _log_scale(ys):
+    if _log_scale([r[f"{y}:mean"] for r in table.rows]):
         ax.set_yscale("log")
-    ax.set_title(title or f"trade-off as {weight_key} varies (labels)", fontsize=10)
+    if others:
+        ax.legend(fontsize=8, title=", ".join(setting_name(table, k) for k in others), title_fontsize=8)
+    ax.set_title(title or f"trade-off as the {setting_name(table, weight_key)} varies (point labels)", fontsize=10)
     return save_figure(fig, path, force=True)
 
 

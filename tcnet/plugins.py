@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -62,6 +63,15 @@ class HookSpecs:
 
 class PluginError(Exception):
     """A plugin registry cannot be built (e.g. one name registered twice)."""
+
+
+class NothingRegistered(PluginError):
+    """A plugin file with no hook implementation."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin file given by name did not load, or registers nothing: what it should have
+    registered is missing from the registry."""
 
 
 class UnknownPluginError(KeyError):
@@ -133,6 +143,8 @@ class PluginFailure:
     error: BaseException
 
     def __str__(self):
+        if isinstance(self.error, NothingRegistered):
+            return f"plugin {self.source} {self.error}"
         return f"plugin {self.source} failed: {type(self.error).__name__}: {self.error}"
 
 
@@ -150,15 +162,25 @@ class Registry:
         for path in dict.fromkeys(Path(f).resolve() for f in files):  # the same file given twice loads once
             if path.suffix != ".py" or not path.is_file():  # a wrong name, not a broken plugin: nothing to run
                 raise PluginError(f"plugin file {path}: no such file (a single-file plugin, .py, is expected)")
-            self._add(lambda path=path: _import_file(path), f"file {path}")
+            self._add(lambda path=path: _import_file(path), f"file {path}", file=True)
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # former name -> name
         for kind, hook in KINDS.items():
             self._collect(kind, hook)
+        for failure in self.file_failures:
+            warnings.warn(str(failure), PluginWarning, stacklevel=2)
 
-    def _add(self, load, source):
+    @property
+    def file_failures(self) -> list["PluginFailure"]:
+        """The failures of plugin files given by name (the user asked for them: an error on the
+        command line, a PluginWarning from Python), not of installed entry points."""
+        return [f for f in self.failures if f.source.startswith("file ")]
+
+    def _add(self, load, source, file=False):
         try:
             module = load()
+            if file and not _hook_functions(module):
+                raise NothingRegistered(_registers_nothing(module))
             if not self.manager.is_registered(module):
                 self.manager.register(module, name=source)  # the plugin's name is where it came from
         except Exception as err:  # a broken plugin (or a hook with a wrong signature) must not take the others down
@@ -203,6 +225,19 @@ class Registry:
                 impl.function(subparsers=subparsers)
             except Exception as err:
                 self.failures.append(PluginFailure(impl.plugin_name, err))
+
+
+def _hook_functions(module) -> list[str]:
+    """The names of the module's functions decorated with @tcnet.hookimpl."""
+    return [name for name, f in vars(module).items() if callable(f) and hasattr(f, f"{PROJECT}_impl")]
+
+
+def _registers_nothing(module) -> str:
+    """Why a plugin file registers nothing: no @tcnet.hookimpl function (naming the hook-named
+    functions that lack the decorator)."""
+    bare = [name for name, f in vars(module).items() if callable(f) and name in (*KINDS.values(), "tcnet_commands")]
+    hint = f" ({', '.join(bare)} {'is' if len(bare) == 1 else 'are'} not decorated)" if bare else ""
+    return f"registers nothing: no function decorated with @tcnet.hookimpl{hint}"
 
 
 def _import_file(path: Path) -> object:

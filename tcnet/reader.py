@@ -6,6 +6,7 @@
     f.history("run-0001")       # the run's steps, indexed by step, with stage names
     f.network("run-0001")       # a network as its Dynamics (names as in load_network)
     f.simulate("run-0001", t)   # trajectories: DataArray (time, trajectory, <state axis>)
+    f.simulate("run-0001", t, x0=x0)  # ... from your own initial states (n, dim)
     f.simulate_task("run-0001") # a task's conditions: Dataset of x (time, condition, <state axis>),
                                 # readout y and target (time, condition, output)
     f.grid()                    # the summary table of the study the file holds (tcnet study, tcnet train)
@@ -111,10 +112,11 @@ class StoreFile:
         '<run>/initial', '<run>/checkpoint' (tcnet.store.load_network)."""
         return store.load_network(self.path, name, plugins=self.plugins)
 
-    def simulate(self, name: str, t, n: int = 8, seed: int = 0) -> xr.DataArray:
-        """Trajectories of network `name` at times t from n of its `sample_initial` states."""
+    def simulate(self, name: str, t, n: int = 8, seed: int = 0, x0=None) -> xr.DataArray:
+        """Trajectories of network `name` at times t from the initial states `x0` (n_states, dim)
+        or (dim,), or else from n of its `sample_initial(n, seed)` states."""
         net = self.network(name)
-        da = simulate(net, t, n, seed)
+        da = simulate(net, t, n, seed, x0)
         da.attrs.update(source=str(self.path), network=name)
         return da
 
@@ -167,14 +169,53 @@ class StoreFile:
         return definitions(self.path)
 
 
-def simulate(dynamics: Dynamics, t, n: int = 8, seed: int = 0) -> xr.DataArray:
-    """`dynamics.simulate` from its `sample_initial(n, seed)` states at times t, labelled."""
-    integer("simulate", "n", n, low=1)
+def simulate(dynamics: Dynamics, t, n: int = 8, seed: int = 0, x0=None) -> xr.DataArray:
+    """`dynamics.simulate` at times t, labelled: from the initial states `x0` ((n_states, dim), or
+    one state (dim,)), or else from its `sample_initial(n, seed)` states."""
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t.size < 1:
         raise ConfigError(f"simulate: t must be a 1-D array of times, got shape {t.shape}")
-    x = np.asarray(dynamics.simulate(dynamics.sample_initial(n, seed=seed), t))
-    return trajectories(type(dynamics).labels, t, x, {"dynamics": dynamics.name, "seed": seed})
+    if x0 is None:
+        integer("simulate", "n", n, low=1)
+        x0, origin = dynamics.sample_initial(n, seed=seed), {"seed": seed}
+    else:
+        x0, origin = initial_states(dynamics, x0, "x0"), {"x0": "given"}
+    x = np.asarray(dynamics.simulate(x0, t))
+    return trajectories(type(dynamics).labels, t, x, {"dynamics": dynamics.name, **origin})
+
+
+def initial_states(dynamics: Dynamics, x0, name: str = "x0") -> np.ndarray:
+    """`x0` as finite initial states (n, dim) of `dynamics` (one state (dim,) becomes (1, dim)); the
+    dimension is its `sample_initial`'s. `name` names the parameter in the error."""
+    x0 = np.asarray(x0, dtype=float)
+    dim = dynamics.sample_initial(1).shape[-1]
+    if x0.ndim == 1:
+        x0 = x0[None]
+    if x0.ndim != 2 or x0.shape[1] != dim or x0.shape[0] < 1:
+        raise ConfigError(f"simulate: {name} must hold initial states of shape (n, {dim}) or ({dim},) for "
+                          f"{dynamics.name!r}, got shape {x0.shape}")
+    if not np.all(np.isfinite(x0)):
+        raise ConfigError(f"simulate: {name} must be finite")
+    return x0
+
+
+def read_initial_states(path) -> np.ndarray:
+    """Initial states from a file: .npy (the array), .npz (its one array, or the one named x0),
+    or text (.txt, .csv: one state per row, whitespace or comma separated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"simulate: --x0 {str(path)!r}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "x0" in z.files or len(z.files) == 1:
+                return z["x0" if "x0" in z.files else z.files[0]]
+            raise ConfigError(f"simulate: --x0 {str(path)!r} holds {', '.join(z.files)}; name one array x0")
+    if suffix in (".txt", ".csv"):
+        return np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
+    raise ConfigError(f"simulate: --x0 must be a .npy, .npz, .txt or .csv file, got {str(path)!r}")
 
 
 def simulate_task(dynamics: Dynamics, task=None) -> xr.Dataset:

@@ -6,6 +6,7 @@ passes through one of these, so that bad input is reported where it enters, in o
 import difflib
 import math
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 
@@ -96,3 +97,20 @@ def closest(name, allowed) -> str:
     """' (did you mean X?)' for the allowed name closest to `name`, where one is close; else ''."""
     close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def output_file(owner, name, value, suffixes=HDF5_SUFFIXES) -> Path:
+    """An output file's name, the same way for every command: one without an extension gets the
+    first of `suffixes` (`--out out/sim` writes out/sim.h5), one with another extension is refused."""
+    path = Path(value)
+    if path.is_dir() or str(value).endswith(("/", ".")):  # not a file name: check_new says so
+        return path
+    if not path.suffix:
+        return path.with_name(path.name + suffixes[0])
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{owner}: {name} must end in {' or '.join(suffixes)} (or have no extension, which "
+                          f"adds {suffixes[0]}), got {str(value)!r}")
+    return path

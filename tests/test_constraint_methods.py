@@ -231,8 +231,8 @@ def test_basin_map_out_is_a_figure_file_or_a_directory(tmp_path, capsys):
     small = ["--grid", "3", "--steps", "5", "--methods", "penalty"]
     assert main(["basin-map", "--out", str(tmp_path / "b.txt"), *small]) == 2
     err = capsys.readouterr().err
-    assert err == (f"tcnet basin-map: --out must be a figure file ending in .png, .pdf, .svg or an existing "
-                   f"directory, got {str(tmp_path / 'b.txt')!r}\n")
+    assert err == (f"tcnet basin-map: --out must end in .png or .pdf or .svg (or have no extension, which adds "
+                   f".png), got {str(tmp_path / 'b.txt')!r}\n")
     folder = tmp_path / "figures"
     folder.mkdir()
     assert main(["basin-map", "--out", str(folder), *small]) == 0

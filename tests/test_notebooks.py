@@ -62,3 +62,29 @@ def test_notebook_runs_as_shipped(path, kernel, tmp_path, monkeypatch):
     monkeypatch.delenv("TCNET_FAST", raising=False)
     outputs = execute(path, kernel, tmp_path, timeout=3600)
     assert [o for o in outputs if "image/png" in o.get("data", {})]
+
+
+def test_make_notebooks_runs_them_headless_outside_the_source_tree(tmp_path):
+    """examples/run_notebooks.py (`make notebooks`): the executed notebook lands in out/notebooks/,
+    with its figures, the notebook's own files under out/<name>/, nothing new in examples/."""
+    import subprocess
+
+    before = sorted(p.name for p in EXAMPLES.iterdir())
+    out = subprocess.run([sys.executable, str(EXAMPLES / "run_notebooks.py"), "--fast", "loss_plugin"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert out.stdout.startswith("loss_plugin: ok (") and out.stdout.rstrip().endswith(
+        "-> out/notebooks/loss_plugin.ipynb")
+    nb = json.loads((tmp_path / "out" / "notebooks" / "loss_plugin.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert [o for o in outputs if "image/png" in o.get("data", {})]
+    assert (tmp_path / "out" / "loss_plugin").is_dir()
+    assert sorted(p.name for p in EXAMPLES.iterdir()) == before
+
+
+def test_make_notebooks_refuses_an_output_folder_in_the_source_tree(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(EXAMPLES / "run_notebooks.py"), "--out", str(EXAMPLES / "x")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 2 and f"--out must be outside the source folder {EXAMPLES}" in out.stderr

@@ -100,3 +100,24 @@ def test_doc_optimizer_is_its_update_rule_and_resumes_exactly(rmsprop_file):
     resumed = tcnet.run(spec, plugins=plugins, progress=False, resume=tcnet.Checkpoint.at(cut))
     assert [s.step for s in resumed.history.steps] == list(range(13, 31))
     assert np.array_equal(resumed.result.x, out.result.x)
+
+
+def test_doc_objective_by_hand_and_gradient_check_run(wiring_file, monkeypatch, capsys):
+    """The 'Testing a plugin' blocks, executed in the folder of wiring.py: their own asserts hold."""
+    monkeypatch.chdir(wiring_file.parent)
+    scope = {}
+    for marker in ("objective = Objective(net", "report = check_gradient(objective)"):
+        source = next(b for b in blocks("python") if marker in b)
+        exec(compile(source, "PLUGINS.md testing", "exec"), scope)
+    assert scope["report"].ok and len(scope["report"].rows) == 3 * 2 * 2  # points x terms x arrays
+    assert capsys.readouterr().out.splitlines()[1].startswith("gradient check: 12 of 12 agree")
+
+
+def test_doc_test_suite_template_passes(wiring_file, tmp_path):
+    """The test suite to copy, run by pytest beside a copy of wiring.py: every test passes."""
+    (tmp_path / "wiring.py").write_text(wiring_file.read_text())
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_wiring.py").write_text(next(b for b in blocks("python") if "def test_it_loads" in b))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "5 passed" in out.stdout, out.stdout[-2000:]

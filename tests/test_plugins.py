@@ -9,7 +9,7 @@ import pytest
 
 import tcnet
 from tcnet.cli import main
-from tcnet.plugins import PluginError, Registry, UnknownPluginError
+from tcnet.plugins import PluginError, PluginWarning, Registry, UnknownPluginError
 
 TESTS = Path(__file__).parent
 
@@ -40,7 +40,8 @@ def test_broken_file_is_reported_and_others_still_load(tmp_path):
         def tcnet_losses():
             raise ValueError("no losses today")
     """)
-    reg = Registry(files=[broken, bad_hook, TESTS / "quadratic_plugin.py"])
+    with pytest.warns(PluginWarning):
+        reg = Registry(files=[broken, bad_hook, TESTS / "quadratic_plugin.py"])
     messages = [str(f) for f in reg.failures]
     assert f"plugin file {broken} failed: RuntimeError: boom at import" in messages
     assert f"plugin file {bad_hook} failed: ValueError: no losses today" in messages
@@ -93,15 +94,40 @@ def test_a_plugin_file_that_is_not_there_is_a_usage_error(tmp_path, capsys, name
                             "is expected)\n")
 
 
-def test_cli_lists_plugins_and_reports_a_broken_file(tmp_path, capsys):
+def test_cli_refuses_a_broken_file(tmp_path, capsys):
+    """A --plugin file that does not load is an error on the command line (exit 2, one line naming
+    it), whatever the command: what it registers would be missing from the command."""
     broken = write(tmp_path, "broken_cli.py", "def broken(:\n")
     code = main(["--plugin", str(broken), "--plugin", str(TESTS / "quadratic_plugin.py"), "plugins"])
     out, err = capsys.readouterr()
-    assert code == 1
-    lines = [l for l in err.splitlines() if str(broken) in l]
-    assert len(lines) == 1 and lines[0].startswith(f"tcnet: plugin file {broken} failed: SyntaxError:")
-    assert any(l.split()[:2] == ["dynamics", "point"] for l in out.splitlines())
-    assert any(l.split()[:2] == ["optimizer", "lbfgs"] and "entry point core" in l for l in out.splitlines())
+    assert code == 2 and out == ""
+    assert err.startswith(f"tcnet: plugin file {broken} failed: SyntaxError:") and err.count("\n") == 1
+
+
+def test_a_file_that_registers_nothing_is_an_error_on_the_cli_and_a_warning_in_python(tmp_path, capsys):
+    bare = write(tmp_path, "bare.py", """
+        from tcnet import Loss
+        class Bare(Loss):
+            name = "bare"
+            def __call__(self, state):
+                return 0.0
+        def tcnet_losses():
+            return [Bare]
+    """)
+    message = (f"plugin file {bare} registers nothing: no function decorated with @tcnet.hookimpl "
+               "(tcnet_losses is not decorated)")
+    assert main(["--plugin", str(bare), "plugins"]) == 2
+    assert capsys.readouterr().err == f"tcnet: {message}\n"
+    with pytest.warns(PluginWarning) as caught:
+        reg = Registry(files=[bare])
+    assert [str(w.message) for w in caught] == [message]
+    assert "bare" not in reg.entries["loss"]
+
+
+def test_a_broken_file_warns_in_python_naming_it(tmp_path):
+    broken = write(tmp_path, "broken_py.py", "raise RuntimeError('boom at import')\n")
+    with pytest.warns(PluginWarning, match=f"^plugin file {broken} failed: RuntimeError: boom at import$"):
+        Registry(files=[broken])
 
 
 def test_console_script_version_and_help():

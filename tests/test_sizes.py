@@ -70,7 +70,7 @@ CASES = {
     "train -k": (["train", "-k", "1000000000", "-f", "out.h5"], "-k/--repeats 1000000000"),
     "train -A": (["train", "-A", "1000000000", "-f", "out.h5"], "-A/--adam-epochs 1000000000"),
     "simulate --dt": (["simulate", "{file}", "{run}", "--dt", "1e-12"], "--dt 1e-12"),
-    "simulate --t-max": (["simulate", "{file}", "{run}", "--t-max", "1e12"], "--t-max 1e+12"),
+    "simulate --t-max": (["simulate", "{file}", "{run}", "--t-max", "1e12", "--dt", "0.01"], "--t-max 1e+12"),
     "simulate --n-init": (["simulate", "{file}", "{run}", "--n-init", "1000000000"], "--n-init 1000000000"),
     "simulate overflow": (["simulate", "{file}", "{run}", "--t-max", "1e308", "--dt", "1e-308"], "inf time points"),
     "basin-map --grid": (["basin-map", "--grid", "100000", "--out", "b.png"], "grid 100000"),

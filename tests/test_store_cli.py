@@ -192,7 +192,7 @@ def test_force_replaces_a_file_nobody_writes(capsys, runs_file, tmp_path):
 
 
 @pytest.mark.parametrize("out, message", [
-    ("traj.png", "simulate: --out names the trajectory file (HDF5, e.g. traj.h5; its figure goes to FILE.png), "
+    ("traj.png", "simulate: --out must end in .h5 or .hdf5 (or have no extension, which adds .h5), "
                  "got '{dir}/traj.png'"),
     ("missing/traj.h5", "{dir}/missing/traj.h5: no directory {dir}/missing to create it in"),
     (".", "'{dir}': is a directory (expected a path to a file)"),

@@ -261,11 +261,15 @@ def test_a_zeroed_chunk_passes_hdf5_and_is_refused(real_store, tmp_path, capsys)
     path.write_bytes(_zeroed(real_store.read_bytes(), offset, size))
     with h5py.File(path, "r") as f:  # the premise: HDF5 alone reads the zeros as data
         assert not f[dataset][()].any() and f[f"runs/{FIRST}"].attrs["rows"] > 0
-    assert main(["compare", str(path)]) == 2
+    assert main(["show", str(path)]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == (f"tcnet compare: {path}: damaged file: {dataset} cannot be read back intact (its "
-                                 "data does not match its digest: overwritten, e.g. zeroed); the file is corrupt "
-                                 "(restore it from a copy)\n")
+    assert err == (f"tcnet show: {path}: damaged file: {dataset} cannot be read back intact (its "
+                   "data does not match its digest: overwritten, e.g. zeroed); the file is corrupt "
+                   "(restore it from a copy)\n")
+    # a table reads the row the run stored when it ended (docs/FORMAT.md, `table`), not the damaged chunk:
+    # it shows the loss the run ended with, never the zeros
+    row = {r["run"]: r for r in store.compare_table([path])}[FIRST]
+    assert row["loss"] == store.read_run(real_store, FIRST).history["loss"][-1] != 0
     assert store.read_run(path, "run-0002").steps == 6  # the other runs read as before
 
 
@@ -320,9 +324,9 @@ def test_a_failed_checksum_names_the_object(real_store, tmp_path, capsys):
     assert str(err.value).startswith(f"{path}: damaged file: /runs/{FIRST}/history/loss cannot be read "
                                      "back intact (HDF5: ")
     assert "\n" not in str(err.value)
-    assert main(["compare", str(path)]) == 2
+    assert main(["show", str(path)]) == 2
     out, err = capsys.readouterr()
-    assert err.startswith(f"tcnet compare: {path}: damaged file: /runs/{FIRST}/history/loss") and err.count("\n") == 1
+    assert err.startswith(f"tcnet show: {path}: damaged file: /runs/{FIRST}/history/loss") and err.count("\n") == 1
     assert store.read_run(path, "run-0002").steps == 6  # the other runs read as before
 
 

@@ -42,12 +42,12 @@ def test_reads_runs_and_networks_with_the_counts_as_integers():
     assert set(prep.final.arrays) == {"J0", "U", "V", "w"} and not prep.final.data
 
 
-def test_compare_lists_every_run(capsys):
-    assert main(["compare", str(V2)]) == 0
+def test_compare_lists_every_run(capsys, v2):
+    assert main(["compare", str(v2)]) == 0
     out = capsys.readouterr().out
     assert all(r in out for r in ("run-0001", "run-0002", "run-0003"))
-    rows = {r["run"]: r for r in store.compare_table([V2])}
-    assert rows["run-0001"]["loss"] == store.read_run(V2, "run-0001").history["loss"][-1]
+    rows = {r["run"]: r for r in store.compare_table([v2])}
+    assert rows["run-0001"]["loss"] == store.read_run(v2, "run-0001").history["loss"][-1]
 
 
 def test_today_reproduces_the_stored_fit():
@@ -112,3 +112,34 @@ def test_a_network_keeps_its_own_read_only_copy_of_the_given_data():
     fit = SimplLatent.from_arrays(counts, net.data["behaviour"], net.data["time"], **net.config)
     assert counts.flags.writeable and fit.data["counts"] is not counts
     assert fit.data["counts"].dtype == np.int32 and not fit.data["counts"].flags.writeable
+
+
+def test_an_older_file_is_summarized_once_and_the_summaries_cached_in_it(v2):
+    """Written before summaries were stored: the first table computes them (equal to the final
+    networks' summary()) and writes them into the file; the next reads them."""
+    with h5py.File(v2) as f:
+        assert not [r for r in f["runs"] if "summary" in f["runs"][r].attrs]
+    rows = {r["run"]: r for r in store.compare_table([v2])}
+    prep = store.read_run(v2, "run-0003").final.summary()
+    assert {k[8:]: v for k, v in rows["run-0003"].items() if k.startswith("summary/") and v is not None} == \
+        pytest.approx(prep, rel=0, abs=0, nan_ok=True)
+    with h5py.File(v2) as f:
+        assert sorted(r for r in f["runs"] if "summary" in f["runs"][r].attrs) == ["run-0001", "run-0003"]
+    assert store.compare_table([v2]) == list(rows.values())
+
+
+def test_an_older_file_another_process_writes_keeps_its_summaries_in_memory(v2):
+    """Its writer lock held (here by a lock of this test: a lock is per open file), the summaries
+    are computed once and kept in memory; the file is not touched."""
+    from tcnet.store.locks import WriteLock, this_writer
+
+    before = v2.read_bytes()
+    held = WriteLock(v2)
+    held.acquire(this_writer())
+    try:
+        first = store.compare_table([v2])
+        assert [k for k in first[2] if k.startswith("summary/") and first[2][k] is not None]
+        assert store.compare_table([v2]) == first
+    finally:
+        held.release()
+    assert v2.read_bytes() == before

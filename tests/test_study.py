@@ -174,7 +174,8 @@ def test_failing_run_is_recorded_with_its_error_and_the_study_goes_on(tmp_path):
         bad = [p for p in s.runs() if len(p.overrides["loss.q.c"]) == 2]
         for p in bad:
             rec = read_run(path, p.run_id)
-            assert rec.status == "failed" and rec.message.startswith("ValueError:") and "broadcast" in rec.message
+            assert rec.status == "failed" and rec.message.startswith("LossError: loss 'quadratic' (term 'q', weight 1,")
+            assert "it raised at step 0: ValueError: operands could not be broadcast" in rec.message
         rows = s.table(path).rows
         assert [(r["n"], r["failed"]) for r in rows] == [(2, 0), (0, 2)]
         again = s.run(path, pool, progress=False)  # failed runs are done unless retried

@@ -14,7 +14,7 @@ import numpy as np
 
 import tcnet
 from tcnet.resources import FLOAT, require
-from tcnet.validate import ConfigError, integer, positive, real
+from tcnet.validate import ConfigError, integer, output_file, positive, real
 from tcnet_plugins.constraints.toy_gaussian import SLIDES_START, constrained_optimum, slides_methods, toy_spec
 
 
@@ -62,9 +62,8 @@ def figure_path(out: str, force: bool = False) -> Path:
         path = path / DEFAULT_NAME
     elif out.endswith(("/", os.sep)):
         raise ConfigError(f"basin-map: --out {out!r} names a directory that does not exist")
-    elif path.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConfigError(f"basin-map: --out must be a figure file ending in {', '.join(FIGURE_SUFFIXES)} or an "
-                          f"existing directory, got {out!r}")
+    else:
+        path = output_file("basin-map", "--out", out, FIGURE_SUFFIXES)
     return check_new(path, force)
 
 

@@ -23,9 +23,11 @@ from functools import cache
 from itertools import product
 from pathlib import Path
 
+import numpy as np
+
 from tcnet.resources import FLOAT, deep_size, require
 from tcnet.status import NUMERICAL_FAILURES
-from tcnet.validate import ConfigError, integer, real, seed
+from tcnet.validate import ConfigError, integer, output_file, real, seed
 from tcnet_plugins.preparatory.dynamics import BACKENDS, memory, rank
 
 RECIPE = Path(__file__).with_name("recipe.toml")
@@ -184,6 +186,7 @@ def study(args):
 
     if not args.file:
         raise ConfigError("train: -f/--file must be the path of the HDF5 file of the runs, got ''")
+    args.file = str(output_file("train", "-f/--file", args.file))
     sizes, fracs, betas = _grid(args)
     for N, f, b in product(sizes, fracs, betas):  # the flags' errors as such, before the study names a point
         spec = _base(args, b)
@@ -259,7 +262,8 @@ def demo(args) -> int:
         t1, t5 = decay_time(d, 0.01), decay_time(d, 0.05)
         print(f"decay time {label}: t_1% = {t1 * 1e3:.2f} ms, t_5% = {t5 * 1e3:.2f} ms"
               + ("  (unstable: activity does not decay)" if t1 == float("inf") else ""))
-    history = {"demo": tuple(res.history.column(k) for k in ("step", "stage", "loss"))}
+    unstable = np.array([s.extra.get("decay_diverges", 0.0) for s in steps])
+    history = {"demo": (*(res.history.column(k) for k in ("step", "stage", "loss")), unstable)}
     paths = [
         figures.learning_curve(history, out / "demo_learning_curve.png"),
         figures.activity_decay({"after": res.final}, out / "demo_activity_decay.png"),

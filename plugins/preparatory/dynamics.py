@@ -407,6 +407,12 @@ class LinearDecay(Dynamics):
         x = self.current.trajectory(x0.reshape(-1, self.N), t, u)
         return x.reshape((len(t),) + x0.shape)
 
+    def time_scales(self):
+        """(1 / -max Re gamma, tau): the slowest mode's e-folding time (inf where it does not decay,
+        gamma = (lambda - 1) / tau) and tau."""
+        rate = float(np.max(np.real(self.current.gamma)))
+        return (-1.0 / rate if rate < 0 else float("inf")), float(self.config["tau"])
+
     def sample_initial(self, n, seed=0):
         """n initial states x0 ~ N(0, I), the distribution L1 averages over."""
         require(self.name, f"sample_initial: n = {n} initial states", FLOAT * float(n) * self.N)

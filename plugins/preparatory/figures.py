@@ -1,6 +1,7 @@
 """Figures of preparatory-network runs (matplotlib, Agg backend, PNG files).
 
-- `learning_curve`: loss against step, log scale, with the Adam -> L-BFGS stage boundary marked;
+- `learning_curve`: loss against step, log scale, with the Adam -> L-BFGS stage boundary and the
+  steps where J was unstable (the stability penalty's spikes) marked and explained;
 - `activity_decay`: rms activity sqrt(h(t)) (see `tcnet_plugins.preparatory.analysis`) with decay times marked;
 - `spectra`: eigenvalues of J in the complex plane with the unit circle and the stability line
   Re(lambda) = 1;
@@ -8,6 +9,8 @@
 
 Each takes labelled networks or histories and a path, and returns the path written.
 """
+import textwrap
+
 import numpy as np
 
 from tcnet.plot import plt, save_figure
@@ -16,15 +19,30 @@ from tcnet_plugins.preparatory.analysis import decay_time, relative_sq_norm
 FRACTIONS = (0.05, 0.01)
 
 
+UNSTABLE_CAPTION = ("x: a step where J had an eigenvalue with real part >= 1 (unstable). Adam moves every parameter "
+                    "by about its learning rate however steep the loss, so a step can cross the stability "
+                    "boundary; there the stability term (weight alpha) is the loss, spiking by ~alpha, and its "
+                    "gradient brings the next step back. Not a defect: the penalty working.")
+
+
 def learning_curve(histories: dict, path):
-    """histories: label -> (step, stage, loss) arrays. The first stage change is marked per curve."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (step, stage, loss) in histories.items():
+    """histories: label -> (step, stage, loss) or (step, stage, loss, unstable) arrays, `unstable`
+    the history column extra/decay_diverges (1 where J had an eigenvalue with real part >= 1). The
+    first stage change is marked per curve, the unstable steps with x, explained in the caption."""
+    fig, ax = plt.subplots(figsize=(6, 4.8))
+    crossed = False
+    for label, (step, stage, loss, *rest) in histories.items():
         (line,) = ax.semilogy(step, loss, label=label)
         change = np.flatnonzero(np.diff(stage) != 0)
         for k in change:
             ax.axvline((step[k] + step[k + 1]) / 2, color=line.get_color(), ls=":", lw=1)
-    ax.set(xlabel="step (dotted: Adam -> L-BFGS)", ylabel="loss", title="learning curve")
+        if rest:
+            bad = np.asarray(rest[0]) == 1
+            crossed |= bool(bad.any())
+            ax.plot(np.asarray(step)[bad], np.asarray(loss)[bad], "x", color=line.get_color(), ms=7)
+    caption = "\n\n" + textwrap.fill(UNSTABLE_CAPTION, 95) if crossed else ""  # in the x label: the layout keeps it
+    ax.set(ylabel="loss", title="learning curve")
+    ax.set_xlabel("step (dotted: Adam -> L-BFGS)" + caption, fontsize=None if not crossed else 8)
     ax.legend()
     return save_figure(fig, path, force=True)  # a demo's figures are regenerated
 

@@ -65,8 +65,10 @@ from tcnet.store.hdf5 import create_dataset, file_info, new_h5, read_h5, set_att
 from tcnet.store.locks import driver_lock
 from tcnet.store.networks import NetworkData, list_networks, load_network, network_data, save_network
 from tcnet.store.runs import RunRecord, list_runs, read_run
-from tcnet.store.tables import compare_table, flatten_spec, group_rows, run_metrics, table_csv
 from tcnet.store.fixedpoints import read_fixed_points, save_fixed_points
+from tcnet.store.summaries import fill_summaries, stored_summary, summarize
+from tcnet.store.tables import (MissingPluginWarning, compare_table, flatten_spec, group_rows, run_metrics, table_csv,
+                                 warn_missing_plugins)
 from tcnet.store.trajectories import read_trajectories, save_trajectories
 from tcnet.store.writer import RunWriter
 
@@ -76,5 +78,6 @@ __all__ = [
     "driver_lock", "file_info", "flatten_spec", "group_rows", "history_columns", "list_networks", "list_runs",
     "load_network", "network_data", "new_file", "new_h5", "read_h5", "read_fixed_points", "read_run",
     "read_trajectories", "run_metrics", "save_fixed_points", "save_network", "save_trajectories", "set_attrs",
-    "table_csv", "write_bytes",
+    "table_csv", "write_bytes", "MissingPluginWarning", "warn_missing_plugins", "fill_summaries",
+    "stored_summary", "summarize",
 ]

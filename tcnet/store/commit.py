@@ -144,6 +144,8 @@ def reopen_run(runs: h5py.Group, run_id: str, resume_from: int, path: Path) -> N
     rows = int(g.attrs["rows"])
     for ds in _history_datasets(g["history"]):
         ds.resize((rows,))  # drop rows of an uncommitted flush
+    if "table" in g.attrs:  # an ended run's table row (tcnet.store.summaries) no longer holds
+        del g.attrs["table"]
     resumed = list(g.attrs.get("resumed_at", [])) + [resume_from]
     set_attrs(g, status=Status.RUNNING, message="", writer=_writer(), resumed_at=np.array(resumed, dtype=np.int64))
 

@@ -68,7 +68,7 @@ def _checkpoint(c: h5py.Group, where: str) -> Checkpoint:
                       opt_state, real_attr(c, "elapsed", where), stage, evaluations)
 
 
-def _spec(spec: dict, where: str) -> dict:
+def check_spec(spec: dict, where: str) -> dict:
     """The run spec of a run's `config` attribute, checked to have the shape every reader relies
     on (tcnet.spec): tables `dynamics` and `optimizer` with a string `name` (a staged optimizer's
     `stages` a list of such tables), and `loss`, a list of such tables."""
@@ -101,10 +101,12 @@ def list_runs(path) -> list[str]:
         return list(optional_group(f, "runs", str(path)))
 
 
-def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord:
+def read_run(path, run_id: str, *, plugins: Registry | None = None, networks: bool = True) -> RunRecord:
     """Everything stored about one run (its committed history rows and checkpoint). A run recorded
     as running whose writer no longer holds the file's writer lock was killed; its status reads
-    "interrupted"."""
+    "interrupted". `networks=False` leaves the initial and final networks unread (None): what a
+    table of runs needs (spec, status, attributes with the stored summary, history) at a fraction
+    of the cost of a file of large networks."""
     path = Path(path)
     with reading(path) as f:
         runs = optional_group(f, "runs", str(path))
@@ -120,7 +122,7 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
         stored_status = text_attr(g, "status", where)
         if stored_status not in STORED:
             raise malformed(where, f"attribute 'status' one of {', '.join(STORED)}", repr(stored_status))
-        spec = _spec(json_attr(g, "config", where), where)
+        spec = check_spec(json_attr(g, "config", where), where)
         _int_array_attr(g, "resumed_at", where)
         params, h = member_group(g, "params", where), member_group(g, "history", where)
         if "initial" not in params and (stored_status != Status.FAILED or rows):
@@ -144,10 +146,10 @@ def read_run(path, run_id: str, *, plugins: Registry | None = None) -> RunRecord
             raise malformed(where, f"the checkpoint at the last committed step {history['step'][-1]}",
                             f"step {checkpoint.step}")
         initial = None
-        if "initial" in params:
+        if "initial" in params and networks:
             initial = read_network(member_group(params, "initial", where), f"{where} initial network", run_data(g))
         final = None
-        if stored_status in ENDED:
+        if stored_status in ENDED and networks:
             final = read_network(member_group(params, "final", where), f"{where} final network", run_data(g))
     status, message = attrs["status"], attrs.get("message", "")
     if status == Status.RUNNING:

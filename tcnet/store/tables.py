@@ -8,14 +8,20 @@ is named as the store names it, `loss`, `terms/<label>` (a history column), `ste
 (`tcnet.status`), its `finished` and `failed` runs.
 """
 import csv
+import inspect
 import io
 import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from tcnet.plugins import Registry, registry as default_registry
 from tcnet.status import Status
-from tcnet.store.runs import list_runs, read_run
+from tcnet.store.hdf5 import reading
+from tcnet.store.runs import check_spec, list_runs, read_run
+from tcnet.store.summaries import SUMMARY, encode, fill_summaries, metrics_row, stored_row, stored_summary
 
 
 def flatten_spec(spec: dict) -> dict:
@@ -40,29 +46,111 @@ def flatten_spec(spec: dict) -> dict:
     return out
 
 
-def run_metrics(rec, plugins: Registry | None = None) -> dict:
+def run_metrics(rec) -> dict:
     """The final numbers of a stored run in the table syntax (module docstring): loss and
     terms/<label> (last step), steps (last step number), evaluations (over every session of a
-    resumed run), wall_time, and summary/<key> of the final network where its plugin is installed;
-    None where the run has none (no steps, no final network)."""
-    plugins = plugins or default_registry()
+    resumed run), wall_time, and summary/<key> of the final network as stored with the run
+    (`tcnet.store.summaries`; an older run's once `fill_summaries` has summarized it); None where
+    the run has none (no steps, no final network)."""
     h = rec.history
-    last = (lambda key: float(h[key][-1])) if rec.steps else (lambda key: None)
-    row = {"loss": last("loss")}
-    row.update({k: last(k) for k in h if k.startswith("terms/")})
-    row["steps"] = int(h["step"][-1]) if rec.steps else None
-    row["evaluations"] = None if "evaluations" not in rec.attrs else int(rec.attrs["evaluations"])
-    row["wall_time"] = last("wall_time")
-    if rec.final_data is not None and rec.final_data.dynamics in plugins.entries["dynamics"]:
-        row.update({f"summary/{k}": float(v) for k, v in rec.final.summary().items()})
-    return row
+    last = {k: (v[-1] if rec.steps else None) for k, v in h.items()}
+    summary = stored_summary(rec)
+    attrs = {**rec.attrs, **({SUMMARY: encode(summary)} if summary is not None else {})}
+    return metrics_row(last, rec.steps, attrs)
+
+
+class MissingPluginWarning(UserWarning):
+    """A file holds runs of a dynamics that no loaded plugin registers: their networks cannot be
+    built, so their summaries and simulations cannot be shown."""
+
+
+def warn_missing_plugins(records, plugins: Registry) -> None:
+    """One MissingPluginWarning per dynamics that runs of `records` name and `plugins` lacks,
+    naming it, the plugin file(s) its runs recorded (the run attribute `code`) and what cannot be
+    shown."""
+    from tcnet.provenance import recorded_code
+
+    missing: dict[str, list] = {}
+    for rec in records:
+        name = rec.spec.get("dynamics", {}).get("name")
+        if name is not None and name not in plugins.entries["dynamics"]:
+            missing.setdefault(name, []).append(rec)
+    if not missing:
+        return
+    have = set()
+    for e in plugins.all():
+        try:
+            have.add(inspect.getsourcefile(e.cls))
+        except TypeError:
+            continue
+    for name, recs in missing.items():
+        files = sorted({f for r in recs for f in recorded_code(r.attrs) if f not in have})
+        written = f"written with {', '.join(files)}" if files else "its plugin not recorded"
+        paths = ", ".join(sorted({str(r.path) for r in recs}))
+        lost = ("their summary/<key> columns are empty and their networks cannot be loaded or simulated"
+                if any(stored_summary(r) is None for r in recs) else
+                "their networks cannot be loaded or simulated (the summaries stored with them are shown)")
+        warnings.warn(f"{paths}: dynamics {name!r} of {len(recs)} run(s) is not registered ({written}): "
+                      f"{lost}; load the plugin "
+                      "(tcnet --plugin FILE, or tcnet.open(path, plugins=tcnet.plugins.registry([FILE])))",
+                      MissingPluginWarning, stacklevel=3)
+
+
+@dataclass
+class TableRecord:
+    """What a table of runs needs of one run: where it is, its spec, status and attributes, and
+    `metrics`, its row as its attribute `table` holds it (an ended run written by this version),
+    else None and the `RunRecord` (read without networks) to compute it from."""
+
+    path: Path
+    run_id: str
+    spec: dict
+    status: str
+    attrs: dict
+    metrics: dict | None = None
+    record: object = None
+
+    def __getattr__(self, name):  # history, steps, ... of the record it was read from
+        if name == "record" or self.record is None:
+            raise AttributeError(name)
+        return getattr(self.record, name)
+
+
+def table_records(path, plugins: Registry) -> list[TableRecord]:
+    """The runs of one file as tables read them: an ended run that holds its row (`table`: status,
+    spec, metrics) costs one attribute, read in one opening of the file; any other is read by
+    `read_run` without its networks."""
+    path = Path(path)
+    ids, out = list_runs(path), []
+    with reading(path) as f:
+        runs = f["runs"] if ids else {}
+        for run_id in ids:
+            g = runs[run_id]
+            row = stored_row(g)
+            if row is None:
+                out.append(None)
+                continue
+            spec = check_spec(row["spec"], f"{path}: run {run_id!r}")
+            name = spec.get("dynamics", {}).get("name")
+            attrs = {"code": g.attrs.get("code", "{}")} if name not in plugins.entries["dynamics"] else {}
+            summary = {k[8:]: v for k, v in row["metrics"].items() if k.startswith("summary/")}
+            attrs[SUMMARY] = encode(summary) if summary else None
+            out.append(TableRecord(path, run_id, spec, row["status"], attrs, row["metrics"]))
+    full = iter([read_run(path, r, plugins=plugins, networks=False) for r, rec in zip(ids, out) if rec is None])
+    return [rec if rec is not None else _wrap(next(full)) for rec in out]
+
+
+def _wrap(rec) -> TableRecord:
+    return TableRecord(rec.path, rec.run_id, rec.spec, rec.status, rec.attrs, None, rec)
 
 
 def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     """One row per run of the given files: file, run, status, the spec keys whose values differ
     between the runs, then `run_metrics`. Every row has every column (None if absent)."""
     plugins = plugins or default_registry()
-    records = [read_run(p, r, plugins=plugins) for p in paths for r in list_runs(p)]
+    records = [rec for p in paths for rec in table_records(p, plugins)]
+    warn_missing_plugins(records, plugins)
+    fill_summaries([r for r in records if r.metrics is None], plugins)
     flat = [flatten_spec(r.spec) for r in records]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     missing = object()
@@ -71,7 +159,7 @@ def compare_table(paths, *, plugins: Registry | None = None) -> list[dict]:
     for rec, spec in zip(records, flat):
         row = {"file": str(rec.path), "run": rec.run_id, "status": rec.status}
         row.update({k: spec.get(k) for k in differ})
-        row.update(run_metrics(rec, plugins))
+        row.update(rec.metrics if rec.metrics is not None else run_metrics(rec))
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return [{c: row.get(c) for c in columns} for row in rows]

@@ -21,6 +21,7 @@ from tcnet.store.format import CHUNK, HISTORY_COLUMNS, h5name
 from tcnet.store.hdf5 import FINAL_WAIT, FLUSH_WAIT, index_group, set_attrs, writing
 from tcnet.store.holders import holders
 from tcnet.store.locks import WriteLock, this_writer
+from tcnet.store.summaries import SUMMARY, encode, summarize, table_attr
 from tcnet.store.trees import nbytes
 from tcnet.validate import ConfigError, integer, positive
 
@@ -116,8 +117,10 @@ class RunWriter:
 
     def finish(self, result, final: Dynamics) -> None:
         try:
+            attrs = {**_finished(result), **_summary(final)}
             with self._writing(FINAL_WAIT, self._growth() + nbytes(final.arrays)) as f:
-                self._commit(f, final=final, attrs=_finished(result))
+                self._commit(f, final=final, attrs=attrs)
+                set_attrs(f["runs"][self.run_id], **table_attr(f["runs"][self.run_id]))
         finally:
             self._lock.release()
 
@@ -162,6 +165,8 @@ class RunWriter:
         if self.run_id is not None:
             h5name(self.run_id, "run", self.path)
         attrs = _finished(result) if error is None else _failed(error)
+        if final is not None:
+            attrs.update(_summary(final))
         reserve = sum(nbytes(d.arrays) + nbytes(d.data) for d in (dynamics, final) if d is not None)
         if columns is not None:
             reserve += growth(len(columns["step"]), len(columns), checkpoint)
@@ -173,6 +178,8 @@ class RunWriter:
                     self.run_id = next_run_id(runs)
                 g = self._new_run(f, runs, spec, dynamics)
                 commit(g, self.path, self.run_id, columns, checkpoint, final, attrs)
+                if final is not None:
+                    set_attrs(g, **table_attr(g))
                 link_run(runs, self.run_id, g)
         finally:
             self._lock.release()
@@ -256,6 +263,16 @@ def _finished(result) -> dict:
     """The closing attributes of a run whose optimizer returned `result` (docs/FORMAT.md)."""
     return dict(status=ended_status(result.status), message=result.message, optimizer_status=result.status,
                 evaluations=np.int64(result.evaluations), ended=utc_now())
+
+
+def _summary(final: Dynamics) -> dict:
+    """The attribute `summary` of a run ending with network `final` (tcnet.store.summaries); none
+    where its summary() raises, which a table then reports when it summarizes the run itself."""
+    try:
+        return {SUMMARY: encode(summarize(final))}
+    except Exception as err:  # a plugin's summary() must not lose the run it summarizes
+        warnings.warn(f"{type(final).__name__}.summary() failed, the run is stored without it: {err}", stacklevel=3)
+        return {}
 
 
 def _failed(error: BaseException | str) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 import tcnet.study
 from tcnet.store import check_new, write_bytes
 from tcnet.study.core import Study, exit_code
-from tcnet.validate import ConfigError
+from tcnet.validate import ConfigError, output_file
 
 
 DASK_TIMEOUT = 10  # seconds to reach the scheduler
@@ -44,7 +44,7 @@ def _cli_study(args) -> tuple[Study, Path]:
     study = Study.from_toml(args.study_file)
     if args.plugin:
         study = dataclasses.replace(study, plugin_files=study.plugin_files + tuple(args.plugin))
-    return study, Path(args.out or f"{study.name}.h5")
+    return study, output_file(args.command, "--out", args.out) if args.out else Path(f"{study.name}.h5")
 
 
 def _study_command(args) -> int:

@@ -235,7 +235,7 @@ class Study:
         """Final loss, term values and dynamics summary, grouped by the swept keys (see Table)."""
         from tcnet.plugins import registry
 
-        best = stored(Path(path), self.runs(), registry(self.plugin_files))
+        best = stored(Path(path), self.runs(), registry(self.plugin_files), networks=False)
         return Table.build(self, {rid: rec for rid, (rec, _) in best.items()})
 
 

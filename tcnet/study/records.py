@@ -25,9 +25,10 @@ def _attempts(path) -> dict[str, list[str]]:
     return out
 
 
-def stored(path, planned: list, plugins=None) -> dict:
+def stored(path, planned: list, plugins=None, networks: bool = True) -> dict:
     """For each planned run the file holds: the record of its best attempt (finished or
-    non-finite or diverged before failed before interrupted; the latest among equals) and its attempt count."""
+    non-finite or diverged before failed before interrupted; the latest among equals) and its
+    attempt count; `networks=False` reads the records without their networks (for tables)."""
     from tcnet.store import read_run
 
     rank = {**dict.fromkeys(ENDED, 0), Status.FAILED: 1}
@@ -35,7 +36,7 @@ def stored(path, planned: list, plugins=None) -> dict:
     out = {}
     for p in planned:
         ids = attempts.get(p.run_id, [])
-        records = [read_run(path, rid, plugins=plugins) for rid in ids]
+        records = [read_run(path, rid, plugins=plugins, networks=networks) for rid in ids]
         for rec in records:
             if not p.matches(rec.spec):
                 raise ConfigError(f"study: {path} holds run {rec.run_id} with another spec than this study's run "

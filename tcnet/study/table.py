@@ -42,12 +42,16 @@ class Table:
     @classmethod
     def build(cls, study: "Study", records: dict) -> "Table":
         """The table of `records` (planned run id -> the stored record of its best attempt)."""
-        from tcnet.store import group_rows, run_metrics
+        from tcnet.store import fill_summaries, group_rows, run_metrics, warn_missing_plugins
 
+        stored = [rec for rec in records.values() if rec is not None]
+        if stored:
+            warn_missing_plugins(stored, stored[0].plugins)
+            fill_summaries(stored, stored[0].plugins)
         points: dict[str, tuple[dict, list]] = {}
         for p in study.runs():
             points.setdefault(canonical(p.overrides), (p.overrides, []))[1].append(records.get(p.run_id))
-        done = {key: [(rec, run_metrics(rec, rec.plugins)) for rec in recs if rec is not None and rec.status in ENDED]
+        done = {key: [(rec, run_metrics(rec)) for rec in recs if rec is not None and rec.status in ENDED]
                 for key, (_, recs) in points.items()}
         metrics = list(dict.fromkeys(k for runs in done.values() for _, m in runs for k in m))
         rows = []
