@@ -91,6 +91,7 @@ def builtin_specs(task_file):
         "decay": (linear, {}), "stability": (linear, {}), "smoothness": (linear, {}),
         "readout": (rate, {}), "endpoint": (rate, {}), "energy": (rate, {}),
         "homeostatic": ({"name": "ei_rate", "preset": "paradoxical"}, {}),
+        "set_points": ({"name": "ei_circuit", "preset": "del_molino_high"}, {}),
         "toy_objective": ({"name": "toy_gaussian"}, {}), "toy_constraint": ({"name": "toy_gaussian"}, {}),
         "equality": ({"name": "toy_gaussian"}, {"quantity": "x", "index": [1], "target": 3.0}),
     }
