@@ -183,6 +183,20 @@ def test_bad_files_are_one_line_on_the_command_line(tmp_path, capsys):
     assert "val_fraction must be in (0, 1)" in capsys.readouterr().err
 
 
+def test_the_fit_never_writes_over_its_own_recording(tmp_path, capsys):
+    """`--out` naming the recording being fitted, under its own name or through a link, is refused
+    with --force too, and the recording is left as it was."""
+    np.savez(tmp_path / "ok.npz", **_bad()[0])
+    (tmp_path / "link.npz").symlink_to(tmp_path / "ok.npz")
+    before = (tmp_path / "ok.npz").read_bytes()
+    for out in ("ok.npz", "link.npz"):
+        assert cli_main(["simpl", "fit", str(tmp_path / "ok.npz"), "--iterations", "0", "--out", str(tmp_path / out),
+                         "--force"]) == 2
+        err = capsys.readouterr().err
+        assert "is the recording being fitted; refusing to write over it" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "ok.npz").read_bytes() == before
+
+
 def test_nwb_gaps_and_tracking_losses(tmp_path):
     """Bins in a gap of the position series are dropped; NaN positions are marked missing."""
     from tcnet_plugins.simpl.files import read

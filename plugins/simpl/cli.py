@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tcnet.store import check_new, new_file
+from tcnet.store.identity import same_file
 from tcnet.settings import Array, Choice, Integer, Real
 from tcnet.validate import ConfigError, seed
 from tcnet_plugins.simpl import data as simdata
@@ -60,6 +61,9 @@ def _fit(args) -> int:
         outputs += [Path(args.figures) / name for name in NAMES]
     for path in outputs:
         check_new(path, args.force)
+        if same_file(path, args.data):
+            raise ConfigError(f"simpl: {path} is the recording being fitted; refusing to write over it (name "
+                              "another output)")
     arrays = read(args.data, dt=args.dt, series=args.series, space=settings["space"])
     if args.truth and "truth" not in arrays:
         raise ConfigError(f"simpl: --truth asks to score against the file's truth, but {args.data!r} has no truth array")
