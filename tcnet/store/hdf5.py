@@ -100,13 +100,9 @@ def _open_read(path: Path, wait: float | None):
     fd = os.open(path, os.O_RDONLY)
     try:
         def open_file():
-            sb = superblock.superblock_of(fd)
-            if sb is None or sb.repaired_eoa is None:
-                return h5py.File(path, "r")
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # no writer is in the file meanwhile
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # no writer is in the file while it is read
             sb = superblock.superblock_of(fd)  # as the last writer left it
             if sb is None or sb.repaired_eoa is None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
                 return h5py.File(path, "r")
             return h5py.File(superblock.RepairedView(fd, sb), "r")
 
